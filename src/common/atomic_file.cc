@@ -1,0 +1,110 @@
+#include "common/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/random.h"
+
+namespace lm {
+
+std::string ErrnoMessage(std::string_view what, const std::string& path, int err) {
+  std::string m(what);
+  m += " " + path + ": " + std::strerror(err);
+  return m;
+}
+
+namespace {
+
+Status WriteAll(int fd, std::string_view content, const std::string& path) {
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      return err == ENOSPC ? ResourceExhausted(ErrnoMessage("write", path, err))
+                           : Unavailable(ErrnoMessage("write", path, err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+std::string DirName(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
+  std::string dir = DirName(path);
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, ".tmp.%016llx",
+                static_cast<unsigned long long>(RandomU64()));
+  std::string tmp = path + suffix;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return Unavailable(ErrnoMessage("create", tmp, errno));
+  Status s = WriteAll(fd, content, tmp);
+  if (s.ok() && ::fchmod(fd, mode) != 0) s = Unavailable(ErrnoMessage("chmod", tmp, errno));
+  if (s.ok() && ::fsync(fd) != 0) {
+    int err = errno;
+    s = err == ENOSPC ? ResourceExhausted(ErrnoMessage("fsync", tmp, err))
+                      : Unavailable(ErrnoMessage("fsync", tmp, err));
+  }
+  if (::close(fd) != 0 && s.ok()) s = Unavailable(ErrnoMessage("close", tmp, errno));
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = Unavailable(ErrnoMessage("rename", path, errno));
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // best effort: some filesystems refuse fsync on directories
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return NotFound(ErrnoMessage("open", path, err));
+    return Unavailable(ErrnoMessage("open", path, err));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Unavailable("open " + path + ": not a regular file");
+  }
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Unavailable(ErrnoMessage("read", path, err));
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      return ResourceExhausted(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace lm

@@ -1,0 +1,27 @@
+// Durable file replacement on POSIX: write a temp file in the same directory, fsync it,
+// rename over the target, fsync the directory. Readers see the old or the new file, never a mix.
+// Thread-safe for distinct paths.
+//
+//   LM_RETURN_IF_ERROR(WriteFileAtomically("/var/lib/tokenmgr/state.json", json, 0600));
+//   StatusOr<std::string> text = ReadSmallFile(path, 64 * 1024);
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace lm {
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode);
+
+// Reads a regular file of at most max_bytes, without following a symlink at the last component.
+// NOT_FOUND if absent; RESOURCE_EXHAUSTED if larger; other errors as UNAVAILABLE.
+StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+
+// "open /x: Permission denied"
+std::string ErrnoMessage(std::string_view what, const std::string& path, int err);
+
+}  // namespace lm

@@ -1,0 +1,49 @@
+#include "common/histogram.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace lm {
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), buckets_(bounds_.size() + 1, 0) {}
+
+void Histogram::Observe(double value) {
+  size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++buckets_[i];
+  ++count_;
+  sum_ += value;
+}
+
+std::string MetricHeader(std::string_view name, std::string_view type, std::string_view help) {
+  std::string out = "# HELP ";
+  out.append(name).append(" ").append(help).append("\n# TYPE ");
+  out.append(name).append(" ").append(type).append("\n");
+  return out;
+}
+
+std::string FormatMetricValue(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string Histogram::Render(std::string_view name, std::string_view help) const {
+  std::string out = MetricHeader(name, "histogram", help);
+  std::string base(name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += buckets_[i];
+    out += base + "_bucket{le=\"" + FormatMetricValue(bounds_[i]) + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  out += base + "_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
+  out += base + "_sum " + FormatMetricValue(sum_) + "\n";
+  out += base + "_count " + std::to_string(count_) + "\n";
+  return out;
+}
+
+}  // namespace lm

@@ -1,0 +1,118 @@
+#include "common/strings.h"
+
+#include <cstdio>
+#include <string>
+
+namespace lm {
+
+StatusOr<int64_t> ParseWholeNumber(std::string_view text, std::string_view what, int64_t max) {
+  std::string name(what);
+  if (text.empty()) return InvalidArgument(name + " is empty; expected a whole number");
+  if (text.size() > 18) {
+    return InvalidArgument(name + " is too large; expected a whole number at most " +
+                           std::to_string(max));
+  }
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return InvalidArgument(name + " must be a whole non-negative number, got '" +
+                             std::string(text.substr(0, 32)) + "'");
+    }
+    value = value * 10 + (c - '0');
+  }
+  if (value > max) {
+    return InvalidArgument(name + " is " + std::to_string(value) + ", above its maximum of " +
+                           std::to_string(max));
+  }
+  return value;
+}
+
+Status ValidateLabel(std::string_view label, std::string_view what) {
+  std::string name(what);
+  if (label.empty()) return InvalidArgument(name + " is empty");
+  if (label.size() > kMaxLabelLength) {
+    return InvalidArgument(name + " is longer than " + std::to_string(kMaxLabelLength) +
+                           " characters");
+  }
+  for (char c : label) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == ':';
+    if (!ok) return InvalidArgument(name + " may contain only letters, digits and . _ - :");
+  }
+  return Status::Ok();
+}
+
+std::string Redact(std::string_view secret) {
+  if (secret.size() <= 8) return "…";
+  return std::string(secret.substr(0, 8)) + "…";
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  size_t n = a.size() < b.size() ? a.size() : b.size();
+  for (size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+namespace {
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+StatusOr<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return InvalidArgument("bad % escape");
+      int hi = HexValue(s[i + 1]);
+      int lo = HexValue(s[i + 2]);
+      if (hi < 0 || lo < 0) return InvalidArgument("bad % escape");
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == '\0') return InvalidArgument("NUL in URL");
+    out += c;
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
+                        s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace lm

@@ -1,0 +1,37 @@
+// Small, strict parsers and helpers for untrusted text (URLs, env vars, files). Thread-safe.
+//
+//   StatusOr<int64_t> s = ParseWholeNumber("30", "timeout", 300);  // 30
+//   ParseWholeNumber("-1", "timeout", 300);   // INVALID_ARGUMENT naming "timeout"
+//   Status v = ValidateLabel("gpu-node-7", "holder");
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace lm {
+
+// Accepts only ASCII digits (no sign, no spaces, no hex), value <= max.
+StatusOr<int64_t> ParseWholeNumber(std::string_view text, std::string_view what, int64_t max);
+
+// Labels (holder names, node names, pod names): 1..253 chars of [A-Za-z0-9._:-].
+inline constexpr size_t kMaxLabelLength = 253;
+Status ValidateLabel(std::string_view label, std::string_view what);
+
+// "3f2a9c1e…" — enough to correlate log lines, never enough to use as a capability.
+std::string Redact(std::string_view secret);
+
+// Compares in time independent of where the strings differ (length may leak).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// Escapes a string for inclusion in a JSON string literal (no surrounding quotes).
+std::string JsonEscape(std::string_view s);
+
+// Percent-decodes a URL component; '+' is kept literally. Fails on malformed escapes or NUL.
+StatusOr<std::string> PercentDecode(std::string_view s);
+
+std::string_view Trim(std::string_view s);
+
+}  // namespace lm
