@@ -1,0 +1,36 @@
+// Config sources: the process environment as a map (tests pass their own), and helpers that
+// take a value from a flag or else an env var and name the source in every error.
+// Thread-compatible.
+//
+//   EnvMap env = EnvFromEnviron();
+//   ConfigValue v = Pick(flag_value, env, "LISTENPORT", "--listen-port");
+//   StatusOr<int64_t> port = v.Number(65535);  // error names LISTENPORT or --listen-port
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace lm::app {
+
+using EnvMap = std::map<std::string, std::string>;
+EnvMap EnvFromEnviron();
+
+struct ConfigValue {
+  std::optional<std::string> text;  // unset when neither flag nor env var is given
+  std::string source;               // "--flag" or "ENV_VAR", for messages
+  StatusOr<int64_t> Number(int64_t max, int64_t fallback) const;
+  std::string Text(const std::string& fallback) const { return text.value_or(fallback); }
+};
+
+// Flags win over env. Empty env values count as unset.
+ConfigValue Pick(const std::optional<std::string>& flag, const EnvMap& env, const std::string& var,
+                 const std::string& flag_name);
+
+// Reads a secret file (e.g. a mounted Secret): trimmed, non-empty, at most 4 KiB.
+StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& source);
+
+}  // namespace lm::app

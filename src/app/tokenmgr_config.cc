@@ -1,0 +1,118 @@
+#include "app/tokenmgr_config.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <vector>
+
+namespace lm::app {
+
+namespace {
+
+// The seed's Go-style single-dash flags, mapped to ours.
+std::string TranslateSeedFlag(const std::string& arg) {
+  static const std::pair<const char*, const char*> kMap[] = {
+      {"-listenport", "--listen-port"}, {"-lockduration", "--lock-duration"},
+      {"-tplpath", "--tplpath"},        {"-APIBASEURL", "--apibaseurl"}};
+  for (auto [seed, ours] : kMap) {
+    std::string s(seed);
+    if (arg == s) return ours;
+    if (arg.rfind(s + "=", 0) == 0) return std::string(ours) + arg.substr(s.size());
+  }
+  return arg;
+}
+
+}  // namespace
+
+StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
+                                             const EnvMap& env) {
+  CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
+  app.set_version_flag("--version", "tokenmgr 1.0.0");
+  std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl,
+      auth_file, log_format, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
+      idle_timeout, read_timeout;
+  app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
+  app.add_option("-d,--lock-duration", lock_duration,
+                 "default lease length in seconds (env LOCKDURATION, default 10)");
+  app.add_option("--bind-address", bind, "IP address to listen on (env BIND_ADDRESS)");
+  app.add_option("--state-file", state_file, "state file; unset = memory only (env STATE_FILE)");
+  app.add_option("--max-wait", max_wait, "largest :timeout in seconds (env MAX_WAIT, 300)");
+  app.add_option("--max-ttl", max_ttl, "largest lease in seconds (env MAX_TTL, 3600)");
+  app.add_option("--auth-token-file", auth_file, "bearer token file (env AUTH_TOKEN_FILE)");
+  app.add_option("--log-format", log_format, "text or json (env LOG_FORMAT)");
+  app.add_option("--pool-dir", pool_dir, "license pool, read-only, for the web page (env POOL_DIR)");
+  app.add_option("--max-connections", max_conn, "open connection limit (env MAX_CONNECTIONS, 4096)");
+  app.add_option("--max-waiters", max_waiters, "waiter queue limit (env MAX_WAITERS, 10000)");
+  app.add_option("--idle-timeout", idle_timeout, "keep-alive idle seconds (env IDLE_TIMEOUT, 60)");
+  app.add_option("--read-timeout", read_timeout, "seconds to read one request (env READ_TIMEOUT, 10)");
+  app.add_option("--port-file", port_file, "write the bound port to this file");
+  app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
+  app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");
+
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) args.push_back(TranslateSeedFlag(argv[i]));
+  TokenmgrConfig c;
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    c.help_shown = true;
+    return c;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "tokenmgr 1.0.0\n";
+    c.help_shown = true;
+    return c;
+  } catch (const CLI::ParseError& e) {
+    return InvalidArgument(std::string("command line: ") + e.what());
+  }
+
+  auto num = [&](const std::optional<std::string>& flag, const char* var, const char* name,
+                 int64_t max, int64_t fallback) {
+    return Pick(flag, env, var, name).Number(max, fallback);
+  };
+  auto p = num(port, "LISTENPORT", "--listen-port", 65535, 8080);
+  if (!p.ok()) return p.status();
+  c.port = static_cast<uint16_t>(*p);
+  auto mw = num(max_wait, "MAX_WAIT", "--max-wait", 24 * 3600, 300);
+  if (!mw.ok()) return mw.status();
+  auto mt = num(max_ttl, "MAX_TTL", "--max-ttl", 7 * 24 * 3600, 3600);
+  if (!mt.ok()) return mt.status();
+  if (*mt < 1) return InvalidArgument("MAX_TTL/--max-ttl must be at least 1");
+  auto ld = num(lock_duration, "LOCKDURATION", "--lock-duration", *mt, 10);
+  if (!ld.ok()) return ld.status();
+  if (*ld < 1) return InvalidArgument("LOCKDURATION/--lock-duration must be at least 1");
+  auto mc = num(max_conn, "MAX_CONNECTIONS", "--max-connections", 1000000, 4096);
+  if (!mc.ok()) return mc.status();
+  if (*mc < 1) return InvalidArgument("MAX_CONNECTIONS/--max-connections must be at least 1");
+  auto mq = num(max_waiters, "MAX_WAITERS", "--max-waiters", 10000000, 10000);
+  if (!mq.ok()) return mq.status();
+  auto it = num(idle_timeout, "IDLE_TIMEOUT", "--idle-timeout", 3600, 60);
+  if (!it.ok()) return it.status();
+  auto rt = num(read_timeout, "READ_TIMEOUT", "--read-timeout", 3600, 10);
+  if (!rt.ok()) return rt.status();
+  if (*it < 1 || *rt < 1) return InvalidArgument("IDLE_TIMEOUT and READ_TIMEOUT must be >= 1");
+  c.lock.default_ttl = lock::Seconds(*ld);
+  c.lock.max_ttl = lock::Seconds(*mt);
+  c.lock.max_wait = lock::Seconds(*mw);
+  c.lock.max_waiters = static_cast<size_t>(*mq);
+  c.server.max_connections = static_cast<size_t>(*mc);
+  c.server.idle_timeout = std::chrono::seconds(*it);
+  c.server.read_timeout = std::chrono::seconds(*rt);
+  c.bind_address = Pick(bind, env, "BIND_ADDRESS", "--bind-address").Text("0.0.0.0");
+  c.state_file = Pick(state_file, env, "STATE_FILE", "--state-file").Text("");
+  c.log_format = Pick(log_format, env, "LOG_FORMAT", "--log-format").Text("text");
+  if (c.log_format != "text" && c.log_format != "json") {
+    return InvalidArgument(Pick(log_format, env, "LOG_FORMAT", "--log-format").source +
+                           " must be 'text' or 'json'");
+  }
+  c.pool_dir = Pick(pool_dir, env, "POOL_DIR", "--pool-dir").Text("");
+  c.port_file = port_file.value_or("");
+  ConfigValue auth = Pick(auth_file, env, "AUTH_TOKEN_FILE", "--auth-token-file");
+  if (auth.text) {
+    auto token = ReadSecretFile(*auth.text, auth.source);
+    if (!token.ok()) return token.status();
+    c.auth_token = *token;
+  }
+  return c;
+}
+
+}  // namespace lm::app

@@ -1,0 +1,33 @@
+// tokenmgr's configuration from flags and env (flags win), validated; every error names the
+// flag or variable it came from. Thread-compatible.
+//
+//   StatusOr<TokenmgrConfig> c = ParseTokenmgrConfig(argc, argv, EnvFromEnviron());
+//   if (!c.ok()) { std::cerr << c.status().message(); return 2; }
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "app/env.h"
+#include "common/status.h"
+#include "http/server.h"
+#include "lock/lock_table.h"
+
+namespace lm::app {
+
+struct TokenmgrConfig {
+  std::string bind_address = "0.0.0.0";
+  uint16_t port = 8080;
+  std::string port_file;  // written with the bound port (useful with port 0)
+  lock::Options lock;
+  std::string state_file;  // empty = memory only
+  std::optional<std::string> auth_token;
+  std::string log_format = "text";
+  std::string pool_dir;  // read-only view of the license pool for the web page
+  http::ServerOptions server;
+  bool help_shown = false;  // --help or --version printed; exit 0
+};
+
+StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv, const EnvMap& env);
+
+}  // namespace lm::app

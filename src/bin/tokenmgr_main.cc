@@ -1,0 +1,62 @@
+// tokenmgr: flags -> config -> wiring -> run. All logic lives in the libraries.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fstream>
+#include <iostream>
+
+#include "app/tokenmgr_config.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "http/token_service.h"
+#include "store/embedded_lock_service.h"
+
+int main(int argc, char** argv) {
+  using namespace lm;
+  auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
+  if (!config.ok()) {
+    std::cerr << "tokenmgr: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (config->help_shown) return 0;
+  if (Status s = InitLogging(config->log_format); !s.ok()) {
+    std::cerr << "tokenmgr: " << s.message() << "\n";
+    return 2;
+  }
+
+  boost::asio::io_context io(1);
+  auto lock = store::EmbeddedLockService::Open(io, RealClock::Get(), config->lock,
+                                               config->state_file);
+  if (!lock.ok()) {
+    spdlog::critical("cannot start: {}", lock.status().ToString());
+    return 1;
+  }
+  http::TokenService api(**lock, {.auth_token = config->auth_token});
+  http::HttpServer server(io, config->server, api);
+  api.SetServerStats(&server.stats());
+  auto port = server.Listen(config->bind_address, config->port);
+  if (!port.ok()) {
+    spdlog::critical("cannot start: {}", port.status().ToString());
+    return 1;
+  }
+  if (!config->port_file.empty()) {
+    std::ofstream(config->port_file) << *port << "\n";
+  }
+  spdlog::info("tokenmgr listening on {}:{} (state: {}, default ttl {}s, auth {})",
+               config->bind_address, *port,
+               config->state_file.empty() ? "memory only" : config->state_file,
+               config->lock.default_ttl.count(), config->auth_token ? "on" : "off");
+
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping (answering in-flight requests)", sig);
+    server.Stop(std::chrono::milliseconds(1500));
+    (*lock)->Shutdown();
+  });
+  io.run();
+  spdlog::info("tokenmgr stopped");
+  return 0;
+}

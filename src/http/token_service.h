@@ -1,0 +1,77 @@
+// TokenService: the tokenmgr HTTP API (routes, parameters, status codes, stats, metrics) on top
+// of a LockService. Not thread-safe: runs on the server's event-loop thread.
+//
+//   TokenService api(lock_service, {.auth_token = token});
+//   HttpServer server(io, server_options, api);
+//   api.SetServerStats(&server.stats());
+//
+// Every route is served under /api/token/... (the seed's code) and /api/tokenmgr/... (the seed's
+// README). See docs/api.md for the contract.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "http/message.h"
+#include "http/server.h"
+#include "lock/lock_service.h"
+
+namespace lm::http {
+
+struct TokenServiceOptions {
+  std::optional<std::string> auth_token;  // when set, lock/renew/release need it
+};
+
+// A route handler the UI (or other extensions) can register. It receives the request and the
+// responder; it returns the HTTP status for accounting only after it sent synchronously, or
+// the server counts the status at send time.
+using ExtraRoute = std::function<void(const Request&, std::shared_ptr<Responder>)>;
+
+class TokenService final : public Handler {
+ public:
+  TokenService(lock::LockService& lock, TokenServiceOptions options);
+
+  void Handle(const Request& request, std::shared_ptr<Responder> responder) override;
+
+  void SetServerStats(const ServerStats* stats) { server_stats_ = stats; }
+
+  // Adds a GET route for an exact path (e.g. the HTML page). `route` is its stats key.
+  void AddGetRoute(std::string path, ExtraRoute handler);
+
+  // The seed's /api/stats map: route -> hits.
+  const std::map<std::string, uint64_t>& stats() const { return hits_; }
+
+  // True when a mutating request carries the right bearer token (or auth is off).
+  bool Authorized(const Request& request) const;
+
+  lock::LockService& lock_service() { return lock_; }
+
+ private:
+  void HandleLock(const Request& req, std::string_view timeout, std::shared_ptr<Responder> r);
+  void HandleRelease(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
+  void HandleRenew(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
+  void HandleStatus(std::shared_ptr<Responder> r);
+  std::string RenderMetrics() const;
+  void Count(const std::string& route, int status);
+
+  lock::LockService& lock_;
+  TokenServiceOptions options_;
+  const ServerStats* server_stats_ = nullptr;
+  std::map<std::string, uint64_t> hits_;
+  std::map<std::pair<std::string, int>, uint64_t> by_route_code_;
+  std::map<std::string, ExtraRoute> extra_get_;
+};
+
+// Parses "a=1&b=x%20y". Keys and values are percent-decoded. Fails on malformed escapes, more
+// than 32 parameters, or a repeated key.
+StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+// The HTTP status for a Status code.
+int HttpStatusFor(StatusCode code);
+
+}  // namespace lm::http

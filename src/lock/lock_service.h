@@ -1,0 +1,48 @@
+// LockService: the seam between the HTTP API and where the lock lives (embedded table + state
+// file, or etcd). Asynchronous: every call completes through its callback on the caller's
+// event-loop thread. Not thread-safe; call from that thread only.
+//
+//   auto cancel = service.Acquire({"node-1", 10s, 5s}, [](StatusOr<Grant> g) { ... });
+//   cancel();  // the client went away: never granted, callback never runs
+//   service.Release(id, [](Status s) { ... });
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "lock/lock_table.h"
+
+namespace lm::lock {
+
+struct AcquireRequest {
+  std::string holder;
+  Seconds ttl{10};
+  Seconds wait{0};
+};
+
+class LockService {
+ public:
+  using GrantDone = std::function<void(StatusOr<Grant>)>;
+  using StatusDone = std::function<void(Status)>;
+  using ViewDone = std::function<void(StatusOr<View>)>;
+  using CancelFn = std::function<void()>;
+
+  virtual ~LockService() = default;
+
+  // `done` runs exactly once, unless the returned function is called first.
+  virtual CancelFn Acquire(AcquireRequest request, GrantDone done) = 0;
+  virtual void Release(std::string id, StatusDone done) = 0;
+  virtual void Renew(std::string id, Seconds ttl, GrantDone done) = 0;
+  virtual void GetView(ViewDone done) = 0;
+
+  // For /metrics. A copy, taken now.
+  virtual Counters CountersSnapshot() const = 0;
+  // For /readyz: state loaded and the store reachable.
+  virtual bool Ready() const = 0;
+  // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
+  virtual void Shutdown() = 0;
+  virtual const Options& options() const = 0;
+};
+
+}  // namespace lm::lock

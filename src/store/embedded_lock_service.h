@@ -1,0 +1,55 @@
+// EmbeddedLockService: the default store. The lock lives in this process (LockTable) and every
+// change is written to a state file, if one is configured. Not thread-safe: runs on one
+// io_context thread, which also drives its expiry timer.
+//
+//   StatusOr<std::unique_ptr<EmbeddedLockService>> s =
+//       EmbeddedLockService::Open(io, RealClock::Get(), options, "/data/state.json");
+//   if (!s.ok()) { /* corrupt state file: refuse to start */ }
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "lock/lock_service.h"
+#include "store/state_file.h"
+
+namespace lm::store {
+
+class EmbeddedLockService final : public lock::LockService {
+ public:
+  // state_file empty = memory only; tokens then start from the wall clock in microseconds, so
+  // they still increase across restarts (as long as the clock does not step back).
+  static StatusOr<std::unique_ptr<EmbeddedLockService>> Open(boost::asio::io_context& io,
+                                                             const Clock& clock,
+                                                             lock::Options options,
+                                                             const std::string& state_file);
+
+  CancelFn Acquire(lock::AcquireRequest request, GrantDone done) override;
+  void Release(std::string id, StatusDone done) override;
+  void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
+  void GetView(ViewDone done) override;
+  lock::Counters CountersSnapshot() const override { return table_->counters(); }
+  bool Ready() const override { return true; }
+  void Shutdown() override;
+  const lock::Options& options() const override { return table_->options(); }
+
+ private:
+  EmbeddedLockService(boost::asio::io_context& io, const Clock& clock);
+  void Rearm();
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  std::optional<StateFile> file_;
+  std::unique_ptr<lock::LockTable> table_;
+  boost::asio::steady_timer timer_;
+  std::optional<SteadyTime> armed_for_;
+  bool stopped_ = false;
+  // Guards against use after destruction from late callbacks.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace lm::store
