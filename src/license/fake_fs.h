@@ -1,0 +1,57 @@
+// FakeFilesystem: an in-memory Filesystem for unit tests, with fault injection. Thread-safe.
+//
+//   FakeFilesystem fs;
+//   fs.AddFile("/pool/license1/lic/host_id", "abc");
+//   fs.FailReads("/pool/license2", Unavailable("EIO"));  // every read under that prefix fails
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "license/fs.h"
+
+namespace lm::license {
+
+class FakeFilesystem final : public Filesystem {
+ public:
+  void AddFile(const std::string& path, std::string content);
+  void AddDir(const std::string& path);
+  void AddSymlink(const std::string& path);
+  // Faults: every operation of that kind on a path starting with `prefix` returns `error`.
+  void FailReads(const std::string& prefix, Status error);
+  void FailWrites(const std::string& prefix, Status error);
+  void ClearFaults();
+  bool Exists(const std::string& path) const;
+  std::optional<std::string> Content(const std::string& path) const;
+  int writes() const;
+
+  StatusOr<std::vector<DirEntry>> List(const std::string& dir) override;
+  StatusOr<FileInfo> Stat(const std::string& path) override;
+  StatusOr<std::string> Read(const std::string& path, size_t max_bytes) override;
+  Status WriteAtomic(const std::string& path, std::string_view content, mode_t mode) override;
+  Status MakeDir(const std::string& path, mode_t mode) override;
+  Status Rename(const std::string& from, const std::string& to) override;
+  Status RemoveAll(const std::string& path) override;
+
+ private:
+  struct Node {
+    FileType type = FileType::kFile;
+    std::string content;
+    int64_t mtime_ns = 0;
+    uint64_t inode = 0;
+  };
+  Status Fault(const std::map<std::string, Status>& faults, const std::string& path) const;
+  void AddParents(const std::string& path);
+  Node& Put(const std::string& path, FileType type, std::string content);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Node> nodes_;  // Guarded by mu_
+  std::map<std::string, Status> read_faults_, write_faults_;  // Guarded by mu_
+  int64_t tick_ = 0;     // Guarded by mu_
+  uint64_t inodes_ = 0;  // Guarded by mu_
+  int writes_ = 0;       // Guarded by mu_
+};
+
+}  // namespace lm::license

@@ -1,0 +1,171 @@
+#include "license/pool.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace lm::license {
+
+namespace {
+
+bool HasControlChars(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+}
+
+uint64_t Fnv1a(std::string_view data, uint64_t h = 1469598103934665603ULL) {
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace
+
+std::string HashHex(std::string_view data) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(Fnv1a(data)));
+  return buf;
+}
+
+StatusOr<std::vector<std::string>> Pool::Names(std::vector<std::string>* skipped) {
+  auto entries = fs_.List(dir_);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> names;
+  for (const DirEntry& e : *entries) {
+    bool ok = e.type == FileType::kDir && !e.name.empty() && e.name[0] != '.' &&
+              !HasControlChars(e.name);
+    if (ok) {
+      names.push_back(e.name);
+    } else if (skipped && !(e.name.size() && e.name[0] == '.')) {
+      skipped->push_back(e.name);
+    }
+  }
+  return names;
+}
+
+ClaimView Pool::ReadClaim(const std::string& name) {
+  ClaimView v;
+  std::string path = ClaimPath(name);
+  auto info = fs_.Stat(path);
+  if (!info.ok()) {
+    v.error = info.status().message();
+    return v;
+  }
+  if (info->type == FileType::kMissing) {
+    v.state = ClaimState::kFree;
+    return v;
+  }
+  auto text = fs_.Read(path, kMaxClaimBytes);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) {  // removed between stat and read
+      v.state = ClaimState::kFree;
+      return v;
+    }
+    v.error = text.status().message();
+    v.fingerprint = "unreadable:" + std::to_string(info->mtime_ns) + ":" +
+                    std::to_string(info->inode) + ":" + std::to_string(info->size);
+    return v;
+  }
+  v.fingerprint = std::to_string(info->mtime_ns) + ":" + std::to_string(info->inode) + ":" +
+                  HashHex(*text);
+  auto record = ParseClaim(*text);
+  if (!record.ok()) {
+    v.error = record.status().message();
+    return v;
+  }
+  v.state = ClaimState::kClaimed;
+  v.record = std::move(*record);
+  return v;
+}
+
+Status Pool::Collect(const std::string& abs, const std::string& rel, int depth, LicenseFiles& out,
+                     size_t& total) {
+  if (depth > kMaxLicenseDepth) return InvalidArgument(abs + ": license nested too deeply");
+  auto entries = fs_.List(abs);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : *entries) {
+    if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
+    if (depth == 0 && e.name == kClaimFile) continue;
+    if (HasControlChars(e.name)) return InvalidArgument(abs + ": file name with control characters");
+    std::string child_abs = JoinPath(abs, e.name);
+    std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
+    if (out.files.size() >= kMaxLicenseFiles) return InvalidArgument(abs + ": too many files");
+    if (e.type == FileType::kDir) {
+      out.files.push_back({child_rel, true, ""});
+      LM_RETURN_IF_ERROR(Collect(child_abs, child_rel, depth + 1, out, total));
+    } else if (e.type == FileType::kFile) {
+      auto content = fs_.Read(child_abs, kMaxLicenseFileBytes);
+      if (!content.ok()) return content.status();
+      total += content->size();
+      if (total > kMaxLicenseTotalBytes) return InvalidArgument(abs + ": license too large");
+      out.files.push_back({child_rel, false, std::move(*content)});
+    } else {
+      return InvalidArgument(child_abs + ": symlinks and special files are not allowed in a license");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<LicenseFiles> Pool::ReadLicense(const std::string& name) {
+  LicenseFiles out;
+  size_t total = 0;
+  LM_RETURN_IF_ERROR(Collect(LicenseDir(name), "", 0, out, total));
+  bool any_file = std::any_of(out.files.begin(), out.files.end(),
+                              [](const LicenseFile& f) { return !f.is_dir; });
+  if (!any_file) return InvalidArgument(LicenseDir(name) + ": license directory has no files");
+  std::string all;
+  for (const LicenseFile& f : out.files) {
+    all += f.path;
+    all.push_back('\0');
+    all += f.is_dir ? "d" : f.content;
+    all.push_back('\0');
+  }
+  out.hash = HashHex(all);
+  return out;
+}
+
+std::vector<std::string> RendezvousOrder(std::vector<std::string> names, const std::string& node) {
+  uint64_t seed = Fnv1a(node);
+  std::vector<std::pair<uint64_t, std::string>> keyed;
+  keyed.reserve(names.size());
+  for (auto& n : names) keyed.emplace_back(Mix(Fnv1a(n, seed)), std::move(n));
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::string> out;
+  out.reserve(keyed.size());
+  for (auto& [k, n] : keyed) out.push_back(std::move(n));
+  return out;
+}
+
+void StalenessObserver::Observe(const std::string& name, const std::string& fingerprint,
+                                SteadyTime now) {
+  auto it = seen_.find(name);
+  if (it == seen_.end() || it->second.fingerprint != fingerprint) {
+    seen_[name] = Seen{fingerprint, now};
+  }
+}
+
+bool StalenessObserver::IsStale(const std::string& name, const std::string& fingerprint,
+                                SteadyTime now, std::chrono::nanoseconds ttl) const {
+  auto it = seen_.find(name);
+  return it != seen_.end() && it->second.fingerprint == fingerprint && now - it->second.since >= ttl;
+}
+
+std::optional<std::chrono::nanoseconds> StalenessObserver::UnchangedFor(const std::string& name,
+                                                                        SteadyTime now) const {
+  auto it = seen_.find(name);
+  if (it == seen_.end()) return std::nullopt;
+  return now - it->second.since;
+}
+
+}  // namespace lm::license
