@@ -1,0 +1,687 @@
+// lock_bench: one load driver that measures tokenmgr and a Redis lock side by side, in the
+// same run, on loopback only. Started by bench/run.sh, which owns the servers.
+//
+//   lock_bench --tm-port=P --tm-pid=PID --tm-file-port=P2
+//              --redis-port=R --redis-pid=RPID --redis-aof-port=R2 [--quick]
+//
+// Both protocols go through the same single-threaded Asio client code (C++20 coroutines, one
+// keep-alive TCP connection per simulated client); only the framing differs: a minimal
+// HTTP/1.1 codec for tokenmgr, hiredis's command formatter and reply parser for Redis. So the
+// driver spends the same kind of work per request on both sides.
+//
+// Cases (each printed as tokenmgr / Redis ratio):
+//   1. Resident memory with 1,000 idle keep-alive connections (/proc/PID/status VmRSS).
+//   2. One client, lock+release cycles: GET /api/token/lock/0 + POST release/:id against
+//      SET lock tok NX PX 30000 + DEL lock. Memory-only pair and persistent pair.
+//   3. 50 and 500 clients contending for one lock: tokenmgr clients long-poll
+//      (GET lock/30); Redis clients retry SET NX with a fixed backoff (0 = pure spin).
+// Exit status: 0 when every case ran, 1 on a protocol error or an observed overlap of holders.
+#include <hiredis/hiredis.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using net::awaitable;
+using net::use_awaitable;
+using SteadyClock = std::chrono::steady_clock;
+using TimePoint = SteadyClock::time_point;
+using Nanos = std::chrono::nanoseconds;
+
+constexpr uint64_t kMaxCyclesPerRun = 50'000'000;  // count bound next to the time bound
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+// One keep-alive TCP connection to 127.0.0.1:port. Not thread-safe; one request at a time.
+class Conn {
+ public:
+  explicit Conn(net::io_context& io) : socket_(io) { in_.reserve(8192); }
+
+  awaitable<void> Connect(uint16_t port) {
+    // Loopback only, by construction: the driver never sends traffic elsewhere.
+    co_await socket_.async_connect(tcp::endpoint(net::ip::address_v4::loopback(), port),
+                                   use_awaitable);
+    socket_.set_option(tcp::no_delay(true));
+  }
+  void Close() {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+ protected:
+  awaitable<void> ReadMore() {
+    size_t old = in_.size();
+    in_.resize(old + 4096);
+    size_t n = co_await socket_.async_read_some(net::buffer(in_.data() + old, 4096), use_awaitable);
+    in_.resize(old + n);
+  }
+
+  tcp::socket socket_;
+  std::string in_;   // received, not yet consumed
+  std::string out_;  // request being sent
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+// Minimal HTTP/1.1 client: Content-Length framed responses only (all tokenmgr sends).
+class HttpConn : public Conn {
+ public:
+  using Conn::Conn;
+
+  awaitable<HttpReply> Call(std::string_view method, std::string_view target) {
+    out_.clear();
+    out_.append(method).append(" ").append(target).append(
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+    co_await net::async_write(socket_, net::buffer(out_), use_awaitable);
+    size_t header_end;
+    while ((header_end = in_.find("\r\n\r\n")) == std::string::npos) co_await ReadMore();
+    std::string_view head(in_.data(), header_end);
+    if (head.size() < 12 || head.substr(0, 5) != "HTTP/") throw std::runtime_error("bad reply");
+    HttpReply reply;
+    reply.status = std::atoi(in_.data() + 9);
+    size_t body_len = 0;
+    for (std::string_view name : {"\r\nContent-Length:", "\r\ncontent-length:"}) {
+      auto at = head.find(name);
+      if (at != std::string_view::npos) {
+        body_len = std::strtoull(in_.data() + at + name.size(), nullptr, 10);
+        break;
+      }
+    }
+    size_t total = header_end + 4 + body_len;
+    while (in_.size() < total) co_await ReadMore();
+    reply.body.assign(in_, header_end + 4, body_len);
+    in_.erase(0, total);
+    co_return reply;
+  }
+};
+
+struct RedisReply {
+  int type = 0;  // REDIS_REPLY_*
+  long long integer = 0;
+  std::string str;
+};
+
+// Redis connection: hiredis formats commands and parses replies; Asio does the I/O.
+class RedisConn : public Conn {
+ public:
+  explicit RedisConn(net::io_context& io) : Conn(io), reader_(redisReaderCreate()) {}
+  ~RedisConn() { redisReaderFree(reader_); }
+  RedisConn(const RedisConn&) = delete;
+  RedisConn& operator=(const RedisConn&) = delete;
+
+  // `command` comes from Format().
+  awaitable<RedisReply> Call(const std::string& command) {
+    co_await net::async_write(socket_, net::buffer(command), use_awaitable);
+    while (true) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) throw std::runtime_error("RESP error");
+      if (raw != nullptr) {
+        auto* r = static_cast<redisReply*>(raw);
+        RedisReply out{r->type, r->integer, r->str ? std::string(r->str, r->len) : ""};
+        freeReplyObject(r);
+        co_return out;
+      }
+      in_.clear();
+      co_await ReadMore();
+      redisReaderFeed(reader_, in_.data(), in_.size());
+    }
+  }
+
+ private:
+  redisReader* reader_;
+};
+
+// redisFormatCommand with its printf-like arguments (%s: const char*, %lld: long long).
+template <typename... A>
+std::string Format(const char* fmt, A... args) {
+  char* cmd = nullptr;
+  int len = redisFormatCommand(&cmd, fmt, args...);
+  if (len < 0) throw std::runtime_error("redisFormatCommand failed");
+  std::string s(cmd, static_cast<size_t>(len));
+  redisFreeCommand(cmd);
+  return s;
+}
+
+std::string ExtractId(const std::string& body) {
+  static constexpr std::string_view kKey = "\"id\":\"";
+  auto at = body.find(kKey);
+  if (at == std::string::npos) throw std::runtime_error("no id in grant: " + body);
+  at += kKey.size();
+  return body.substr(at, body.find('"', at) - at);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running coroutines to completion on a fresh io_context, with a hard time bound.
+
+void RunAll(net::io_context& io, std::vector<std::function<awaitable<void>()>> tasks,
+            std::chrono::seconds bound, const char* what) {
+  std::exception_ptr first_error;
+  for (auto& t : tasks) {
+    net::co_spawn(io, t(), [&](std::exception_ptr e) {
+      if (e && !first_error) first_error = e;
+    });
+  }
+  io.run_for(bound);
+  if (!io.stopped()) {
+    io.stop();
+    throw std::runtime_error(std::string(what) + ": did not finish within its time bound");
+  }
+  io.restart();
+  if (first_error) {
+    try {
+      std::rethrow_exception(first_error);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(what) + ": " + e.what());
+    }
+  }
+}
+
+template <typename C>
+std::vector<std::unique_ptr<C>> ConnectMany(net::io_context& io, uint16_t port, int n,
+                                            const char* what) {
+  std::vector<std::unique_ptr<C>> conns;
+  std::vector<std::function<awaitable<void>()>> tasks;
+  for (int i = 0; i < n; ++i) {
+    conns.push_back(std::make_unique<C>(io));
+    C* c = conns.back().get();
+    tasks.push_back([c, port]() -> awaitable<void> { co_await c->Connect(port); });
+  }
+  RunAll(io, std::move(tasks), std::chrono::seconds(30), what);
+  return conns;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+double Percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  return static_cast<double>(v[i]);
+}
+
+struct RunResult {
+  double rate = 0;    // cycles or handoffs per second
+  double p50_us = 0;  // cycle latency or wait
+  double p99_us = 0;
+  uint64_t count = 0;
+  uint64_t failed_tries = 0;  // Redis: SET NX answered nil
+};
+
+RunResult Summarize(std::vector<int64_t> samples_ns, double seconds, uint64_t failed = 0) {
+  RunResult r;
+  r.count = samples_ns.size();
+  r.rate = seconds > 0 ? static_cast<double>(r.count) / seconds : 0;
+  r.p50_us = Percentile(samples_ns, 0.50) / 1e3;
+  r.p99_us = Percentile(samples_ns, 0.99) / 1e3;
+  r.failed_tries = failed;
+  return r;
+}
+
+// Median by rate over rounds (the rounds alternate tokenmgr and Redis to share the noise).
+RunResult Median(std::vector<RunResult> rounds) {
+  std::sort(rounds.begin(), rounds.end(),
+            [](const RunResult& a, const RunResult& b) { return a.rate < b.rate; });
+  return rounds[rounds.size() / 2];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case 2: one client, lock + release cycles
+
+struct Window {
+  TimePoint measure_from, end;
+};
+
+Window MakeWindow(double warmup_s, double seconds) {
+  auto now = SteadyClock::now();
+  auto from = now + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(warmup_s));
+  return {from, from + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(seconds))};
+}
+
+// Runs `cycle` back to back on one connection for warmup_s + seconds; times those that start
+// after the warm-up.
+template <typename C>
+RunResult TimeCycles(uint16_t port, double warmup_s, double seconds, const char* what,
+                     std::function<awaitable<void>(C&)> cycle) {
+  net::io_context io(1);
+  auto conns = ConnectMany<C>(io, port, 1, what);
+  C& c = *conns[0];
+  std::vector<int64_t> samples;
+  Window w = MakeWindow(warmup_s, seconds);
+  RunAll(
+      io,
+      {[&]() -> awaitable<void> {
+        for (uint64_t i = 0; i < kMaxCyclesPerRun; ++i) {
+          auto t0 = SteadyClock::now();
+          if (t0 >= w.end) break;
+          co_await cycle(c);
+          if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
+        }
+      }},
+      std::chrono::seconds(static_cast<int>(warmup_s + seconds) + 30), what);
+  return Summarize(std::move(samples), seconds);
+}
+
+RunResult TokenmgrCycles(uint16_t port, double warmup_s, double seconds) {
+  return TimeCycles<HttpConn>(
+      port, warmup_s, seconds, "tokenmgr 1-client", [](HttpConn& c) -> awaitable<void> {
+        HttpReply g = co_await c.Call("GET", "/api/token/lock/0?ttl=30&holder=bench");
+        if (g.status != 200) throw std::runtime_error("lock answered " + std::to_string(g.status));
+        HttpReply r = co_await c.Call("POST", "/api/token/release/" + ExtractId(g.body));
+        if (r.status != 200) throw std::runtime_error("release answered " + r.body);
+      });
+}
+
+RunResult RedisCycles(uint16_t port, double warmup_s, double seconds, bool compare_and_delete) {
+  const std::string set = Format("SET %s %s NX PX %lld", "lock", "tok-bench", 30000LL);
+  const std::string del =
+      compare_and_delete
+          ? Format("EVAL %s 1 %s %s",
+                   "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                   "return redis.call('del', KEYS[1]) else return 0 end",
+                   "lock", "tok-bench")
+          : Format("DEL %s", "lock");
+  return TimeCycles<RedisConn>(
+      port, warmup_s, seconds, "redis 1-client", [&](RedisConn& c) -> awaitable<void> {
+        RedisReply g = co_await c.Call(set);
+        if (g.type != REDIS_REPLY_STATUS) throw std::runtime_error("SET NX did not answer OK");
+        RedisReply r = co_await c.Call(del);
+        if (r.type != REDIS_REPLY_INTEGER || r.integer != 1) {
+          throw std::runtime_error("release did not delete the key");
+        }
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case 3: N clients contending for one lock
+
+// Shared by the contenders of one run (single-threaded: no locking needed).
+struct Contention {
+  TimePoint start, end;
+  bool stopping = false;
+  int inside = 0;         // clients that believe they hold the lock right now
+  uint64_t overlaps = 0;  // times two clients believed so at once: must stay 0
+  uint64_t failed_tries = 0;
+  std::vector<int64_t> waits_ns;  // per handoff inside [start, end)
+
+  void Granted(TimePoint asked, TimePoint got) {
+    if (++inside > 1) ++overlaps;
+    if (got < end) waits_ns.push_back((got - asked).count());
+  }
+  // Called before the release is sent, so the server cannot have granted anyone else yet.
+  void Releasing() { --inside; }
+};
+
+// Connects `clients` connections, then runs client(conn, index, contention) on each for
+// `seconds`; after that `stopping` is set and each client should finish its cycle and return.
+template <typename C>
+RunResult Contend(uint16_t port, int clients, double seconds, const char* what,
+                  uint64_t* overlaps,
+                  std::function<awaitable<void>(C&, int, Contention&)> client) {
+  net::io_context io(1);
+  auto conns = ConnectMany<C>(io, port, clients, what);
+  Contention k;
+  k.start = SteadyClock::now();
+  k.end = k.start + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(seconds));
+  net::steady_timer stop(io, k.end);
+  stop.async_wait([&k](boost::system::error_code) { k.stopping = true; });
+  std::vector<std::function<awaitable<void>()>> tasks;
+  for (int i = 0; i < clients; ++i) {
+    C* c = conns[static_cast<size_t>(i)].get();
+    tasks.push_back([c, i, &k, &client]() { return client(*c, i, k); });
+  }
+  RunAll(io, std::move(tasks), std::chrono::seconds(static_cast<int>(seconds) + 60), what);
+  *overlaps += k.overlaps;
+  return Summarize(std::move(k.waits_ns), seconds, k.failed_tries);
+}
+
+// Waits for the lock to be free (at most the lease ttl) so the next case starts clean.
+void DrainTokenmgr(uint16_t port) {
+  net::io_context io(1);
+  auto conns = ConnectMany<HttpConn>(io, port, 1, "drain connect");
+  RunAll(
+      io,
+      {[&]() -> awaitable<void> {
+        HttpReply g = co_await conns[0]->Call("GET", "/api/token/lock/10?ttl=1&holder=drain");
+        if (g.status != 200) throw std::runtime_error("lock still held after the run");
+        co_await conns[0]->Call("POST", "/api/token/release/" + ExtractId(g.body));
+      }},
+      std::chrono::seconds(20), "tokenmgr drain");
+}
+
+RunResult TokenmgrContended(uint16_t port, int clients, double seconds, uint64_t* overlaps) {
+  RunResult r = Contend<HttpConn>(
+      port, clients, seconds, "tokenmgr contended", overlaps,
+      [](HttpConn& c, int i, Contention& k) -> awaitable<void> {
+        // ttl=5: far above any hold here, short enough that a lost client cannot stall the run.
+        const std::string target = "/api/token/lock/30?ttl=5&holder=c" + std::to_string(i);
+        // Every queued waiter is served (FIFO) after `stopping`, then leaves without re-queueing.
+        for (uint64_t n = 0; n < kMaxCyclesPerRun && !k.stopping; ++n) {
+          auto asked = SteadyClock::now();
+          HttpReply g = co_await c.Call("GET", target);
+          if (g.status == 409) continue;  // waited 30 s without a grant: ask again
+          if (g.status != 200) {
+            throw std::runtime_error("lock answered " + std::to_string(g.status));
+          }
+          k.Granted(asked, SteadyClock::now());
+          k.Releasing();
+          HttpReply r = co_await c.Call("POST", "/api/token/release/" + ExtractId(g.body));
+          if (r.status != 200) throw std::runtime_error("release answered " + r.body);
+        }
+      });
+  DrainTokenmgr(port);
+  return r;
+}
+
+RunResult RedisContended(uint16_t port, int clients, double seconds,
+                         std::chrono::microseconds backoff, uint64_t* overlaps) {
+  const std::string del = Format("DEL %s", "lock");
+  return Contend<RedisConn>(
+      port, clients, seconds, "redis contended", overlaps,
+      [&del, backoff](RedisConn& c, int i, Contention& k) -> awaitable<void> {
+        const std::string tok = "tok-c" + std::to_string(i);
+        const std::string set = Format("SET %s %s NX PX %lld", "lock", tok.c_str(), 5000LL);
+        net::steady_timer pause(co_await net::this_coro::executor);
+        for (uint64_t n = 0; n < kMaxCyclesPerRun && !k.stopping; ++n) {
+          auto asked = SteadyClock::now();
+          bool got = false;
+          for (uint64_t tries = 0; tries < kMaxCyclesPerRun && !k.stopping; ++tries) {
+            RedisReply g = co_await c.Call(set);
+            if (g.type == REDIS_REPLY_STATUS) {
+              got = true;
+              break;
+            }
+            if (g.type != REDIS_REPLY_NIL) throw std::runtime_error("SET NX: " + g.str);
+            ++k.failed_tries;
+            if (backoff.count() > 0) {
+              pause.expires_after(backoff);
+              co_await pause.async_wait(use_awaitable);
+            }
+          }
+          if (!got) break;
+          k.Granted(asked, SteadyClock::now());
+          k.Releasing();
+          RedisReply r = co_await c.Call(del);
+          if (r.type != REDIS_REPLY_INTEGER) throw std::runtime_error("DEL failed");
+        }
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case 1: resident memory with idle keep-alive connections
+
+struct Rss {
+  long rss_kib = 0, hwm_kib = 0;
+};
+
+Rss ReadRss(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  Rss r;
+  std::string key;
+  long value;
+  while (f >> key) {
+    if (key == "VmRSS:" && f >> value) r.rss_kib = value;
+    if (key == "VmHWM:" && f >> value) r.hwm_kib = value;
+  }
+  if (r.rss_kib == 0) throw std::runtime_error("cannot read /proc/" + std::to_string(pid));
+  return r;
+}
+
+struct IdleResult {
+  Rss before, with_idle;
+};
+
+// Opens `n` connections, sends one request on each (so each is a live keep-alive session with
+// its buffers), leaves them idle, and reads the server's VmRSS.
+template <typename C>
+IdleResult IdleMemory(uint16_t port, int pid, int n,
+                      std::function<awaitable<void>(C&)> one_request) {
+  IdleResult out;
+  out.before = ReadRss(pid);
+  net::io_context io(1);
+  auto conns = ConnectMany<C>(io, port, n, "idle connect");
+  std::vector<std::function<awaitable<void>()>> tasks;
+  for (auto& c : conns) {
+    C* p = c.get();
+    tasks.push_back([p, &one_request]() -> awaitable<void> { co_await one_request(*p); });
+  }
+  RunAll(io, std::move(tasks), std::chrono::seconds(30), "idle requests");
+  net::steady_timer settle(io, std::chrono::milliseconds(300));
+  settle.wait();
+  out.with_idle = ReadRss(pid);
+  for (auto& c : conns) c->Close();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line and report
+
+struct Args {
+  uint16_t tm_port = 0, tm_file_port = 0, redis_port = 0, redis_aof_port = 0;
+  int tm_pid = 0, redis_pid = 0;
+  bool quick = false;
+};
+
+Args ParseArgs(int argc, char** argv) {
+  Args a;
+  std::map<std::string, std::string> kv;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "--quick") {
+      a.quick = true;
+      continue;
+    }
+    auto eq = s.find('=');
+    if (s.rfind("--", 0) != 0 || eq == std::string::npos) {
+      throw std::runtime_error("unknown argument '" + s + "' (see the comment at the top)");
+    }
+    kv[s.substr(2, eq - 2)] = s.substr(eq + 1);
+  }
+  auto num = [&](const char* name) {
+    auto it = kv.find(name);
+    if (it == kv.end()) throw std::runtime_error(std::string("missing --") + name + "=");
+    return std::stol(it->second);
+  };
+  a.tm_port = static_cast<uint16_t>(num("tm-port"));
+  a.tm_file_port = static_cast<uint16_t>(num("tm-file-port"));
+  a.redis_port = static_cast<uint16_t>(num("redis-port"));
+  a.redis_aof_port = static_cast<uint16_t>(num("redis-aof-port"));
+  a.tm_pid = static_cast<int>(num("tm-pid"));
+  a.redis_pid = static_cast<int>(num("redis-pid"));
+  return a;
+}
+
+void RaiseFdLimit(rlim_t want) {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= want) return;
+  r.rlim_cur = std::min(want, r.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &r);
+  getrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur < want) {
+    std::fprintf(stderr, "warning: open-file limit %lu < %lu; raise `ulimit -n`\n",
+                 static_cast<unsigned long>(r.rlim_cur), static_cast<unsigned long>(want));
+  }
+}
+
+std::string Fmt(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+struct Row {
+  std::string what, tm, redis, ratio, target, verdict;
+};
+
+void PrintTable(const std::vector<Row>& rows) {
+  std::printf("| Measurement | tokenmgr | Redis reference | ratio tokenmgr/Redis | target | verdict |\n");
+  std::printf("|---|---:|---:|---:|---|---|\n");
+  for (const Row& r : rows) {
+    std::printf("| %s | %s | %s | %s | %s | %s |\n", r.what.c_str(), r.tm.c_str(), r.redis.c_str(),
+                r.ratio.c_str(), r.target.c_str(), r.verdict.c_str());
+  }
+}
+
+void Progress(const char* fmt, double a = 0, double b = 0, double c = 0) {
+  std::fprintf(stderr, fmt, a, b, c);
+  std::fflush(stderr);
+}
+
+int Run(const Args& a) {
+  RaiseFdLimit(4096);
+  const int rounds = a.quick ? 1 : 3;
+  const double warmup = a.quick ? 0.1 : 0.3;
+  const double single_s = a.quick ? 0.5 : 2.0;
+  const double contended_s = a.quick ? 1.0 : 3.0;
+  const std::vector<int> backoffs_us = a.quick ? std::vector<int>{0, 1000}
+                                               : std::vector<int>{0, 1000, 100000};
+  const std::vector<int> client_counts = {50, 500};
+  constexpr int kIdle = 1000;
+  std::vector<Row> rows;
+  uint64_t overlaps = 0;
+  const char* met = "met";
+  const char* not_met = "**NOT met**";
+
+  // 1. Memory first, on the fresh memory-only instance, before any load has grown its heap.
+  Progress("idle connections: %.0f to tokenmgr and to Redis...\n", kIdle);
+  IdleResult tm_idle = IdleMemory<HttpConn>(
+      a.tm_port, a.tm_pid, kIdle, [](HttpConn& c) -> awaitable<void> {
+        HttpReply r = co_await c.Call("GET", "/healthz");
+        if (r.status != 200) throw std::runtime_error("/healthz answered " + r.body);
+      });
+  const std::string ping = Format("PING");
+  IdleResult redis_idle = IdleMemory<RedisConn>(
+      a.redis_port, a.redis_pid, kIdle, [&ping](RedisConn& c) -> awaitable<void> {
+        co_await c.Call(ping);
+      });
+
+  // 2. One client.
+  struct Pair {
+    const char* name;
+    uint16_t tm, redis;
+  };
+  const Pair pairs[] = {{"memory-only tokenmgr vs Redis without persistence", a.tm_port,
+                         a.redis_port},
+                        {"tokenmgr --state-file vs Redis appendfsync always", a.tm_file_port,
+                         a.redis_aof_port}};
+  for (const Pair& p : pairs) {
+    std::vector<RunResult> tm, rd, rd_cad;
+    for (int r = 0; r < rounds; ++r) {
+      tm.push_back(TokenmgrCycles(p.tm, warmup, single_s));
+      rd.push_back(RedisCycles(p.redis, warmup, single_s, false));
+      if (!a.quick) rd_cad.push_back(RedisCycles(p.redis, warmup, single_s, true));
+      Progress("1 client: tokenmgr %.0f/s, Redis SET NX+DEL %.0f/s (%.2fx)\n", tm.back().rate,
+               rd.back().rate, tm.back().rate / rd.back().rate);
+    }
+    RunResult t = Median(tm), d = Median(rd);
+    std::string prefix = std::string("1 client, ") + p.name + ": ";
+    rows.push_back({prefix + "lock+release cycles/s (Redis: SET NX PX + DEL)", Fmt("%.0f", t.rate),
+                    Fmt("%.0f", d.rate), Fmt("%.2f", t.rate / d.rate), ">= 1.0",
+                    t.rate >= d.rate ? met : not_met});
+    rows.push_back({prefix + "cycle p50 / p99 (us)",
+                    Fmt("%.0f", t.p50_us) + " / " + Fmt("%.0f", t.p99_us),
+                    Fmt("%.0f", d.p50_us) + " / " + Fmt("%.0f", d.p99_us),
+                    Fmt("%.2f", t.p50_us / d.p50_us) + " / " + Fmt("%.2f", t.p99_us / d.p99_us),
+                    "-", "-"});
+    if (!rd_cad.empty()) {
+      RunResult c = Median(rd_cad);
+      rows.push_back({prefix + "cycles/s vs Redis SET NX PX + EVAL compare-and-delete",
+                      Fmt("%.0f", t.rate), Fmt("%.0f", c.rate), Fmt("%.2f", t.rate / c.rate),
+                      "(info)", "-"});
+    }
+  }
+
+  // 3. Contention.
+  for (int clients : client_counts) {
+    std::vector<RunResult> tm;
+    std::map<int, std::vector<RunResult>> rd;
+    for (int r = 0; r < rounds; ++r) {
+      tm.push_back(TokenmgrContended(a.tm_port, clients, contended_s, &overlaps));
+      Progress("%.0f clients: tokenmgr %.0f handoffs/s, p99 wait %.0f us\n", clients,
+               tm.back().rate, tm.back().p99_us);
+      for (int b : backoffs_us) {
+        rd[b].push_back(RedisContended(a.redis_port, clients, contended_s,
+                                       std::chrono::microseconds(b), &overlaps));
+        Progress("  Redis backoff %.0f us: %.0f handoffs/s, p99 wait %.0f us\n", b,
+                 rd[b].back().rate, rd[b].back().p99_us);
+      }
+    }
+    RunResult t = Median(tm);
+    int best_b = backoffs_us.front();
+    for (int b : backoffs_us) {
+      if (Median(rd[b]).rate > Median(rd[best_b]).rate) best_b = b;
+    }
+    std::string n = std::to_string(clients) + " clients contending";
+    for (int b : backoffs_us) {
+      RunResult d = Median(rd[b]);
+      std::string variant = b == 0 ? "pure spin, no pause"
+                                   : "pause " + Fmt("%g", b / 1000.0) + " ms after a failed SET";
+      bool best = b == best_b;
+      rows.push_back({n + ": handoffs/s (Redis: " + variant + (best ? "; best Redis variant" : "") +
+                          ")",
+                      Fmt("%.0f", t.rate), Fmt("%.0f", d.rate), Fmt("%.1f", t.rate / d.rate),
+                      best ? ">= 5.0" : "(info)",
+                      best ? (t.rate >= 5 * d.rate ? met : not_met) : "-"});
+      rows.push_back({n + ": p99 wait, ms (Redis: " + variant + ")", Fmt("%.1f", t.p99_us / 1e3),
+                      Fmt("%.1f", d.p99_us / 1e3), Fmt("%.2f", t.p99_us / d.p99_us), "-", "-"});
+    }
+  }
+
+  // Memory rows last in the table, measured first.
+  double tm_mib = tm_idle.with_idle.rss_kib / 1024.0;
+  double rd_mib = redis_idle.with_idle.rss_kib / 1024.0;
+  rows.push_back({"Resident memory (VmRSS) with 1,000 idle keep-alive connections, MiB",
+                  Fmt("%.1f", tm_mib), Fmt("%.1f", rd_mib), Fmt("%.2f", tm_mib / rd_mib),
+                  "< 10 MiB", tm_mib < 10.0 ? met : not_met});
+  rows.push_back({"  same, before opening them (idle process), MiB",
+                  Fmt("%.1f", tm_idle.before.rss_kib / 1024.0),
+                  Fmt("%.1f", redis_idle.before.rss_kib / 1024.0), "-", "-", "-"});
+  Rss tm_end = ReadRss(a.tm_pid);
+  rows.push_back({"  tokenmgr after all the load above: VmRSS / VmHWM, MiB",
+                  Fmt("%.1f", tm_end.rss_kib / 1024.0) + " / " +
+                      Fmt("%.1f", tm_end.hwm_kib / 1024.0),
+                  "-", "-", "(info)", "-"});
+
+  std::printf("\nlock_bench (%s mode, %d round(s), median round reported)\n\n",
+              a.quick ? "quick" : "full", rounds);
+  PrintTable(rows);
+  std::printf("\nholder overlaps observed by the driver: %" PRIu64 "\n", overlaps);
+  return overlaps == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(ParseArgs(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lock_bench: %s\n", e.what());
+    return 1;
+  }
+}
