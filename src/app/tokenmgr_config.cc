@@ -1,5 +1,7 @@
 #include "app/tokenmgr_config.h"
 
+#include <arpa/inet.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <vector>
@@ -19,6 +21,18 @@ std::string TranslateSeedFlag(const std::string& arg) {
     if (arg.rfind(s + "=", 0) == 0) return std::string(ours) + arg.substr(s.size());
   }
   return arg;
+}
+
+// An IPv4 or IPv6 literal; host names are refused so the listen address is never ambiguous.
+Status ValidateBindAddress(const ConfigValue& v) {
+  if (!v.text) return Status::Ok();
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (inet_pton(AF_INET, v.text->c_str(), buf) == 1 ||
+      inet_pton(AF_INET6, v.text->c_str(), buf) == 1) {
+    return Status::Ok();
+  }
+  return InvalidArgument(v.source + " must be an IPv4 or IPv6 address, got '" +
+                         v.text->substr(0, 64) + "'");
 }
 
 }  // namespace
@@ -97,7 +111,9 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   c.server.max_connections = static_cast<size_t>(*mc);
   c.server.idle_timeout = std::chrono::seconds(*it);
   c.server.read_timeout = std::chrono::seconds(*rt);
-  c.bind_address = Pick(bind, env, "BIND_ADDRESS", "--bind-address").Text("0.0.0.0");
+  ConfigValue bind_value = Pick(bind, env, "BIND_ADDRESS", "--bind-address");
+  if (Status s = ValidateBindAddress(bind_value); !s.ok()) return s;
+  c.bind_address = bind_value.Text("0.0.0.0");
   c.state_file = Pick(state_file, env, "STATE_FILE", "--state-file").Text("");
   c.log_format = Pick(log_format, env, "LOG_FORMAT", "--log-format").Text("text");
   if (c.log_format != "text" && c.log_format != "json") {

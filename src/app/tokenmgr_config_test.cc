@@ -89,5 +89,16 @@ TEST(TokenmgrConfig, AuthTokenFileIsReadAndValidated) {
   unlink(tmpl);
 }
 
+TEST(TokenmgrConfig, BadBindAddressNamesItsSource) {
+  auto env = Parse({}, {{"BIND_ADDRESS", "not-an-ip"}});
+  ASSERT_FALSE(env.ok());
+  EXPECT_NE(env.status().message().find("BIND_ADDRESS"), std::string::npos);
+  auto flag = Parse({"--bind-address", "256.1.1.1"});
+  ASSERT_FALSE(flag.ok());
+  EXPECT_NE(flag.status().message().find("--bind-address"), std::string::npos);
+  EXPECT_TRUE(Parse({"--bind-address", "::1"}).ok());
+  EXPECT_TRUE(Parse({}, {{"BIND_ADDRESS", "127.0.0.1"}}).ok());
+}
+
 }  // namespace
 }  // namespace lm::app

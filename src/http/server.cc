@@ -22,6 +22,18 @@ using tcp = net::ip::tcp;
 
 class Session;
 
+namespace {
+
+// A complete HTTP/1.1 response with a JSON error body and "Connection: close".
+std::string RawCloseResponse(int status, std::string_view reason, std::string_view message) {
+  std::string body = ErrorResponse(status, message).body;
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+         "\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n"
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
   Impl(net::io_context& io, ServerOptions options, Handler& handler)
@@ -232,12 +244,12 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   ++stats.accepted;
   if (stats.open >= opts.max_connections) {
     ++stats.rejected_connections;
-    static constexpr char kBusy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Connection: close\r\nContent-Length: 36\r\n\r\n{\"Error\": \"too many open connections\"}";
+    // Written before any session exists, so it is built by hand (once); the length is computed.
+    static const std::string kBusy = RawCloseResponse(503, "Service Unavailable",
+                                                      "too many open connections");
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(net::buffer(kBusy, sizeof kBusy - 1), ignored);
+    socket.write_some(net::buffer(kBusy), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   } else {

@@ -89,8 +89,11 @@ class Tokenmgr:
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Stops the process by PID; returns its exit code."""
+    def stop(self, sig=None, timeout=10):
+        """Stops the process by PID (SIGTERM unless `sig`); returns its exit code."""
+        # (The default cannot be written as signal.SIGTERM: in the class body, `signal` is the
+        # method above.)
+        sig = signal.SIGTERM if sig is None else sig
         if not self.proc:
             return None
         if self.proc.poll() is None:
