@@ -1,0 +1,560 @@
+#include "holder/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/random.h"
+#include "common/strings.h"
+
+namespace lm::holder {
+
+using license::ClaimState;
+using license::ClaimView;
+using std::chrono::duration;
+using std::chrono::duration_cast;
+
+namespace {
+constexpr const char* kReleaseMarker = ".release-requested";
+constexpr const char* kHintDir = ".holders";
+constexpr size_t kMaxCandidates = 4;
+
+double Seconds(std::chrono::nanoseconds d) { return duration<double>(d).count(); }
+}  // namespace
+
+std::string_view PhaseName(Phase p) {
+  switch (p) {
+    case Phase::kAcquiring: return "acquiring";
+    case Phase::kHolding: return "holding";
+    case Phase::kReleased: return "released";
+  }
+  return "unknown";
+}
+
+Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient& client,
+             const Clock& clock, Sleeper& sleeper)
+    : config_(std::move(config)),
+      fs_(fs),
+      client_(client),
+      clock_(clock),
+      sleeper_(sleeper),
+      pool_(fs, config_.pool_dir),
+      installer_(fs, config_.host_dir) {
+  started_unix_ms_ = UnixMillis(clock_.WallNow());
+  last_step_done_ = clock_.Now();
+}
+
+void Agent::SetError(const std::string& error) {
+  if (error != snap_.last_error) spdlog::warn("{}", error);
+  std::lock_guard<std::mutex> l(mu_);
+  snap_.last_error = error;
+  snap_.degraded = true;
+}
+
+void Agent::Start() {
+  if (Status s = installer_.CleanLeftovers(); !s.ok()) SetError("host dir: " + s.message());
+  // A release request from before this process started is history: a new agent serves anew.
+  (void)fs_.RemoveAll(license::JoinPath(config_.host_dir, kReleaseMarker));
+
+  auto manifest = installer_.ReadManifest();
+  std::optional<std::string> installed_license;
+  if (manifest.ok() && *manifest) installed_license = (*manifest)->license;
+  std::vector<std::string> names;
+  if (installed_license) names.push_back(*installed_license);
+  if (auto hint = ReadHint(); hint && hint != installed_license) names.push_back(*hint);
+  for (const std::string& name : names) {
+    ClaimView v = pool_.ReadClaim(name);
+    if (v.state == ClaimState::kClaimed && !v.record->seed_format && v.record->node == config_.node) {
+      // Our node's claim, written by an earlier process of this agent: continue it. The first
+      // Keep() must confirm it before anything else, or the files go.
+      phase_ = Phase::kHolding;
+      license_ = name;
+      token_ = v.record->token;
+      renewals_ = v.record->renewals;
+      claimed_at_ms_ = v.record->claimed_at_ms;
+      installed_ = installed_license == name;
+      last_confirmed_.reset();
+      spdlog::info("adopting this node's existing claim on '{}' (token {})", name, token_);
+      Publish();
+      return;
+    }
+  }
+  if (installed_license) {
+    Withdraw("installed license '" + *installed_license +
+             "' is not claimed by this node any more (or the pool is unreadable)");
+  }
+  Publish();
+}
+
+std::chrono::nanoseconds Agent::Step() {
+  std::chrono::nanoseconds next = config_.heartbeat;
+  if (ReleaseRequested()) {
+    if (phase_ != Phase::kReleased) {
+      if (phase_ == Phase::kHolding) Withdraw("release requested");
+      spdlog::info("release requested on this node: not claiming a license again until restarted");
+      phase_ = Phase::kReleased;
+    }
+  } else if (phase_ == Phase::kHolding) {
+    next = Keep();
+  } else {
+    next = Acquire();
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    last_step_done_ = clock_.Now();
+  }
+  Publish();
+  return next;
+}
+
+void Agent::Run() {
+  Start();
+  while (!sleeper_.stopped()) {
+    auto d = Step();
+    if (d.count() > 0 && !sleeper_.SleepFor(d)) break;
+  }
+}
+
+std::chrono::nanoseconds Agent::Backoff() {
+  ++failures_;
+  auto cap = std::min<std::chrono::nanoseconds>(std::chrono::seconds(30), 3 * config_.heartbeat);
+  auto base = std::chrono::milliseconds(250) * (1LL << std::min(failures_, 8));
+  auto limit = std::min<std::chrono::nanoseconds>(cap, base);
+  auto ms = duration_cast<std::chrono::milliseconds>(limit).count();
+  return std::chrono::milliseconds(100 + static_cast<int64_t>(RandomU64() % (ms + 1)));
+}
+
+bool Agent::ReleaseRequested() {
+  auto info = fs_.Stat(license::JoinPath(config_.host_dir, kReleaseMarker));
+  return info.ok() && info->type == license::FileType::kFile;
+}
+
+std::optional<std::string> Agent::ReadHint() {
+  auto text = fs_.Read(license::JoinPath(license::JoinPath(config_.pool_dir, kHintDir), config_.node), 512);
+  if (!text.ok()) return std::nullopt;
+  std::string name(Trim(*text));
+  if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos) return std::nullopt;
+  return name;
+}
+
+void Agent::WriteHint(const std::string& name) {
+  std::string dir = license::JoinPath(config_.pool_dir, kHintDir);
+  if (fs_.MakeDir(dir, 0755).ok()) {
+    (void)fs_.WriteAtomic(license::JoinPath(dir, config_.node), name + "\n", 0644);
+  }
+}
+
+std::vector<Agent::Candidate> Agent::ChooseCandidates() {
+  auto names = pool_.Names();
+  if (!names.ok()) {
+    SetError("pool " + config_.pool_dir + ": " + names.status().message());
+    return {};
+  }
+  std::vector<Candidate> out;
+  // 1. This node's own claim (restart keeps its license), found in O(1) via hint or manifest.
+  std::vector<std::string> mine;
+  if (auto hint = ReadHint()) mine.push_back(*hint);
+  if (auto m = installer_.ReadManifest(); m.ok() && *m) mine.push_back((*m)->license);
+  for (const std::string& name : mine) {
+    if (!std::binary_search(names->begin(), names->end(), name)) continue;
+    ClaimView v = pool_.ReadClaim(name);
+    if (v.state == ClaimState::kClaimed && !v.record->seed_format && v.record->node == config_.node &&
+        std::none_of(out.begin(), out.end(), [&](const Candidate& c) { return c.name == name; })) {
+      out.push_back({name, Candidate::kMine, v.fingerprint});
+    }
+  }
+  // 2. Free licenses, in this node's rendezvous order, stopping at the first few.
+  size_t free_found = 0;
+  for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
+    if (std::find(bad_licenses_.begin(), bad_licenses_.end(), name) != bad_licenses_.end()) continue;
+    if (pool_.ReadClaim(name).state == ClaimState::kFree) {
+      out.push_back({name, Candidate::kFree, ""});
+      if (++free_found >= 2) break;
+    }
+  }
+  // 3. Nothing free: scan everything, which also keeps the staleness history warm.
+  if (out.empty()) out = FullScan();
+  if (out.size() > kMaxCandidates) out.resize(kMaxCandidates);
+  return out;
+}
+
+std::vector<Agent::Candidate> Agent::FullScan() {
+  auto names = pool_.Names();
+  if (!names.ok()) return {};
+  bad_licenses_.clear();
+  SteadyTime now = clock_.Now();
+  std::vector<Candidate> mine, free, stale;
+  uint64_t n_free = 0, n_held = 0, n_stale = 0, n_unreadable = 0;
+  for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
+    ClaimView v = pool_.ReadClaim(name);
+    if (v.state == ClaimState::kFree) {
+      ++n_free;
+      observer_.Forget(name);
+      free.push_back({name, Candidate::kFree, ""});
+      continue;
+    }
+    observer_.Observe(name, v.fingerprint, now);
+    bool is_stale = observer_.IsStale(name, v.fingerprint, now, config_.claim_ttl);
+    if (v.state == ClaimState::kUnreadable) {
+      ++n_unreadable;
+    } else {
+      ++n_held;
+    }
+    if (is_stale) {
+      ++n_stale;
+      stale.push_back({name, Candidate::kStale, v.fingerprint});
+    } else if (v.state == ClaimState::kClaimed && !v.record->seed_format &&
+               v.record->node == config_.node) {
+      mine.push_back({name, Candidate::kMine, v.fingerprint});
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snap_.pool_free = n_free;
+    snap_.pool_held = n_held;
+    snap_.pool_stale = n_stale;
+    snap_.pool_unreadable = n_unreadable;
+    snap_.pool_scanned = true;
+  }
+  std::vector<Candidate> out = std::move(mine);
+  out.insert(out.end(), free.begin(), free.end());
+  out.insert(out.end(), stale.begin(), stale.end());
+  if (out.empty()) {
+    SetError("no license available: " + std::to_string(n_held) + " held, " +
+             std::to_string(n_unreadable) + " unreadable; waiting for one to be freed or go stale");
+  }
+  return out;
+}
+
+Status Agent::WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
+                            int64_t claimed_at_ms) {
+  license::ClaimRecord c;
+  c.node = config_.node;
+  c.pod = config_.pod;
+  c.token = token;
+  c.renewals = renewals;
+  c.claimed_at_ms = claimed_at_ms;
+  c.renewed_at_ms = UnixMillis(clock_.WallNow());
+  return fs_.WriteAtomic(pool_.ClaimPath(name), license::SerializeClaim(c), 0644);
+}
+
+bool Agent::Confirmed(const std::string& name, uint64_t token) {
+  ClaimView v = pool_.ReadClaim(name);
+  return v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token);
+}
+
+std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& candidates,
+                                                  const client::LockGrant& grant,
+                                                  SteadyTime granted_at,
+                                                  license::LicenseFiles& files_out) {
+  // Stop a second before the mutex lease ends: past it another agent may be in here too.
+  auto lease = std::chrono::seconds(std::max<int64_t>(grant.ttl_s, 1));
+  auto budget = lease - std::min<std::chrono::nanoseconds>(std::chrono::seconds(1), lease / 2);
+  for (const Candidate& c : candidates) {
+    SteadyTime now = clock_.Now();
+    if (now - granted_at > budget) {
+      SetError("mutex lease nearly over before a claim was made; retrying");
+      return std::nullopt;
+    }
+    if (ReleaseRequested()) return std::nullopt;
+    ClaimView v = pool_.ReadClaim(c.name);
+    bool ok = false;
+    int64_t claimed_at = UnixMillis(clock_.WallNow());
+    switch (c.kind) {
+      case Candidate::kMine:
+        ok = v.state == ClaimState::kClaimed && !v.record->seed_format &&
+             v.record->node == config_.node;
+        if (ok) claimed_at = v.record->claimed_at_ms;
+        break;
+      case Candidate::kFree:
+        ok = v.state == ClaimState::kFree;
+        break;
+      case Candidate::kStale:
+        if (v.state == ClaimState::kFree) {
+          ok = true;
+        } else {
+          observer_.Observe(c.name, v.fingerprint, now);
+          ok = v.fingerprint == c.fingerprint &&
+               observer_.IsStale(c.name, v.fingerprint, now, config_.claim_ttl);
+        }
+        break;
+    }
+    if (!ok) continue;
+    auto files = pool_.ReadLicense(c.name);
+    if (!files.ok()) {
+      SetError("license '" + c.name + "' is unusable: " + files.status().message());
+      bad_licenses_.push_back(c.name);
+      continue;
+    }
+    Status w = WriteOwnClaim(c.name, grant.token, 0, claimed_at);
+    if (!w.ok()) {
+      SetError("cannot write claim for '" + c.name + "': " + w.message());
+      return std::nullopt;
+    }
+    if (!Confirmed(c.name, grant.token)) continue;
+    if (c.kind == Candidate::kStale) {
+      spdlog::warn("took over stale license '{}' (claim unchanged for {}s as seen from here)",
+                   c.name, config_.claim_ttl.count());
+    }
+    files_out = std::move(*files);
+    return c.name;
+  }
+  return std::nullopt;
+}
+
+bool Agent::Settle(const std::string& name, uint64_t token) {
+  if (!sleeper_.SleepFor(config_.settle)) return false;
+  ClaimView v = pool_.ReadClaim(name);
+  if (v.state != ClaimState::kClaimed) return false;
+  if (license::IsOwn(*v.record, config_.node, token)) return true;
+  if (!v.record->seed_format && v.record->token < token) {
+    // A late write under an older grant (a paused agent): the higher token wins; say so.
+    spdlog::warn("claim on '{}' overwritten by older token {} from '{}'; re-asserting token {}",
+                 name, v.record->token, v.record->node, token);
+    return WriteOwnClaim(name, token, 0, UnixMillis(clock_.WallNow())).ok() &&
+           Confirmed(name, token);
+  }
+  spdlog::info("lost '{}' during settle to '{}' (token {})", name, v.record->node, v.record->token);
+  return false;
+}
+
+std::chrono::nanoseconds Agent::Acquire() {
+  if (!acquiring_since_) acquiring_since_ = clock_.Now();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++snap_.acquire_attempts;
+  }
+  std::vector<Candidate> candidates = ChooseCandidates();
+  if (candidates.empty()) return config_.heartbeat;
+
+  SteadyTime asked_at = clock_.Now();
+  auto grant = client_.Lock(config_.heartbeat, config_.lock_ttl, config_.node);
+  if (!grant.ok()) {
+    if (grant.status().code() == StatusCode::kFailedPrecondition) {
+      failures_ = 0;
+      return std::chrono::milliseconds(10);  // the long poll already waited
+    }
+    SetError("tokenmgr: " + grant.status().message());
+    return Backoff();
+  }
+  failures_ = 0;
+  license::LicenseFiles files;
+  std::optional<std::string> chosen = ClaimUnderMutex(candidates, *grant, asked_at, files);
+  if (Status s = client_.Release(grant->id); !s.ok()) {
+    spdlog::info("mutex release: {} (the lease expires by itself)", s.message());
+  }
+  if (!chosen) return std::chrono::milliseconds(200);
+  if (!Settle(*chosen, grant->token)) return std::chrono::milliseconds(10);
+
+  phase_ = Phase::kHolding;
+  license_ = *chosen;
+  token_ = grant->token;
+  renewals_ = 0;
+  claimed_at_ms_ = UnixMillis(clock_.WallNow());
+  last_confirmed_ = asked_at;
+  WriteHint(license_);
+  spdlog::info("claimed license '{}' with token {}", license_, token_);
+  InstallHeld(files);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++snap_.acquisitions;
+    acquire_wait_.Observe(Seconds(clock_.Now() - *acquiring_since_));
+  }
+  acquiring_since_.reset();
+  if (FenceIfUnconfirmed()) return std::chrono::nanoseconds(0);
+  return config_.heartbeat;
+}
+
+bool Agent::InstallHeld(const license::LicenseFiles& files) {
+  Status s = installer_.Install(license_, files);
+  if (s.ok()) s = installer_.WriteServersConf(config_.servers_conf);
+  if (!s.ok()) {
+    SetError("install of '" + license_ + "' into " + config_.host_dir + " failed: " + s.message());
+    installed_ = false;
+    return false;
+  }
+  if (!installed_ || installed_hash_ != files.hash) {
+    spdlog::info("installed license '{}' into {}", license_, config_.host_dir);
+  }
+  installed_ = true;
+  installed_hash_ = files.hash;
+  return true;
+}
+
+void Agent::Withdraw(const std::string& why) {
+  spdlog::warn("withdrawing license '{}' from {}: {}", license_, config_.host_dir, why);
+  if (Status s = installer_.Withdraw(); !s.ok()) {
+    SetError("withdraw failed (files may remain in " + config_.host_dir + "): " + s.message());
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++snap_.withdrawals;
+  }
+  phase_ = Phase::kAcquiring;
+  license_.clear();
+  token_ = 0;
+  installed_ = false;
+  installed_hash_.clear();
+  last_confirmed_.reset();
+}
+
+bool Agent::FenceIfUnconfirmed() {
+  if (phase_ != Phase::kHolding) return false;
+  SteadyTime now = clock_.Now();
+  if (last_confirmed_ && now - *last_confirmed_ <= config_.FenceAfter()) return false;
+  Withdraw(last_confirmed_
+               ? "claim not confirmed for " +
+                     std::to_string(static_cast<int64_t>(Seconds(now - *last_confirmed_))) +
+                     "s (pool unreachable, writes failing, or this process was paused); after " +
+                     std::to_string(config_.claim_ttl.count()) + "s another node may take it"
+               : "could not confirm the adopted claim");
+  return true;
+}
+
+std::chrono::nanoseconds Agent::Keep() {
+  if (last_confirmed_ && FenceIfUnconfirmed()) return std::chrono::nanoseconds(0);
+  SteadyTime t0 = clock_.Now();
+  ClaimView v = pool_.ReadClaim(license_);
+  bool renew = false;
+  if (v.state == ClaimState::kClaimed && !v.record->seed_format) {
+    const license::ClaimRecord& r = *v.record;
+    if (r.node == config_.node && r.token == token_) {
+      renew = true;
+    } else if (r.token > token_ || r.node != config_.node && r.token == token_) {
+      Withdraw("taken over by node '" + r.node + "' with token " + std::to_string(r.token) +
+               " (ours " + std::to_string(token_) + ")");
+      return std::chrono::nanoseconds(0);
+    } else {
+      spdlog::warn("claim on '{}' overwritten by older token {} from '{}'; re-asserting token {}",
+                   license_, r.token, r.node, token_);
+      renew = true;
+    }
+  } else if (v.state == ClaimState::kClaimed) {
+    Withdraw("a seed-format claim replaced ours (" + v.record->node + ")");
+    return std::chrono::nanoseconds(0);
+  } else if (v.state == ClaimState::kFree) {
+    auto dir = fs_.Stat(pool_.LicenseDir(license_));
+    if (dir.ok() && dir->type == license::FileType::kMissing) {
+      Withdraw("license directory was removed from the pool");
+      return std::chrono::nanoseconds(0);
+    }
+    spdlog::warn("claim file of '{}' vanished; re-asserting", license_);
+    renew = true;
+  } else {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++snap_.renew_failures;
+    }
+    SetError("cannot read claim of '" + license_ + "': " + v.error);
+  }
+  if (renew) {
+    Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_);
+    if (w.ok() && Confirmed(license_, token_)) {
+      ++renewals_;
+      // A renewal that took longer than a heartbeat (we were paused) proves nothing about t0.
+      if (clock_.Now() - t0 < config_.heartbeat) last_confirmed_ = t0;
+      std::lock_guard<std::mutex> l(mu_);
+      ++snap_.renewals;
+      snap_.degraded = false;
+      snap_.last_error.clear();
+    } else {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        ++snap_.renew_failures;
+      }
+      SetError("cannot renew claim of '" + license_ + "': " +
+               (w.ok() ? std::string("read-back did not match") : w.message()));
+    }
+  }
+  if (!last_confirmed_ || FenceIfUnconfirmed()) {
+    if (phase_ == Phase::kHolding) Withdraw("could not confirm the adopted claim");
+    return std::chrono::nanoseconds(0);
+  }
+  // Keep the installed copy complete and current (drift repair, license replaced in the pool).
+  auto files = pool_.ReadLicense(license_);
+  if (files.ok()) {
+    auto same = installer_.Matches(*files);
+    if (!installed_ || !same.ok() || !*same) InstallHeld(*files);
+  }
+  return config_.heartbeat;
+}
+
+void Agent::OnExit() {
+  if (!config_.release_on_exit || phase_ != Phase::kHolding) return;
+  ClaimView v = pool_.ReadClaim(license_);
+  if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
+    if (Status s = fs_.RemoveAll(pool_.ClaimPath(license_)); !s.ok()) {
+      spdlog::error("release on exit: cannot remove claim: {}", s.message());
+    }
+  }
+  (void)fs_.RemoveAll(license::JoinPath(license::JoinPath(config_.pool_dir, kHintDir), config_.node));
+  Withdraw("release on exit");
+  Publish();
+}
+
+void Agent::Publish() {
+  std::lock_guard<std::mutex> l(mu_);
+  snap_.phase = phase_;
+  snap_.license = license_;
+  snap_.token = token_;
+  snap_.installed = installed_;
+  SteadyTime now = clock_.Now();
+  snap_.claim_age_s = (phase_ == Phase::kHolding && last_confirmed_) ? Seconds(now - *last_confirmed_) : -1;
+  snap_.ready = phase_ == Phase::kHolding && installed_ && last_confirmed_ &&
+                now - *last_confirmed_ < config_.claim_ttl;
+}
+
+AgentSnapshot Agent::Snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return snap_;
+}
+
+bool Agent::Healthy() const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto limit = 3 * config_.heartbeat + config_.settle + std::chrono::seconds(30);
+  return clock_.Now() - last_step_done_ < limit;
+}
+
+std::string Agent::RenderMetrics() const {
+  AgentSnapshot s;
+  std::string wait;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    s = snap_;
+    wait = acquire_wait_.Render("license_holder_acquire_wait_seconds",
+                                "Time from starting to look for a license to holding one.");
+  }
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    out += MetricHeader(name, "gauge", help);
+    out += std::string(name) + " " + FormatMetricValue(v) + "\n";
+  };
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += MetricHeader(name, "counter", help);
+    out += std::string(name) + " " + std::to_string(v) + "\n";
+  };
+  gauge("license_holder_license_held", "1 if a license is claimed and installed on this node.",
+        s.phase == Phase::kHolding && s.installed ? 1 : 0);
+  gauge("license_holder_ready", "1 if the license is installed and its claim verified within the TTL.",
+        s.ready ? 1 : 0);
+  gauge("license_holder_degraded", "1 if the last operation failed (see logs).", s.degraded ? 1 : 0);
+  gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed; -1 if none.",
+        s.claim_age_s);
+  counter("license_holder_acquire_attempts_total", "Attempts to acquire a license.", s.acquire_attempts);
+  counter("license_holder_acquisitions_total", "Licenses acquired.", s.acquisitions);
+  counter("license_holder_withdrawals_total", "Licenses withdrawn from the host directory.", s.withdrawals);
+  counter("license_holder_renewals_total", "Claim renewals.", s.renewals);
+  counter("license_holder_renew_failures_total", "Failed claim renewals.", s.renew_failures);
+  out += wait;
+  out += MetricHeader("license_holder_pool_licenses", "gauge", "Pool licenses by state at the last full scan.");
+  auto pool = [&](const char* state, uint64_t v) {
+    out += std::string("license_holder_pool_licenses{state=\"") + state + "\"} " + std::to_string(v) + "\n";
+  };
+  pool("free", s.pool_free);
+  pool("held", s.pool_held);
+  pool("stale", s.pool_stale);
+  pool("unreadable", s.pool_unreadable);
+  return out;
+}
+
+}  // namespace lm::holder

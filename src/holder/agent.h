@@ -1,0 +1,149 @@
+// Agent: the license-holder's reconcile loop for one node. It takes the tokenmgr mutex, claims a
+// license in the pool under it, installs the license into the host directory, renews the claim
+// every heartbeat, withdraws the license the moment it is no longer provably ours, and gives it
+// back on request. Depends only on interfaces (Filesystem, TokenmgrClient, Clock, Sleeper), so
+// every rule is unit-tested with fakes. Step()/Run() run on one thread; Snapshot(),
+// RenderMetrics() and Healthy() are thread-safe.
+//
+//   Agent agent(config, fs, client, RealClock::Get(), sleeper);
+//   agent.Run();            // until sleeper.Stop()
+//   agent.OnExit();         // gives the license back only with release_on_exit
+//
+// The protocol and its races are described in docs/architecture.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/tokenmgr_client.h"
+#include "common/clock.h"
+#include "common/histogram.h"
+#include "holder/sleeper.h"
+#include "license/fs.h"
+#include "license/installer.h"
+#include "license/pool.h"
+
+namespace lm::holder {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct AgentConfig {
+  std::string node;
+  std::string pod;
+  std::string pool_dir = "/mnt/bitfusionio";
+  std::string host_dir = "/etc/bitfusionio";
+  seconds heartbeat{10};
+  seconds claim_ttl{60};
+  seconds lock_ttl{10};          // the tokenmgr lease we ask for; the critical section is short
+  milliseconds settle{2000};     // wait between writing a claim and trusting it
+  std::string servers_conf;      // rendered; written after every install
+  bool release_on_exit = false;
+  // An unconfirmed claim is withdrawn after this long: claim_ttl - 2 * heartbeat.
+  std::chrono::nanoseconds FenceAfter() const { return claim_ttl - 2 * heartbeat; }
+};
+
+enum class Phase { kAcquiring, kHolding, kReleased };
+
+struct AgentSnapshot {
+  Phase phase = Phase::kAcquiring;
+  std::string license;
+  uint64_t token = 0;
+  bool installed = false;
+  bool ready = false;
+  bool degraded = false;
+  std::string last_error;
+  double claim_age_s = -1;  // since the last confirmed renewal; -1 when not holding
+  uint64_t acquire_attempts = 0;
+  uint64_t acquisitions = 0;
+  uint64_t withdrawals = 0;
+  uint64_t renewals = 0;
+  uint64_t renew_failures = 0;
+  uint64_t pool_free = 0, pool_held = 0, pool_stale = 0, pool_unreadable = 0;
+  bool pool_scanned = false;
+};
+
+class Agent {
+ public:
+  Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient& client,
+        const Clock& clock, Sleeper& sleeper);
+
+  // Start-up: cleans interrupted installs and adopts this node's existing claim, if any.
+  void Start();
+  // One reconcile step; returns how long to wait before the next one.
+  std::chrono::nanoseconds Step();
+  // Start(), then Step() and sleep until the sleeper is stopped.
+  void Run();
+  // On shutdown: with release_on_exit, gives the claim back and withdraws the files.
+  void OnExit();
+
+  AgentSnapshot Snapshot() const;
+  std::string RenderMetrics() const;
+  // False if the loop has not finished a step for 3 heartbeats (hung storage, deadlock).
+  bool Healthy() const;
+
+ private:
+  struct Candidate {
+    std::string name;
+    enum Kind { kMine, kFree, kStale } kind;
+    std::string fingerprint;  // for kStale: what must still be there under the mutex
+  };
+
+  std::chrono::nanoseconds Acquire();
+  std::chrono::nanoseconds Keep();
+  std::vector<Candidate> ChooseCandidates();
+  std::vector<Candidate> FullScan();
+  std::optional<std::string> ClaimUnderMutex(const std::vector<Candidate>& candidates,
+                                             const client::LockGrant& grant, SteadyTime granted_at,
+                                             license::LicenseFiles& files_out);
+  bool Settle(const std::string& name, uint64_t token);
+  Status WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
+                       int64_t claimed_at_ms);
+  bool Confirmed(const std::string& name, uint64_t token);
+  void Withdraw(const std::string& why);
+  bool InstallHeld(const license::LicenseFiles& files);
+  bool ReleaseRequested();
+  bool FenceIfUnconfirmed();
+  void WriteHint(const std::string& name);
+  std::optional<std::string> ReadHint();
+  std::chrono::nanoseconds Backoff();
+  void SetError(const std::string& error);
+  void Publish();
+
+  AgentConfig config_;
+  license::Filesystem& fs_;
+  client::TokenmgrClient& client_;
+  const Clock& clock_;
+  Sleeper& sleeper_;
+  license::Pool pool_;
+  license::Installer installer_;
+  license::StalenessObserver observer_;
+  int64_t started_unix_ms_ = 0;
+
+  // Loop state (loop thread only).
+  Phase phase_ = Phase::kAcquiring;
+  std::string license_;
+  uint64_t token_ = 0;
+  uint64_t renewals_ = 0;
+  int64_t claimed_at_ms_ = 0;
+  bool installed_ = false;
+  std::string installed_hash_;
+  std::optional<SteadyTime> last_confirmed_;
+  std::optional<SteadyTime> acquiring_since_;
+  int failures_ = 0;
+  std::vector<std::string> bad_licenses_;  // unusable content; skipped until a full rescan
+
+  // Published state (any thread).
+  mutable std::mutex mu_;
+  AgentSnapshot snap_;                  // Guarded by mu_
+  SteadyTime last_step_done_;           // Guarded by mu_
+  Histogram acquire_wait_{{0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600}};  // Guarded by mu_
+};
+
+std::string_view PhaseName(Phase p);
+
+}  // namespace lm::holder
