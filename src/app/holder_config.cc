@@ -1,0 +1,129 @@
+#include "app/holder_config.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "common/strings.h"
+#include "license/servers_conf.h"
+
+namespace lm::app {
+
+StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, const EnvMap& env) {
+  CLI::App app{"license-holder: claims, installs, keeps and gives back one license per node"};
+  app.set_version_flag("--version", "license-holder 1.0.0");
+  app.require_subcommand(0, 1);
+  auto* run = app.add_subcommand("run", "run the agent (default)");
+  auto* daemonset = app.add_subcommand("daemonset", "the seed's name for run");
+  auto* release = app.add_subcommand(
+      "release", "give this node's license back to the pool and remove it from the host dir");
+  (void)run;
+  (void)daemonset;
+  std::optional<std::string> url, node, pod, pool, host, heartbeat, ttl, health_port, health_bind,
+      log_format, auth_file, settle_ms, lock_ttl;
+  std::string port_file;
+  bool release_on_exit = false;
+  app.add_option("--tokenmgr-url", url, "tokenmgr API base (env TOKENMGR_URL)");
+  app.add_option("--node-name", node, "this node's name (env NODE_NAME, required)");
+  app.add_option("--pod-name", pod, "this pod's name (env POD_NAME)");
+  app.add_option("--pool-dir", pool, "license pool (env POOL_DIR, /mnt/bitfusionio)");
+  app.add_option("--host-dir", host, "node license dir (env HOST_DIR, /etc/bitfusionio)");
+  app.add_option("--heartbeat-seconds", heartbeat, "renewal period (env HEARTBEAT_SECONDS, 10)");
+  app.add_option("--claim-ttl-seconds", ttl, "claim lifetime (env CLAIM_TTL_SECONDS, 60)");
+  app.add_option("--health-port", health_port, "health/metrics port (env HEALTH_PORT, 8081; 0 = any)");
+  app.add_option("--health-bind", health_bind, "health/metrics address (env HEALTH_BIND, 0.0.0.0)");
+  app.add_option("--log-format", log_format, "text or json (env LOG_FORMAT)");
+  app.add_option("--tokenmgr-auth-token-file", auth_file, "bearer token file (env TOKENMGR_AUTH_TOKEN_FILE)");
+  app.add_option("--settle-ms", settle_ms, "wait after claiming before trusting it (env SETTLE_MS)");
+  app.add_option("--lock-ttl-seconds", lock_ttl, "mutex lease to ask for (env LOCK_TTL_SECONDS, 10)");
+  app.add_flag("--release-on-exit", release_on_exit, "give the license back on SIGTERM (env RELEASE_ON_EXIT=true)");
+  app.add_option("--port-file", port_file, "write the bound health port to this file");
+
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);
+  HolderConfig c;
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    c.command = HolderCommand::kHelp;
+    return c;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "license-holder 1.0.0\n";
+    c.command = HolderCommand::kHelp;
+    return c;
+  } catch (const CLI::ParseError& e) {
+    return InvalidArgument(std::string("command line: ") + e.what());
+  }
+  if (release->parsed()) c.command = HolderCommand::kRelease;
+
+  holder::AgentConfig& a = c.agent;
+  ConfigValue n = Pick(node, env, "NODE_NAME", "--node-name");
+  if (!n.text) return InvalidArgument("NODE_NAME is required (set it from the downward API: spec.nodeName)");
+  LM_RETURN_IF_ERROR(ValidateLabel(*n.text, n.source));
+  a.node = *n.text;
+  ConfigValue p = Pick(pod, env, "POD_NAME", "--pod-name");
+  if (p.text) {
+    LM_RETURN_IF_ERROR(ValidateLabel(*p.text, p.source));
+    a.pod = *p.text;
+  }
+  a.pool_dir = Pick(pool, env, "POOL_DIR", "--pool-dir").Text("/mnt/bitfusionio");
+  a.host_dir = Pick(host, env, "HOST_DIR", "--host-dir").Text("/etc/bitfusionio");
+  for (const std::string* dir : {&a.pool_dir, &a.host_dir}) {
+    if (dir->empty() || (*dir)[0] != '/' || dir->find("/../") != std::string::npos ||
+        dir->size() > 4096) {
+      return InvalidArgument((dir == &a.pool_dir ? "POOL_DIR" : "HOST_DIR") +
+                             std::string(" must be an absolute path without '..'"));
+    }
+  }
+  if (a.pool_dir == a.host_dir) return InvalidArgument("POOL_DIR and HOST_DIR must differ");
+  auto hb = Pick(heartbeat, env, "HEARTBEAT_SECONDS", "--heartbeat-seconds").Number(3600, 10);
+  if (!hb.ok()) return hb.status();
+  if (*hb < 1) return InvalidArgument("HEARTBEAT_SECONDS must be at least 1");
+  auto ct = Pick(ttl, env, "CLAIM_TTL_SECONDS", "--claim-ttl-seconds").Number(86400, 60);
+  if (!ct.ok()) return ct.status();
+  if (*ct < 3 * *hb) {
+    return InvalidArgument("CLAIM_TTL_SECONDS (" + std::to_string(*ct) +
+                           ") must be at least 3 x HEARTBEAT_SECONDS (" + std::to_string(*hb) + ")");
+  }
+  a.heartbeat = std::chrono::seconds(*hb);
+  a.claim_ttl = std::chrono::seconds(*ct);
+  auto st = Pick(settle_ms, env, "SETTLE_MS", "--settle-ms").Number(60000, std::min<int64_t>(2000, *hb * 500));
+  if (!st.ok()) return st.status();
+  a.settle = std::chrono::milliseconds(*st);
+  auto lt = Pick(lock_ttl, env, "LOCK_TTL_SECONDS", "--lock-ttl-seconds").Number(3600, 10);
+  if (!lt.ok()) return lt.status();
+  if (*lt < 2) return InvalidArgument("LOCK_TTL_SECONDS must be at least 2");
+  a.lock_ttl = std::chrono::seconds(*lt);
+  auto hp = Pick(health_port, env, "HEALTH_PORT", "--health-port").Number(65535, 8081);
+  if (!hp.ok()) return hp.status();
+  c.health_port = static_cast<uint16_t>(*hp);
+  c.health_bind = Pick(health_bind, env, "HEALTH_BIND", "--health-bind").Text("0.0.0.0");
+  ConfigValue lf = Pick(log_format, env, "LOG_FORMAT", "--log-format");
+  c.log_format = lf.Text("text");
+  if (c.log_format != "text" && c.log_format != "json") {
+    return InvalidArgument(lf.source + " must be 'text' or 'json'");
+  }
+  c.tokenmgr_url = Pick(url, env, "TOKENMGR_URL", "--tokenmgr-url").Text(c.tokenmgr_url);
+  ConfigValue af = Pick(auth_file, env, "TOKENMGR_AUTH_TOKEN_FILE", "--tokenmgr-auth-token-file");
+  if (af.text) {
+    auto token = ReadSecretFile(*af.text, af.source);
+    if (!token.ok()) return token.status();
+    c.auth_token = *token;
+  }
+  auto roe = env.find("RELEASE_ON_EXIT");
+  if (!release_on_exit && roe != env.end() && !roe->second.empty()) {
+    if (roe->second == "true" || roe->second == "1") {
+      release_on_exit = true;
+    } else if (roe->second != "false" && roe->second != "0") {
+      return InvalidArgument("RELEASE_ON_EXIT must be true or false");
+    }
+  }
+  a.release_on_exit = release_on_exit;
+  auto groups = license::ParseServerGroups(env);
+  if (!groups.ok()) return groups.status();
+  a.servers_conf = license::RenderServersConf(*groups);
+  c.port_file = port_file;
+  return c;
+}
+
+}  // namespace lm::app

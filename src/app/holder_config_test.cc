@@ -1,0 +1,78 @@
+#include "app/holder_config.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace lm::app {
+namespace {
+
+StatusOr<HolderConfig> Parse(std::vector<const char*> args, EnvMap env) {
+  args.insert(args.begin(), "license-holder");
+  return ParseHolderConfig(static_cast<int>(args.size()), args.data(), env);
+}
+
+TEST(HolderConfig, SeedConfigMapWorks) {
+  auto c = Parse({}, {{"NODE_NAME", "gpu-1"}, {"TOKENMGR_URL", "http://tokenmgr.bitfusion:8080/api/token"},
+                      {"GPUTYPES", "K80_servers"}, {"K80_servers_1", "172.16.31.42:56001"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->command, HolderCommand::kRun);
+  EXPECT_EQ(c->agent.node, "gpu-1");
+  EXPECT_EQ(c->agent.pool_dir, "/mnt/bitfusionio");
+  EXPECT_EQ(c->agent.host_dir, "/etc/bitfusionio");
+  EXPECT_EQ(c->agent.heartbeat.count(), 10);
+  EXPECT_EQ(c->agent.claim_ttl.count(), 60);
+  EXPECT_EQ(c->health_port, 8081);
+  EXPECT_EQ(c->agent.servers_conf, "### K80_servers.conf\n172.16.31.42:56001\n\n");
+}
+
+TEST(HolderConfig, SubcommandsAndSeedAlias) {
+  EXPECT_EQ(Parse({"release"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRelease);
+  EXPECT_EQ(Parse({"daemonset"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRun);
+  EXPECT_FALSE(Parse({"bogus"}, {{"NODE_NAME", "n"}}).ok());
+}
+
+TEST(HolderConfig, FlagsWinOverEnv) {
+  auto c = Parse({"--node-name", "flag-node", "--heartbeat-seconds", "2", "--claim-ttl-seconds", "6"},
+                 {{"NODE_NAME", "env-node"}, {"HEARTBEAT_SECONDS", "5"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->agent.node, "flag-node");
+  EXPECT_EQ(c->agent.heartbeat.count(), 2);
+}
+
+TEST(HolderConfig, MissingNodeNameIsAClearError) {
+  auto c = Parse({}, {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("NODE_NAME"), std::string::npos);
+}
+
+TEST(HolderConfig, BadValuesNameTheVariable) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"NODE_NAME", "bad node"},      {"POD_NAME", "<script>"},     {"HEARTBEAT_SECONDS", "0"},
+      {"HEARTBEAT_SECONDS", "ten"},   {"CLAIM_TTL_SECONDS", "5"},   {"HEALTH_PORT", "65536"},
+      {"LOG_FORMAT", "yaml"},         {"POOL_DIR", "relative/dir"}, {"HOST_DIR", "/a/../etc"},
+      {"RELEASE_ON_EXIT", "maybe"},   {"GPUTYPES", "bad/group"},    {"TOKENMGR_AUTH_TOKEN_FILE", "/nonexistent"},
+  };
+  for (auto [var, value] : bad) {
+    EnvMap env = {{"NODE_NAME", "n"}};
+    env[var] = value;
+    auto c = Parse({}, env);
+    ASSERT_FALSE(c.ok()) << var << "=" << value;
+    EXPECT_NE(c.status().message().find(std::string(var).substr(0, 8)), std::string::npos)
+        << c.status().message();
+  }
+}
+
+TEST(HolderConfig, ClaimTtlMustCoverThreeHeartbeats) {
+  EXPECT_FALSE(Parse({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "29"}}).ok());
+  EXPECT_TRUE(Parse({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "30"}}).ok());
+}
+
+TEST(HolderConfig, ReleaseOnExitFromFlagOrEnv) {
+  EXPECT_TRUE(Parse({"--release-on-exit"}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+  EXPECT_TRUE(Parse({}, {{"NODE_NAME", "n"}, {"RELEASE_ON_EXIT", "true"}})->agent.release_on_exit);
+  EXPECT_FALSE(Parse({}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+}
+
+}  // namespace
+}  // namespace lm::app
