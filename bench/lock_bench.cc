@@ -233,6 +233,7 @@ struct RunResult {
   uint64_t count = 0;
   uint64_t failed_tries = 0;  // Redis: SET NX answered nil
   double acquisitions_per_s = 0;  // contended: including re-acquisitions by the last holder
+  int starved = 0;                 // contended: clients never granted the lock in the window
 };
 
 RunResult Summarize(std::vector<int64_t> samples_ns, double seconds, uint64_t failed = 0,
@@ -347,6 +348,7 @@ struct Contention {
   uint64_t acquisitions = 0;      // inside [start, end)
   int last_holder = -1;
   std::vector<int64_t> waits_ns;  // per handoff inside [start, end)
+  std::vector<uint64_t> grants_by_client;
 
   // A handoff is a grant to a client other than the last holder: a client that releases and
   // at once takes the lock back (what a spinning Redis client often does) hands nothing off.
@@ -354,6 +356,7 @@ struct Contention {
     if (++inside > 1) ++overlaps;
     if (got < end) {
       ++acquisitions;
+      ++grants_by_client[static_cast<size_t>(who)];
       if (who != last_holder) waits_ns.push_back((got - asked).count());
     }
     last_holder = who;
@@ -371,6 +374,7 @@ RunResult Contend(uint16_t port, int clients, double seconds, const char* what,
   net::io_context io(1);
   auto conns = ConnectMany<C>(io, port, clients, what);
   Contention k;
+  k.grants_by_client.resize(static_cast<size_t>(clients));
   k.start = SteadyClock::now();
   k.end = k.start + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(seconds));
   net::steady_timer stop(io, k.end);
@@ -382,7 +386,10 @@ RunResult Contend(uint16_t port, int clients, double seconds, const char* what,
   }
   RunAll(io, std::move(tasks), std::chrono::seconds(static_cast<int>(seconds) + 60), what);
   *overlaps += k.overlaps;
-  return Summarize(std::move(k.waits_ns), seconds, k.failed_tries, k.acquisitions);
+  RunResult r = Summarize(std::move(k.waits_ns), seconds, k.failed_tries, k.acquisitions);
+  r.starved = static_cast<int>(
+      std::count(k.grants_by_client.begin(), k.grants_by_client.end(), uint64_t{0}));
+  return r;
 }
 
 // Waits for the lock to be free (at most the lease ttl) so the next case starts clean.
@@ -677,8 +684,13 @@ int Run(const Args& a) {
                       Fmt("%.1f", t.rate / d.rate),
                       best ? ">= 5.0" : "(info)",
                       best ? (t.rate >= 5 * d.rate ? met : not_met) : "-"});
-      rows.push_back({n + ": p99 wait, ms (Redis: " + variant + ")", Fmt("%.1f", t.p99_us / 1e3),
-                      Fmt("%.1f", d.p99_us / 1e3), Fmt("%.2f", t.p99_us / d.p99_us), "-", "-"});
+      auto starved = [&](const RunResult& x) {
+        return "; never granted: " + std::to_string(x.starved) + " of " + std::to_string(clients);
+      };
+      rows.push_back({n + ": p99 wait of a handoff, ms (Redis: " + variant + ")",
+                      Fmt("%.1f", t.p99_us / 1e3) + starved(t),
+                      Fmt("%.1f", d.p99_us / 1e3) + starved(d), Fmt("%.2f", t.p99_us / d.p99_us),
+                      "-", "-"});
     }
   }
 
