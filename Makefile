@@ -1,0 +1,88 @@
+# Builds the two images of the seed, tokenmgr:1.0.0 and flexdirect:1.0.0, as in its README:
+#   make clean && make
+# The binaries are linked fully static on this host (CMake preset "static"), then each goes into a
+# FROM scratch image with its LICENSE. No base image is pulled.
+#
+#   make                  both binaries, both images (checked to be under 10 MB each)
+#   make tcontainer       tokenmgr image only    (also: make tokenmgr-image)
+#   make fdcontainer      flexdirect image only  (also: make flexdirect-image)
+#   make binaries         the two static binaries only
+#   make sizes            print the image sizes
+#   make clean            remove the static build, the staged contexts and the two images
+#
+# Variables: DOCKER (podman; docker works too), VERSION (1.0.0), REGISTRY (a prefix such as
+# registry.example.com/bitfusion/, empty by default as in the seed), BUILD_DIR (build/static).
+
+DOCKER ?= podman
+VERSION ?= 1.0.0
+REGISTRY ?=
+BUILD_DIR ?= build/static
+CMAKE ?= cmake
+STRIP ?= strip
+MAX_IMAGE_BYTES ?= 10000000
+
+TOKENMGR_IMAGE := $(REGISTRY)tokenmgr:$(VERSION)
+FLEXDIRECT_IMAGE := $(REGISTRY)flexdirect:$(VERSION)
+STAGE := $(BUILD_DIR)/images
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The commit time, so that rebuilding the same commit gives the same labels.
+CREATED := $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+IMAGE_ARGS := --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+              --build-arg CREATED=$(CREATED)
+
+.DEFAULT_GOAL := all
+.PHONY: all default images binaries tokenmgr-image flexdirect-image tcontainer fdcontainer \
+        sizes clean
+
+all default: images
+images: tokenmgr-image flexdirect-image
+tcontainer: tokenmgr-image
+fdcontainer: flexdirect-image
+binaries: $(BUILD_DIR)/build.ninja
+	$(CMAKE) --build $(BUILD_DIR) --target tokenmgr license-holder
+
+# Debian ships spdlog and fmt as shared libraries only; static-deps.cmake makes the static build
+# use them header-only (see that file).
+$(BUILD_DIR)/build.ninja:
+	$(CMAKE) --preset static -B $(BUILD_DIR) \
+	  -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/build/docker/static-deps.cmake
+
+# stage_context(image, binary, extra shell commands run in rootfs/)
+define stage_context
+	$(CMAKE) --build $(BUILD_DIR) --target $(2)
+	rm -rf $(STAGE)/$(1) && mkdir -p $(STAGE)/$(1)/rootfs
+	$(STRIP) -o $(STAGE)/$(1)/rootfs/$(2) $(BUILD_DIR)/src/bin/$(2)
+	chmod 0755 $(STAGE)/$(1)/rootfs/$(2)
+	install -m 0644 LICENSE $(STAGE)/$(1)/rootfs/LICENSE
+	cd $(STAGE)/$(1)/rootfs && $(3)
+endef
+
+# check_size(image)
+define check_size
+	@size=$$($(DOCKER) image inspect --format '{{.Size}}' $(1)) && \
+	  echo "$(1): $$size bytes" && \
+	  if [ "$$size" -gt $(MAX_IMAGE_BYTES) ]; then \
+	    echo "$(1) is larger than $(MAX_IMAGE_BYTES) bytes" >&2; exit 1; fi
+endef
+
+# The web page is compiled into tokenmgr; static assets are shipped only if they exist as files.
+tokenmgr-image: $(BUILD_DIR)/build.ninja
+	$(call stage_context,tokenmgr,tokenmgr,ln -s tokenmgr token)
+	if [ -d web/html ]; then cp -R web/html $(STAGE)/tokenmgr/rootfs/html; fi
+	$(DOCKER) build $(IMAGE_ARGS) -f build/docker/tokenmgr/Containerfile \
+	  -t $(TOKENMGR_IMAGE) $(STAGE)/tokenmgr
+	$(call check_size,$(TOKENMGR_IMAGE))
+
+flexdirect-image: $(BUILD_DIR)/build.ninja
+	$(call stage_context,flexdirect,license-holder,true)
+	$(DOCKER) build $(IMAGE_ARGS) -f build/docker/flexdirect/Containerfile \
+	  -t $(FLEXDIRECT_IMAGE) $(STAGE)/flexdirect
+	$(call check_size,$(FLEXDIRECT_IMAGE))
+
+sizes:
+	$(call check_size,$(TOKENMGR_IMAGE))
+	$(call check_size,$(FLEXDIRECT_IMAGE))
+
+clean:
+	rm -rf $(BUILD_DIR)
+	-$(DOCKER) rmi -f $(TOKENMGR_IMAGE) $(FLEXDIRECT_IMAGE) 2>/dev/null
