@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context io(1);
+  // Catch SIGTERM/SIGINT from here on (they queue until io.run()), so a signal sent as soon as
+  // the port file appears still means a clean stop with exit 0, not death by signal.
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   auto lock = store::EmbeddedLockService::Open(io, RealClock::Get(), config->lock,
                                                config->state_file);
   if (!lock.ok()) {
@@ -42,14 +45,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!config->port_file.empty()) {
-    std::ofstream(config->port_file) << *port << "\n";
+    std::ofstream out(config->port_file);
+    out << *port << "\n";
+    out.close();
+    if (!out) {
+      spdlog::critical("cannot start: cannot write port file {}", config->port_file);
+      return 1;
+    }
   }
   spdlog::info("tokenmgr listening on {}:{} (state: {}, default ttl {}s, auth {})",
                config->bind_address, *port,
                config->state_file.empty() ? "memory only" : config->state_file,
                config->lock.default_ttl.count(), config->auth_token ? "on" : "off");
 
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: stopping (answering in-flight requests)", sig);

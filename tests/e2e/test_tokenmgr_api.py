@@ -306,7 +306,7 @@ def test_metrics_pass_promtool(tm):
 # unknown paths, wrong methods
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/api/token/", "/api/token/lock",
+@pytest.mark.parametrize("path", ["/nope", "/api/token/", "/api/token/lock",
                                   "/api/token/lock/5/extra", "/api/tokenmgr/nope",
                                   "/api/token/status/x", "/api/reminders", "/html/tmpl/edit",
                                   "/api/token/release"])
@@ -436,6 +436,7 @@ def test_auth_required_for_lock_release_renew(auth_tm, auth):
     for prefix in PREFIXES:
         s, headers, body = bad.call("GET", f"{prefix}/lock/0")
         assert s == 401, (prefix, body)
+        assert headers.get("www-authenticate", "").startswith("Bearer")
         assert "Error" in json.loads(body)
         assert status(auth_tm.port)["held"] is False
     s, g = good.lock(0)

@@ -226,6 +226,36 @@ def test_only_waiter_disconnecting_leaves_lock_free_after_release(start_tm):
     assert st["held"] is False and st["last_token"] == g["token"]
 
 
+def test_full_waiter_queue_is_503_at_once(start_tm):
+    t = start_tm(args=["--max-waiters", "2"], state_file=False)
+    holder = Client(t.port)
+    _, g = holder.lock(0, holder="h", ttl=30)
+    results = []
+
+    def wait_then_release():
+        c = Client(t.port)
+        s, g = c.lock(10)
+        results.append(s)
+        if s == 200:
+            c.release(g["id"])
+
+    threads = [threading.Thread(target=wait_then_release) for _ in range(2)]
+    try:
+        for i, th in enumerate(threads):
+            th.start()
+            wait_waiters(t.port, i + 1)
+        started = time.monotonic()
+        s, body = Client(t.port).lock(10, holder="third")
+        assert s == 503 and "Error" in body, body
+        assert time.monotonic() - started < 1.0
+        assert status(t.port)["waiters"] == 2
+        holder.release(g["id"])
+    finally:
+        for th in threads:
+            th.join(timeout=15)
+    assert results == [200, 200]
+
+
 # ---------------------------------------------------------------------------------------------
 # lease expiry (the seed's bugs)
 

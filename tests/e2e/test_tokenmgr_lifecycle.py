@@ -1,6 +1,7 @@
 """tokenmgr start-up, configuration, state file, restart and shutdown on the real binary."""
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -8,7 +9,8 @@ import time
 import pytest
 
 import procs
-from tokenmgr_util import Client, run_binary, start_tm, status, wait_waiters  # noqa: F401
+from tokenmgr_util import (Client, metrics, run_binary, start_tm, status,  # noqa: F401
+                           wait_waiters)
 
 
 def _state(path):
@@ -328,3 +330,37 @@ def test_startup_failure_log_is_json_too(tmp_path):
     for line in out.splitlines():
         if line.strip():
             assert str(path) in json.loads(line)["msg"]
+
+
+def test_signal_right_after_port_file_appears_exits_0(start_tm, tmp_path):
+    for i in range(5):
+        t = start_tm(state_file=False, workdir=str(tmp_path / f"run{i}"))
+        t.signal(signal.SIGTERM)
+        assert t.proc.wait(timeout=5) == 0, t.logs()
+
+
+def test_unwritable_port_file_stops_startup(tmp_path):
+    path = tmp_path / "missing" / "port"
+    rc, out = run_binary(["--bind-address", "127.0.0.1", "--listen-port", "0",
+                          "--port-file", str(path)])
+    assert rc not in (0, None), out
+    assert str(path) in out, out
+
+
+def test_grant_is_refused_when_state_cannot_be_written(start_tm, tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    t = start_tm(args=["--state-file", str(state_dir / "state.json")], state_file=False)
+    c = Client(t.port)
+    _, g = c.lock(0)
+    assert c.release(g["id"])[0] == 200
+    shutil.rmtree(state_dir)  # the next atomic write cannot create its temp file
+    s, body = c.lock(0)
+    assert s == 503, body
+    assert "persist" in body["Error"]
+    assert c.status()["held"] is False
+    assert metrics(t.port)["tokenmgr_store_persist_failures_total"] >= 1
+    state_dir.mkdir()
+    s, g2 = c.lock(0)
+    assert s == 200 and g2["token"] == g["token"] + 1  # the refused token was never handed out
+    assert _state(state_dir / "state.json")["lease"]["token"] == g2["token"]
