@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 pkgs=(
-  build-essential cmake ninja-build pkg-config curl ca-certificates
+  build-essential cmake ninja-build pkg-config curl ca-certificates bc
   libboost1.81-dev libboost-json1.81-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-pytest

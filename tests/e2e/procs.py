@@ -128,3 +128,144 @@ def request(port, method, path, body=None, headers=None, timeout=30):
 def get_json(port, path, **kw):
     status, _, body = request(port, "GET", path, **kw)
     return status, json.loads(body) if body else None
+
+
+def make_pool(root, count, prefix="license"):
+    """A sample pool: <root>/<prefix><i>/lic/host_id with a distinct id each. Returns ids."""
+    os.makedirs(root, exist_ok=True)
+    ids = {}
+    for i in range(1, count + 1):
+        name = f"{prefix}{i}"
+        lic = os.path.join(root, name, "lic")
+        os.makedirs(lic, exist_ok=True)
+        host_id = f"HOSTID-{name}"
+        with open(os.path.join(lic, "host_id"), "w") as f:
+            f.write(host_id + "\n")
+        ids[host_id] = name
+    return ids
+
+
+def installed_license(host_dir):
+    """The host_id installed in a host dir, or None."""
+    try:
+        with open(os.path.join(host_dir, "lic", "host_id")) as f:
+            return f.read().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def read_claim(pool, name):
+    try:
+        with open(os.path.join(pool, name, "lockedby")) as f:
+            return json.loads(f.read())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+class Holder:
+    """A real license-holder process for one simulated node."""
+
+    def __init__(self, node, pool_dir, host_dir, tokenmgr_url, workdir, heartbeat=1, claim_ttl=4,
+                 settle_ms=200, extra_env=None, args=()):
+        self.node = node
+        self.pool_dir = pool_dir
+        self.host_dir = host_dir
+        self.url = tokenmgr_url
+        self.workdir = workdir
+        self.heartbeat = heartbeat
+        self.claim_ttl = claim_ttl
+        self.settle_ms = settle_ms
+        self.extra_env = extra_env or {}
+        self.args = list(args)
+        self.port_file = os.path.join(workdir, f"{node}.port")
+        self.log_path = os.path.join(workdir, f"{node}.log")
+        self.proc = None
+        self.port = None
+        self.log = None
+        os.makedirs(host_dir, exist_ok=True)
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if k not in (
+            "NODE_NAME", "POD_NAME", "POOL_DIR", "HOST_DIR", "TOKENMGR_URL", "GPUTYPES")}
+        env.update({
+            "NODE_NAME": self.node, "POD_NAME": f"flexdirect-{self.node}",
+            "POOL_DIR": self.pool_dir, "HOST_DIR": self.host_dir, "TOKENMGR_URL": self.url,
+            "HEARTBEAT_SECONDS": str(self.heartbeat), "CLAIM_TTL_SECONDS": str(self.claim_ttl),
+            "SETTLE_MS": str(self.settle_ms), "HEALTH_PORT": "0", "HEALTH_BIND": "127.0.0.1",
+            "GPUTYPES": "K80_servers v100_servers",
+            "K80_servers_1": "10.0.0.1:56001", "K80_servers_2": "10.0.0.2:56001",
+            "v100_servers_1": "10.0.0.3:53334",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait_port=True):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([binary("license-holder"), "--port-file", self.port_file] + self.args,
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env())
+        if wait_port:
+            def port():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.node} exited {self.proc.returncode}: {self.logs()}")
+                try:
+                    with open(self.port_file) as f:
+                        text = f.read().strip()
+                    return int(text) if text else None
+                except FileNotFoundError:
+                    return None
+            self.port = wait_for(port, what=f"{self.node} health port")
+        return self
+
+    def release(self, timeout=30):
+        """Runs `license-holder release` for this node; returns (exit code, output)."""
+        r = subprocess.run([binary("license-holder"), "release"], env=self.env(),
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+
+    def ready(self):
+        if not self.port or not self.proc or self.proc.poll() is not None:
+            return False
+        try:
+            status, _, _ = request(self.port, "GET", "/readyz", timeout=2)
+            return status == 200
+        except OSError:
+            return False
+
+    def metrics(self):
+        return request(self.port, "GET", "/metrics", timeout=5)[2]
+
+    def installed(self):
+        return installed_license(self.host_dir)
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            if sig != signal.SIGKILL:
+                os.kill(self.proc.pid, signal.SIGCONT)  # a paused process must see the signal
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            rc = self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+        return rc
