@@ -74,7 +74,7 @@ tokenmgr-image: $(BUILD_DIR)/build.ninja
 	$(call check_size,$(TOKENMGR_IMAGE))
 
 flexdirect-image: $(BUILD_DIR)/build.ninja
-	$(call stage_context,flexdirect,license-holder,true)
+	$(call stage_context,flexdirect,license-holder,ln -s license-holder start)
 	$(DOCKER) build $(IMAGE_ARGS) -f build/docker/flexdirect/Containerfile \
 	  -t $(FLEXDIRECT_IMAGE) $(STAGE)/flexdirect
 	$(call check_size,$(FLEXDIRECT_IMAGE))

@@ -99,6 +99,9 @@ wait_code() {  # wait_code URL CODE SECONDS
 json() {  # json FIELD < body
   python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1"
 }
+rss_kib() {  # rss_kib CONTAINER: peak resident memory of its main process
+  awk '/^VmHWM:/ {print $2}' "/proc/$(podman inspect --format '{{.State.Pid}}' "$1")/status"
+}
 stop_timed() {  # stop_timed CONTAINER -> sets stop_ms and stop_rc
   local t0
   t0=$(date +%s%N)
@@ -156,6 +159,8 @@ check "after the restart a second lock is refused (409) while the lease is held"
   test "$(http_code "$tm_api/lock/0")" = 409
 check "after the restart the old lease id releases it" \
   test "$(http_code -X POST "$tm_api/release/$lease_id")" = 200
+rss=$(rss_kib "$tm_id")
+check "tokenmgr's resident memory (${rss} KiB) is under its 16 MiB request" test "$rss" -lt 16384
 grant2=$(curl -s -m 5 "$tm_api/lock/0?holder=e2e-after-restart")
 check "the next fencing token is larger than the one before the restart" \
   test "$(json token <<<"$grant2")" -gt "$lease_token"
@@ -177,8 +182,9 @@ if [ "$with_holder" = 1 ]; then
   fi
 
   declare -A hport hid
-  start_node() {  # start_node N: creates and starts the container of node N
+  start_node() {  # start_node N [ARGS]: creates and starts the container of node N
     local n=$1 url name_opts=()
+    shift
     case "$n" in
       1) url=$tm_api ;;
       3) url=http://tokenmgr.bitfusion:$tm_port/api/token
@@ -194,7 +200,8 @@ if [ "$with_holder" = 1 ]; then
       -e TOKENMGR_URL="$url" -e HEARTBEAT_SECONDS=$HEARTBEAT -e CLAIM_TTL_SECONDS=$TTL \
       -e GPUTYPES='K80_servers v100_servers' -e K80_servers_1=127.0.1.1:56001 \
       -e K80_servers_2=127.0.1.2:56001 -e v100_servers_1=127.0.2.1:53334 \
-      -v "$work/node$n:/etc/bitfusionio" -v "$pool:/mnt/bitfusionio" "$FLEXDIRECT_IMAGE")
+      -v "$work/node$n:/etc/bitfusionio" -v "$pool:/mnt/bitfusionio" "$@" "$FLEXDIRECT_IMAGE" \
+      "${node_args[@]}")
     containers+=("${hid[$n]}")
   }
   node_ready() { wait_code "http://127.0.0.1:${hport[$1]}/readyz" 200 "${2:-60}"; }
@@ -217,6 +224,7 @@ EOF
   printf '### K80_servers.conf\n127.0.1.1:56001\n127.0.1.2:56001\n\n### v100_servers.conf\n127.0.2.1:53334\n\n' \
     >"$work/servers.conf.expected"
 
+  node_args=()
   for n in 1 2 3; do start_node "$n"; done
   for n in 1 2 3; do
     check "node$n becomes ready (license installed, claim verified)" node_ready "$n"
@@ -241,6 +249,11 @@ EOF
     check "node3 resolved tokenmgr.bitfusion through DNS search domains (static binary)" \
       grep -q 'query tokenmgr.bitfusion.svc.cluster.local 1$' "$work/dns.log"
   fi
+
+  for n in 1 2 3; do
+    rss=$(rss_kib "${hid[$n]}")
+    check "node$n's resident memory (${rss} KiB) is under its 16 MiB request" test "$rss" -lt 16384
+  done
 
   # Stop and start a holder: same license, host files untouched.
   before_id=$(host_id 2)
@@ -277,8 +290,10 @@ EOF
     test ! -e "$work/node1/lic/host_id"
   check "after release node1's pool license is not claimed by node1" \
     test "$(claimant "$lic1")" != node1
-  start_node 4
-  check "a fourth node gets a license" node_ready 4
+  # node4 runs the seed's DaemonSet command, ["/start", "daemonset"].
+  node_args=(daemonset)
+  start_node 4 --entrypoint /start
+  check "a fourth node started with the seed's /start daemonset gets a license" node_ready 4
   ids4=$(for n in 2 3 4; do host_id "$n"; done)
   check "nodes 2, 3 and 4 hold three different licenses" \
     test "$(sort -u <<<"$ids4" | grep -c HOSTID)" = 3
