@@ -253,7 +253,8 @@ class Holder:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=None, timeout=10):
+        sig = signal.SIGTERM if sig is None else sig  # (in the class body `signal` is the method)
         if not self.proc:
             return None
         if self.proc.poll() is None:
