@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <unordered_set>
@@ -160,27 +161,42 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!responder->done()) WatchDisconnect();
   }
 
-  // While a long poll is pending, notice a client that hangs up so its waiter can leave.
+  // While a long poll is pending, notice a client that hangs up so its waiter can leave. Bytes
+  // the client pipelines meanwhile are moved into the read buffer (they are parsed after this
+  // response), so a hang-up after them is still noticed.
   void WatchDisconnect() {
     watching_ = true;
     stream_.socket().async_wait(
-        tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+        tcp::socket::wait_read,
+        [self = shared_from_this(), pending = responder_.get()](beast::error_code ec) {
           self->watching_ = false;
-          if (!self->responder_ || self->responder_->done()) return;
-          bool gone = static_cast<bool>(ec);
-          if (!ec) {
-            char c;
-            ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1,
-                               MSG_PEEK | MSG_DONTWAIT);
-            gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-          }
-          if (gone) {
+          if (!self->responder_ || self->responder_.get() != pending || pending->done()) return;
+          Peer peer = ec ? Peer::kGone : self->StashPipelined();
+          if (peer == Peer::kAlive) return self->WatchDisconnect();
+          if (peer == Peer::kGone) {
             auto r = std::move(self->responder_);
             r->Cancel();
             self->Close();
           }
-          // Otherwise the client pipelined another request: it is read after this response.
+          // kTooMuch: the client pipelined more than one request may hold; stop watching and
+          // read it after this response (the parser's limits then apply).
         });
+  }
+
+  enum class Peer { kAlive, kGone, kTooMuch };
+
+  // Reads what the client sent behind the pending request into buffer_, without blocking.
+  Peer StashPipelined() {
+    const size_t limit = server_->opts.max_header_bytes + server_->opts.max_body_bytes;
+    if (buffer_.size() >= limit) return Peer::kTooMuch;
+    auto space = buffer_.prepare(std::min<size_t>(4096, limit - buffer_.size()));
+    ssize_t n = ::recv(stream_.socket().native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      buffer_.commit(static_cast<size_t>(n));
+      return Peer::kAlive;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Peer::kAlive;
+    return Peer::kGone;  // orderly shutdown (0) or a socket error
   }
 
   void SendAndClose(int status, std::string_view message) {

@@ -433,3 +433,37 @@ def test_long_poll_outlives_idle_and_read_timeouts(strict_tm):
         assert result["r"][0] == 200, result
     finally:
         th.join(timeout=10)
+
+
+def test_waiter_that_pipelined_a_request_then_hangs_up_is_removed(start_tm):
+    """A client may pipeline its next request behind a long poll; hanging up afterwards must
+    still take its waiter out of the queue."""
+    t, holder, g, quitter = _held_with_raw_waiter(start_tm)
+    try:
+        quitter.sendall(b"GET /api/token/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_waiters(t.port, 1)
+        quitter.close()
+        wait_waiters(t.port, 0)
+        assert holder.release(g["id"])[0] == 200
+        assert status(t.port)["held"] is False
+    finally:
+        quitter.close()
+
+
+def test_pipelined_request_after_long_poll_is_answered_in_order(start_tm):
+    t, holder, g, waiter = _held_with_raw_waiter(start_tm)
+    try:
+        waiter.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_waiters(t.port, 1)
+        assert holder.release(g["id"])[0] == 200
+        waiter.settimeout(5)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+            chunk = waiter.recv(65536)
+            assert chunk, data
+            data += chunk
+        first, second = data.split(b"HTTP/1.1 ")[1:3]
+        assert first.startswith(b"200") and b'"token"' in first
+        assert second.startswith(b"200") and b'"ok"' in second
+    finally:
+        waiter.close()
