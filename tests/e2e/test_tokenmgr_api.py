@@ -358,6 +358,14 @@ def test_many_headers_get_431_or_close(tm):
     assert procs.request(tm.port, "GET", "/healthz")[0] == 200
 
 
+def test_overlong_url_gets_4xx_or_close(tm):
+    req = b"GET /api/token/lock/0?holder=" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    out = raw_exchange(tm.port, req)
+    if out:
+        assert parse_raw_response(out)[0] in (400, 414, 431), out[:200]
+    assert status(tm.port)["held"] is False
+
+
 def test_oversized_body_is_413(tm):
     req = (b"POST /api/token/release/abc HTTP/1.1\r\nHost: x\r\n"
            b"Content-Length: 10000000\r\n\r\n" + b"a" * 1000)
