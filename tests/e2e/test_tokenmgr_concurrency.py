@@ -357,7 +357,7 @@ def test_idle_connection_is_closed_and_does_not_block_others(strict_tm):
     try:
         started = time.monotonic()
         assert procs.request(strict_tm.port, "GET", "/healthz", timeout=2)[0] == 200
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 0.9  # well before the 1 s idle timeout frees anything
         for s in idle:
             assert _closed_within(s, 4.0)
     finally:
@@ -385,7 +385,7 @@ def test_slow_loris_is_closed_and_does_not_block_others(strict_tm):
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
         closed = set()
-        while len(closed) < len(loris) and time.monotonic() - started < 5:
+        while len(closed) < len(loris) and time.monotonic() - started < 6:
             for i, s in enumerate(loris):
                 if i in closed:
                     continue
@@ -404,10 +404,10 @@ def test_slow_loris_is_closed_and_does_not_block_others(strict_tm):
                         closed.add(i)
             t0 = time.monotonic()
             assert procs.request(strict_tm.port, "GET", "/healthz", timeout=2)[0] == 200
-            assert time.monotonic() - t0 < 0.5
+            assert time.monotonic() - t0 < 0.9  # others are answered before any timeout fires
             time.sleep(0.1)  # pacing of the slow client, not synchronisation
         assert len(closed) == len(loris), f"{len(loris) - len(closed)} slow clients still open"
-        assert time.monotonic() - started < 4.0
+        assert time.monotonic() - started < 5.0
         assert metrics(strict_tm.port)["tokenmgr_http_timeouts_total"] >= len(loris)
     finally:
         for s in loris:
