@@ -1,0 +1,470 @@
+"""Chaos run of license-holder: many real holders on a pool with fewer licenses than holders, one
+real tokenmgr with a state file, and a seeded driver that kills -9, SIGTERMs, pauses (SIGSTOP past
+the claim TTL, then SIGCONT) and restarts holders, and restarts tokenmgr (SIGTERM and SIGKILL),
+while a sampler checks safety from outside by reading every host dir every ~50 ms.
+
+Checked:
+- Safety: no license is installed on two *running* nodes for longer than one heartbeat plus
+  TOLERANCE. A node is running from its process start and from SIGCONT; not while stopped, and not
+  after it died (its host files stay behind, but nothing uses them: the node is down). Overlaps are
+  measured per (license, pair of nodes) from the first sample that shows both to the first sample
+  that no longer does, so a measurement can be up to one sample interval long; TOLERANCE (0.5 s)
+  covers that, the install/withdraw latency and scheduling delays of ~22 processes on a small CI box.
+- At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
+  heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
+  confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
+  is still alive, and every SIGTERMed one exited 0.
+
+Env: CHAOS_SECONDS (default 60), CHAOS_HOLDERS (20), CHAOS_LICENSES (4/5 of the holders),
+CHAOS_SEED (replay a run; the seed is printed), CHAOS_TOLERANCE (0.5 s), CHAOS_KEEP=1 (keep the
+workdir even on success; on failure it is always kept and its path printed; every holder and
+tokenmgr writes its log there).
+"""
+import collections
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+from procs import Holder, Tokenmgr, binary, installed_license, make_pool, read_claim, wait_for
+
+HEARTBEAT = 1
+CLAIM_TTL = 4
+SETTLE_MS = 200
+CHAOS_SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
+N_HOLDERS = int(os.environ.get("CHAOS_HOLDERS", "20"))
+N_LICENSES = int(os.environ.get("CHAOS_LICENSES", str(max(1, N_HOLDERS * 4 // 5))))
+TOLERANCE = float(os.environ.get("CHAOS_TOLERANCE", "0.5"))
+SAMPLE_INTERVAL = 0.05
+OVERLAP_BOUND = HEARTBEAT + TOLERANCE
+MAX_DISRUPTED = max(1, N_HOLDERS // 4)        # at most ~25% of the holders disrupted at once
+MAX_PERMANENT_DEATHS = max(1, N_HOLDERS // 10)  # killed and never restarted: live nodes shrink
+TOKENMGR_RESTARTS = 3
+
+
+class RestartableTokenmgr(Tokenmgr):
+    """A Tokenmgr that restarts on the port it first bound (port 0 the first time), as behind a
+    Service: the holders' TOKENMGR_URL stays valid across restarts."""
+
+    def start(self):
+        if not self.port:
+            return super().start()
+        port = self.port
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        cmd = [binary("tokenmgr"), "--bind-address", "127.0.0.1", "--listen-port", str(port),
+               "--port-file", self.port_file, "--state-file", self.state_file]
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LISTENPORT", "LOCKDURATION", "STATE_FILE", "BIND_ADDRESS")}
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tokenmgr exited {self.proc.returncode} on restart")
+            try:
+                with open(self.port_file) as f:
+                    return int(f.read().strip() or 0) == port
+            except FileNotFoundError:
+                return False
+        wait_for(ready, what="restarted tokenmgr port file")
+        return self
+
+
+class Node:
+    """One simulated node: its Holder, and what the driver did to its current process."""
+
+    def __init__(self, holder):
+        self.h = holder
+        self.state = "dead"      # running | stopped | terminating | dead; guarded by Chaos.lock
+        self.busy = False        # a disruption is in progress
+        self.killed = False      # the current process was killed by the driver (kill -9)
+        self.permanent = False   # killed and not restarted
+        self.exits = []          # (how, rc) of every finished process
+
+
+class Chaos:
+    def __init__(self, workdir, seed):
+        self.workdir = workdir
+        self.rng = random.Random(seed)
+        self.rng_lock = threading.Lock()
+        self.lock = threading.Lock()    # node states and the signals that change them
+        self.stop = threading.Event()   # ends the chaos phase
+        self.pool = os.path.join(workdir, "pool")
+        make_pool(self.pool, N_LICENSES)
+        self.tm = RestartableTokenmgr(workdir=os.path.join(workdir, "tokenmgr"))
+        os.makedirs(self.tm.workdir, exist_ok=True)
+        self.nodes = []
+        self.counts = collections.Counter()
+        self.errors = []                # driver problems (crash at start-up, tokenmgr died...)
+        # Sampler results.
+        self.samples = 0
+        self.max_gap = 0.0
+        self.open = {}                  # (license, a, b) -> first sample time seen together
+        self.overlaps = []              # (duration, license, a, b, start offset)
+        self.max_overlap = 0.0
+        self.violations = []
+        # kill -9 of a licensed node: license -> (kill time, node name); resolved by the sampler.
+        self.pending = {}
+        self.reassigned = []            # seconds until another running node had it installed
+        self.readopted = []             # seconds until the restarted node held it again
+        self.term_exit = []             # seconds from SIGTERM to exit
+        self.t0 = time.monotonic()
+
+    def rand(self, fn, *args):
+        with self.rng_lock:
+            return getattr(self.rng, fn)(*args)
+
+    def log(self, msg):
+        print(f"[{time.monotonic() - self.t0:7.2f}] {msg}", flush=True)
+
+    # ---- processes -------------------------------------------------------------------------
+
+
+    def start_node(self, node):
+        """Starts the node's holder. It counts as running from just before the process exists
+        (stricter than from exec), so leftover files from a killed process count at once."""
+        with self.lock:
+            node.state = "running"
+            node.killed = False
+        try:
+            node.h.start()  # waits for the health port; raises if the process exits
+        except (RuntimeError, TimeoutError) as e:
+            self.errors.append(f"{node.h.node} start-up: {e}")
+
+    def reap(self, node, how, timeout=10):
+        h = node.h
+        try:
+            rc = h.proc.wait(timeout=timeout)
+        except Exception:  # noqa: BLE001 - a hung process: take it down, report it
+            os.kill(h.proc.pid, signal.SIGKILL)
+            rc = h.proc.wait()
+            self.errors.append(f"{h.node}: did not exit {timeout}s after {how}")
+        if h.log:
+            h.log.close()
+            h.log = None
+        node.exits.append((how, rc))
+        return rc
+
+    # ---- disruptions (each in its own thread) ----------------------------------------------
+
+    def kill9(self, node, restart_after):
+        lic = None
+        with self.lock:
+            lic = installed_license(node.h.host_dir)
+            os.kill(node.h.proc.pid, signal.SIGKILL)
+            node.state = "dead"
+            node.killed = True
+            if lic:
+                self.pending[lic] = [time.monotonic(), node.h.node, None, None]
+        self.reap(node, "kill -9")
+        self.counts["kill -9"] += 1
+        if restart_after is None:
+            node.permanent = True
+            self.counts["kill -9, not restarted"] += 1
+            self.log(f"kill -9 {node.h.node} (held {lic}); stays down")
+            return
+        self.log(f"kill -9 {node.h.node} (held {lic}); restart in {restart_after:.1f}s")
+        time.sleep(restart_after)
+        self.start_node(node)
+
+    def term(self, node, restart_after):
+        with self.lock:
+            node.state = "terminating"  # still running until it has exited
+            sent = time.monotonic()
+            os.kill(node.h.proc.pid, signal.SIGTERM)
+        rc = self.reap(node, "SIGTERM")
+        took = time.monotonic() - sent
+        with self.lock:
+            node.state = "dead"
+        self.term_exit.append(took)
+        self.counts["SIGTERM"] += 1
+        if rc != 0:
+            self.errors.append(f"{node.h.node}: exit code {rc} after SIGTERM")
+        self.log(f"SIGTERM {node.h.node}: exited {rc} in {took:.2f}s; restart in {restart_after:.1f}s")
+        time.sleep(restart_after)
+        self.start_node(node)
+
+    def pause(self, node, seconds):
+        with self.lock:
+            node.state = "stopped"
+            os.kill(node.h.proc.pid, signal.SIGSTOP)
+        self.counts["SIGSTOP past TTL"] += 1
+        self.log(f"SIGSTOP {node.h.node} for {seconds:.1f}s (TTL {CLAIM_TTL}s)")
+        time.sleep(seconds)
+        with self.lock:
+            os.kill(node.h.proc.pid, signal.SIGCONT)
+            node.state = "running"
+        self.log(f"SIGCONT {node.h.node}")
+
+    def restart_tokenmgr(self, sig, down_for):
+        rc = self.tm.stop(sig)
+        expected = 0 if sig == signal.SIGTERM else -signal.SIGKILL
+        if rc != expected:
+            self.errors.append(f"tokenmgr exited {rc} on {sig.name}")
+        self.counts[f"tokenmgr {sig.name} + restart"] += 1
+        self.log(f"tokenmgr {sig.name} (exit {rc}); down for {down_for:.1f}s")
+        time.sleep(down_for)
+        try:
+            self.tm.start()
+        except (RuntimeError, TimeoutError) as e:
+            self.errors.append(f"tokenmgr restart on port {self.tm.port} failed: {e}")
+            raise
+
+    def run_disruption(self, node, fn, *args):
+        try:
+            fn(node, *args)
+        except Exception as e:  # noqa: BLE001 - reported and failed on at the end
+            self.errors.append(f"{fn.__name__} {node.h.node}: {e!r}")
+        finally:
+            with self.lock:
+                node.busy = False
+
+    def drive(self):
+        """Picks and launches disruptions until the chaos phase ends; returns their threads."""
+        threads = []
+        deadline = self.t0_chaos + CHAOS_SECONDS
+        tm_times = sorted(self.t0_chaos + self.rand("uniform", 0.1, 0.85) * CHAOS_SECONDS
+                          for _ in range(TOKENMGR_RESTARTS))
+        tm_sigs = [signal.SIGTERM, signal.SIGKILL] + [
+            self.rand("choice", [signal.SIGTERM, signal.SIGKILL]) for _ in range(TOKENMGR_RESTARTS)]
+        while not self.stop.wait(self.rand("uniform", 0.2, 1.2)):
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if tm_times and now >= tm_times[0]:
+                tm_times.pop(0)
+                self.restart_tokenmgr(tm_sigs.pop(0), self.rand("uniform", 0.0, 1.5))
+                continue
+            with self.lock:
+                idle = [n for n in self.nodes if not n.busy and not n.permanent]
+                busy = sum(1 for n in self.nodes if n.busy)
+                if busy >= MAX_DISRUPTED or not idle:
+                    continue
+                node = self.rand("choice", idle)
+                node.busy = True
+            action = self.rand("choices", ["kill9", "term", "pause"], [4, 3, 3])[0]
+            permanent = sum(1 for n in self.nodes if n.permanent)
+            if action == "kill9":
+                # Sometimes back before the TTL (adoption), sometimes long after (takeover).
+                if permanent < MAX_PERMANENT_DEATHS and self.rand("random") < 0.1:
+                    args = (self.kill9, None)
+                else:
+                    args = (self.kill9, self.rand("uniform", 0.5, 2 * CLAIM_TTL))
+            elif action == "term":
+                args = (self.term, self.rand("uniform", 0.2, 3.0))
+            else:
+                args = (self.pause, self.rand("uniform", CLAIM_TTL + 1, CLAIM_TTL + 3))
+            t = threading.Thread(target=self.run_disruption, args=(node,) + args, daemon=True)
+            t.start()
+            threads.append(t)
+            if self.tm.proc.poll() is not None:
+                self.errors.append(f"tokenmgr died by itself: exit {self.tm.proc.returncode}")
+                break
+        return threads
+
+    # ---- sampler ---------------------------------------------------------------------------
+
+    def sample(self):
+        with self.lock:
+            now = time.monotonic()
+            installed = {n.h.node: (installed_license(n.h.host_dir), n.state) for n in self.nodes}
+            self.samples += 1
+            holders = collections.defaultdict(list)
+            for name, (lic, state) in installed.items():
+                if lic and state in ("running", "terminating"):
+                    holders[lic].append(name)
+            together = set()
+            for lic, names in holders.items():
+                names.sort()
+                for i in range(len(names)):
+                    for j in range(i + 1, len(names)):
+                        together.add((lic, names[i], names[j]))
+            for key in together:
+                self.open.setdefault(key, now)
+                self.max_overlap = max(self.max_overlap, now - self.open[key])
+            for key in list(self.open):
+                if key not in together:
+                    self.close_overlap(key, now)
+            # Re-licensing after kill -9: the license is installed on one running node (another
+            # one, or the restarted victim) and stays there for two heartbeats, which rules out a
+            # restarted node's leftover files from before it was killed (withdrawn at start-up
+            # when the claim is not its own any more). The time counts to the first sample.
+            for lic, entry in list(self.pending.items()):
+                killed_at, victim, who, since = entry
+                names = holders.get(lic, [])
+                if who not in names:
+                    who = names[0] if len(names) == 1 else None
+                    entry[2], entry[3] = who, (now if who else None)
+                elif now - since >= 2 * HEARTBEAT:
+                    (self.reassigned if who != victim else self.readopted).append(since - killed_at)
+                    del self.pending[lic]
+
+    def close_overlap(self, key, now):
+        start = self.open.pop(key)
+        d = now - start
+        self.max_overlap = max(self.max_overlap, d)
+        lic, a, b = key
+        self.overlaps.append((d, lic, a, b, start - self.t0))
+        if d > OVERLAP_BOUND:
+            self.violations.append(
+                f"{lic} installed on running nodes {a} and {b} for {d:.2f}s "
+                f"(from t={start - self.t0:.2f}s; bound {OVERLAP_BOUND:.2f}s)")
+
+    def sampler(self, done):
+        last = time.monotonic()
+        while not done.wait(SAMPLE_INTERVAL):
+            self.sample()
+            now = time.monotonic()
+            self.max_gap = max(self.max_gap, now - last)
+            last = now
+        now = time.monotonic()
+        for key in list(self.open):
+            self.close_overlap(key, now)
+
+    # ---- end state -------------------------------------------------------------------------
+
+    def end_state(self):
+        """(ok, description) of the end condition."""
+        live = [n for n in self.nodes if n.h.alive()]
+        got = {n.h.node: n.h.installed() for n in live}
+        licensed = {k: v for k, v in got.items() if v}
+        want = min(len(live), N_LICENSES)
+        distinct = len(set(licensed.values())) == len(licensed)
+        desc = (f"{len(live)} live nodes, {len(licensed)} licensed (want {want}), "
+                f"distinct={distinct}: {sorted(licensed.items())}")
+        return len(licensed) == want and distinct, desc
+
+
+def _node_name(i):
+    return f"node{i:02d}"
+
+
+def test_chaos(capsys):
+    seed = int(os.environ.get("CHAOS_SEED", str(int.from_bytes(os.urandom(4), "big"))))
+    workdir = tempfile.mkdtemp(prefix="holder-chaos-")
+    with capsys.disabled():
+        print(f"\nchaos: seed {seed} (replay with CHAOS_SEED={seed}), {N_HOLDERS} holders, "
+              f"{N_LICENSES} licenses, {CHAOS_SECONDS:.0f}s, heartbeat {HEARTBEAT}s, claim TTL "
+              f"{CLAIM_TTL}s, overlap bound {OVERLAP_BOUND:.2f}s, workdir {workdir}", flush=True)
+    chaos = Chaos(workdir, seed)
+    done = threading.Event()
+    sampler = threading.Thread(target=chaos.sampler, args=(done,), daemon=True)
+    passed = False
+    report = ""
+    try:
+        chaos.tm.start()
+        url = chaos.tm.url("/api/token")
+        for i in range(1, N_HOLDERS + 1):
+            name = _node_name(i)
+            h = Holder(name, chaos.pool, os.path.join(workdir, name, "etc-bitfusionio"), url,
+                       workdir, heartbeat=HEARTBEAT, claim_ttl=CLAIM_TTL, settle_ms=SETTLE_MS)
+            chaos.nodes.append(Node(h))
+        sampler.start()
+        for node in chaos.nodes:
+            chaos.start_node(node)
+        assert not chaos.errors, chaos.errors
+        wait_for(lambda: chaos.end_state()[0], timeout=30, interval=0.1,
+                 what="every license installed before the chaos starts")
+        chaos.log("all licenses installed; chaos starts")
+
+        chaos.t0_chaos = time.monotonic()
+        threads = chaos.drive()
+        chaos.log("chaos over; waiting for the disruptions in flight (pauses end, restarts happen)")
+        for t in threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads), "a disruption thread hung"
+        settle_from = time.monotonic()
+        settle_timeout = CLAIM_TTL + 6 * HEARTBEAT + 2
+
+        end_ok = False
+        try:
+            # Settled = the end condition holds for two heartbeats in a row.
+            def settled():
+                ok, _ = chaos.end_state()
+                if not ok:
+                    settled.since = None
+                    return False
+                settled.since = settled.since or time.monotonic()
+                return time.monotonic() - settled.since >= 2 * HEARTBEAT
+            settled.since = None
+            wait_for(settled, timeout=settle_timeout, interval=0.1, what="settled end state")
+            end_ok = True
+        except TimeoutError:
+            pass
+        settle_took = time.monotonic() - settle_from
+        _, end_desc = chaos.end_state()
+        done.set()
+        sampler.join()
+
+        # Cross-checks of the end state: the pool's claims and /readyz agree with the host dirs.
+        mismatches = []
+        if end_ok:
+            ids = {f"HOSTID-license{i}": f"license{i}" for i in range(1, N_LICENSES + 1)}
+            for node in chaos.nodes:
+                if not node.h.alive():
+                    continue
+                lic = node.h.installed()
+                ready = node.h.ready()
+                if lic:
+                    claim = read_claim(chaos.pool, ids[lic]) or {}
+                    if claim.get("node") != node.h.node:
+                        mismatches.append(f"{node.h.node} has {lic} but the claim is {claim}")
+                if bool(lic) != ready:
+                    mismatches.append(f"{node.h.node}: installed {lic}, ready {ready}")
+        crashed = [f"{n.h.node} exited {n.h.proc.returncode}" for n in chaos.nodes
+                   if not n.h.alive() and not n.killed]
+
+        durations = sorted(d for d, *_ in chaos.overlaps)
+        worst = sorted(chaos.overlaps, reverse=True)[:5]
+        report = "\n".join([
+            f"chaos report (seed {seed}):",
+            "  disruptions: " + ", ".join(f"{k} {v}" for k, v in sorted(chaos.counts.items())),
+            f"  samples {chaos.samples}, largest gap between samples {chaos.max_gap * 1000:.0f} ms",
+            f"  overlaps on running nodes: {len(durations)}, max {chaos.max_overlap:.3f}s "
+            f"(bound {OVERLAP_BOUND:.2f}s)"
+            + (f", median {statistics.median(durations):.3f}s" if durations else ""),
+            *(f"    {d:.3f}s {lic} on {a}+{b} at t={t:.2f}s" for d, lic, a, b, t in worst),
+            "  re-license after kill -9: to another node "
+            + (f"n={len(chaos.reassigned)} min {min(chaos.reassigned):.2f}s median "
+               f"{statistics.median(chaos.reassigned):.2f}s max {max(chaos.reassigned):.2f}s"
+               if chaos.reassigned else "n=0")
+            + "; kept by the restarted node "
+            + (f"n={len(chaos.readopted)} max {max(chaos.readopted):.2f}s" if chaos.readopted else "n=0")
+            + (f"; unresolved {sorted(chaos.pending)}" if chaos.pending else ""),
+            "  SIGTERM to exit: " + (f"max {max(chaos.term_exit):.2f}s" if chaos.term_exit else "n/a"),
+            f"  end state after {settle_took:.1f}s of settling: {end_desc}",
+        ])
+        with capsys.disabled():
+            print(report, flush=True)
+
+        assert not chaos.errors, chaos.errors
+        assert not chaos.violations, chaos.violations
+        assert not crashed, crashed
+        assert end_ok, f"not settled within {settle_timeout}s: {end_desc}"
+        assert not mismatches, mismatches
+        if chaos.term_exit:
+            assert max(chaos.term_exit) < 3.0, "SIGTERM must stop a holder within ~2 s"
+        passed = True
+    finally:
+        done.set()
+        for node in chaos.nodes:
+            h = node.h
+            if h.proc and h.proc.poll() is None:
+                os.kill(h.proc.pid, signal.SIGCONT)
+                h.stop(signal.SIGKILL)
+            elif h.log:
+                h.log.close()
+        chaos.tm.stop(signal.SIGKILL)
+        if sampler.is_alive():
+            sampler.join(timeout=5)
+        if passed and os.environ.get("CHAOS_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            with capsys.disabled():
+                print(f"chaos: workdir kept: {workdir} (holder logs node*.log, tokenmgr/)", flush=True)
