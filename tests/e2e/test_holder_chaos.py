@@ -115,13 +115,23 @@ class Chaos:
         self.readopted = []             # seconds until the restarted node held it again
         self.term_exit = []             # seconds from SIGTERM to exit
         self.t0 = time.monotonic()
+        self.wall0 = time.time()  # to match t= offsets with the holders' log timestamps
 
     def rand(self, fn, *args):
         with self.rng_lock:
             return getattr(self.rng, fn)(*args)
 
+    def at(self, t):
+        """A monotonic time as an offset and as wall-clock time (as in the holders' logs)."""
+        wall = self.wall0 + (t - self.t0)
+        return (f"t={t - self.t0:.2f}s ({time.strftime('%H:%M:%S', time.localtime(wall))}"
+                f".{int(wall * 1000) % 1000:03d})")
+
     def log(self, msg):
-        print(f"[{time.monotonic() - self.t0:7.2f}] {msg}", flush=True)
+        line = f"[{self.at(time.monotonic())}] {msg}"
+        print(line, flush=True)
+        with open(os.path.join(self.workdir, "chaos.log"), "a") as f:
+            f.write(line + "\n")
 
     # ---- processes -------------------------------------------------------------------------
 
@@ -239,7 +249,7 @@ class Chaos:
                 break
             if tm_times and now >= tm_times[0]:
                 tm_times.pop(0)
-                self.restart_tokenmgr(tm_sigs.pop(0), self.rand("uniform", 0.0, 1.5))
+                self.restart_tokenmgr(tm_sigs.pop(0), self.rand("uniform", 0.2, 3.0))
                 continue
             with self.lock:
                 idle = [n for n in self.nodes if not n.busy and not n.permanent]
@@ -292,29 +302,33 @@ class Chaos:
                 if key not in together:
                     self.close_overlap(key, now)
             # Re-licensing after kill -9: the license is installed on one running node (another
-            # one, or the restarted victim) and stays there for two heartbeats, which rules out a
+            # one, or the restarted victim) and stays there for two heartbeats (samples while
+            # that node is stopped or restarting do not count against it), which rules out a
             # restarted node's leftover files from before it was killed (withdrawn at start-up
             # when the claim is not its own any more). The time counts to the first sample.
             for lic, entry in list(self.pending.items()):
                 killed_at, victim, who, since = entry
                 names = holders.get(lic, [])
-                if who not in names:
-                    who = names[0] if len(names) == 1 else None
-                    entry[2], entry[3] = who, (now if who else None)
-                elif now - since >= 2 * HEARTBEAT:
-                    (self.reassigned if who != victim else self.readopted).append(since - killed_at)
-                    del self.pending[lic]
+                if who in names:
+                    if now - since >= 2 * HEARTBEAT:
+                        (self.reassigned if who != victim else self.readopted).append(
+                            (since - killed_at, lic, victim, who, self.at(killed_at)))
+                        del self.pending[lic]
+                elif names:
+                    entry[2], entry[3] = names[0], now
+                elif who and installed[who][1] in ("running", "terminating"):
+                    entry[2], entry[3] = None, None
 
     def close_overlap(self, key, now):
         start = self.open.pop(key)
         d = now - start
         self.max_overlap = max(self.max_overlap, d)
         lic, a, b = key
-        self.overlaps.append((d, lic, a, b, start - self.t0))
+        self.overlaps.append((d, lic, a, b, self.at(start)))
         if d > OVERLAP_BOUND:
             self.violations.append(
                 f"{lic} installed on running nodes {a} and {b} for {d:.2f}s "
-                f"(from t={start - self.t0:.2f}s; bound {OVERLAP_BOUND:.2f}s)")
+                f"(from {self.at(start)}; bound {OVERLAP_BOUND:.2f}s)")
 
     def sampler(self, done):
         last = time.monotonic()
@@ -339,6 +353,15 @@ class Chaos:
         desc = (f"{len(live)} live nodes, {len(licensed)} licensed (want {want}), "
                 f"distinct={distinct}: {sorted(licensed.items())}")
         return len(licensed) == want and distinct, desc
+
+
+def _summary(relicensed):
+    if not relicensed:
+        return "n=0"
+    secs = sorted(r[0] for r in relicensed)
+    slowest = max(relicensed)
+    return (f"n={len(secs)} min {secs[0]:.2f}s median {statistics.median(secs):.2f}s max "
+            f"{secs[-1]:.2f}s ({slowest[1]} of {slowest[2]} killed at {slowest[4]}, to {slowest[3]})")
 
 
 def _node_name(i):
@@ -429,19 +452,18 @@ def test_chaos(capsys):
             f"  overlaps on running nodes: {len(durations)}, max {chaos.max_overlap:.3f}s "
             f"(bound {OVERLAP_BOUND:.2f}s)"
             + (f", median {statistics.median(durations):.3f}s" if durations else ""),
-            *(f"    {d:.3f}s {lic} on {a}+{b} at t={t:.2f}s" for d, lic, a, b, t in worst),
-            "  re-license after kill -9: to another node "
-            + (f"n={len(chaos.reassigned)} min {min(chaos.reassigned):.2f}s median "
-               f"{statistics.median(chaos.reassigned):.2f}s max {max(chaos.reassigned):.2f}s"
-               if chaos.reassigned else "n=0")
-            + "; kept by the restarted node "
-            + (f"n={len(chaos.readopted)} max {max(chaos.readopted):.2f}s" if chaos.readopted else "n=0")
+            *(f"    {d:.3f}s {lic} on {a}+{b} from {t}" for d, lic, a, b, t in worst),
+            "  re-license after kill -9: to another node " + _summary(chaos.reassigned)
+            + "; kept by the restarted node " + _summary(chaos.readopted)
             + (f"; unresolved {sorted(chaos.pending)}" if chaos.pending else ""),
             "  SIGTERM to exit: " + (f"max {max(chaos.term_exit):.2f}s" if chaos.term_exit else "n/a"),
             f"  end state after {settle_took:.1f}s of settling: {end_desc}",
+            *(f"  VIOLATION: {v}" for v in chaos.violations),
+            *(f"  ERROR: {e}" for e in chaos.errors),
         ])
         with capsys.disabled():
             print(report, flush=True)
+        chaos.log(report)
 
         assert not chaos.errors, chaos.errors
         assert not chaos.violations, chaos.violations
@@ -467,4 +489,5 @@ def test_chaos(capsys):
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             with capsys.disabled():
-                print(f"chaos: workdir kept: {workdir} (holder logs node*.log, tokenmgr/)", flush=True)
+                print(f"chaos: workdir kept: {workdir} (driver log chaos.log, holder logs node*.log, "
+                      "tokenmgr/)", flush=True)
