@@ -1,0 +1,411 @@
+#include "store/etcd_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+namespace lm::store {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+Status Transport(const std::string& endpoint, const std::string& what,
+                 const beast::error_code& ec) {
+  return Unavailable("etcd " + endpoint + ": " + what + ": " + ec.message());
+}
+
+// Maps a gateway error body {"code": <grpc code>, "message": ...} to our codes.
+Status GatewayError(const std::string& endpoint, unsigned http_status, const std::string& body) {
+  std::string message = body.substr(0, 200);
+  int code = 0;
+  json j = json::parse(body, nullptr, false);
+  if (j.is_object()) {
+    message = j.value("message", j.value("error", message));
+    code = j.value("code", 0);
+  }
+  std::string text =
+      "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;
+  if (code == 3) return Internal(text);  // InvalidArgument: our request was malformed
+  return Unavailable(text);
+}
+
+}  // namespace
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+StatusOr<std::string> Base64Decode(std::string_view in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    const char* p = std::find(kB64, kB64 + 64, c);
+    if (p == kB64 + 64) return InvalidArgument("bad base64 from etcd");
+    acc = (acc << 6) | uint32_t(p - kB64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += char((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+int64_t JsonInt(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end()) return 0;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_string()) {
+    try {
+      return std::stoll(it->get<std::string>());
+    } catch (...) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char last = static_cast<unsigned char>(prefix.back());
+    if (last < 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');  // the whole key space
+}
+
+StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url) {
+  std::string rest = url;
+  if (rest.rfind("https://", 0) == 0) {
+    return InvalidArgument("etcd endpoint '" + url + "': https (TLS) is not supported yet");
+  }
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  size_t colon = rest.rfind(':');
+  if (rest.empty() || colon == std::string::npos || colon == 0 || colon + 1 == rest.size() ||
+      rest.find('/') != std::string::npos) {
+    return InvalidArgument("etcd endpoint '" + url + "' must look like http://host:port");
+  }
+  EtcdEndpoint e{rest.substr(0, colon), rest.substr(colon + 1)};
+  if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']') {
+    e.host = e.host.substr(1, e.host.size() - 2);
+  }
+  if (e.port.find_first_not_of("0123456789") != std::string::npos || e.port.size() > 5) {
+    return InvalidArgument("etcd endpoint '" + url + "': bad port");
+  }
+  return e;
+}
+
+struct EtcdClient::Conn {
+  explicit Conn(asio::io_context& io, size_t ep) : stream(io), endpoint(ep) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  size_t endpoint;
+};
+
+struct EtcdClient::WatchStream {
+  std::shared_ptr<Conn> conn;
+  http::request<http::string_body> request;
+  http::response_parser<http::string_body> parser;
+  std::string pending;  // streamed bytes not yet split into lines
+  EventFn on_result;
+  ClosedFn on_closed;
+  std::function<void()> read_loop;  // holds the stream; cleared on Close to break the cycle
+  // Beast keeps a reference to this; it only runs inside reads, while the stream is alive.
+  std::function<size_t(uint64_t, std::string_view, beast::error_code&)> on_chunk;
+  bool closed = false;
+  void Close(Status why) {
+    if (closed) return;
+    closed = true;
+    read_loop = nullptr;
+    if (conn) {
+      beast::error_code ignored;
+      conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      conn->stream.close();
+    }
+    ClosedFn f = std::move(on_closed);
+    on_result = nullptr;
+    if (f) f(std::move(why));
+  }
+};
+
+StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(asio::io_context& io,
+                                                        EtcdClientOptions options) {
+  if (options.endpoints.empty()) return InvalidArgument("no etcd endpoints given");
+  std::vector<EtcdEndpoint> eps;
+  for (const std::string& url : options.endpoints) {
+    auto e = ParseEtcdEndpoint(url);
+    if (!e.ok()) return e.status();
+    eps.push_back(*e);
+  }
+  return std::unique_ptr<EtcdClient>(new EtcdClient(io, std::move(options), std::move(eps)));
+}
+
+EtcdClient::EtcdClient(asio::io_context& io, EtcdClientOptions options,
+                       std::vector<EtcdEndpoint> endpoints)
+    : io_(io), options_(std::move(options)), endpoints_(std::move(endpoints)) {}
+
+EtcdClient::~EtcdClient() {
+  *alive_ = false;
+  Shutdown();
+}
+
+const std::string& EtcdClient::current_endpoint() const { return options_.endpoints[current_]; }
+
+void EtcdClient::Failed(size_t endpoint) {
+  if (endpoint != current_) return;
+  current_ = (current_ + 1) % endpoints_.size();
+  // Connections to the failed endpoint are not reused.
+  std::erase_if(idle_, [endpoint](const auto& c) { return c->endpoint == endpoint; });
+}
+
+void EtcdClient::Connect(size_t endpoint,
+                         std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
+  auto resolver = std::make_shared<tcp::resolver>(io_);
+  auto conn = std::make_shared<Conn>(io_, endpoint);
+  const EtcdEndpoint& ep = endpoints_[endpoint];
+  std::string name = options_.endpoints[endpoint];
+  busy_.push_back(conn);
+  conn->stream.expires_after(options_.timeout);
+  resolver->async_resolve(
+      ep.host, ep.port,
+      [this, resolver, conn, name, done = std::move(done), alive = std::weak_ptr<bool>(alive_)](
+          const beast::error_code& ec, tcp::resolver::results_type results) mutable {
+        if (alive.expired()) return;
+        if (stopped_) return done(Unavailable("etcd client stopped"));
+        if (ec) return done(Transport(name, "resolve", ec));
+        conn->stream.async_connect(
+            results, [conn, name, done = std::move(done)](const beast::error_code& ec,
+                                                          const tcp::endpoint&) {
+              if (ec) return done(Transport(name, "connect", ec));
+              conn->stream.socket().set_option(tcp::no_delay(true));
+              done(conn);
+            });
+      });
+}
+
+void EtcdClient::Call(std::string path, json body, JsonDone done, bool idempotent) {
+  if (stopped_) return done(Unavailable("etcd client stopped"));
+  std::string text = body.dump();
+  while (!idle_.empty()) {
+    std::shared_ptr<Conn> c = std::move(idle_.front());
+    idle_.pop_front();
+    if (c->endpoint == current_ && c->stream.socket().is_open()) {
+      // A kept-alive connection may have been closed by the server meanwhile: allow one retry.
+      return Send(std::move(c), std::move(path), std::move(text), std::move(done), true,
+                  idempotent);
+    }
+  }
+  Connect(current_, [this, path = std::move(path), text = std::move(text), done = std::move(done),
+                     idempotent, ep = current_](StatusOr<std::shared_ptr<Conn>> c) mutable {
+    if (!c.ok()) {
+      Failed(ep);
+      if (idempotent && endpoints_.size() > 1 && !stopped_) {
+        // Try the next endpoint once.
+        return Connect(current_, [this, path = std::move(path), text = std::move(text),
+                                  done = std::move(done)](StatusOr<std::shared_ptr<Conn>> c2) mutable {
+          if (!c2.ok()) return done(c2.status());
+          Send(std::move(*c2), std::move(path), std::move(text), std::move(done), false, true);
+        });
+      }
+      return done(c.status());
+    }
+    Send(std::move(*c), std::move(path), std::move(text), std::move(done), idempotent, idempotent);
+  });
+}
+
+void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string body,
+                      JsonDone done, bool retry_left, bool idempotent) {
+  const EtcdEndpoint& ep = endpoints_[conn->endpoint];
+  auto req = std::make_shared<http::request<http::string_body>>(http::verb::post, path, 11);
+  req->set(http::field::host, ep.host + ":" + ep.port);
+  req->set(http::field::content_type, "application/json");
+  req->keep_alive(true);
+  req->body() = body;
+  req->prepare_payload();
+  auto res = std::make_shared<http::response_parser<http::string_body>>();
+  res->body_limit(64u << 20);
+  conn->stream.expires_after(options_.timeout);
+  std::erase_if(busy_, [](const auto& w) { return w.expired(); });
+  busy_.push_back(conn);
+  std::string name = options_.endpoints[conn->endpoint];
+  auto fail = [this, conn, path, body, done, retry_left, idempotent, name,
+               alive = std::weak_ptr<bool>(alive_)](const char* what,
+                                                    const beast::error_code& ec) mutable {
+    if (alive.expired()) return;
+    beast::error_code ignored;
+    conn->stream.socket().close(ignored);
+    if (stopped_) return done(Unavailable("etcd client stopped"));
+    bool stale = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                 ec == asio::error::broken_pipe || ec == asio::error::eof;
+    if (retry_left && (idempotent || stale)) {
+      // Stale keep-alive connection (closed by the server before our request reached it), or a
+      // read-only call: retry once on a fresh connection.
+      if (!stale) Failed(conn->endpoint);
+      return Call(std::move(path), json::parse(body), std::move(done), false);
+    }
+    Failed(conn->endpoint);
+    done(Transport(name, what, ec));
+  };
+  http::async_write(
+      conn->stream, *req,
+      [this, conn, req, res, done, fail, name, alive = std::weak_ptr<bool>(alive_)](
+          const beast::error_code& ec, size_t) mutable {
+        if (alive.expired()) return;
+        if (ec) return fail("write", ec);
+        http::async_read(
+            conn->stream, conn->buffer, *res,
+            [this, conn, res, done = std::move(done), fail, name, alive](
+                const beast::error_code& ec, size_t) mutable {
+              if (alive.expired()) return;
+              if (ec) return fail("read", ec);
+              auto& msg = res->get();
+              if (msg.keep_alive() && !stopped_ && idle_.size() < options_.max_idle_connections) {
+                conn->stream.expires_never();
+                idle_.push_back(conn);
+              } else {
+                beast::error_code ignored;
+                conn->stream.socket().close(ignored);
+              }
+              if (msg.result_int() != 200) {
+                return done(GatewayError(name, msg.result_int(), msg.body()));
+              }
+              json j = json::parse(msg.body(), nullptr, false);
+              if (j.is_discarded()) return done(Unavailable("etcd " + name + ": bad JSON"));
+              done(std::move(j));
+            });
+      });
+}
+
+void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_closed) {
+  CancelWatch();
+  auto w = std::make_shared<WatchStream>();
+  w->on_result = std::move(on_result);
+  w->on_closed = std::move(on_closed);
+  watch_ = w;
+  if (stopped_) return w->Close(Unavailable("etcd client stopped"));
+  size_t ep = current_;
+  Connect(ep, [this, w, ep, create_request = std::move(create_request),
+               alive = std::weak_ptr<bool>(alive_)](StatusOr<std::shared_ptr<Conn>> c) {
+    if (alive.expired() || w->closed) return;
+    if (!c.ok()) {
+      Failed(ep);
+      return w->Close(c.status());
+    }
+    w->conn = *c;
+    const EtcdEndpoint& e = endpoints_[ep];
+    w->request = {http::verb::post, "/v3/watch", 11};
+    w->request.set(http::field::host, e.host + ":" + e.port);
+    w->request.set(http::field::content_type, "application/json");
+    w->request.body() = json{{"create_request", create_request}}.dump();
+    w->request.prepare_payload();
+    w->parser.body_limit(boost::none);
+    w->on_chunk = [w = w.get()](uint64_t, std::string_view data, beast::error_code&) {
+      w->pending.append(data);
+      size_t nl;
+      while (!w->closed && (nl = w->pending.find('\n')) != std::string::npos) {
+        std::string line = w->pending.substr(0, nl);
+        w->pending.erase(0, nl + 1);
+        json j = json::parse(line, nullptr, false);
+        if (j.is_discarded()) continue;
+        if (j.contains("error")) {
+          w->Close(Unavailable("etcd watch: " + j["error"].value("message", std::string("?"))));
+          break;
+        }
+        if (j.contains("result") && w->on_result) w->on_result(j["result"]);
+      }
+      return data.size();
+    };
+    w->parser.on_chunk_body(w->on_chunk);
+    w->conn->stream.expires_after(options_.timeout);
+    std::string name = options_.endpoints[ep];
+    http::async_write(w->conn->stream, w->request, [w, name](const beast::error_code& ec, size_t) {
+      if (w->closed) return;
+      if (ec) return w->Close(Transport(name, "watch write", ec));
+      // The header must come within the timeout; after that the stream may idle for ever
+      // (liveness is checked separately by the caller's probes).
+      w->read_loop = [w, name] {
+        http::async_read_some(
+            w->conn->stream, w->conn->buffer, w->parser,
+            [w, name](const beast::error_code& ec, size_t) {
+              if (w->closed) return;
+              if (ec) return w->Close(Transport(name, "watch read", ec));
+              if (w->parser.is_header_done()) {
+                if (w->parser.get().result_int() != 200 && w->parser.is_done()) {
+                  return w->Close(GatewayError(name, w->parser.get().result_int(),
+                                               w->parser.get().body()));
+                }
+                w->conn->stream.expires_never();
+              }
+              if (w->parser.is_done()) return w->Close(Unavailable("etcd watch stream ended"));
+              if (w->read_loop) w->read_loop();
+            });
+      };
+      w->read_loop();
+    });
+  });
+}
+
+void EtcdClient::CancelWatch() {
+  if (!watch_) return;
+  auto w = std::move(watch_);
+  w->on_closed = nullptr;
+  w->Close(Status::Ok());
+}
+
+void EtcdClient::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (watch_) {
+    auto w = std::move(watch_);
+    w->Close(Unavailable("etcd client stopped"));
+  }
+  idle_.clear();
+  for (auto& weak : busy_) {
+    if (auto c = weak.lock()) {
+      beast::error_code ignored;
+      c->stream.socket().close(ignored);
+    }
+  }
+  busy_.clear();
+}
+
+}  // namespace lm::store

@@ -1,0 +1,102 @@
+// EtcdClient: a small asynchronous client for etcd's v3 API through its JSON gateway
+// (POST /v3/kv/range, /v3/kv/txn, /v3/kv/deleterange, /v3/lease/grant|revoke|keepalive,
+// /v3/watch), over HTTP/1.1 keep-alive connections on the caller's io_context.
+// Not thread-safe: call it, and receive its callbacks, on that io_context's thread.
+//
+//   EtcdClient etcd(io, {.endpoints = {"http://127.0.0.1:2379"}, .timeout = 2s});
+//   etcd.Call("/v3/kv/range", {{"key", Base64("/tokenmgr/lock")}},
+//             [](StatusOr<nlohmann::json> r) { ... });
+//
+// Why the JSON gateway and not gRPC: every etcd v3 server (Debian's etcd 3.4 included) serves
+// the gateway on its client port, so tokenmgr needs no grpc++/protobuf toolchain (not packaged
+// in a form we can link statically into the FROM-scratch image) and reuses the Beast/Asio stack
+// it already has. The cost is JSON and base64 on each call, which is small next to a raft round
+// trip; connections are kept alive, so there is no per-request TCP set-up.
+//
+// Errors: every transport failure, timeout or non-200 answer is UNAVAILABLE (the caller must
+// treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace lm::store {
+
+std::string Base64Encode(std::string_view in);
+StatusOr<std::string> Base64Decode(std::string_view in);
+// The gateway writes int64 fields as JSON strings and omits zero values.
+int64_t JsonInt(const nlohmann::json& j, const char* field);
+// The key just past every key with this prefix (etcd's range_end for a prefix).
+std::string PrefixEnd(std::string prefix);
+
+struct EtcdEndpoint {
+  std::string host;
+  std::string port;
+};
+// "http://host:port" -> endpoint. https is refused (TLS is not supported yet).
+StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url);
+
+struct EtcdClientOptions {
+  std::vector<std::string> endpoints;  // http://host:port, tried in order
+  std::chrono::milliseconds timeout{2000};
+  size_t max_idle_connections = 8;
+};
+
+class EtcdClient {
+ public:
+  using JsonDone = std::function<void(StatusOr<nlohmann::json>)>;
+  using EventFn = std::function<void(const nlohmann::json& result)>;
+  using ClosedFn = std::function<void(Status why)>;
+
+  static StatusOr<std::unique_ptr<EtcdClient>> Create(boost::asio::io_context& io,
+                                                      EtcdClientOptions options);
+  ~EtcdClient();
+
+  // One unary call; `done` runs exactly once (UNAVAILABLE after Shutdown). A failed call moves
+  // to the next endpoint for later calls; `idempotent` calls are retried there once.
+  void Call(std::string path, nlohmann::json body, JsonDone done, bool idempotent = false);
+
+  // Opens a watch stream (POST /v3/watch with `create_request`). `on_result` gets every
+  // streamed "result" object; `on_closed` runs once when the stream ends for any reason or
+  // CancelWatch() is called. One watch at a time.
+  void Watch(nlohmann::json create_request, EventFn on_result, ClosedFn on_closed);
+  void CancelWatch();
+
+  // Fails every call in flight and closes all connections. Idempotent.
+  void Shutdown();
+
+  const std::string& current_endpoint() const;
+
+ private:
+  struct Conn;
+  struct WatchStream;
+  EtcdClient(boost::asio::io_context& io, EtcdClientOptions options,
+             std::vector<EtcdEndpoint> endpoints);
+  void Send(std::shared_ptr<Conn> conn, std::string path, std::string body, JsonDone done,
+            bool retry_left, bool idempotent);
+  void Connect(size_t endpoint, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
+  void Failed(size_t endpoint);
+
+  boost::asio::io_context& io_;
+  EtcdClientOptions options_;
+  std::vector<EtcdEndpoint> endpoints_;
+  size_t current_ = 0;
+  std::deque<std::shared_ptr<Conn>> idle_;
+  std::vector<std::weak_ptr<Conn>> busy_;
+  std::shared_ptr<WatchStream> watch_;
+  bool stopped_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace lm::store

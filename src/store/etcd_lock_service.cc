@@ -1,0 +1,646 @@
+#include "store/etcd_lock_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/random.h"
+#include "common/strings.h"
+
+namespace lm::store {
+
+using json = nlohmann::json;
+using std::chrono::duration_cast;
+
+struct EtcdLockService::Waiter {
+  uint64_t local_id = 0;
+  std::string holder;
+  lock::Seconds ttl{0};
+  SteadyTime enqueued_at;
+  std::string key;   // <prefix>waiters/<uuid>, once queued
+  int64_t rev = 0;   // its create revision, once queued
+  bool trying = false;
+  bool finished = false;
+  GrantDone done;
+  std::unique_ptr<boost::asio::steady_timer> deadline;
+};
+
+namespace {
+
+json Compare(const std::string& key, const char* target, const char* result, int64_t value,
+             const std::string& range_end = "") {
+  json c = {{"key", Base64Encode(key)}, {"target", target}, {"result", result}};
+  c[std::string(target) == "MOD" ? "mod_revision" : "create_revision"] = std::to_string(value);
+  if (!range_end.empty()) c["range_end"] = Base64Encode(range_end);
+  return c;
+}
+
+json Put(const std::string& key, const std::string& value, int64_t lease) {
+  json p = {{"key", Base64Encode(key)}, {"value", Base64Encode(value)}};
+  if (lease) p["lease"] = std::to_string(lease);
+  return {{"request_put", p}};
+}
+
+json Delete(const std::string& key) { return {{"request_delete_range", {{"key", Base64Encode(key)}}}}; }
+
+json Range(const std::string& key) { return {{"request_range", {{"key", Base64Encode(key)}}}}; }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Open(boost::asio::io_context& io,
+                                                                 const Clock& clock,
+                                                                 lock::Options options,
+                                                                 EtcdStoreOptions store) {
+  if (store.prefix.empty()) return InvalidArgument("etcd key prefix must not be empty");
+  auto etcd = EtcdClient::Create(io, {.endpoints = store.endpoints, .timeout = store.timeout});
+  if (!etcd.ok()) return etcd.status();
+  std::unique_ptr<EtcdLockService> s(
+      new EtcdLockService(io, clock, options, std::move(store), std::move(*etcd)));
+  s->Resync();
+  s->Probe();
+  return s;
+}
+
+EtcdLockService::EtcdLockService(boost::asio::io_context& io, const Clock& clock,
+                                 lock::Options options, EtcdStoreOptions store,
+                                 std::unique_ptr<EtcdClient> etcd)
+    : io_(io),
+      clock_(clock),
+      options_(options),
+      store_(std::move(store)),
+      etcd_(std::move(etcd)),
+      lock_key_(store_.prefix + "lock"),
+      waiters_prefix_(store_.prefix + "waiters/"),
+      probe_timer_(io),
+      resync_timer_(io),
+      keepalive_timer_(io),
+      recheck_timer_(io) {}
+
+EtcdLockService::~EtcdLockService() {
+  *alive_ = false;
+  alive_.reset();
+  stopped_ = true;
+  etcd_->Shutdown();
+}
+
+// ---- mirror: initial read, then the watch ------------------------------------------------
+
+void EtcdLockService::Resync() {
+  if (stopped_ || resyncing_) return;
+  resyncing_ = true;
+  synced_ = false;
+  etcd_->CancelWatch();
+  json req = {{"key", Base64Encode(store_.prefix)},
+              {"range_end", Base64Encode(PrefixEnd(store_.prefix))}};
+  etcd_->Call("/v3/kv/range", req, [this, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) {
+      resyncing_ = false;
+      SetHealthy(false, r.status().message());
+      return ScheduleResync();
+    }
+    lock_.reset();
+    waiters_.clear();
+    for (const json& kv : r->value("kvs", json::array())) ApplyKv(kv, false);
+    revision_ = JsonInt((*r)["header"], "revision");
+    json watch = {{"key", Base64Encode(store_.prefix)},
+                  {"range_end", Base64Encode(PrefixEnd(store_.prefix))},
+                  {"start_revision", std::to_string(revision_ + 1)}};
+    etcd_->Watch(
+        watch,
+        [this, a](const json& result) {
+          if (Alive(a)) OnWatch(result);
+        },
+        [this, a](Status why) {
+          if (!Alive(a)) return;
+          spdlog::warn("etcd watch closed: {}", why.ToString());
+          synced_ = false;
+          resyncing_ = false;
+          ScheduleResync();
+        });
+  }, true);
+}
+
+void EtcdLockService::ScheduleResync() {
+  if (stopped_) return;
+  resync_timer_.expires_after(std::chrono::milliseconds(500));
+  resync_timer_.async_wait([this, a = std::weak_ptr<bool>(alive_)](const auto& ec) {
+    if (!ec && Alive(a)) Resync();
+  });
+}
+
+void EtcdLockService::OnWatch(const json& result) {
+  if (result.value("canceled", false)) {
+    // e.g. our start revision was compacted: read everything again.
+    spdlog::warn("etcd watch canceled: {}", result.value("cancel_reason", std::string("?")));
+    resyncing_ = false;
+    synced_ = false;
+    Resync();
+    return;
+  }
+  if (result.value("created", false)) {
+    resyncing_ = false;
+    synced_ = true;
+    SetHealthy(true, "");
+    spdlog::info("etcd store in sync at revision {} via {}", revision_, etcd_->current_endpoint());
+  }
+  for (const json& ev : result.value("events", json::array())) {
+    ApplyKv(ev.value("kv", json::object()), ev.value("type", std::string("PUT")) == "DELETE");
+  }
+  if (result.contains("header")) revision_ = std::max(revision_, JsonInt(result["header"], "revision"));
+  Pump();
+}
+
+void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
+  auto key = Base64Decode(kv.value("key", std::string()));
+  if (!key.ok()) return;
+  if (*key == lock_key_) {
+    if (deleted) {
+      lock_.reset();
+    } else if (auto rec = ParseRecord(kv)) {
+      lock_ = std::move(rec);
+      last_token_ = std::max(last_token_, lock_->token);
+    }
+  } else if (key->rfind(waiters_prefix_, 0) == 0) {
+    if (deleted) {
+      std::erase_if(waiters_, [&](const auto& p) { return p.second == *key; });
+    } else {
+      waiters_[JsonInt(kv, "create_revision")] = *key;
+    }
+  }
+}
+
+std::optional<EtcdLockService::Record> EtcdLockService::ParseRecord(const json& kv) const {
+  auto value = Base64Decode(kv.value("value", std::string()));
+  if (!value.ok()) return std::nullopt;
+  json v = json::parse(*value, nullptr, false);
+  if (!v.is_object()) {
+    spdlog::error("etcd key {} holds no tokenmgr record; ignoring it", lock_key_);
+    return std::nullopt;
+  }
+  Record r;
+  r.id = v.value("id", std::string());
+  r.holder = v.value("holder", std::string());
+  r.ttl_s = v.value("ttl", int64_t{0});
+  r.acquired_ms = v.value("acquired_unix_ms", int64_t{0});
+  r.expires_ms = v.value("expires_unix_ms", int64_t{0});
+  r.token = static_cast<uint64_t>(JsonInt(kv, "create_revision"));
+  r.mod_revision = JsonInt(kv, "mod_revision");
+  r.lease = JsonInt(kv, "lease");
+  r.raw = *value;
+  return r;
+}
+
+std::string EtcdLockService::LockValue(const std::string& id, const std::string& holder,
+                                       lock::Seconds ttl, int64_t acquired_ms) const {
+  int64_t now = UnixMillis(clock_.WallNow());
+  return json{{"id", id},
+              {"holder", holder},
+              {"ttl", ttl.count()},
+              {"acquired_unix_ms", acquired_ms ? acquired_ms : now},
+              {"expires_unix_ms", now + duration_cast<Millis>(ttl).count()}}
+      .dump();
+}
+
+// ---- health -------------------------------------------------------------------------------
+
+void EtcdLockService::Probe() {
+  if (stopped_) return;
+  if (!probing_) {
+    probing_ = true;
+    // A linearizable read needs a quorum: this is what "etcd works" means for us.
+    etcd_->Call("/v3/kv/range", {{"key", Base64Encode(lock_key_)}, {"count_only", true}},
+                [this, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+                  if (!Alive(a)) return;
+                  probing_ = false;
+                  if (r.ok()) {
+                    SetHealthy(true, "");
+                  } else {
+                    SetHealthy(false, r.status().message());
+                  }
+                }, true);
+  }
+  probe_timer_.expires_after(store_.probe_interval);
+  probe_timer_.async_wait([this, a = std::weak_ptr<bool>(alive_)](const auto& ec) {
+    if (!ec && Alive(a)) Probe();
+  });
+}
+
+void EtcdLockService::SetHealthy(bool healthy, const std::string& why) {
+  if (healthy == healthy_) return;
+  healthy_ = healthy;
+  if (healthy) {
+    spdlog::info("etcd reachable again via {}", etcd_->current_endpoint());
+    if (stale_session_) Revoke(std::exchange(stale_session_, 0));
+    if (!synced_) Resync();
+    return;
+  }
+  unhealthy_why_ = why;
+  spdlog::error("etcd unavailable: {}", why);
+  FailAllWaiters(Unavailable("lock store (etcd) unavailable: " + why));
+  if (session_lease_) stale_session_ = std::exchange(session_lease_, 0);
+  keepalive_timer_.cancel();
+  // The watch may be stuck on a member without quorum: read everything again once etcd is back.
+  synced_ = false;
+  resyncing_ = false;
+  etcd_->CancelWatch();
+  ScheduleResync();
+}
+
+// ---- waiters ------------------------------------------------------------------------------
+
+lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest request,
+                                                     GrantDone done) {
+  if (stopped_) {
+    done(Unavailable("tokenmgr is shutting down"));
+    return [] {};
+  }
+  if (!Ready()) {
+    done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+    return [] {};
+  }
+  if (request.wait.count() > 0 && waiters_.size() + local_.size() >= options_.max_waiters) {
+    ++counters_.rejected_busy;
+    done(ResourceExhausted("too many waiters (" + std::to_string(options_.max_waiters) +
+                           "); try again later"));
+    return [] {};
+  }
+  auto w = std::make_shared<Waiter>();
+  w->local_id = next_local_++;
+  w->holder = std::move(request.holder);
+  w->ttl = request.ttl;
+  w->enqueued_at = clock_.Now();
+  w->done = std::move(done);
+  if (request.wait.count() > 0) {
+    w->deadline = std::make_unique<boost::asio::steady_timer>(io_);
+    w->deadline->expires_after(request.wait);
+    w->deadline->async_wait([this, w, a = std::weak_ptr<bool>(alive_)](const auto& ec) {
+      if (ec || !Alive(a) || w->finished) return;
+      ++counters_.wait_timeouts;
+      Finish(w, BusyError("lock unavailable yet timeout reached", lock_));
+    });
+  }
+  local_[w->local_id] = w;
+  TryGrant(w, /*fast_path=*/true);
+  std::weak_ptr<bool> a = alive_;
+  return [this, a, w] {
+    if (a.expired() || w->finished) return;
+    ++counters_.wait_cancels;
+    w->done = nullptr;
+    Finish(w, Unavailable("cancelled"));
+  };
+}
+
+void EtcdLockService::Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result) {
+  if (w->finished) return;
+  w->finished = true;
+  if (w->deadline) w->deadline->cancel();
+  local_.erase(w->local_id);
+  if (!w->key.empty() && !result.ok()) {
+    // Leave the queue now; if this fails the session lease removes the key later.
+    waiters_.erase(w->rev);
+    etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(w->key)}}, [](StatusOr<json>) {});
+  }
+  GrantDone done = std::move(w->done);
+  if (done) done(std::move(result));
+  Pump();
+}
+
+void EtcdLockService::FailAllWaiters(const Status& why) {
+  std::vector<std::shared_ptr<Waiter>> all;
+  for (auto& [id, w] : local_) all.push_back(w);
+  for (auto& w : all) Finish(w, why);
+}
+
+// Grants the lock to `w` if the txn's conditions hold. fast_path: a new request, which may
+// only take a free lock when nobody is queued; otherwise `w` must be the oldest waiter.
+void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
+  w->trying = true;
+  std::weak_ptr<bool> a = alive_;
+  etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(w->ttl.count())}},
+              [this, w, fast_path, a](StatusOr<json> lease) {
+    if (!Alive(a)) return;
+    if (!lease.ok()) {
+      w->trying = false;
+      SetHealthy(false, lease.status().message());
+      return Finish(w, Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
+    }
+    int64_t lease_id = JsonInt(*lease, "ID");
+    if (w->finished) return Revoke(lease_id);
+    std::string id = NewUuidV4();
+    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0)});
+    if (fast_path) {
+      compare.push_back(Compare(waiters_prefix_, "CREATE", "EQUAL", 0, PrefixEnd(waiters_prefix_)));
+    } else {
+      compare.push_back(
+          Compare(waiters_prefix_, "CREATE", "GREATER", w->rev - 1, PrefixEnd(waiters_prefix_)));
+    }
+    json success = json::array({Put(lock_key_, LockValue(id, w->holder, w->ttl, 0), lease_id)});
+    if (!w->key.empty()) success.push_back(Delete(w->key));
+    json txn = {{"compare", compare}, {"success", success}, {"failure", json::array({Range(lock_key_)})}};
+    etcd_->Call("/v3/kv/txn", txn, [this, w, fast_path, a, lease_id, id](StatusOr<json> r) {
+      if (!Alive(a)) return;
+      w->trying = false;
+      if (!r.ok()) {
+        // Outcome unknown: revoking the lease undoes a grant that may have happened.
+        Revoke(lease_id);
+        SetHealthy(false, r.status().message());
+        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+      }
+      if (!r->value("succeeded", false)) {
+        Revoke(lease_id);
+        if (w->finished) return;
+        std::optional<Record> current;
+        for (const json& resp : r->value("responses", json::array())) {
+          for (const json& kv : resp.value("response_range", json::object()).value("kvs", json::array())) {
+            current = ParseRecord(kv);
+          }
+        }
+        if (fast_path) {
+          if (!w->deadline) {
+            ++counters_.rejected_busy;
+            return Finish(w, BusyError("lock unavailable", current));
+          }
+          return Enqueue(w);
+        }
+        // Our mirror was behind; the watch will call Pump() again. Re-check later in case it
+        // was something the watch cannot show us.
+        recheck_timer_.expires_after(std::chrono::seconds(1));
+        recheck_timer_.async_wait([this, a](const auto& ec) {
+          if (!ec && Alive(a)) Pump();
+        });
+        return;
+      }
+      uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
+      if (w->finished) {
+        // The client went away while the txn was in flight: nobody may hold this grant.
+        spdlog::info("grant to a waiter that went away undone (token {})", token);
+        return Revoke(lease_id);
+      }
+      ++counters_.grants;
+      counters_.wait_seconds.Observe(
+          std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
+      last_token_ = std::max(last_token_, token);
+      if (w->rev) waiters_.erase(w->rev);
+      // Read-your-writes on this replica; the watch confirms it.
+      Record rec;
+      rec.id = id;
+      rec.holder = w->holder;
+      rec.token = token;
+      rec.ttl_s = w->ttl.count();
+      rec.acquired_ms = UnixMillis(clock_.WallNow());
+      rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
+      rec.lease = lease_id;
+      rec.mod_revision = static_cast<int64_t>(token);
+      lock_ = rec;
+      lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
+      w->key.clear();
+      Finish(w, std::move(g));
+    });
+  });
+}
+
+void EtcdLockService::Enqueue(std::shared_ptr<Waiter> w) {
+  std::weak_ptr<bool> a = alive_;
+  EnsureSession([this, w, a](Status s) {
+    if (!Alive(a) || w->finished) return;
+    if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
+    std::string key = waiters_prefix_ + NewUuidV4();
+    json value = {{"holder", w->holder}};
+    json req = Put(key, value.dump(), session_lease_)["request_put"];
+    etcd_->Call("/v3/kv/put", req, [this, w, a, key](StatusOr<json> r) {
+      if (!Alive(a)) return;
+      if (!r.ok()) {
+        SetHealthy(false, r.status().message());
+        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+      }
+      w->key = key;
+      w->rev = JsonInt((*r)["header"], "revision");
+      if (w->finished) {
+        etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(key)}}, [](StatusOr<json>) {});
+        return;
+      }
+      waiters_[w->rev] = key;
+      Pump();
+    });
+  });
+}
+
+// Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
+void EtcdLockService::Pump() {
+  if (stopped_ || !Ready() || lock_) return;
+  std::shared_ptr<Waiter> best;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->finished && (!best || w->rev < best->rev)) best = w;
+  }
+  if (!best || best->trying) return;
+  if (!waiters_.empty() && waiters_.begin()->first < best->rev) return;  // someone older
+  TryGrant(best, /*fast_path=*/false);
+}
+
+void EtcdLockService::EnsureSession(std::function<void(Status)> done) {
+  if (session_lease_) return done(Status::Ok());
+  session_waiters_.push_back(std::move(done));
+  if (session_pending_) return;
+  session_pending_ = true;
+  etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(store_.session_ttl.count())}},
+              [this, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    session_pending_ = false;
+    Status s = r.status();
+    if (r.ok()) {
+      session_lease_ = JsonInt(*r, "ID");
+      s = Status::Ok();
+      KeepSessionAlive();
+    } else {
+      SetHealthy(false, r.status().message());
+    }
+    for (auto& f : std::exchange(session_waiters_, {})) f(s);
+  });
+}
+
+void EtcdLockService::KeepSessionAlive() {
+  keepalive_timer_.expires_after(duration_cast<Millis>(store_.session_ttl) / 3);
+  keepalive_timer_.async_wait([this, a = std::weak_ptr<bool>(alive_)](const auto& ec) {
+    if (ec || !Alive(a) || stopped_ || !session_lease_) return;
+    int64_t lease = session_lease_;
+    etcd_->Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
+                [this, a, lease](StatusOr<json> r) {
+      if (!Alive(a) || lease != session_lease_) return;
+      if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") <= 0) {
+        // The lease is gone (we were cut off too long): our queued waiters are gone with it.
+        session_lease_ = 0;
+        FailAllWaiters(Unavailable("lost the etcd session; retry"));
+        return;
+      }
+      KeepSessionAlive();
+    }, true);
+  });
+}
+
+// ---- release / renew ----------------------------------------------------------------------
+
+void EtcdLockService::ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done) {
+  etcd_->Call("/v3/kv/range", {{"key", Base64Encode(lock_key_)}},
+              [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) {
+      SetHealthy(false, r.status().message());
+      return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+    }
+    std::optional<Record> rec;
+    for (const json& kv : r->value("kvs", json::array())) rec = ParseRecord(kv);
+    done(std::move(rec));
+  }, true);
+}
+
+Status EtcdLockService::NotHeld(const std::string& id) const {
+  return NotFound("lock id " + Redact(id) +
+                  " does not hold the lock (wrong, expired or already released)");
+}
+
+void EtcdLockService::Release(std::string id, StatusDone done) {
+  if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
+  if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  ReleaseAttempt(std::move(id), 3, std::move(done));
+}
+
+void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDone done) {
+  std::weak_ptr<bool> a = alive_;
+  ReadLock([this, id, attempts_left, done = std::move(done), a](
+               StatusOr<std::optional<Record>> cur) mutable {
+    if (!cur.ok()) return done(cur.status());
+    if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
+    Record rec = **cur;
+    json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
+                {"success", json::array({Delete(lock_key_)})},
+                {"failure", json::array()}};
+    etcd_->Call("/v3/kv/txn", txn, [this, id, attempts_left, done = std::move(done), a,
+                                    rec](StatusOr<json> r) mutable {
+      if (!Alive(a)) return;
+      if (!r.ok()) {
+        SetHealthy(false, r.status().message());
+        return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+      }
+      if (!r->value("succeeded", false)) {
+        // Changed under us (expired, or renewed concurrently): look again.
+        if (attempts_left <= 1) return done(NotHeld(id));
+        return ReleaseAttempt(std::move(id), attempts_left - 1, std::move(done));
+      }
+      ++counters_.releases;
+      Revoke(rec.lease);
+      if (lock_ && lock_->token == rec.token) lock_.reset();
+      done(Status::Ok());
+      Pump();
+    });
+  });
+}
+
+void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
+  if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
+  if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  RenewAttempt(std::move(id), ttl, 3, std::move(done));
+}
+
+void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left,
+                                   GrantDone done) {
+  std::weak_ptr<bool> a = alive_;
+  ReadLock([this, id, ttl, attempts_left, done = std::move(done), a](
+               StatusOr<std::optional<Record>> cur) mutable {
+    if (!cur.ok()) return done(cur.status());
+    if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
+    Record rec = **cur;
+    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
+                [this, id, ttl, attempts_left, done = std::move(done), a,
+                 rec](StatusOr<json> lease) mutable {
+      if (!Alive(a)) return;
+      if (!lease.ok()) {
+        SetHealthy(false, lease.status().message());
+        return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
+      }
+      int64_t lease_id = JsonInt(*lease, "ID");
+      json txn = {
+          {"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
+          {"success",
+           json::array({Put(lock_key_, LockValue(id, rec.holder, ttl, rec.acquired_ms), lease_id)})},
+          {"failure", json::array()}};
+      etcd_->Call("/v3/kv/txn", txn, [this, id, ttl, attempts_left, done = std::move(done), a,
+                                      rec, lease_id](StatusOr<json> r) mutable {
+        if (!Alive(a)) return;
+        if (!r.ok()) {
+          // Unknown outcome; the old lease still bounds the lock if the txn did not apply.
+          Revoke(lease_id);
+          SetHealthy(false, r.status().message());
+          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+        }
+        if (!r->value("succeeded", false)) {
+          Revoke(lease_id);
+          if (attempts_left <= 1) return done(NotHeld(id));
+          return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
+        }
+        ++counters_.renewals;
+        Revoke(rec.lease);  // the key is bound to the new lease now
+        done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
+      });
+    });
+  });
+}
+
+void EtcdLockService::Revoke(int64_t lease) {
+  if (!lease) return;
+  etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, [lease](StatusOr<json> r) {
+    if (!r.ok()) spdlog::warn("etcd lease {} not revoked ({}); it expires by itself", lease,
+                              r.status().message());
+  }, true);
+}
+
+// ---- views --------------------------------------------------------------------------------
+
+Status EtcdLockService::BusyError(const std::string& prefix,
+                                  const std::optional<Record>& lock) const {
+  std::string msg = prefix;
+  if (lock) {
+    int64_t left = std::max<int64_t>(0, lock->expires_ms - UnixMillis(clock_.WallNow()));
+    msg += ": held by '" + lock->holder + "', lease ends in " + std::to_string(left) + " ms";
+  } else {
+    msg += ": earlier waiters are queued";
+  }
+  return FailedPrecondition(msg);
+}
+
+void EtcdLockService::GetView(ViewDone done) {
+  // Synchronous by contract with the metrics page, which reads the view in place.
+  if (!Ready()) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  lock::View v;
+  v.waiters = waiters_.size();
+  v.last_token = last_token_;
+  if (lock_) {
+    int64_t now = UnixMillis(clock_.WallNow());
+    v.held = true;
+    v.holder = lock_->holder;
+    v.token = lock_->token;
+    v.ttl = lock::Seconds(lock_->ttl_s);
+    v.acquired_at = WallTime(std::chrono::milliseconds(lock_->acquired_ms));
+    v.expires_in = Millis(std::max<int64_t>(0, lock_->expires_ms - now));
+    v.held_for = Millis(std::max<int64_t>(0, now - lock_->acquired_ms));
+  }
+  done(std::move(v));
+}
+
+void EtcdLockService::Shutdown() {
+  if (stopped_) return;
+  FailAllWaiters(Unavailable("tokenmgr is shutting down"));
+  stopped_ = true;
+  probe_timer_.cancel();
+  resync_timer_.cancel();
+  keepalive_timer_.cancel();
+  recheck_timer_.cancel();
+  etcd_->CancelWatch();
+  if (session_lease_ && healthy_) {
+    // Our waiters' keys go with the session; best effort, the lease expires anyway.
+    etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(session_lease_)}},
+                [](StatusOr<json>) {});
+  }
+}
+
+}  // namespace lm::store

@@ -1,0 +1,136 @@
+// EtcdLockService: the lock kept in etcd, so several tokenmgr replicas share one mutex
+// (STORE=etcd). Not thread-safe: runs on one io_context thread, like the embedded store.
+//
+//   auto s = EtcdLockService::Open(io, RealClock::Get(), options,
+//                                  {.endpoints = {"http://etcd:2379"}, .prefix = "/tokenmgr/"});
+//   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
+//
+// Keys under `prefix`:
+//   lock            {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound to an etcd
+//                   lease whose TTL is the lock's lease; its expiry is the lock's expiry.
+//   waiters/<uuid>  one per waiting client, bound to this replica's session lease (kept alive
+//                   while the replica lives; a crashed replica's waiters vanish with it).
+// Contract:
+// - Grant is a txn: lock absent AND (no waiter at all | every waiter key was created no earlier
+//   than ours), so waiters across all replicas are served in create-revision (arrival) order.
+// - The fencing token is the lock key's create revision: it increases across replicas and
+//   restarts, as long as the etcd data survives.
+// - Release and renew are txns conditioned on the lock key's mod revision after checking the
+//   id; renew rebinds the key to a fresh lease with the new TTL (token unchanged).
+// - Waiters are woken by a watch on the prefix (never by polling the lock).
+// - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
+//   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
+//   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
+// - GetView answers at once from a mirror kept by the watch: on another replica it can lag a
+//   write by the watch's delivery delay (milliseconds). Lock decisions never use the mirror.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "lock/lock_service.h"
+#include "store/etcd_client.h"
+
+namespace lm::store {
+
+struct EtcdStoreOptions {
+  std::vector<std::string> endpoints;  // http://host:port
+  std::string prefix = "/tokenmgr/";
+  std::chrono::milliseconds timeout{2000};
+  lock::Seconds session_ttl{5};       // how long a dead replica's waiters block the queue
+  std::chrono::milliseconds probe_interval{1000};
+};
+
+class EtcdLockService final : public lock::LockService {
+ public:
+  // Fails only on bad options; etcd being down at start is not an error (Ready() is false).
+  static StatusOr<std::unique_ptr<EtcdLockService>> Open(boost::asio::io_context& io,
+                                                         const Clock& clock, lock::Options options,
+                                                         EtcdStoreOptions store);
+  ~EtcdLockService() override;
+
+  CancelFn Acquire(lock::AcquireRequest request, GrantDone done) override;
+  void Release(std::string id, StatusDone done) override;
+  void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
+  void GetView(ViewDone done) override;
+  lock::Counters CountersSnapshot() const override { return counters_; }
+  bool Ready() const override { return healthy_ && synced_ && !stopped_; }
+  void Shutdown() override;
+  const lock::Options& options() const override { return options_; }
+
+ private:
+  struct Record {  // the lock key as read from etcd
+    std::string id, holder;
+    uint64_t token = 0;  // create revision
+    int64_t ttl_s = 0, acquired_ms = 0, expires_ms = 0;
+    int64_t lease = 0, mod_revision = 0;
+    std::string raw;
+  };
+  struct Waiter;
+
+  EtcdLockService(boost::asio::io_context& io, const Clock& clock, lock::Options options,
+                  EtcdStoreOptions store, std::unique_ptr<EtcdClient> etcd);
+  void Resync();
+  void ScheduleResync();
+  void OnWatch(const nlohmann::json& result);
+  void ApplyKv(const nlohmann::json& kv, bool deleted);
+  void Probe();
+  void SetHealthy(bool healthy, const std::string& why);
+  void Pump();
+  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path);
+  void Enqueue(std::shared_ptr<Waiter> w);
+  void Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result);
+  void FailAllWaiters(const Status& why);
+  void EnsureSession(std::function<void(Status)> done);
+  void KeepSessionAlive();
+  void ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done);
+  void ReleaseAttempt(std::string id, int attempts_left, StatusDone done);
+  void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
+  void Revoke(int64_t lease);
+  Status BusyError(const std::string& prefix, const std::optional<Record>& lock) const;
+  std::optional<Record> ParseRecord(const nlohmann::json& kv) const;
+  std::string LockValue(const std::string& id, const std::string& holder, lock::Seconds ttl,
+                        int64_t acquired_ms) const;
+  Status NotHeld(const std::string& id) const;
+  // False once this object is gone. Callbacks still run after Shutdown(), so that every `done`
+  // runs exactly once; nothing new is started then.
+  bool Alive(const std::weak_ptr<bool>& a) const { return !a.expired(); }
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  lock::Options options_;
+  EtcdStoreOptions store_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::string lock_key_, waiters_prefix_;
+
+  // Mirror of etcd, fed by Resync() and the watch.
+  std::optional<Record> lock_;
+  std::map<int64_t, std::string> waiters_;  // create revision -> key
+  uint64_t last_token_ = 0;
+  int64_t revision_ = 0;
+  bool synced_ = false;
+  bool resyncing_ = false;
+  bool healthy_ = false;
+  std::string unhealthy_why_ = "etcd not reached yet";
+
+  std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
+  uint64_t next_local_ = 1;
+  int64_t session_lease_ = 0;
+  int64_t stale_session_ = 0;  // revoked once etcd is back
+  bool session_pending_ = false;
+  std::vector<std::function<void(Status)>> session_waiters_;
+
+  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_;
+  bool probing_ = false;
+  bool stopped_ = false;
+  lock::Counters counters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace lm::store
