@@ -41,11 +41,9 @@ fdcontainer: flexdirect-image
 binaries: $(BUILD_DIR)/build.ninja
 	$(CMAKE) --build $(BUILD_DIR) --target tokenmgr license-holder
 
-# Debian ships spdlog and fmt as shared libraries only; static-deps.cmake makes the static build
-# use them header-only (see that file).
+# The static preset uses spdlog and fmt header-only (cmake/static-deps.cmake).
 $(BUILD_DIR)/build.ninja:
-	$(CMAKE) --preset static -B $(BUILD_DIR) \
-	  -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/build/docker/static-deps.cmake
+	$(CMAKE) --preset static -B $(BUILD_DIR)
 
 # stage_context(image, binary, extra shell commands run in rootfs/)
 define stage_context
