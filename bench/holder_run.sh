@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Runs holder_bench: N simultaneously started license holders against one real tokenmgr, on
+# 127.0.0.1 only, each N next to its lower bound (N x one critical section measured in the same
+# run, on the same tokenmgr and the same pool), plus the critical section on pools of 100 and
+# 5,000 licenses and the holders' resident memory. Prints a Markdown table at the end.
+# Usage: bench/holder_run.sh [--quick]
+#   full:    100 and 500 license-holder processes, 5,000 simulated holders (a few minutes)
+#   --quick: 50 processes, 500 simulated holders (< 60 s; CI runs this so it does not rot)
+# Binaries come from $LM_BUILD_DIR (default build/release): src/bin/tokenmgr,
+# src/bin/license-holder and bench/holder_bench. SETTLE_MS (default 100) is the holders' settle.
+# LM_STATIC_HOLDER=path/to/a/static/license-holder adds a memory row for that binary (20 processes;
+# the container image ships the static build).
+# Everything lives in one temp dir on local disk; every process is stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+case "${1:-}" in
+  --quick) quick=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+build="${LM_BUILD_DIR:-build/release}"
+tokenmgr="$build/src/bin/tokenmgr"
+holder="$(realpath -m "$build/src/bin/license-holder")"
+driver="$build/bench/holder_bench"
+for bin in "$tokenmgr" "$holder" "$driver"; do
+  if [ ! -x "$bin" ]; then
+    echo "bench: $bin not found; build first, e.g. cmake --preset release && cmake --build --preset release" >&2
+    exit 2
+  fi
+done
+
+settle="${SETTLE_MS:-100}"
+if [ "$quick" = 1 ]; then
+  procs_ns=(50); sim_ns=(500); cs_runs=15; timeout=40
+else
+  procs_ns=(100 500); sim_ns=(5000); cs_runs=100; timeout=300
+fi
+
+# 5,000 simulated holders hold 5,000 long-poll connections (and tokenmgr the other ends);
+# 500 holder processes each need a few threads.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 16384 ]; then
+  ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+fi
+echo "bench: open-file limit $(ulimit -n), process limit $(ulimit -u)" >&2
+
+work="$(mktemp -d /tmp/lm-hbench.XXXXXX)"  # /tmp is on local disk here (ext4): the pool lives here
+# Host dirs stand for each node's own disk: on a real cluster they never share a filesystem (or its
+# journal and fsyncs) with the pool. Here they go to tmpfs when there is one, so 5,000 installs do
+# not slow the pool's fsyncs under the mutex; HOSTS_ROOT overrides.
+hosts_root="${HOSTS_ROOT:-/dev/shm}"
+[ -d "$hosts_root" ] && [ -w "$hosts_root" ] || hosts_root=/tmp
+hosts="$(mktemp -d "$hosts_root/lm-hbench-hosts.XXXXXX")"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work" "$hosts"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One memory-only tokenmgr for the whole run (see docs/benchmarks.md for why not --state-file).
+mkdir -p "$work/tm"
+"$tokenmgr" --bind-address 127.0.0.1 --listen-port 0 --port-file "$work/tm/port" \
+  --max-wait 60 --max-connections 12000 --max-waiters 20000 2>"$work/tm/tokenmgr.log" &
+tm_pid=$!
+pids+=("$tm_pid")
+for _ in $(seq 100); do
+  test -s "$work/tm/port" && break
+  kill -0 "$tm_pid" 2>/dev/null || break
+  sleep 0.05
+done
+test -s "$work/tm/port" || { echo "bench: tokenmgr did not start:" >&2; cat "$work/tm/tokenmgr.log" >&2; exit 1; }
+port="$(cat "$work/tm/port")"
+
+echo "bench: tokenmgr $("$tokenmgr" --version) (memory-only) on 127.0.0.1:$port, $(nproc) CPUs," \
+     "load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), settle ${settle} ms," \
+     "pool under $work ($(stat -f -c %T "$work")), host dirs under $hosts ($(stat -f -c %T "$hosts"))" >&2
+
+results="$work/results"
+: >"$results"
+# Runs the driver in the background (so a signal reaches the trap) and keeps its RESULT line.
+drive() {
+  local rc=0
+  "$driver" "$@" --tm-port="$port" >"$work/out" &
+  local pid=$!
+  pids+=("$pid")
+  wait "$pid" || rc=$?
+  cat "$work/out" | tee -a "$results.log"
+  return "$rc"
+}
+mkpool() {  # size -> pool dir
+  local dir="$work/pool-$1-$RANDOM"
+  "$driver" mkpool --pool="$dir" --n="$1"
+  echo "$dir"
+}
+field() {  # line key
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
+}
+last_result() { grep '^RESULT' "$results.log" | tail -1; }
+
+# 1. The critical section must not grow with the pool: 100 vs 5,000 licenses.
+for size in 100 5000; do
+  pool="$(mkpool "$size")"
+  drive cs --pool="$pool" --work="$hosts/cs-$size" --runs="$cs_runs" --tag="cs$size"
+  echo "cspool $size $(last_result)" >>"$results"
+  rm -rf "$pool"
+done
+
+# 2. N holders, each N next to N x the critical section measured just before on its pool.
+status=0
+run_n() {  # procs|sim N
+  local mode=$1 n=$2 pool
+  pool="$(mkpool "$n")"
+  drive cs --pool="$pool" --work="$hosts/cs-run-$mode-$n" --runs="$cs_runs" --tag="pre$mode$n"
+  echo "cs $mode $n $(last_result)" >>"$results"
+  if [ "$mode" = procs ]; then
+    drive procs --pool="$pool" --work="$work/run-$mode-$n" --hosts="$hosts/$mode-$n" --n="$n" \
+      --holder="$holder" --settle-ms="$settle" --timeout-s="$timeout" || status=1
+  else
+    drive sim --pool="$pool" --work="$work/run-$mode-$n" --hosts="$hosts/$mode-$n" --n="$n" \
+      --settle-ms="$settle" --timeout-s="$timeout" || status=1
+  fi
+  echo "run $mode $n $(last_result)" >>"$results"
+  echo "bench: load average after $mode $n: $(cut -d' ' -f1-3 /proc/loadavg), ${SECONDS}s since start" >&2
+  rm -rf "$pool" "$work/run-$mode-$n" "$hosts/$mode-$n"
+}
+for n in "${procs_ns[@]}"; do run_n procs "$n"; done
+for n in "${sim_ns[@]}"; do run_n sim "$n"; done
+if [ -n "${LM_STATIC_HOLDER:-}" ]; then
+  pool="$(mkpool 20)"
+  drive procs --pool="$pool" --work="$work/run-static" --hosts="$hosts/static" --n=20 --holder="$(realpath "$LM_STATIC_HOLDER")" \
+    --settle-ms="$settle" --timeout-s="$timeout" || status=1
+  echo "static procs 20 $(last_result)" >>"$results"
+fi
+
+# 3. The table.
+echo
+echo "| Measurement | N | result | lower bound (N x critical section) | ratio | target | verdict |"
+echo "|---|---:|---:|---:|---:|---|---|"
+while read -r kind mode n rest; do
+  [ "$kind" = run ] || continue
+  cs_line="$(grep "^cs $mode $n " "$results")"
+  cs_us="$(field "$cs_line" cs_mean_us)"
+  total="$(field "$rest" total_ms)"
+  unl="$(field "$rest" unlicensed)"
+  probs="$(field "$rest" problems)"
+  lb_ms="$(awk -v n="$n" -v c="$cs_us" 'BEGIN{printf "%.0f", n*c/1000}')"
+  ratio="$(awk -v t="$total" -v l="$lb_ms" 'BEGIN{printf "%.2f", t/l}')"
+  ok="$(awk -v r="$ratio" 'BEGIN{print (r<=2.0)?"met":"**NOT met**"}')"
+  if [ "$unl" != 0 ] || [ "$probs" != 0 ]; then ok="**FAILED** ($unl unlicensed, $probs problems)"; fi
+  if [ "$mode" = procs ]; then
+    what="$n license-holder processes: time until all hold distinct licenses, ms (settle $settle ms; spawning $(field "$rest" spawn_ms) ms)"
+  else
+    what="$n simulated holders ($(field "$rest" threads) threads, one process): time until all hold distinct licenses, ms (settle $settle ms; $(field "$rest" grants) grants, $(field "$rest" wasted_grants) without a claim)"
+  fi
+  echo "| $what | $n | $total | $lb_ms (${cs_us} us x $n) | $ratio | <= 2x | $ok |"
+done <"$results"
+cs100="$(field "$(grep '^cspool 100 ' "$results")" cs_mean_us)"
+cs5000="$(field "$(grep '^cspool 5000 ' "$results")" cs_mean_us)"
+growth="$(awk -v a="$cs100" -v b="$cs5000" 'BEGIN{printf "%.2f", b/a}')"
+grow_ok="$(awk -v g="$growth" 'BEGIN{print (g<=1.5)?"met (no growth beyond noise)":"**NOT met**"}')"
+echo "| Critical section, pool of 100 vs pool of 5,000 (mean of $cs_runs uncontended runs, us) | - | $cs100 / $cs5000 | - | $growth | does not grow with the pool | $grow_ok |"
+while read -r kind mode n rest; do
+  [ "$mode" = procs ] || continue
+  case "$kind" in
+    run) which="license-holder ($build)" ;;
+    static) which="static license-holder ($LM_STATIC_HOLDER)" ;;
+    *) continue ;;
+  esac
+  rss="$(field "$rest" rss_median_mib)"; rmax="$(field "$rest" rss_max_mib)"
+  rss_ok="$(awk -v r="$rmax" 'BEGIN{print (r<5.0)?"met":"**NOT met**"}')"
+  echo "| VmRSS of a $which holding a license, MiB (median / max of $n processes; median RssAnon $(field "$rest" rss_anon_mib), RssFile $(field "$rest" rss_file_mib)) | $n | $rss / $rmax | - | - | < 5 MiB | $rss_ok |"
+done <"$results"
+echo
+echo "bench: done, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)" >&2
+exit "$status"
