@@ -263,6 +263,7 @@ class Chaos:
             if action == "kill9":
                 # Sometimes back before the TTL (adoption), sometimes long after (takeover).
                 if permanent < MAX_PERMANENT_DEATHS and self.rand("random") < 0.1:
+                    node.permanent = True  # counted now, not when the thread gets to it
                     args = (self.kill9, None)
                 else:
                     args = (self.kill9, self.rand("uniform", 0.5, 2 * CLAIM_TTL))
