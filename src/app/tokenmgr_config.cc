@@ -35,6 +35,59 @@ Status ValidateBindAddress(const ConfigValue& v) {
                          v.text->substr(0, 64) + "'");
 }
 
+// STORE and the etcd settings (issue 6). TLS to etcd is not implemented yet: its settings are
+// refused rather than ignored.
+Status ParseStoreConfig(const std::optional<std::string>& store,
+                        const std::optional<std::string>& endpoints,
+                        const std::optional<std::string>& prefix,
+                        const std::optional<std::string>& timeout, const EnvMap& env,
+                        TokenmgrConfig& c) {
+  ConfigValue sv = Pick(store, env, "STORE", "--store");
+  c.store = sv.Text("embedded");
+  if (c.store != "embedded" && c.store != "etcd") {
+    return InvalidArgument(sv.source + " must be 'embedded' or 'etcd'");
+  }
+  for (const char* var : {"ETCD_CACERT", "ETCD_CERT", "ETCD_KEY"}) {
+    if (auto it = env.find(var); it != env.end() && !it->second.empty()) {
+      return InvalidArgument(std::string(var) + ": TLS to etcd is not supported yet");
+    }
+  }
+  ConfigValue ev = Pick(endpoints, env, "ETCD_ENDPOINTS", "--etcd-endpoints");
+  std::string list = ev.Text("");
+  size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    size_t comma = list.find(',', start);
+    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos
+                                                                        : comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) {
+      if (item.rfind("https://", 0) == 0) {
+        return InvalidArgument(ev.source + ": https (TLS) is not supported yet");
+      }
+      if (item.find("://") != std::string::npos && item.rfind("http://", 0) != 0) {
+        return InvalidArgument(ev.source + ": endpoints must be http://host:port");
+      }
+      c.etcd_endpoints.push_back(item);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (c.store == "etcd" && c.etcd_endpoints.empty()) {
+    return InvalidArgument("STORE=etcd needs ETCD_ENDPOINTS/--etcd-endpoints");
+  }
+  ConfigValue pv = Pick(prefix, env, "ETCD_PREFIX", "--etcd-prefix");
+  c.etcd_prefix = pv.Text("/tokenmgr/");
+  if (c.etcd_prefix.empty() || c.etcd_prefix.size() > 200) {
+    return InvalidArgument(pv.source + " must be 1 to 200 characters");
+  }
+  auto t = Pick(timeout, env, "ETCD_TIMEOUT_MS", "--etcd-timeout-ms").Number(600000, 2000);
+  if (!t.ok()) return t.status();
+  if (*t < 50) return InvalidArgument("ETCD_TIMEOUT_MS/--etcd-timeout-ms must be at least 50");
+  c.etcd_timeout_ms = *t;
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
@@ -43,7 +96,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.set_version_flag("--version", "tokenmgr 1.0.0");
   std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl,
       auth_file, log_format, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
-      idle_timeout, read_timeout;
+      idle_timeout, read_timeout, store, etcd_endpoints, etcd_prefix, etcd_timeout;
   app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
   app.add_option("-d,--lock-duration", lock_duration,
                  "default lease length in seconds (env LOCKDURATION, default 10)");
@@ -58,6 +111,11 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.add_option("--max-waiters", max_waiters, "waiter queue limit (env MAX_WAITERS, 10000)");
   app.add_option("--idle-timeout", idle_timeout, "keep-alive idle seconds (env IDLE_TIMEOUT, 60)");
   app.add_option("--read-timeout", read_timeout, "seconds to read one request (env READ_TIMEOUT, 10)");
+  app.add_option("--store", store, "embedded or etcd (env STORE, default embedded)");
+  app.add_option("--etcd-endpoints", etcd_endpoints,
+                 "comma-separated http://host:port (env ETCD_ENDPOINTS)");
+  app.add_option("--etcd-prefix", etcd_prefix, "etcd key prefix (env ETCD_PREFIX, /tokenmgr/)");
+  app.add_option("--etcd-timeout-ms", etcd_timeout, "etcd request timeout (env ETCD_TIMEOUT_MS, 2000)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");
@@ -122,6 +180,10 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   }
   c.pool_dir = Pick(pool_dir, env, "POOL_DIR", "--pool-dir").Text("");
   c.port_file = port_file.value_or("");
+  if (Status s = ParseStoreConfig(store, etcd_endpoints, etcd_prefix, etcd_timeout, env, c);
+      !s.ok()) {
+    return s;
+  }
   ConfigValue auth = Pick(auth_file, env, "AUTH_TOKEN_FILE", "--auth-token-file");
   if (auth.text) {
     auto token = ReadSecretFile(*auth.text, auth.source);

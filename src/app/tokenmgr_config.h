@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/env.h"
 #include "common/status.h"
@@ -25,6 +26,11 @@ struct TokenmgrConfig {
   std::string log_format = "text";
   std::string pool_dir;  // read-only view of the license pool for the web page
   http::ServerOptions server;
+  // Where the lock lives: "embedded" (default) or "etcd" (issue 6, several replicas).
+  std::string store = "embedded";
+  std::vector<std::string> etcd_endpoints;  // http://host:port, tried in order
+  std::string etcd_prefix = "/tokenmgr/";
+  int64_t etcd_timeout_ms = 2000;
   bool help_shown = false;  // --help or --version printed; exit 0
 };
 

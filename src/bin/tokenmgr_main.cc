@@ -12,6 +12,7 @@
 #include "http/server.h"
 #include "http/token_service.h"
 #include "store/embedded_lock_service.h"
+#include "store/etcd_lock_service.h"
 
 int main(int argc, char** argv) {
   using namespace lm;
@@ -30,8 +31,21 @@ int main(int argc, char** argv) {
   // Catch SIGTERM/SIGINT from here on (they queue until io.run()), so a signal sent as soon as
   // the port file appears still means a clean stop with exit 0, not death by signal.
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  auto lock = store::EmbeddedLockService::Open(io, RealClock::Get(), config->lock,
-                                               config->state_file);
+  StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
+  if (config->store == "etcd") {
+    auto etcd = store::EtcdLockService::Open(
+        io, RealClock::Get(), config->lock,
+        {.endpoints = config->etcd_endpoints,
+         .prefix = config->etcd_prefix,
+         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms)});
+    if (etcd.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*etcd));
+    else lock = etcd.status();
+  } else {
+    auto embedded = store::EmbeddedLockService::Open(io, RealClock::Get(), config->lock,
+                                                     config->state_file);
+    if (embedded.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*embedded));
+    else lock = embedded.status();
+  }
   if (!lock.ok()) {
     spdlog::critical("cannot start: {}", lock.status().ToString());
     return 1;
@@ -55,7 +69,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("tokenmgr listening on {}:{} (state: {}, default ttl {}s, auth {})",
                config->bind_address, *port,
-               config->state_file.empty() ? "memory only" : config->state_file,
+               config->store == "etcd" ? "etcd " + config->etcd_prefix
+               : config->state_file.empty() ? "memory only" : config->state_file,
                config->lock.default_ttl.count(), config->auth_token ? "on" : "off");
 
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {

@@ -1,0 +1,149 @@
+"""A real etcd for the etcd-store tests (issue 6): Debian's `etcd` binary (package etcd-server),
+one member or a cluster of three, on 127.0.0.1 ports picked by the kernel, each member with its
+own data directory under the test's temp dir. Members are stopped by PID.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+import procs
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def etcd_binary():
+    path = shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.path.exists(path):
+        pytest.skip("etcd not installed (Debian package etcd-server)")
+    return path
+
+
+class EtcdMember:
+    def __init__(self, name, workdir, client_port, peer_port, initial_cluster):
+        self.name = name
+        self.workdir = workdir
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.initial_cluster = initial_cluster
+        self.proc = None
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.first_start = True
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        cmd = [etcd_binary(), "--name", self.name,
+               "--data-dir", os.path.join(self.workdir, f"{self.name}.data"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", f"http://127.0.0.1:{self.peer_port}",
+               "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_port}",
+               "--initial-cluster", self.initial_cluster,
+               "--initial-cluster-state", "new",
+               "--initial-cluster-token", "tokenmgr-test",
+               "--heartbeat-interval", "50", "--election-timeout", "500",
+               "--log-level", "warn"]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                          "ETCD_UNSUPPORTED_ARCH": os.environ.get(
+                                              "ETCD_UNSUPPORTED_ARCH", "")})
+        return self
+
+    def stop(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def call(self, path, body, timeout=2):
+        """One gateway call; returns parsed JSON or None on any failure."""
+        try:
+            s, _, text = procs.request(self.client_port, "POST", path, body=json.dumps(body),
+                                       headers={"Content-Type": "application/json"},
+                                       timeout=timeout)
+            return json.loads(text) if s == 200 else None
+        except (OSError, ValueError):
+            return None
+
+    def healthy(self):
+        """A linearizable read succeeds (needs a quorum)."""
+        return self.call("/v3/kv/range", {"key": "aGVhbHRo"}) is not None
+
+
+class EtcdCluster:
+    def __init__(self, workdir, size=1):
+        peers = [(f"m{i}", free_port(), free_port()) for i in range(size)]
+        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, _, p in peers)
+        self.members = [EtcdMember(n, workdir, c, p, initial) for n, c, p in peers]
+
+    def start(self):
+        for m in self.members:
+            m.start()
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout=30):
+        procs.wait_for(lambda: any(m.proc and m.healthy() for m in self.members),
+                       timeout=timeout, interval=0.1, what="etcd quorum")
+
+    @property
+    def endpoints(self):
+        return ",".join(m.url for m in self.members)
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory):
+    """One etcd member for the module; each test uses its own key prefix."""
+    cluster = EtcdCluster(str(tmp_path_factory.mktemp("etcd")), size=1).start()
+    yield cluster
+    cluster.stop()
+
+
+def etcd_env(cluster, prefix=None, **extra):
+    env = {"STORE": "etcd", "ETCD_ENDPOINTS": cluster.endpoints,
+           "ETCD_PREFIX": prefix or f"/tokenmgr-test/{uuid.uuid4()}/", "ETCD_TIMEOUT_MS": "1000"}
+    env.update(extra)
+    return env
+
+
+def kill_all(tokenmgrs):
+    """Teardown: SIGKILL (by PID) every tokenmgr still running; close the others' logs."""
+    for t in tokenmgrs:
+        if t.proc and t.proc.poll() is None:
+            t.stop(signal.SIGKILL)
+        elif t.proc and not t.log.closed:
+            t.log.close()
+
+
+def wait_ready(port, ready=True, timeout=15):
+    def check():
+        try:
+            s, _, _ = procs.request(port, "GET", "/readyz", timeout=3)
+        except OSError:
+            return False
+        return (s == 200) == ready
+    return procs.wait_for(check, timeout=timeout, interval=0.05,
+                          what=f"/readyz {'200' if ready else '503'}")
