@@ -378,8 +378,10 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         return Revoke(lease_id);
       }
       ++counters_.grants;
-      counters_.wait_seconds.Observe(
-          std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
+      if (!fast_path) {  // like the embedded store: only grants that waited in the queue
+        counters_.wait_seconds.Observe(
+            std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
+      }
       last_token_ = std::max(last_token_, token);
       if (w->rev) waiters_.erase(w->rev);
       // Read-your-writes on this replica; the watch confirms it.
@@ -580,6 +582,13 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
         }
         ++counters_.renewals;
         Revoke(rec.lease);  // the key is bound to the new lease now
+        if (lock_ && lock_->token == rec.token) {  // read-your-writes; the watch confirms it
+          int64_t now = UnixMillis(clock_.WallNow());
+          lock_->ttl_s = ttl.count();
+          lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
+          lock_->lease = lease_id;
+          lock_->mod_revision = JsonInt((*r)["header"], "revision");
+        }
         done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
       });
     });

@@ -138,6 +138,12 @@ def kill_all(tokenmgrs):
             t.log.close()
 
 
+def wait_synced(tokenmgr, timeout=15):
+    """Waits for the log line of the first etcd sync (unlike /readyz, not counted in /api/stats)."""
+    return procs.wait_for(lambda: "etcd store in sync" in tokenmgr.logs(), timeout=timeout,
+                          interval=0.02, what="etcd store in sync")
+
+
 def wait_ready(port, ready=True, timeout=15):
     def check():
         try:
