@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "http/server.h"
 #include "http/token_service.h"
+#include "http/ui.h"
 #include "store/embedded_lock_service.h"
 #include "store/etcd_lock_service.h"
 
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
   http::TokenService api(**lock, {.auth_token = config->auth_token});
   http::HttpServer server(io, config->server, api);
   api.SetServerStats(&server.stats());
+  auto ui = http::WebUi::Install(io, api, {.pool_dir = config->pool_dir});
+  if (!ui.ok()) {
+    spdlog::critical("cannot start: {}", ui.status().ToString());
+    return 1;
+  }
   auto port = server.Listen(config->bind_address, config->port);
   if (!port.ok()) {
     spdlog::critical("cannot start: {}", port.status().ToString());
@@ -78,6 +84,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping (answering in-flight requests)", sig);
     server.Stop(std::chrono::milliseconds(1500));
     (*lock)->Shutdown();
+    (*ui)->Stop();
   });
   io.run();
   spdlog::info("tokenmgr stopped");

@@ -58,6 +58,15 @@ std::string Rfc3339(WallTime t) {
   return buf;
 }
 
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return static_cast<int64_t>(pages_resident) * sysconf(_SC_PAGESIZE);
+}
+
+}  // namespace
+
 // A cross-site browser request must not take or release the lock (CSRF). Non-browser clients
 // send neither header.
 bool CrossSite(const Request& req) {
@@ -68,15 +77,6 @@ bool CrossSite(const Request& req) {
   std::string_view host = scheme == std::string_view::npos ? origin : origin.substr(scheme + 3);
   return host != req.Header("host");
 }
-
-int64_t ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  if (!(statm >> pages_total >> pages_resident)) return 0;
-  return static_cast<int64_t>(pages_resident) * sysconf(_SC_PAGESIZE);
-}
-
-}  // namespace
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
@@ -121,8 +121,8 @@ StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query) 
 TokenService::TokenService(lock::LockService& lock, TokenServiceOptions options)
     : lock_(lock), options_(std::move(options)) {}
 
-void TokenService::AddGetRoute(std::string path, ExtraRoute handler) {
-  extra_get_[std::move(path)] = std::move(handler);
+void TokenService::AddRoute(std::string method, std::string path, ExtraRoute handler) {
+  extra_[std::move(path)][std::move(method)] = std::move(handler);
 }
 
 bool TokenService::Authorized(const Request& req) const {
@@ -170,8 +170,15 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
     which = R::kReady, route = "/readyz";
   } else if (path == "/metrics") {
     which = R::kMetrics, route = "/metrics";
-  } else if (extra_get_.count(std::string(path))) {
-    which = R::kExtra, route = std::string(path);
+  }
+  const std::map<std::string, ExtraRoute>* extra = nullptr;
+  std::string extra_allow;
+  if (which == R::kNone) {
+    if (auto it = extra_.find(std::string(path)); it != extra_.end()) {
+      which = R::kExtra, route = std::string(path), extra = &it->second;
+      for (const auto& [method, h] : *extra) extra_allow += (extra_allow.empty() ? "" : ", ") + method;
+      allow = extra_allow;
+    }
   }
   if (which == R::kNone) route = "(unmatched)";
 
@@ -183,7 +190,8 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
   outer->OnCancel([r] { r->Cancel(); });
 
   if (which == R::kNone) return r->Send(ErrorResponse(404, "Resource not found"));
-  if (req.method != allow) return r->Send(MethodNotAllowed(allow));
+  bool method_ok = extra ? extra->count(req.method) > 0 : req.method == allow;
+  if (!method_ok) return r->Send(MethodNotAllowed(allow));
 
   switch (which) {
     case R::kLock: return HandleLock(req, segs[1], r);
@@ -206,7 +214,7 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
       resp.body = RenderMetrics();
       return r->Send(std::move(resp));
     }
-    case R::kExtra: return extra_get_[std::string(path)](req, r);
+    case R::kExtra: return extra->at(req.method)(req, r);
     case R::kNone: break;
   }
 }

@@ -40,8 +40,12 @@ class TokenService final : public Handler {
 
   void SetServerStats(const ServerStats* stats) { server_stats_ = stats; }
 
-  // Adds a GET route for an exact path (e.g. the HTML page). `route` is its stats key.
-  void AddGetRoute(std::string path, ExtraRoute handler);
+  // Adds a route for an exact path and method (e.g. the HTML page and its form POSTs). The path
+  // is its stats key. Other methods on a registered path get 405 with Allow.
+  void AddRoute(std::string method, std::string path, ExtraRoute handler);
+  void AddGetRoute(std::string path, ExtraRoute handler) {
+    AddRoute("GET", std::move(path), std::move(handler));
+  }
 
   // The seed's /api/stats map: route -> hits.
   const std::map<std::string, uint64_t>& stats() const { return hits_; }
@@ -50,6 +54,7 @@ class TokenService final : public Handler {
   bool Authorized(const Request& request) const;
 
   lock::LockService& lock_service() { return lock_; }
+  bool auth_enabled() const { return options_.auth_token.has_value(); }
 
  private:
   void HandleLock(const Request& req, std::string_view timeout, std::shared_ptr<Responder> r);
@@ -64,12 +69,16 @@ class TokenService final : public Handler {
   const ServerStats* server_stats_ = nullptr;
   std::map<std::string, uint64_t> hits_;
   std::map<std::pair<std::string, int>, uint64_t> by_route_code_;
-  std::map<std::string, ExtraRoute> extra_get_;
+  std::map<std::string, std::map<std::string, ExtraRoute>> extra_;  // path -> method -> handler
 };
 
 // Parses "a=1&b=x%20y". Keys and values are percent-decoded. Fails on malformed escapes, more
 // than 32 parameters, or a repeated key.
 StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+// True for a browser request from another site (Sec-Fetch-Site or an Origin not matching Host).
+// Non-browser clients send neither header and pass.
+bool CrossSite(const Request& request);
 
 // The HTTP status for a Status code.
 int HttpStatusFor(StatusCode code);

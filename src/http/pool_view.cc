@@ -1,0 +1,172 @@
+#include "http/pool_view.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "common/strings.h"
+
+namespace lm::http {
+
+using nlohmann::json;
+
+std::string_view LicenseStateName(LicenseState state) {
+  switch (state) {
+    case LicenseState::kFree: return "free";
+    case LicenseState::kHeld: return "held";
+    case LicenseState::kStale: return "stale";
+    case LicenseState::kUnreadable: return "unreadable";
+  }
+  return "unreadable";
+}
+
+bool NaturalLess(std::string_view a, std::string_view b) {
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (is_digit(a[i]) && is_digit(b[j])) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && is_digit(a[ie])) ++ie;
+      while (je < b.size() && is_digit(b[je])) ++je;
+      std::string_view da = a.substr(i, ie - i), db = b.substr(j, je - j);
+      // Compare by value: strip leading zeros, then longer is larger, then lexically.
+      auto strip = [](std::string_view d) {
+        while (d.size() > 1 && d.front() == '0') d.remove_prefix(1);
+        return d;
+      };
+      std::string_view sa = strip(da), sb = strip(db);
+      if (sa.size() != sb.size()) return sa.size() < sb.size();
+      if (sa != sb) return sa < sb;
+      if (da.size() != db.size()) return da.size() < db.size();  // "01" after "1"
+      i = ie, j = je;
+      continue;
+    }
+    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+    ++i, ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value) {
+  if (value == nullptr || *value == '\0') return std::chrono::seconds(60);
+  auto secs = ParseWholeNumber(value, "CLAIM_TTL_SECONDS", 86400);
+  if (!secs.ok()) return secs.status();
+  if (*secs == 0) return InvalidArgument("CLAIM_TTL_SECONDS must be at least 1");
+  return std::chrono::seconds(*secs);
+}
+
+PoolView::PoolView(license::Filesystem& fs, const Clock& clock, PoolViewOptions options)
+    : fs_(fs), clock_(clock), options_(std::move(options)), pool_(fs_, options_.dir) {
+  snapshot_.configured = configured();
+  snapshot_.dir = options_.dir;
+  snapshot_.claim_ttl = options_.claim_ttl;
+}
+
+const PoolSnapshot& PoolView::Get() {
+  if (!configured()) return snapshot_;
+  if (!last_scan_ || clock_.Now() - *last_scan_ >= options_.min_interval) return Refresh();
+  return snapshot_;
+}
+
+const PoolSnapshot& PoolView::Refresh() {
+  if (!configured()) return snapshot_;
+  SteadyTime now = clock_.Now();
+  last_scan_ = now;
+  PoolSnapshot s;
+  s.configured = true;
+  s.dir = options_.dir;
+  s.claim_ttl = options_.claim_ttl;
+  s.scanned_at_ms = UnixMillis(clock_.WallNow());
+
+  auto names = pool_.Names();
+  if (!names.ok()) {
+    s.error = names.status().message();
+    snapshot_ = std::move(s);
+    return snapshot_;  // keep the observer: a transient listing error must not reset staleness
+  }
+  std::sort(names->begin(), names->end(),
+            [](const std::string& a, const std::string& b) { return NaturalLess(a, b); });
+
+  // Forget licenses that disappeared, so the observer does not grow without bound.
+  std::unordered_set<std::string> present(names->begin(), names->end());
+  for (const std::string& old : observed_) {
+    if (!present.count(old)) observer_.Forget(old);
+  }
+  observed_.clear();
+
+  for (const std::string& name : *names) {
+    license::ClaimView claim = pool_.ReadClaim(name);
+    LicenseRow row;
+    row.name = name;
+    if (claim.state == license::ClaimState::kFree) {
+      observer_.Forget(name);
+      row.state = LicenseState::kFree;
+      ++s.totals.free;
+    } else {
+      observer_.Observe(name, claim.fingerprint, now);
+      observed_.push_back(name);
+      if (auto d = observer_.UnchangedFor(name, now)) {
+        row.unchanged_for = std::chrono::duration_cast<Millis>(*d);
+      }
+      if (claim.state == license::ClaimState::kClaimed && claim.record) {
+        const license::ClaimRecord& c = *claim.record;
+        row.node = c.node;
+        row.pod = c.pod;
+        row.token = c.token;
+        row.renewals = c.renewals;
+        row.claimed_at_ms = c.claimed_at_ms;
+        row.renewed_at_ms = c.renewed_at_ms;
+        row.seed_format = c.seed_format;
+        bool stale = observer_.IsStale(name, claim.fingerprint, now, options_.claim_ttl);
+        row.state = stale ? LicenseState::kStale : LicenseState::kHeld;
+        ++(stale ? s.totals.stale : s.totals.held);
+      } else {
+        row.state = LicenseState::kUnreadable;
+        row.error = claim.error.empty() ? "unreadable claim" : claim.error;
+        ++s.totals.unreadable;
+      }
+    }
+    ++s.totals.total;
+    if (s.rows.size() < kMaxPoolRows) {
+      s.rows.push_back(std::move(row));
+    } else {
+      ++s.omitted;
+    }
+  }
+  snapshot_ = std::move(s);
+  return snapshot_;
+}
+
+std::string PoolSnapshotJson(const PoolSnapshot& s) {
+  json totals = {{"total", s.totals.total},
+                 {"held", s.totals.held},
+                 {"free", s.totals.free},
+                 {"stale", s.totals.stale},
+                 {"unreadable", s.totals.unreadable}};
+  json j = {{"configured", s.configured}, {"totals", totals}, {"licenses", json::array()}};
+  if (s.configured) {
+    j["dir"] = s.dir;
+    j["claim_ttl_seconds"] = s.claim_ttl.count();
+    j["scanned_at_ms"] = s.scanned_at_ms;
+    j["omitted"] = s.omitted;
+    j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
+  }
+  for (const LicenseRow& r : s.rows) {
+    json row = {{"name", r.name}, {"state", LicenseStateName(r.state)}};
+    if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
+      row["node"] = r.node;
+      row["pod"] = r.pod;
+      row["token"] = r.token;
+      row["renewals"] = r.renewals;
+      row["claimed_at_ms"] = r.claimed_at_ms;
+      row["renewed_at_ms"] = r.renewed_at_ms;
+      row["seed_format"] = r.seed_format;
+    }
+    if (r.state == LicenseState::kUnreadable) row["error"] = r.error;
+    row["unchanged_for_ms"] = r.unchanged_for ? json(r.unchanged_for->count()) : json(nullptr);
+    j["licenses"].push_back(std::move(row));
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace lm::http

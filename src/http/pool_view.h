@@ -1,0 +1,105 @@
+// PoolView: a read-only view of the license pool for the web page and GET /api/licenses. It
+// scans the pool directory through a Filesystem and keeps a StalenessObserver fed, so "stale"
+// means "this claim has not changed for a full claim TTL on our own monotonic clock" (the same
+// rule the agents use), never a comparison of anyone's wall clock. Not thread-safe: use it
+// from the server's event-loop thread.
+//
+//   PoolView view(fs, RealClock::Get(), {.dir = "/mnt/bitfusionio", .claim_ttl = 60s});
+//   const PoolSnapshot& s = view.Get();      // rescans only if the last scan is old enough
+//   std::string body = PoolSnapshotJson(s);  // what /api/licenses answers
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "license/fs.h"
+#include "license/pool.h"
+
+namespace lm::http {
+
+enum class LicenseState { kFree, kHeld, kStale, kUnreadable };
+
+// "free", "held", "stale", "unreadable".
+std::string_view LicenseStateName(LicenseState state);
+
+struct LicenseRow {
+  std::string name;  // the license directory's name: untrusted text
+  LicenseState state = LicenseState::kUnreadable;
+  // From the claim file (held and stale rows). Untrusted text.
+  std::string node;
+  std::string pod;
+  uint64_t token = 0;
+  uint64_t renewals = 0;
+  int64_t claimed_at_ms = 0;  // the writer's wall clock: for display only
+  int64_t renewed_at_ms = 0;
+  bool seed_format = false;  // written by the seed's bash agent (a pod name only)
+  // How long this process has seen the claim file unchanged; unset for free rows.
+  std::optional<Millis> unchanged_for;
+  std::string error;  // unreadable rows: why
+};
+
+struct PoolTotals {
+  size_t total = 0;
+  size_t held = 0;  // held and fresh; stale ones count only as stale
+  size_t free = 0;
+  size_t stale = 0;
+  size_t unreadable = 0;
+};
+
+struct PoolSnapshot {
+  bool configured = false;  // false: no pool directory given; everything else is empty
+  std::string dir;
+  std::chrono::seconds claim_ttl{60};
+  std::string error;              // the directory could not be listed
+  std::vector<LicenseRow> rows;   // in natural name order (license2 before license10)
+  size_t omitted = 0;             // rows past kMaxPoolRows, not shown
+  PoolTotals totals;              // over every license, shown or not
+  int64_t scanned_at_ms = 0;      // our wall clock at the scan, for display
+};
+
+inline constexpr size_t kMaxPoolRows = 2000;
+
+struct PoolViewOptions {
+  std::string dir;  // empty: not configured
+  std::chrono::seconds claim_ttl{60};
+  Millis min_interval{1000};  // Get() rescans at most this often
+};
+
+class PoolView {
+ public:
+  PoolView(license::Filesystem& fs, const Clock& clock, PoolViewOptions options);
+
+  // The latest snapshot, rescanning first if the last scan is at least min_interval old.
+  const PoolSnapshot& Get();
+  // Rescans now (e.g. from a timer, so staleness is known before anyone looks).
+  const PoolSnapshot& Refresh();
+  bool configured() const { return !options_.dir.empty(); }
+
+ private:
+  license::Filesystem& fs_;
+  const Clock& clock_;
+  PoolViewOptions options_;
+  license::Pool pool_;
+  license::StalenessObserver observer_;
+  std::vector<std::string> observed_;  // names the observer remembers
+  PoolSnapshot snapshot_;
+  std::optional<SteadyTime> last_scan_;
+};
+
+// The body of GET /api/licenses. Invalid UTF-8 in names is replaced, never an error.
+std::string PoolSnapshotJson(const PoolSnapshot& snapshot);
+
+// Orders "license2" before "license10": digit runs compare by value.
+bool NaturalLess(std::string_view a, std::string_view b);
+
+// The claim TTL from the value of CLAIM_TTL_SECONDS (nullptr or empty: 60 s). Whole seconds,
+// 1..86400; anything else is an error naming the variable.
+StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value);
+
+}  // namespace lm::http

@@ -1,0 +1,211 @@
+#include "http/pool_view.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "license/claim.h"
+#include "license/fake_fs.h"
+
+namespace lm::http {
+namespace {
+
+using std::chrono::seconds;
+
+std::string Claim(const std::string& node, uint64_t token, uint64_t renewals = 0) {
+  license::ClaimRecord c;
+  c.node = node;
+  c.pod = "pod-" + node;
+  c.token = token;
+  c.renewals = renewals;
+  c.claimed_at_ms = 1767225600000;
+  c.renewed_at_ms = 1767225600000 + 1000 * static_cast<int64_t>(renewals);
+  return license::SerializeClaim(c);
+}
+
+class PoolViewTest : public ::testing::Test {
+ protected:
+  PoolViewTest() : view_(fs_, clock_, {.dir = "/pool", .claim_ttl = seconds(60)}) {
+    fs_.AddDir("/pool");
+  }
+  const LicenseRow* Row(const PoolSnapshot& s, const std::string& name) {
+    for (const auto& r : s.rows) {
+      if (r.name == name) return &r;
+    }
+    return nullptr;
+  }
+  license::FakeFilesystem fs_;
+  FakeClock clock_;
+  PoolView view_;
+};
+
+TEST_F(PoolViewTest, LicenseWithoutClaimIsFree) {
+  fs_.AddFile("/pool/license1/lic/host_id", "abc");
+  const PoolSnapshot& s = view_.Refresh();
+  ASSERT_EQ(s.rows.size(), 1u);
+  EXPECT_EQ(s.rows[0].state, LicenseState::kFree);
+  EXPECT_FALSE(s.rows[0].unchanged_for.has_value());
+  EXPECT_EQ(s.totals.free, 1u);
+  EXPECT_EQ(s.totals.total, 1u);
+}
+
+TEST_F(PoolViewTest, ValidClaimIsHeldWithItsFields) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42, 3));
+  const PoolSnapshot& s = view_.Refresh();
+  const LicenseRow* r = Row(s, "license1");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->state, LicenseState::kHeld);
+  EXPECT_EQ(r->node, "gpu-1");
+  EXPECT_EQ(r->pod, "pod-gpu-1");
+  EXPECT_EQ(r->token, 42u);
+  EXPECT_EQ(r->renewals, 3u);
+  EXPECT_EQ(r->claimed_at_ms, 1767225600000);
+  EXPECT_EQ(s.totals.held, 1u);
+}
+
+TEST_F(PoolViewTest, ClaimUnchangedForAFullTtlIsStale) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42));
+  view_.Refresh();
+  clock_.Advance(seconds(59));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kHeld);
+  clock_.Advance(seconds(1));
+  const PoolSnapshot& s = view_.Refresh();
+  EXPECT_EQ(s.rows[0].state, LicenseState::kStale);
+  EXPECT_EQ(s.rows[0].unchanged_for, Millis(60000));
+  EXPECT_EQ(s.totals.stale, 1u);
+  EXPECT_EQ(s.totals.held, 0u);
+}
+
+TEST_F(PoolViewTest, RenewedClaimIsNeverStale) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42, 0));
+  view_.Refresh();
+  for (int i = 1; i <= 5; ++i) {
+    clock_.Advance(seconds(30));
+    fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42, i));  // the holder renews
+    const PoolSnapshot& s = view_.Refresh();
+    EXPECT_EQ(s.rows[0].state, LicenseState::kHeld);
+    EXPECT_EQ(s.rows[0].unchanged_for, Millis(0));
+  }
+}
+
+TEST_F(PoolViewTest, WallClockJumpsDoNotMakeClaimsStale) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42));
+  view_.Refresh();
+  clock_.StepWall(std::chrono::hours(24));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kHeld);
+}
+
+TEST_F(PoolViewTest, GarbageClaimIsUnreadableWithReason) {
+  fs_.AddFile("/pool/license1/lockedby", "{not json");
+  const PoolSnapshot& s = view_.Refresh();
+  EXPECT_EQ(s.rows[0].state, LicenseState::kUnreadable);
+  EXPECT_NE(s.rows[0].error.find("malformed"), std::string::npos);
+  EXPECT_EQ(s.totals.unreadable, 1u);
+}
+
+TEST_F(PoolViewTest, ReadErrorIsUnreadable) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
+  fs_.FailReads("/pool/license1/lockedby", Unavailable("EIO"));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kUnreadable);
+}
+
+TEST_F(PoolViewTest, SeedFormatClaimIsHeldWithoutToken) {
+  fs_.AddFile("/pool/license1/lockedby", "flexdirect-x2k9\n");
+  const LicenseRow& r = view_.Refresh().rows[0];
+  EXPECT_EQ(r.state, LicenseState::kHeld);
+  EXPECT_TRUE(r.seed_format);
+  EXPECT_EQ(r.node, "flexdirect-x2k9");
+}
+
+TEST_F(PoolViewTest, RowsAreInNaturalOrderAndSymlinksAreSkipped) {
+  fs_.AddDir("/pool/license10");
+  fs_.AddDir("/pool/license2");
+  fs_.AddDir("/pool/license1");
+  fs_.AddSymlink("/pool/license3");
+  fs_.AddDir("/pool/.hidden");
+  const PoolSnapshot& s = view_.Refresh();
+  ASSERT_EQ(s.rows.size(), 3u);
+  EXPECT_EQ(s.rows[0].name, "license1");
+  EXPECT_EQ(s.rows[1].name, "license2");
+  EXPECT_EQ(s.rows[2].name, "license10");
+}
+
+TEST_F(PoolViewTest, MissingPoolDirectoryIsReportedNotFatal) {
+  PoolView view(fs_, clock_, {.dir = "/nowhere"});
+  const PoolSnapshot& s = view.Refresh();
+  EXPECT_TRUE(s.configured);
+  EXPECT_FALSE(s.error.empty());
+  EXPECT_TRUE(s.rows.empty());
+}
+
+TEST_F(PoolViewTest, GetRescansAtMostOncePerInterval) {
+  view_.Get();
+  fs_.AddDir("/pool/license1");
+  EXPECT_TRUE(view_.Get().rows.empty());  // cached
+  clock_.Advance(Millis(1000));
+  EXPECT_EQ(view_.Get().rows.size(), 1u);
+}
+
+TEST_F(PoolViewTest, RemovedAndReclaimedLicenseStartsFresh) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
+  view_.Refresh();
+  clock_.Advance(seconds(50));
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license1/lockedby").ok());
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kFree);
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-2", 2));
+  view_.Refresh();
+  clock_.Advance(seconds(50));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kHeld);
+}
+
+TEST(PoolViewUnconfigured, SaysSoInJson) {
+  license::FakeFilesystem fs;
+  FakeClock clock;
+  PoolView view(fs, clock, {});
+  EXPECT_FALSE(view.configured());
+  auto j = nlohmann::json::parse(PoolSnapshotJson(view.Get()));
+  EXPECT_EQ(j["configured"], false);
+  EXPECT_TRUE(j["licenses"].empty());
+  EXPECT_EQ(j["totals"]["total"], 0);
+}
+
+TEST_F(PoolViewTest, JsonHasRowsTotalsAndSurvivesInvalidUtf8) {
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 7));
+  fs_.AddDir("/pool/bad\xff name");
+  auto j = nlohmann::json::parse(PoolSnapshotJson(view_.Refresh()));
+  EXPECT_EQ(j["configured"], true);
+  EXPECT_EQ(j["claim_ttl_seconds"], 60);
+  EXPECT_EQ(j["totals"]["held"], 1);
+  EXPECT_EQ(j["totals"]["free"], 1);
+  ASSERT_EQ(j["licenses"].size(), 2u);
+  const auto& held = j["licenses"][1];
+  EXPECT_EQ(held["name"], "license1");
+  EXPECT_EQ(held["state"], "held");
+  EXPECT_EQ(held["node"], "gpu-1");
+  EXPECT_EQ(held["token"], 7);
+  EXPECT_EQ(held["unchanged_for_ms"], 0);
+  EXPECT_EQ(j["licenses"][0]["state"], "free");
+  EXPECT_TRUE(j["licenses"][0]["unchanged_for_ms"].is_null());
+}
+
+TEST(NaturalLess, OrdersDigitRunsByValue) {
+  EXPECT_TRUE(NaturalLess("license2", "license10"));
+  EXPECT_FALSE(NaturalLess("license10", "license2"));
+  EXPECT_TRUE(NaturalLess("a", "b"));
+  EXPECT_TRUE(NaturalLess("lic", "lic1"));
+  EXPECT_FALSE(NaturalLess("x1", "x1"));
+  EXPECT_TRUE(NaturalLess("x1", "x01"));
+}
+
+TEST(ParseClaimTtl, DefaultsToSixtyAndRejectsBadValues) {
+  EXPECT_EQ(*ParseClaimTtl(nullptr), seconds(60));
+  EXPECT_EQ(*ParseClaimTtl(""), seconds(60));
+  EXPECT_EQ(*ParseClaimTtl("2"), seconds(2));
+  EXPECT_FALSE(ParseClaimTtl("0").ok());
+  EXPECT_FALSE(ParseClaimTtl("-5").ok());
+  EXPECT_FALSE(ParseClaimTtl("1m").ok());
+  EXPECT_NE(ParseClaimTtl("x").status().message().find("CLAIM_TTL_SECONDS"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lm::http

@@ -1,0 +1,533 @@
+#include "http/ui.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/strings.h"
+#include "license/fs.h"
+#include "ui_assets.inc"  // kUiCss, kUiJs: generated from ui.css and ui.js by CMake
+
+namespace lm::http {
+
+using nlohmann::json;
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string HumanDuration(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return std::to_string(ms) + " ms";
+  int64_t s = ms / 1000;
+  if (s < 60) return std::to_string(s) + " s";
+  if (s < 3600) {
+    return std::to_string(s / 60) + " min" + (s % 60 ? " " + std::to_string(s % 60) + " s" : "");
+  }
+  if (s < 86400) {
+    return std::to_string(s / 3600) + " h" +
+           (s % 3600 / 60 ? " " + std::to_string(s % 3600 / 60) + " min" : "");
+  }
+  return std::to_string(s / 86400) + " d" + (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
+}
+
+namespace {
+
+constexpr std::string_view kIndex = "/html/tmpl/index";
+constexpr std::string_view kCssPath = "/html/tmpl/ui.css";
+constexpr std::string_view kJsPath = "/html/tmpl/ui.js";
+
+// "2026-01-01 12:00:05Z", or "—" for an unset time.
+std::string FormatUtc(int64_t unix_ms) {
+  if (unix_ms <= 0) return "\u2014";
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  if (!gmtime_r(&secs, &tm)) return "\u2014";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::string Dash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(s); }
+
+// The API's error, in words an operator can act on. Same wording as ui.js.
+std::string PlainWords(int status, std::string_view error) {
+  std::string e(error);
+  switch (status) {
+    case 400: return "Not accepted: " + e;
+    case 401: return "The access token is missing or wrong.";
+    case 403: return "Refused: " + e;
+    case 404:
+      return "That lease id does not hold the lock (wrong id, already released, or the lease "
+             "expired).";
+    case 409: return "Not granted: " + e;
+    case 503: return "tokenmgr cannot do that right now: " + e;
+    default: return "Failed (HTTP " + std::to_string(status) + "): " + e;
+  }
+}
+
+std::string StateBadge(std::string_view state) {
+  std::string s(state);
+  return "<span class=\"badge " + s + "\">" + s + "</span>";
+}
+
+std::string AuthField(bool auth) {
+  if (!auth) return "";
+  return "<label class=\"auth-field\">Access token<input name=\"token\" type=\"password\" "
+         "autocomplete=\"current-password\" required></label>";
+}
+
+void RenderLock(const PageModel& m, std::string& h) {
+  const lock::View& v = m.lock;
+  h += "<section class=\"card\" id=\"lock-card\" aria-labelledby=\"lock-h\">";
+  h += "<div class=\"card-head\"><h2 id=\"lock-h\">Lock</h2>";
+  h += "<span id=\"lock-state\" class=\"badge " + std::string(v.held ? "held" : "free") + "\">" +
+       (m.lock_known ? (v.held ? "held" : "free") : "unknown") + "</span></div>";
+  h += "<p class=\"holder-line\"><span class=\"muted\">Holder</span> <span id=\"lock-holder\" "
+       "class=\"holder\">" + (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
+  h += "<div class=\"countdown\"><span id=\"lock-left\" class=\"big\">" +
+       (v.held ? HumanDuration(v.expires_in) : "\u2014") + "</span> <span class=\"muted\">left of "
+       "<span id=\"lock-ttl\">" + (v.held ? std::to_string(v.ttl.count()) : "\u2014") +
+       "</span> s lease</span></div>";
+  int64_t max_ms = v.held ? std::max<int64_t>(1, v.ttl.count() * 1000) : 1;
+  h += "<progress id=\"lock-bar\" max=\"" + std::to_string(max_ms) + "\" value=\"" +
+       std::to_string(v.held ? std::min<int64_t>(max_ms, v.expires_in.count()) : 0) +
+       "\"></progress>";
+  h += "<dl class=\"facts\">";
+  auto fact = [&](const char* label, const char* id, const std::string& value) {
+    h += std::string("<div><dt>") + label + "</dt><dd id=\"" + id + "\">" + value + "</dd></div>";
+  };
+  fact("Fencing token", "lock-token", v.held ? std::to_string(v.token) : "\u2014");
+  fact("Acquired", "lock-acquired", v.held ? FormatUtc(UnixMillis(v.acquired_at)) : "\u2014");
+  fact("Waiters", "lock-waiters", std::to_string(v.waiters));
+  fact("Last token", "lock-last", std::to_string(v.last_token));
+  h += "</dl></section>";
+}
+
+void RenderForms(const PageModel& m, std::string& h) {
+  std::string csrf = "<input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(m.csrf) + "\">";
+  std::string id = HtmlEscape(m.lease_id);
+  std::string ttl = std::to_string(m.default_ttl.count());
+  h += "<section class=\"card\" id=\"actions\" aria-labelledby=\"act-h\">";
+  h += "<div class=\"card-head\"><h2 id=\"act-h\">Actions</h2>";
+  if (m.auth) {
+    h += "<span id=\"auth-status\" class=\"js-only auth-status\"></span>";
+  }
+  h += "</div>";
+  h += "<form id=\"form-lock\" class=\"action\" method=\"post\" action=\"/html/tmpl/lock\" "
+       "data-action=\"lock\">" + csrf;
+  h += "<div class=\"fields\"><label class=\"wide\">Holder label<input name=\"holder\" "
+       "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" placeholder=\"e.g. gpu-node-7\" "
+       "autocomplete=\"off\" spellcheck=\"false\"></label>";
+  h += "<label>Wait (s)<input name=\"wait\" type=\"number\" min=\"0\" value=\"0\" "
+       "inputmode=\"numeric\"></label>";
+  h += "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" + ttl +
+       "\" inputmode=\"numeric\"></label>" + AuthField(m.auth) + "</div>";
+  h += "<button type=\"submit\" class=\"primary\">Request lock</button></form>";
+
+  h += "<form id=\"form-renew\" class=\"action\" method=\"post\" action=\"/html/tmpl/renew\" "
+       "data-action=\"renew\">" + csrf;
+  h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
+       "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
+       "required></label>";
+  h += "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" + ttl +
+       "\" inputmode=\"numeric\"></label>" + AuthField(m.auth) + "</div>";
+  h += "<button type=\"submit\">Renew</button></form>";
+
+  h += "<form id=\"form-release\" class=\"action\" method=\"post\" action=\"/html/tmpl/release\" "
+       "data-action=\"release\">" + csrf;
+  h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
+       "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
+       "required></label>" + AuthField(m.auth) + "</div>";
+  h += "<button type=\"submit\" class=\"danger\">Release</button></form>";
+  h += "</section>";
+}
+
+void RenderPool(const PageModel& m, std::string& h) {
+  const PoolSnapshot* p = m.pool;
+  bool on = p && p->configured;
+  h += std::string("<section class=\"card\" id=\"pool-card\" aria-labelledby=\"pool-h\"") +
+       (on ? "" : " hidden") + ">";
+  h += "<div class=\"card-head\"><h2 id=\"pool-h\">License pool</h2><div class=\"totals\">";
+  auto chip = [&](const char* cls, const char* label, size_t n) {
+    h += std::string("<span class=\"chip ") + cls + "\"><b id=\"t-" + cls + "\">" +
+         std::to_string(n) + "</b> " + label + "</span>";
+  };
+  PoolTotals t = on ? p->totals : PoolTotals{};
+  chip("held", "held", t.held);
+  chip("free", "free", t.free);
+  chip("stale", "stale", t.stale);
+  chip("unreadable", "unreadable", t.unreadable);
+  chip("total", "total", t.total);
+  h += "</div></div>";
+  h += std::string("<p id=\"pool-error\" class=\"flash err\"") +
+       (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error)
+                                : " hidden>") + "</p>";
+  h += "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
+       "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
+       "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
+       "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
+       "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
+  if (on) {
+    for (const LicenseRow& r : p->rows) {
+      std::string state(LicenseStateName(r.state));
+      h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) + "\"><td class=\"name\">" +
+           HtmlEscape(r.name) + "</td><td>" + StateBadge(state) + "</td>";
+      if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
+        h += "<td>" + Dash(r.node) + "</td><td>" + Dash(r.pod) + "</td><td class=\"num\">" +
+             (r.seed_format ? "\u2014" : std::to_string(r.token)) + "</td><td>" +
+             FormatUtc(r.claimed_at_ms) + "</td>";
+      } else if (r.state == LicenseState::kUnreadable) {
+        h += "<td colspan=\"4\" class=\"err\">" + HtmlEscape(r.error) + "</td>";
+      } else {
+        h += "<td>\u2014</td><td>\u2014</td><td class=\"num\">\u2014</td><td>\u2014</td>";
+      }
+      h += "<td class=\"num\">" + (r.unchanged_for ? HumanDuration(*r.unchanged_for) : "\u2014") +
+           "</td></tr>";
+    }
+    if (p->rows.empty() && p->error.empty()) {
+      h += "<tr><td colspan=\"7\" class=\"muted\">No licenses in the pool directory.</td></tr>";
+    }
+  }
+  h += "</tbody></table></div>";
+  h += "<p class=\"muted small\" id=\"pool-note\">Stale: the claim has not changed for " +
+       std::to_string(on ? p->claim_ttl.count() : 0) +
+       " s as seen by this tokenmgr. Times in UTC.</p></section>";
+}
+
+void RenderStats(const PageModel& m, std::string& h) {
+  h += "<section class=\"card\" id=\"stats-card\" aria-labelledby=\"stats-h\">"
+       "<div class=\"card-head\"><h2 id=\"stats-h\">Requests</h2></div>"
+       "<div class=\"table-wrap\"><table id=\"stats-table\"><thead><tr><th>Route</th>"
+       "<th class=\"num\">Count</th></tr></thead><tbody id=\"stats-body\">";
+  if (m.stats && !m.stats->empty()) {
+    for (const auto& [route, count] : *m.stats) {
+      h += "<tr><td class=\"route\">" + HtmlEscape(route) + "</td><td class=\"num\">" +
+           std::to_string(count) + "</td></tr>";
+    }
+  } else {
+    h += "<tr><td colspan=\"2\" class=\"muted\">No requests yet.</td></tr>";
+  }
+  h += "</tbody></table></div></section>";
+}
+
+std::string AssetVersion() {
+  static const std::string v = license::HashHex(std::string(kUiCss) + std::string(kUiJs));
+  return v;
+}
+
+}  // namespace
+
+std::string RenderPage(const PageModel& m) {
+  bool pool_on = m.pool && m.pool->configured;
+  std::string h;
+  h.reserve(16 * 1024);
+  h += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+       "<meta name=\"referrer\" content=\"same-origin\">"
+       "<title>tokenmgr \u00b7 license manager</title><link rel=\"icon\" href=\"data:,\">";
+  h += "<link rel=\"stylesheet\" href=\"" + std::string(kCssPath) + "?v=" + AssetVersion() + "\">";
+  h += "<script src=\"" + std::string(kJsPath) + "?v=" + AssetVersion() + "\" defer></script>";
+  h += "</head><body data-auth=\"" + std::string(m.auth ? "on" : "off") + "\" data-pool=\"" +
+       (pool_on ? "on" : "off") + "\">";
+  h += "<header class=\"top\"><div class=\"wrap\"><h1>tokenmgr</h1><span class=\"sub\">license "
+       "manager</span><span id=\"live\" class=\"live\" title=\"refresh status\">static view</span>"
+       "</div></header><main class=\"wrap\">";
+  h += std::string("<div id=\"flash\" class=\"flash ") + (m.flash_ok ? "ok" : "err") +
+       "\" role=\"status\" aria-live=\"polite\"" + (m.flash.empty() ? " hidden>" : ">") +
+       HtmlEscape(m.flash);
+  if (!m.lease_id.empty()) {
+    h += " <code id=\"flash-id\">" + HtmlEscape(m.lease_id) + "</code>";
+  }
+  h += "</div>";
+  if (m.auth) {
+    h += "<form id=\"auth-form\" class=\"card auth\" hidden><h2>Access token</h2>"
+         "<p id=\"auth-msg\">Viewing is open. Locking, renewing and releasing need the access "
+         "token.</p><p class=\"muted small\">It is kept in this browser tab only.</p>"
+         "<div class=\"fields\"><label class=\"wide\">Token<input id=\"auth-input\" "
+         "type=\"password\" autocomplete=\"current-password\" required></label></div>"
+         "<button type=\"submit\" class=\"primary\">Use token</button> "
+         "<button type=\"button\" id=\"auth-cancel\">Cancel</button></form>";
+  }
+  h += "<div class=\"grid\">";
+  RenderLock(m, h);
+  RenderForms(m, h);
+  h += "</div>";
+  RenderPool(m, h);
+  RenderStats(m, h);
+  h += "</main><footer class=\"wrap muted small\"><span id=\"updated\">Rendered " +
+       FormatUtc(UnixMillis(std::chrono::system_clock::now())) +
+       "</span> \u00b7 <a href=\"/api/token/status\">status</a> \u00b7 <a "
+       "href=\"/api/licenses\">licenses</a> \u00b7 <a href=\"/api/stats\">stats</a> \u00b7 <a "
+       "href=\"/metrics\">metrics</a></footer></body></html>\n";
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kCsp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+Response HtmlResponse(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::move(body);
+  r.headers = {{"Content-Security-Policy", std::string(kCsp)},
+               {"X-Content-Type-Options", "nosniff"},
+               {"X-Frame-Options", "DENY"},
+               {"Referrer-Policy", "same-origin"},
+               {"Cache-Control", "no-store"}};
+  return r;
+}
+
+Response AssetResponse(std::string_view content_type, std::string_view body) {
+  Response r;
+  r.content_type = std::string(content_type);
+  r.body = std::string(body);
+  r.headers = {{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "max-age=3600"}};
+  return r;
+}
+
+// application/x-www-form-urlencoded: like a query string, but '+' means a space.
+StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
+  std::string s;
+  s.reserve(body.size());
+  for (char c : body) {
+    if (c == '+') {
+      s += "%20";
+    } else {
+      s += c;
+    }
+  }
+  return ParseQuery(s);
+}
+
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '.' || c == '_' || c == '~' || c == ':';
+    if (plain) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string Field(const std::map<std::string, std::string>& form, const char* key) {
+  auto it = form.find(key);
+  return it == form.end() ? "" : std::string(Trim(it->second));
+}
+
+}  // namespace
+
+class WebUi::Impl {
+ public:
+  Impl(boost::asio::io_context& io, TokenService& api, WebUiOptions options,
+       std::chrono::seconds claim_ttl)
+      : io_(io),
+        api_(api),
+        options_(std::move(options)),
+        pool_(fs_, RealClock::Get(), {.dir = options_.pool_dir, .claim_ttl = claim_ttl}),
+        timer_(io),
+        csrf_(NewUuidV4() + NewUuidV4()) {}
+
+  void Register() {
+    api_.AddGetRoute("/", [](const Request&, std::shared_ptr<Responder> r) {
+      Response resp = HtmlResponse(303, "");
+      resp.headers.emplace_back("Location", std::string(kIndex));
+      r->Send(std::move(resp));
+    });
+    api_.AddGetRoute(std::string(kIndex), [this](const Request& req, std::shared_ptr<Responder> r) {
+      Render(200, "", true, "", r);
+    });
+    api_.AddGetRoute(std::string(kCssPath), [](const Request&, std::shared_ptr<Responder> r) {
+      r->Send(AssetResponse("text/css; charset=utf-8", kUiCss));
+    });
+    api_.AddGetRoute(std::string(kJsPath), [](const Request&, std::shared_ptr<Responder> r) {
+      r->Send(AssetResponse("text/javascript; charset=utf-8", kUiJs));
+    });
+    for (const char* path : {"/api/licenses", "/api/tokenmgr/licenses", "/api/token/licenses"}) {
+      api_.AddGetRoute(path, [this](const Request&, std::shared_ptr<Responder> r) {
+        r->Send(JsonResponse(200, PoolSnapshotJson(pool_.Get())));
+      });
+    }
+    for (const char* action : {"lock", "renew", "release"}) {
+      api_.AddRoute("POST", std::string("/html/tmpl/") + action,
+                    [this, action](const Request& req, std::shared_ptr<Responder> r) {
+                      FormAction(action, req, std::move(r));
+                    });
+    }
+    if (pool_.configured()) Tick();
+  }
+
+  void Stop() {
+    stopped_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  void Tick() {
+    if (stopped_) return;
+    pool_.Refresh();
+    timer_.expires_after(options_.pool_refresh);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Tick();
+    });
+  }
+
+  // A same-origin browser request carrying this process's form token. Browsers that send
+  // Sec-Fetch-Site are judged by it (it cannot be set by a page's script); older ones by Origin.
+  bool FormAllowed(const Request& req, const std::map<std::string, std::string>& form) const {
+    std::string_view site = req.Header("sec-fetch-site");
+    bool same_origin = site.empty() ? !CrossSite(req) : (site == "same-origin" || site == "none");
+    return same_origin && ConstantTimeEquals(Field(form, "csrf"), csrf_);
+  }
+
+  void FormAction(std::string action, const Request& req, std::shared_ptr<Responder> r) {
+    auto form = ParseForm(req.body);
+    if (!form.ok()) return Render(400, PlainWords(400, form.status().message()), false, "", r);
+    if (!FormAllowed(req, *form)) {
+      return Render(403,
+                    "Refused: this form did not come from this page (cross-site request check). "
+                    "Reload the page and try again.",
+                    false, "", r);
+    }
+    // Build the equivalent API request and send it through the API handler: same checks,
+    // same errors, same stats as /api/token/....
+    Request api_req;
+    api_req.remote_address = req.remote_address;
+    std::string id = Field(*form, "id");
+    std::string ttl = Field(*form, "ttl");
+    if (action == "lock") {
+      std::string wait = Field(*form, "wait");
+      std::string holder = Field(*form, "holder");
+      api_req.method = "GET";
+      api_req.path = "/api/token/lock/" + PercentEncode(wait.empty() ? "0" : wait);
+      if (!ttl.empty()) api_req.query = "ttl=" + PercentEncode(ttl);
+      if (!holder.empty()) {
+        api_req.query += (api_req.query.empty() ? "" : "&") + std::string("holder=") +
+                         PercentEncode(holder);
+      }
+    } else {
+      if (id.empty()) return Render(400, "Enter the lease id you were granted.", false, "", r);
+      api_req.method = "POST";
+      api_req.path = "/api/token/" + action + "/" + PercentEncode(id);
+      if (action == "renew" && !ttl.empty()) api_req.query = "ttl=" + PercentEncode(ttl);
+    }
+    api_req.target = api_req.path + (api_req.query.empty() ? "" : "?" + api_req.query);
+    if (std::string token = Field(*form, "token"); !token.empty()) {
+      api_req.headers.emplace_back("authorization", "Bearer " + token);
+    } else if (std::string_view auth = req.Header("authorization"); !auth.empty()) {
+      api_req.headers.emplace_back("authorization", std::string(auth));
+    }
+
+    auto inner = std::make_shared<Responder>([this, action, id, r](Response resp) {
+      json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+      if (resp.status != 200) {
+        std::string error = body.is_object() && body.contains("Error") && body["Error"].is_string()
+                                ? body["Error"].get<std::string>()
+                                : "unexpected answer";
+        return Render(resp.status, PlainWords(resp.status, error), false,
+                      action == "lock" ? "" : id, r);
+      }
+      if (action == "release") {
+        return Render(200, "Released. The lock is free for the next waiter.", true, "", r);
+      }
+      if (!body.is_object()) return Render(500, "unexpected answer from the lock API", false, "", r);
+      std::string granted = body.value("id", id);
+      std::string what = action == "lock" ? "Lock granted" : "Lease renewed";
+      Render(200,
+             what + ": fencing token " + std::to_string(body.value("token", uint64_t{0})) +
+                 ", lease " + std::to_string(body.value("ttl", int64_t{0})) +
+                 " s. Your lease id (needed to renew or release):",
+             true, granted, r);
+    });
+    r->OnCancel([inner] { inner->Cancel(); });
+    api_.Handle(api_req, inner);
+  }
+
+  void Render(int status, std::string flash, bool ok, std::string lease_id,
+              std::shared_ptr<Responder> r) {
+    if (r->done()) return;
+    api_.lock_service().GetView([this, status, flash = std::move(flash), ok,
+                                 lease_id = std::move(lease_id), r](StatusOr<lock::View> v) {
+      PageModel m;
+      m.lock_known = v.ok();
+      if (v.ok()) m.lock = *v;
+      m.stats = &api_.stats();
+      m.pool = &pool_.Get();
+      m.auth = api_.auth_enabled();
+      m.csrf = csrf_;
+      m.default_ttl = api_.lock_service().options().default_ttl;
+      m.flash = flash;
+      m.flash_ok = ok;
+      m.lease_id = lease_id;
+      r->Send(HtmlResponse(status, RenderPage(m)));
+    });
+  }
+
+  boost::asio::io_context& io_;
+  TokenService& api_;
+  WebUiOptions options_;
+  license::PosixFilesystem fs_;
+  PoolView pool_;
+  boost::asio::steady_timer timer_;
+  std::string csrf_;
+  bool stopped_ = false;
+};
+
+WebUi::WebUi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WebUi::~WebUi() = default;
+
+StatusOr<std::unique_ptr<WebUi>> WebUi::Install(boost::asio::io_context& io, TokenService& api,
+                                               WebUiOptions options) {
+  std::chrono::seconds claim_ttl{60};
+  if (options.claim_ttl) {
+    claim_ttl = *options.claim_ttl;
+  } else {
+    auto ttl = ParseClaimTtl(std::getenv("CLAIM_TTL_SECONDS"));
+    if (!ttl.ok()) return ttl.status();
+    claim_ttl = *ttl;
+  }
+  if (!options.pool_dir.empty()) {
+    spdlog::info("web page shows the license pool in {} (claim ttl {}s)", options.pool_dir,
+                 claim_ttl.count());
+  }
+  auto impl = std::make_unique<Impl>(io, api, std::move(options), claim_ttl);
+  impl->Register();
+  return std::unique_ptr<WebUi>(new WebUi(std::move(impl)));
+}
+
+void WebUi::Stop() { impl_->Stop(); }
+
+}  // namespace lm::http

@@ -1,0 +1,394 @@
+// tokenmgr web page: refreshes the server-rendered page from the JSON API and runs the forms
+// through it. Data from outside (labels, names, routes) only ever goes into textContent.
+'use strict';
+(() => {
+  const doc = document;
+  doc.documentElement.classList.add('js');
+  const body = doc.body;
+  const authOn = body.dataset.auth === 'on';
+  const $ = (id) => doc.getElementById(id);
+  const TOKEN_KEY = 'tokenmgr.token';
+  const LEASE_KEY = 'tokenmgr.lease';
+  const REFRESH_MS = 2000;
+  const DASH = '\u2014';
+
+  let lock = null;       // last /api/token/status
+  let lockAt = 0;        // performance.now() when it arrived
+  let pool = null;       // last /api/licenses
+  let sortKey = 'name';
+  let sortDir = 1;
+  let pending = null;    // action waiting for the access token
+  let timer = 0;
+  let refreshing = false;
+  let expiryRefreshed = false;
+
+  function load(key) { try { return sessionStorage.getItem(key); } catch (e) { return null; } }
+  function save(key, value) {
+    try {
+      if (value == null) sessionStorage.removeItem(key); else sessionStorage.setItem(key, value);
+    } catch (e) { /* storage off: the token is asked again */ }
+  }
+
+  function el(tag, className, text) {
+    const e = doc.createElement(tag);
+    if (className) e.className = className;
+    if (text != null) e.textContent = String(text);
+    return e;
+  }
+  function setText(id, text) { const e = $(id); if (e) e.textContent = String(text); }
+
+  function human(ms) {
+    if (ms == null || !isFinite(ms)) return DASH;
+    ms = Math.max(0, Math.floor(ms));
+    if (ms < 1000) return ms + ' ms';
+    const s = Math.floor(ms / 1000);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+    if (s < 86400) {
+      const m = Math.floor((s % 3600) / 60);
+      return Math.floor(s / 3600) + ' h' + (m ? ' ' + m + ' min' : '');
+    }
+    const h = Math.floor((s % 86400) / 3600);
+    return Math.floor(s / 86400) + ' d' + (h ? ' ' + h + ' h' : '');
+  }
+  function utc(ms) {
+    if (!ms || ms <= 0) return DASH;
+    const d = new Date(ms);
+    if (isNaN(d.getTime())) return DASH;
+    return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
+
+  // Same wording as PlainWords() in ui.cc.
+  function plainWords(status, error) {
+    const e = error == null ? 'no details' : String(error);
+    switch (status) {
+      case 400: return 'Not accepted: ' + e;
+      case 401: return 'The access token is missing or wrong.';
+      case 403: return 'Refused: ' + e;
+      case 404: return 'That lease id does not hold the lock (wrong id, already released, or the lease expired).';
+      case 409: return 'Not granted: ' + e;
+      case 503: return 'tokenmgr cannot do that right now: ' + e;
+      default: return 'Failed (HTTP ' + status + '): ' + e;
+    }
+  }
+
+  function flash(message, ok, id) {
+    const f = $('flash');
+    f.className = 'flash ' + (ok ? 'ok' : 'err');
+    f.replaceChildren(doc.createTextNode(message));
+    if (id) {
+      f.append(' ');
+      const c = el('code', null, id);
+      c.id = 'flash-id';
+      f.append(c);
+    }
+    f.hidden = false;
+  }
+
+  function setLive(ok) {
+    const live = $('live');
+    live.className = 'live ' + (ok ? 'on' : 'off');
+    live.textContent = ok ? 'live' : 'tokenmgr unreachable, retrying';
+  }
+
+  // ---- lock ----------------------------------------------------------------------------------
+  function renderLock() {
+    const held = !!(lock && lock.held);
+    const state = $('lock-state');
+    state.className = 'badge ' + (held ? 'held' : 'free');
+    state.textContent = held ? 'held' : 'free';
+    setText('lock-holder', held && lock.holder ? lock.holder : DASH);
+    setText('lock-ttl', held ? lock.ttl : DASH);
+    setText('lock-token', held ? lock.token : DASH);
+    setText('lock-acquired', held ? utc(lock.acquired_at_unix_ms) : DASH);
+    setText('lock-waiters', lock ? lock.waiters : DASH);
+    setText('lock-last', lock ? lock.last_token : DASH);
+    tick();
+  }
+
+  function tick() {
+    const bar = $('lock-bar');
+    if (!lock || !lock.held) {
+      setText('lock-left', DASH);
+      bar.max = 1;
+      bar.value = 0;
+      return;
+    }
+    const left = lock.expires_in_ms - (performance.now() - lockAt);
+    bar.max = Math.max(1, lock.ttl * 1000);
+    bar.value = Math.max(0, Math.min(bar.max, left));
+    if (left <= 0) {
+      setText('lock-left', 'expiring\u2026');
+      if (!expiryRefreshed) { expiryRefreshed = true; refresh(); }
+      return;
+    }
+    setText('lock-left', (left / 1000).toFixed(1) + ' s');
+  }
+
+  // ---- stats ---------------------------------------------------------------------------------
+  function renderStats(stats) {
+    const rows = Object.keys(stats || {}).sort().map((route) => {
+      const tr = el('tr');
+      tr.append(el('td', 'route', route), el('td', 'num', stats[route]));
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = el('tr');
+      const td = el('td', 'muted', 'No requests yet.');
+      td.colSpan = 2;
+      tr.append(td);
+      rows.push(tr);
+    }
+    $('stats-body').replaceChildren(...rows);
+  }
+
+  // ---- pool ----------------------------------------------------------------------------------
+  const STATE_ORDER = { stale: 0, unreadable: 1, held: 2, free: 3 };
+  function naturalCompare(a, b) {
+    return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: 'base' });
+  }
+  function sortValue(l, key) {
+    switch (key) {
+      case 'state': return STATE_ORDER[l.state] ?? 9;
+      case 'token': return l.token ?? -1;
+      case 'claimed': return l.claimed_at_ms ?? -1;
+      case 'age': return l.unchanged_for_ms ?? -1;
+      default: return l[key] ?? '';
+    }
+  }
+  function sorted(list) {
+    return list.slice().sort((a, b) => {
+      const va = sortValue(a, sortKey), vb = sortValue(b, sortKey);
+      let c = typeof va === 'number' && typeof vb === 'number' ? va - vb : naturalCompare(va, vb);
+      if (c === 0) c = naturalCompare(a.name, b.name);
+      return c * sortDir;
+    });
+  }
+
+  function renderPool(data) {
+    pool = data;
+    const card = $('pool-card');
+    if (!data || !data.configured) { card.hidden = true; return; }
+    card.hidden = false;
+    const t = data.totals || {};
+    for (const k of ['held', 'free', 'stale', 'unreadable', 'total']) setText('t-' + k, t[k] ?? 0);
+    const err = $('pool-error');
+    err.hidden = !data.error;
+    err.textContent = data.error ? 'Cannot read the pool: ' + data.error : '';
+    setText('pool-note', 'Stale: the claim has not changed for ' + data.claim_ttl_seconds +
+        ' s as seen by this tokenmgr. Times in UTC.' +
+        (data.omitted ? ' ' + data.omitted + ' more licenses not shown.' : ''));
+    const rows = sorted(data.licenses || []).map((l) => {
+      const tr = el('tr', l.state);
+      tr.dataset.name = l.name;
+      tr.append(el('td', 'name', l.name));
+      const st = el('td');
+      st.append(el('span', 'badge ' + l.state, l.state));
+      tr.append(st);
+      if (l.state === 'held' || l.state === 'stale') {
+        tr.append(el('td', null, l.node || DASH), el('td', null, l.pod || DASH),
+            el('td', 'num', l.seed_format ? DASH : l.token), el('td', null, utc(l.claimed_at_ms)));
+      } else if (l.state === 'unreadable') {
+        const td = el('td', 'err', l.error || 'unreadable claim');
+        td.colSpan = 4;
+        tr.append(td);
+      } else {
+        tr.append(el('td', null, DASH), el('td', null, DASH), el('td', 'num', DASH),
+            el('td', null, DASH));
+      }
+      tr.append(el('td', 'num', l.unchanged_for_ms == null ? DASH : human(l.unchanged_for_ms)));
+      return tr;
+    });
+    if (!rows.length && !data.error) {
+      const tr = el('tr');
+      const td = el('td', 'muted', 'No licenses in the pool directory.');
+      td.colSpan = 7;
+      tr.append(td);
+      rows.push(tr);
+    }
+    $('pool-body').replaceChildren(...rows);
+    for (const th of doc.querySelectorAll('#pool-table th[data-sort]')) {
+      if (th.dataset.sort === sortKey) {
+        th.setAttribute('aria-sort', sortDir > 0 ? 'ascending' : 'descending');
+      } else {
+        th.removeAttribute('aria-sort');
+      }
+    }
+  }
+
+  for (const th of doc.querySelectorAll('#pool-table th[data-sort]')) {
+    th.tabIndex = 0;
+    const sortBy = () => {
+      if (sortKey === th.dataset.sort) sortDir = -sortDir; else { sortKey = th.dataset.sort; sortDir = 1; }
+      if (pool) renderPool(pool);
+    };
+    th.addEventListener('click', sortBy);
+    th.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sortBy(); } });
+  }
+
+  // ---- refresh -------------------------------------------------------------------------------
+  async function getJson(url) {
+    const r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (!r.ok) throw new Error(url + ': HTTP ' + r.status);
+    return r.json();
+  }
+
+  async function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const wantPool = body.dataset.pool === 'on';
+      const [status, stats, licenses] = await Promise.all([
+        getJson('/api/token/status'), getJson('/api/stats'),
+        wantPool ? getJson('/api/licenses') : Promise.resolve({ configured: false }),
+      ]);
+      lock = status;
+      lockAt = performance.now();
+      expiryRefreshed = false;
+      renderLock();
+      renderStats(stats);
+      renderPool(licenses);
+      setText('updated', 'Updated ' + new Date().toLocaleTimeString());
+      setLive(true);
+    } catch (e) {
+      setLive(false);
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      if (!doc.hidden) await refresh();
+      schedule();
+    }, REFRESH_MS);
+  }
+  doc.addEventListener('visibilitychange', () => { if (!doc.hidden) refresh(); });
+
+  // ---- access token --------------------------------------------------------------------------
+  function renderAuthStatus() {
+    const s = $('auth-status');
+    if (!s) return;
+    const b = el('button', 'link', load(TOKEN_KEY) ? 'Forget token' : 'Enter token');
+    b.type = 'button';
+    b.addEventListener('click', () => {
+      if (load(TOKEN_KEY)) { save(TOKEN_KEY, null); renderAuthStatus(); } else askToken(null);
+    });
+    s.replaceChildren(doc.createTextNode(load(TOKEN_KEY) ? 'Token set for this tab \u00b7 ' :
+        'Actions need the access token \u00b7 '), b);
+  }
+
+  function askToken(message) {
+    const f = $('auth-form');
+    if (!f) return;
+    if (message) setText('auth-msg', message);
+    f.hidden = false;
+    $('auth-input').value = '';
+    $('auth-input').focus();
+  }
+
+  if (authOn && $('auth-form')) {
+    $('auth-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const v = $('auth-input').value.trim();
+      if (!v) return;
+      save(TOKEN_KEY, v);
+      $('auth-form').hidden = true;
+      renderAuthStatus();
+      const next = pending;
+      pending = null;
+      if (next) next();
+    });
+    $('auth-cancel').addEventListener('click', () => { $('auth-form').hidden = true; pending = null; });
+    renderAuthStatus();
+  }
+
+  // ---- actions -------------------------------------------------------------------------------
+  function setLeaseId(id) {
+    save(LEASE_KEY, id);
+    for (const f of ['form-renew', 'form-release']) {
+      const input = $(f).elements.id;
+      if (input) input.value = id || '';
+    }
+  }
+
+  async function act(kind, form) {
+    if (authOn && !load(TOKEN_KEY)) {
+      pending = () => act(kind, form);
+      askToken('Viewing is open. To ' + (kind === 'lock' ? 'request the lock' : kind) +
+          ', enter the access token (asked once per tab).');
+      return;
+    }
+    const v = (name) => (form.elements[name] ? String(form.elements[name].value).trim() : '');
+    let url;
+    let method = 'POST';
+    if (kind === 'lock') {
+      const q = new URLSearchParams();
+      if (v('ttl')) q.set('ttl', v('ttl'));
+      if (v('holder')) q.set('holder', v('holder'));
+      const qs = q.toString();
+      url = '/api/token/lock/' + encodeURIComponent(v('wait') || '0') + (qs ? '?' + qs : '');
+      method = 'GET';
+    } else {
+      const id = v('id');
+      if (!id) { flash('Enter the lease id you were granted.', false); return; }
+      url = '/api/token/' + kind + '/' + encodeURIComponent(id);
+      if (kind === 'renew' && v('ttl')) url += '?ttl=' + encodeURIComponent(v('ttl'));
+    }
+    const headers = { Accept: 'application/json' };
+    const token = load(TOKEN_KEY);
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    if (kind === 'lock' && Number(v('wait')) > 0) {
+      flash('Waiting up to ' + Number(v('wait')) + ' s for the lock\u2026', true);
+    }
+    try {
+      const r = await fetch(url, { method, headers, cache: 'no-store' });
+      let data = null;
+      try { data = await r.json(); } catch (e) { /* not JSON */ }
+      if (r.ok) {
+        if (kind === 'release') {
+          setLeaseId(null);
+          flash('Released. The lock is free for the next waiter.', true);
+        } else {
+          const what = kind === 'lock' ? 'Lock granted' : 'Lease renewed';
+          const id = (data && data.id) || v('id');
+          setLeaseId(id);
+          flash(what + ': fencing token ' + (data && data.token) + ', lease ' + (data && data.ttl) +
+              ' s. Your lease id (needed to renew or release):', true, id);
+        }
+      } else {
+        if (r.status === 401 && authOn) {
+          save(TOKEN_KEY, null);
+          renderAuthStatus();
+          pending = () => act(kind, form);
+          askToken('The access token was refused. Enter it again.');
+        }
+        flash(plainWords(r.status, data && data.Error), false);
+      }
+    } catch (e) {
+      flash('tokenmgr did not answer (' + e.message + ').', false);
+    } finally {
+      button.disabled = false;
+      refresh();
+    }
+  }
+
+  for (const form of doc.querySelectorAll('form[data-action]')) {
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      act(form.dataset.action, form);
+    });
+  }
+
+  // The token fields are for JavaScript-off use; here the token comes from the tab's storage.
+  for (const f of doc.querySelectorAll('.auth-field')) f.remove();
+
+  const remembered = load(LEASE_KEY);
+  if (remembered && !$('form-release').elements.id.value) setLeaseId(remembered);
+  setInterval(tick, 200);
+  refresh();
+  schedule();
+})();
