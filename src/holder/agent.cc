@@ -65,8 +65,17 @@ void Agent::Start() {
   for (const std::string& name : names) {
     ClaimView v = pool_.ReadClaim(name);
     if (v.state == ClaimState::kClaimed && !v.record->seed_format && v.record->node == config_.node) {
-      // Our node's claim, written by an earlier process of this agent: continue it. The first
-      // Keep() must confirm it before anything else, or the files go.
+      // Our node's claim, written by an earlier process of this agent on this node (so by this
+      // node's clock). Continue it without the mutex only while nobody can have judged it stale
+      // yet; an older claim is re-claimed under the mutex by Acquire() like any other.
+      int64_t age_ms = UnixMillis(clock_.WallNow()) - v.record->renewed_at_ms;
+      auto fresh = duration_cast<std::chrono::milliseconds>(config_.FenceAfter()).count();
+      if (age_ms < -1000 || age_ms > fresh) {
+        spdlog::info("this node's claim on '{}' was last renewed {} ms ago; re-claiming it under "
+                     "the mutex", name, age_ms);
+        break;
+      }
+      // The first Keep() must confirm it before anything else, or the files go.
       phase_ = Phase::kHolding;
       license_ = name;
       token_ = v.record->token;

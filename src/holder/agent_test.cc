@@ -128,6 +128,21 @@ TEST_F(AgentTest, RestartAdoptsOwnClaimWithoutTouchingHostFiles) {
   EXPECT_LE(fs_.writes() - writes_before, 2);  // the claim renewal only, no reinstall
 }
 
+TEST_F(AgentTest, RestartAfterALongOutageReclaimsUnderTheMutex) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  a.reset();
+  clock_.Advance(seconds(30));  // down for longer than the claim could be trusted
+  int calls = client_.calls;
+  auto again = Make("a");
+  EXPECT_EQ(Installed("a"), "");  // unconfirmed files do not stay while we re-claim
+  again->Step();
+  EXPECT_EQ(client_.calls, calls + 1);
+  EXPECT_EQ(again->Snapshot().license, lic);  // its own claim comes first
+  EXPECT_TRUE(again->Snapshot().ready);
+}
+
 TEST_F(AgentTest, DeadHoldersLicenseGoesToWaiterWithinTtlPlusHeartbeat) {
   fs_.RemoveAll("/pool/license2");
   fs_.RemoveAll("/pool/license3");
