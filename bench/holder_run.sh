@@ -33,6 +33,9 @@ for bin in "$tokenmgr" "$holder" "$driver"; do
 done
 
 settle="${SETTLE_MS:-100}"
+# Worker threads stepping the simulated agents. One thread per agent (SIM_THREADS=N) collapses at
+# N = 5,000 on 2 cores (see docs/benchmarks.md); 64 keeps the mutex queue full at a settle of 100 ms.
+sim_threads="${SIM_THREADS:-64}"
 if [ "$quick" = 1 ]; then
   procs_ns=(50); sim_ns=(500); cs_runs=15; timeout=40
 else
@@ -95,6 +98,9 @@ drive() {
 mkpool() {  # size -> pool dir
   local dir="$work/pool-$1-$RANDOM"
   "$driver" mkpool --pool="$dir" --n="$1"
+  # Flush the new pool (and earlier runs' deletions) now: otherwise the first claim fsyncs under
+  # the mutex pay for writing back thousands of fresh files (ext4 commits them together).
+  sync -f "$dir"
   echo "$dir"
 }
 field() {  # line key
@@ -122,7 +128,7 @@ run_n() {  # procs|sim N
       --holder="$holder" --settle-ms="$settle" --timeout-s="$timeout" || status=1
   else
     drive sim --pool="$pool" --work="$work/run-$mode-$n" --hosts="$hosts/$mode-$n" --n="$n" \
-      --settle-ms="$settle" --timeout-s="$timeout" || status=1
+      --threads="$sim_threads" --settle-ms="$settle" --timeout-s="$timeout" || status=1
   fi
   echo "run $mode $n $(last_result)" >>"$results"
   echo "bench: load average after $mode $n: $(cut -d' ' -f1-3 /proc/loadavg), ${SECONDS}s since start" >&2
