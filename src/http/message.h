@@ -52,9 +52,15 @@ class Responder {
   // For the server: the client went away.
   void Cancel();
 
+  // Whether the client is still connected, as far as can be told without blocking. True when
+  // the server installed no probe.
+  bool ClientConnected() const { return !probe_ || probe_(); }
+  void SetConnectionProbe(std::function<bool()> probe) { probe_ = std::move(probe); }
+
  private:
   std::function<void(Response)> sink_;
   std::function<void()> on_cancel_;
+  std::function<bool()> probe_;
   bool done_ = false;
 };
 

@@ -188,6 +188,7 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
     outer->Send(std::move(resp));
   });
   outer->OnCancel([r] { r->Cancel(); });
+  r->SetConnectionProbe([outer] { return outer->ClientConnected(); });
 
   if (which == R::kNone) return r->Send(ErrorResponse(404, "Resource not found"));
   bool method_ok = extra ? extra->count(req.method) > 0 : req.method == allow;
@@ -250,6 +251,7 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
     ar.holder = req.remote_address.empty() ? "unknown" : req.remote_address;
   }
   std::string holder = ar.holder;
+  ar.alive = [r] { return r->ClientConnected(); };
   auto cancel = lock_.Acquire(std::move(ar), [r, holder](StatusOr<lock::Grant> g) {
     if (!g.ok()) {
       return r->Send(ErrorResponse(HttpStatusFor(g.status().code()), g.status().message()));
@@ -328,7 +330,7 @@ void TokenService::HandleStatus(std::shared_ptr<Responder> r) {
   });
 }
 
-std::string TokenService::RenderMetrics() const {
+std::string TokenService::RenderMetrics() {
   lock::Counters c = lock_.CountersSnapshot();
   std::string out;
   auto counter = [&](const char* name, const char* help, uint64_t v) {
@@ -352,10 +354,12 @@ std::string TokenService::RenderMetrics() const {
   out += c.wait_seconds.Render("tokenmgr_lock_wait_seconds", "Time from lock request to grant.");
   // Status() completes synchronously for the embedded store; for remote stores the gauges
   // show the last known view.
-  lock::View view;
-  lock_.GetView([&view](StatusOr<lock::View> v) {
-    if (v.ok()) view = *v;
+  // The embedded store answers at once; a remote store may answer later, so the callback only
+  // refreshes a member and the gauges show the last known view.
+  lock_.GetView([this](StatusOr<lock::View> v) {
+    if (v.ok()) last_view_ = *v;
   });
+  const lock::View& view = last_view_;
   gauge("tokenmgr_lock_held", "1 if the lock is held.", view.held ? 1 : 0);
   gauge("tokenmgr_lock_waiters", "Clients waiting for the lock.", static_cast<double>(view.waiters));
   gauge("tokenmgr_lock_holder_lease_age_seconds", "How long the current holder has held the lock.",

@@ -61,7 +61,7 @@ class TokenService final : public Handler {
   void HandleRelease(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
   void HandleRenew(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
   void HandleStatus(std::shared_ptr<Responder> r);
-  std::string RenderMetrics() const;
+  std::string RenderMetrics();
   void Count(const std::string& route, int status);
 
   lock::LockService& lock_;
@@ -69,6 +69,7 @@ class TokenService final : public Handler {
   const ServerStats* server_stats_ = nullptr;
   std::map<std::string, uint64_t> hits_;
   std::map<std::pair<std::string, int>, uint64_t> by_route_code_;
+  lock::View last_view_;  // for /metrics; refreshed on every render
   std::map<std::string, std::map<std::string, ExtraRoute>> extra_;  // path -> method -> handler
 };
 

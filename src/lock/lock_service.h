@@ -19,6 +19,7 @@ struct AcquireRequest {
   std::string holder;
   Seconds ttl{10};
   Seconds wait{0};
+  std::function<bool()> alive;  // optional: is the waiting client still there?
 };
 
 class LockService {
