@@ -333,14 +333,26 @@ std::chrono::nanoseconds Agent::Acquire() {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.acquire_attempts;
   }
-  std::vector<Candidate> candidates = ChooseCandidates();
+  // After a long poll that ended without the mutex, queue again with the same candidates
+  // instead of rescanning the pool: everything is re-checked under the mutex anyway, and at
+  // thousands of waiting nodes the rescans would dominate the file server's load.
+  std::vector<Candidate> candidates = std::move(queued_candidates_);
+  queued_candidates_.clear();
+  SteadyTime now = clock_.Now();
+  if (candidates.empty() || !candidates_at_ || now - *candidates_at_ >= config_.claim_ttl / 2) {
+    candidates = ChooseCandidates();
+    candidates_at_ = now;
+  }
   if (candidates.empty()) return config_.heartbeat;
 
   SteadyTime asked_at = clock_.Now();
-  auto grant = client_.Lock(config_.heartbeat, config_.lock_ttl, config_.node);
+  auto wait = std::clamp<std::chrono::seconds>(std::chrono::duration_cast<std::chrono::seconds>(config_.claim_ttl / 2),
+                                               config_.heartbeat, std::chrono::seconds(30));
+  auto grant = client_.Lock(wait, config_.lock_ttl, config_.node);
   if (!grant.ok()) {
     if (grant.status().code() == StatusCode::kFailedPrecondition) {
       failures_ = 0;
+      queued_candidates_ = std::move(candidates);
       return std::chrono::milliseconds(10);  // the long poll already waited
     }
     SetError("tokenmgr: " + grant.status().message());

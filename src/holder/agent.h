@@ -136,6 +136,8 @@ class Agent {
   std::optional<SteadyTime> acquiring_since_;
   int failures_ = 0;
   std::vector<std::string> bad_licenses_;  // unusable content; skipped until a full rescan
+  std::vector<Candidate> queued_candidates_;  // reused after a long poll ended without the mutex
+  std::optional<SteadyTime> candidates_at_;
 
   // Published state (any thread).
   mutable std::mutex mu_;

@@ -91,6 +91,18 @@ TEST_F(AgentTest, NodesGetDistinctLicensesAndServersConf) {
   EXPECT_EQ(claim->token, a->Snapshot().token);
 }
 
+TEST_F(AgentTest, BusyMutexDoesNotRescanThePoolEveryLongPoll) {
+  client_.held = true;  // someone else holds the mutex for a while
+  auto a = Make("a");
+  a->Step();
+  int lists = fs_.lists();
+  for (int i = 0; i < 5; ++i) a->Step();  // each ends with a long poll answered 409
+  EXPECT_EQ(fs_.lists(), lists);
+  client_.held = false;
+  a->Step();
+  EXPECT_TRUE(a->Snapshot().ready);
+}
+
 TEST_F(AgentTest, RenewsEveryHeartbeat) {
   auto a = Make("a");
   Run({a.get()}, 5);

@@ -76,6 +76,11 @@ std::optional<std::string> FakeFilesystem::Content(const std::string& path) cons
   return it->second.content;
 }
 
+int FakeFilesystem::lists() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return lists_;
+}
+
 int FakeFilesystem::writes() const {
   std::lock_guard<std::mutex> l(mu_);
   return writes_;
@@ -91,6 +96,7 @@ Status FakeFilesystem::Fault(const std::map<std::string, Status>& faults,
 
 StatusOr<std::vector<DirEntry>> FakeFilesystem::List(const std::string& dir) {
   std::lock_guard<std::mutex> l(mu_);
+  ++lists_;
   LM_RETURN_IF_ERROR(Fault(read_faults_, dir));
   auto it = nodes_.find(dir);
   if (it == nodes_.end()) return NotFound("open " + dir + ": No such file or directory");

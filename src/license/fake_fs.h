@@ -26,6 +26,7 @@ class FakeFilesystem final : public Filesystem {
   bool Exists(const std::string& path) const;
   std::optional<std::string> Content(const std::string& path) const;
   int writes() const;
+  int lists() const;
 
   StatusOr<std::vector<DirEntry>> List(const std::string& dir) override;
   StatusOr<FileInfo> Stat(const std::string& path) override;
@@ -52,6 +53,7 @@ class FakeFilesystem final : public Filesystem {
   int64_t tick_ = 0;     // Guarded by mu_
   uint64_t inodes_ = 0;  // Guarded by mu_
   int writes_ = 0;       // Guarded by mu_
+  int lists_ = 0;        // Guarded by mu_
 };
 
 }  // namespace lm::license

@@ -51,8 +51,17 @@ StatusOr<std::vector<DirEntry>> PosixFilesystem::List(const std::string& dir) {
     std::string name(e->d_name);
     if (name == "." || name == "..") continue;
     FileType t = FileType::kOther;
-    struct stat st;
-    if (::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) t = TypeOf(st.st_mode);
+    switch (e->d_type) {  // most filesystems (NFS with READDIRPLUS too) say it for free
+      case DT_REG: t = FileType::kFile; break;
+      case DT_DIR: t = FileType::kDir; break;
+      case DT_LNK: t = FileType::kSymlink; break;
+      case DT_UNKNOWN: {
+        struct stat st;
+        if (::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) t = TypeOf(st.st_mode);
+        break;
+      }
+      default: break;
+    }
     out.push_back({std::move(name), t});
   }
   int err = errno;
