@@ -47,11 +47,12 @@ class Tokenmgr:
         self.env = env
         self.proc = None
         self.port = None
+        self.fixed_port = 0  # 0 = let the kernel pick
 
     def start(self, expect_fail=False):
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
-        cmd = [binary("tokenmgr"), "--bind-address", "127.0.0.1", "--listen-port", "0",
+        cmd = [binary("tokenmgr"), "--bind-address", "127.0.0.1", "--listen-port", str(self.fixed_port),
                "--port-file", self.port_file] + self.args
         if self.state_file:
             cmd += ["--state-file", self.state_file]
