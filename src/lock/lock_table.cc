@@ -91,11 +91,7 @@ Status LockTable::Release(std::string_view id) {
   } else {
     lease_.reset();
     ++counters_.releases;
-    if (Status s = PersistNow(); !s.ok()) {
-      // The release stands in memory; a restart would bring the lease back, which is the
-      // conservative direction. The failure is counted and logged by the caller.
-      result = Status::Ok();
-    }
+    dirty_ = true;  // written by Flush() or with the next grant (see the header)
   }
   HandOff(completions);
   Run(completions);
@@ -174,7 +170,7 @@ void LockTable::ExpireIfDue(std::vector<Completion>& out) {
     freed_at = lease_->expires_at;
     lease_.reset();
     ++counters_.expiries;
-    (void)PersistNow();
+    dirty_ = true;
   }
   // Waiters whose wait ran out before the lock came free leave the queue with the reason.
   // (Events are taken in time order even when the timer fires late.)
@@ -247,8 +243,17 @@ LockState LockTable::ToState() const {
 Status LockTable::PersistNow() {
   if (!persist_) return Status::Ok();
   Status s = persist_(ToState());
-  if (!s.ok()) ++counters_.persist_failures;
+  if (!s.ok()) {
+    ++counters_.persist_failures;
+  } else {
+    dirty_ = false;
+  }
   return s;
+}
+
+Status LockTable::Flush() {
+  if (!dirty_) return Status::Ok();
+  return PersistNow();
 }
 
 Status LockTable::BusyError(std::string_view prefix) const {

@@ -10,7 +10,9 @@
 // - Only Release(id) with the current lease's id, or that lease's own expiry, ends a lease.
 // - Waiters are granted strictly in arrival order; a cancelled or timed-out waiter never is.
 // - Every grant's token is greater than every token before it, including restored state.
-// - A grant or renewal is only handed out after persist() succeeded.
+// - A grant or renewal is only handed out after persist() succeeded. Releases and expiries only
+//   mark the state dirty (Flush() writes it): losing one in a crash brings a released lease
+//   back until its own expiry, which is the safe direction, and halves the fsyncs per cycle.
 #pragma once
 
 #include <chrono>
@@ -106,6 +108,10 @@ class LockTable {
   // When Tick() next has work, if ever.
   std::optional<SteadyTime> NextWakeup() const;
 
+  // Writes the state if a release or expiry left it dirty. Returns the persist status.
+  Status Flush();
+  bool dirty() const { return dirty_; }
+
   // Fails every waiter with `why` (used at shutdown).
   void FailAllWaiters(const Status& why);
 
@@ -150,6 +156,7 @@ class LockTable {
   std::optional<Lease> lease_;
   std::deque<Waiter> waiters_;
   uint64_t next_waiter_id_ = 1;
+  bool dirty_ = false;
   Counters counters_;
 };
 

@@ -285,9 +285,33 @@ TEST_F(LockTableTest, PersistSeesEveryChange) {
   EXPECT_EQ(saved.size(), 2u);
   EXPECT_EQ(saved.back().lease->ttl_s, 20);
   ASSERT_TRUE(t.Release((*a.value)->id).ok());
+  EXPECT_EQ(saved.size(), 2u);  // releases are written lazily
+  EXPECT_TRUE(t.dirty());
+  ASSERT_TRUE(t.Flush().ok());
   EXPECT_EQ(saved.size(), 3u);
   EXPECT_FALSE(saved.back().lease.has_value());
   EXPECT_EQ(saved.back().last_token, 1u);
+  EXPECT_FALSE(t.dirty());
+  ASSERT_TRUE(t.Flush().ok());
+  EXPECT_EQ(saved.size(), 3u);  // nothing new to write
+}
+
+TEST_F(LockTableTest, ExpiryMarksDirtyAndNextGrantWritesEverything) {
+  std::vector<LockState> saved;
+  LockTable t = Make({}, [&](const LockState& s) {
+    saved.push_back(s);
+    return Status::Ok();
+  });
+  Result a, b;
+  Acquire(t, a, "a", 2, 0);
+  clock_.Advance(seconds(2));
+  t.Tick();
+  EXPECT_TRUE(t.dirty());
+  Acquire(t, b, "b", 2, 0);
+  EXPECT_FALSE(t.dirty());
+  ASSERT_EQ(saved.size(), 2u);
+  EXPECT_EQ(saved.back().lease->holder, "b");
+  EXPECT_EQ(saved.back().last_token, 2u);
 }
 
 TEST_F(LockTableTest, GrantIsRefusedWhenItCannotBePersisted) {

@@ -7,7 +7,7 @@
 namespace lm::store {
 
 EmbeddedLockService::EmbeddedLockService(boost::asio::io_context& io, const Clock& clock)
-    : io_(io), clock_(clock), timer_(io) {}
+    : io_(io), clock_(clock), timer_(io), flush_timer_(io) {}
 
 StatusOr<std::unique_ptr<EmbeddedLockService>> EmbeddedLockService::Open(
     boost::asio::io_context& io, const Clock& clock, lock::Options options,
@@ -83,10 +83,28 @@ void EmbeddedLockService::Shutdown() {
   stopped_ = true;
   table_->FailAllWaiters(Unavailable("tokenmgr is shutting down"));
   timer_.cancel();
+  flush_timer_.cancel();
+  (void)table_->Flush();
+}
+
+void EmbeddedLockService::ScheduleFlush() {
+  if (!table_->dirty() || flush_scheduled_ || stopped_) return;
+  flush_scheduled_ = true;
+  // Batches releases and expiries: a burst costs one write, and a lock+release cycle costs
+  // the grant's write only.
+  flush_timer_.expires_after(std::chrono::milliseconds(50));
+  std::weak_ptr<bool> alive = alive_;
+  flush_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (alive.expired()) return;
+    flush_scheduled_ = false;
+    if (ec) return;
+    (void)table_->Flush();
+  });
 }
 
 void EmbeddedLockService::Rearm() {
   if (stopped_) return;
+  ScheduleFlush();
   std::optional<SteadyTime> next = table_->NextWakeup();
   if (next == armed_for_) return;
   armed_for_ = next;

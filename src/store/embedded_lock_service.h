@@ -40,12 +40,15 @@ class EmbeddedLockService final : public lock::LockService {
  private:
   EmbeddedLockService(boost::asio::io_context& io, const Clock& clock);
   void Rearm();
+  void ScheduleFlush();
 
   boost::asio::io_context& io_;
   const Clock& clock_;
   std::optional<StateFile> file_;
   std::unique_ptr<lock::LockTable> table_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer flush_timer_;
+  bool flush_scheduled_ = false;
   std::optional<SteadyTime> armed_for_;
   bool stopped_ = false;
   // Guards against use after destruction from late callbacks.
