@@ -13,6 +13,42 @@ bool HasControlChars(const std::string& s) {
   });
 }
 
+// Names go into JSON (the manifest, /api/licenses), whose writer throws on bytes that are not
+// UTF-8; such a name in the pool crashed the agent on install (found by fuzz/manifest_fuzzer).
+bool ValidUtf8(const std::string& s) {  // RFC 3629: no overlongs, surrogates or > U+10FFFF
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = byte(i);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < n) return false;
+    if (byte(i + 1) < lo || byte(i + 1) > hi) return false;
+    for (size_t k = 2; k <= n; ++k) {
+      if ((byte(i + k) & 0xc0) != 0x80) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+bool BadName(const std::string& s) { return HasControlChars(s) || !ValidUtf8(s); }
+
 uint64_t Fnv1a(std::string_view data, uint64_t h = 1469598103934665603ULL) {
   for (unsigned char c : data) {
     h ^= c;
@@ -44,7 +80,7 @@ StatusOr<std::vector<std::string>> Pool::Names(std::vector<std::string>* skipped
   std::vector<std::string> names;
   for (const DirEntry& e : *entries) {
     bool ok = e.type == FileType::kDir && !e.name.empty() && e.name[0] != '.' &&
-              !HasControlChars(e.name);
+              !BadName(e.name);
     if (ok) {
       names.push_back(e.name);
     } else if (skipped && !(e.name.size() && e.name[0] == '.')) {
@@ -97,7 +133,9 @@ Status Pool::Collect(const std::string& abs, const std::string& rel, int depth, 
   for (const DirEntry& e : *entries) {
     if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
     if (depth == 0 && e.name == kClaimFile) continue;
-    if (HasControlChars(e.name)) return InvalidArgument(abs + ": file name with control characters");
+    if (BadName(e.name)) {
+      return InvalidArgument(abs + ": file name with control characters or not UTF-8");
+    }
     std::string child_abs = JoinPath(abs, e.name);
     std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
     if (out.files.size() >= kMaxLicenseFiles) return InvalidArgument(abs + ": too many files");
