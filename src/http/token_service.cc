@@ -220,14 +220,23 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
   }
 }
 
-void TokenService::HandleLock(const Request& req, std::string_view timeout,
-                              std::shared_ptr<Responder> r) {
+bool TokenService::RefuseMutation(const Request& req, Responder& r) const {
   if (!Authorized(req)) {
     Response resp = ErrorResponse(401, "missing or wrong bearer token");
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r->Send(std::move(resp));
+    r.Send(std::move(resp));
+    return true;
   }
-  if (CrossSite(req)) return r->Send(ErrorResponse(403, "cross-site request refused"));
+  if (CrossSite(req)) {
+    r.Send(ErrorResponse(403, "cross-site request refused"));
+    return true;
+  }
+  return false;
+}
+
+void TokenService::HandleLock(const Request& req, std::string_view timeout,
+                              std::shared_ptr<Responder> r) {
+  if (RefuseMutation(req, *r)) return;
   const lock::Options& o = lock_.options();
   auto wait = ParseWholeNumber(timeout, "timeout", o.max_wait.count());
   if (!wait.ok()) return r->Send(ErrorResponse(400, wait.status().message()));
@@ -270,12 +279,7 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
 
 void TokenService::HandleRelease(const Request& req, std::string_view id,
                                  std::shared_ptr<Responder> r) {
-  if (!Authorized(req)) {
-    Response resp = ErrorResponse(401, "missing or wrong bearer token");
-    resp.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r->Send(std::move(resp));
-  }
-  if (CrossSite(req)) return r->Send(ErrorResponse(403, "cross-site request refused"));
+  if (RefuseMutation(req, *r)) return;
   std::string id_str(id);
   lock_.Release(id_str, [r, id_str](Status s) {
     if (!s.ok()) return r->Send(ErrorResponse(HttpStatusFor(s.code()), s.message()));
@@ -286,12 +290,7 @@ void TokenService::HandleRelease(const Request& req, std::string_view id,
 
 void TokenService::HandleRenew(const Request& req, std::string_view id,
                                std::shared_ptr<Responder> r) {
-  if (!Authorized(req)) {
-    Response resp = ErrorResponse(401, "missing or wrong bearer token");
-    resp.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r->Send(std::move(resp));
-  }
-  if (CrossSite(req)) return r->Send(ErrorResponse(403, "cross-site request refused"));
+  if (RefuseMutation(req, *r)) return;
   const lock::Options& o = lock_.options();
   auto query = ParseQuery(req.query);
   if (!query.ok()) return r->Send(ErrorResponse(400, query.status().message()));

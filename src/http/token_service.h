@@ -57,6 +57,9 @@ class TokenService final : public Handler {
   bool auth_enabled() const { return options_.auth_token.has_value(); }
 
  private:
+  // Sends 401 (auth on, wrong or missing token) or 403 (cross-site) and returns true, or
+  // returns false when the lock may be taken, renewed or released.
+  bool RefuseMutation(const Request& req, Responder& r) const;
   void HandleLock(const Request& req, std::string_view timeout, std::shared_ptr<Responder> r);
   void HandleRelease(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
   void HandleRenew(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
