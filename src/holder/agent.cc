@@ -441,7 +441,7 @@ std::chrono::nanoseconds Agent::Keep() {
     const license::ClaimRecord& r = *v.record;
     if (r.node == config_.node && r.token == token_) {
       renew = true;
-    } else if (r.token > token_ || r.node != config_.node && r.token == token_) {
+    } else if (r.token > token_ || (r.node != config_.node && r.token == token_)) {
       Withdraw("taken over by node '" + r.node + "' with token " + std::to_string(r.token) +
                " (ours " + std::to_string(token_) + ")");
       return std::chrono::nanoseconds(0);
