@@ -20,14 +20,16 @@ SERVERS_CONF = ("### K80_servers.conf\n10.0.0.1:56001\n10.0.0.2:56001\n\n"
 @pytest.fixture
 def cluster(tmp_path):
     """Yields a factory for holders on one tokenmgr and one pool; stops everything by PID."""
-    tm = Tokenmgr(workdir=str(tmp_path)).start()
+    tm = Tokenmgr(workdir=str(tmp_path))
     pool_path = str(tmp_path / "pool")
     holders = []
 
     class Cluster:
         tokenmgr = tm
         pool_dir = pool_path
-        url = tm.url("/api/token")
+        @property
+        def url(self):
+            return tm.url("/api/token")
 
         def pool(self, n, **kw):
             return make_pool(pool_path, n, **kw)
@@ -39,6 +41,7 @@ def cluster(tmp_path):
             return h.start() if start else h
 
     try:
+        tm.start()
         yield Cluster()
     finally:
         for h in holders:
