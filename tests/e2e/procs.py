@@ -35,6 +35,20 @@ def wait_for(condition, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
+def wait_for_port_file(proc, port_file, logs, name):
+    """Waits until a started process has written its bound port; fails at once if it exited."""
+    def port():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited {proc.returncode}: {logs()}")
+        try:
+            with open(port_file) as f:
+                text = f.read().strip()
+            return int(text) if text else None
+        except FileNotFoundError:
+            return None
+    return wait_for(port, what=f"{name} port file")
+
+
 class Tokenmgr:
     """A real tokenmgr process on 127.0.0.1:<port 0>."""
 
@@ -64,16 +78,7 @@ class Tokenmgr:
         if expect_fail:
             return self.proc.wait(timeout=10)
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tokenmgr exited {self.proc.returncode}: {self.logs()}")
-            try:
-                with open(self.port_file) as f:
-                    text = f.read().strip()
-                return int(text) if text else None
-            except FileNotFoundError:
-                return None
-        self.port = wait_for(ready, what="tokenmgr port file")
+        self.port = wait_for_port_file(self.proc, self.port_file, self.logs, "tokenmgr")
         return self
 
     def url(self, path=""):
@@ -207,16 +212,7 @@ class Holder:
         self.proc = subprocess.Popen([binary("license-holder"), "--port-file", self.port_file] + self.args,
                                      stdout=self.log, stderr=subprocess.STDOUT, env=self.env())
         if wait_port:
-            def port():
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.node} exited {self.proc.returncode}: {self.logs()}")
-                try:
-                    with open(self.port_file) as f:
-                        text = f.read().strip()
-                    return int(text) if text else None
-                except FileNotFoundError:
-                    return None
-            self.port = wait_for(port, what=f"{self.node} health port")
+            self.port = wait_for_port_file(self.proc, self.port_file, self.logs, self.node)
         return self
 
     def release(self, timeout=30):

@@ -26,12 +26,11 @@ import random
 import shutil
 import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 
-from procs import Holder, Tokenmgr, binary, installed_license, make_pool, read_claim, wait_for
+from procs import Holder, Tokenmgr, installed_license, make_pool, read_claim, wait_for
 
 HEARTBEAT = 1
 CLAIM_TTL = 4
@@ -52,28 +51,9 @@ class RestartableTokenmgr(Tokenmgr):
     Service: the holders' TOKENMGR_URL stays valid across restarts."""
 
     def start(self):
-        if not self.port:
-            return super().start()
-        port = self.port
-        if os.path.exists(self.port_file):
-            os.unlink(self.port_file)
-        cmd = [binary("tokenmgr"), "--bind-address", "127.0.0.1", "--listen-port", str(port),
-               "--port-file", self.port_file, "--state-file", self.state_file]
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("LISTENPORT", "LOCKDURATION", "STATE_FILE", "BIND_ADDRESS")}
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tokenmgr exited {self.proc.returncode} on restart")
-            try:
-                with open(self.port_file) as f:
-                    return int(f.read().strip() or 0) == port
-            except FileNotFoundError:
-                return False
-        wait_for(ready, what="restarted tokenmgr port file")
-        return self
+        # The first start binds port 0; every restart asks for that same port again.
+        self.fixed_port = self.port or 0
+        return super().start()
 
 
 class Node:
