@@ -1,5 +1,8 @@
 #include "app/env.h"
 
+#include <CLI/CLI.hpp>
+#include <iostream>
+
 #include "common/atomic_file.h"
 #include "common/strings.h"
 
@@ -31,6 +34,23 @@ StatusOr<int64_t> ConfigValue::Number(int64_t max, int64_t fallback) const {
   auto v = ParseWholeNumber(Trim(*text), source, max);
   if (!v.ok()) return v.status();
   return *v;
+}
+
+StatusOr<bool> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args,
+                                std::string_view version) {
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants them reversed
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return true;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << version << "\n";
+    return true;
+  } catch (const CLI::ParseError& e) {
+    return InvalidArgument(std::string("command line: ") + e.what());
+  }
+  return false;
 }
 
 StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& source) {

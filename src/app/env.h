@@ -11,8 +11,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/status.h"
+
+namespace CLI {
+class App;
+}
 
 namespace lm::app {
 
@@ -29,6 +35,11 @@ struct ConfigValue {
 // Flags win over env. Empty env values count as unset.
 ConfigValue Pick(const std::optional<std::string>& flag, const EnvMap& env, const std::string& var,
                  const std::string& flag_name);
+
+// Parses `args` (argv without argv[0]) with `app`. Returns true when --help or --version was
+// printed (the caller exits 0); INVALID_ARGUMENT naming the problem for a bad command line.
+StatusOr<bool> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args,
+                                std::string_view version);
 
 // Reads a secret file (e.g. a mounted Secret): trimmed, non-empty, at most 4 KiB.
 StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& source);

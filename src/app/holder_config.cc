@@ -38,21 +38,13 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
   app.add_flag("--release-on-exit", release_on_exit, "give the license back on SIGTERM (env RELEASE_ON_EXIT=true)");
   app.add_option("--port-file", port_file, "write the bound health port to this file");
 
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);
   HolderConfig c;
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
+  auto shown = ParseCommandLine(app, std::vector<std::string>(argv + 1, argv + argc),
+                                "license-holder 1.0.0");
+  if (!shown.ok()) return shown.status();
+  if (*shown) {
     c.command = HolderCommand::kHelp;
     return c;
-  } catch (const CLI::CallForVersion&) {
-    std::cout << "license-holder 1.0.0\n";
-    c.command = HolderCommand::kHelp;
-    return c;
-  } catch (const CLI::ParseError& e) {
-    return InvalidArgument(std::string("command line: ") + e.what());
   }
   if (release->parsed()) c.command = HolderCommand::kRelease;
 

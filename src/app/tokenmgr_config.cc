@@ -121,20 +121,13 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");
 
   std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i) args.push_back(TranslateSeedFlag(argv[i]));
+  for (int i = 1; i < argc; ++i) args.push_back(TranslateSeedFlag(argv[i]));
   TokenmgrConfig c;
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
+  auto shown = ParseCommandLine(app, args, "tokenmgr 1.0.0");
+  if (!shown.ok()) return shown.status();
+  if (*shown) {
     c.help_shown = true;
     return c;
-  } catch (const CLI::CallForVersion&) {
-    std::cout << "tokenmgr 1.0.0\n";
-    c.help_shown = true;
-    return c;
-  } catch (const CLI::ParseError& e) {
-    return InvalidArgument(std::string("command line: ") + e.what());
   }
 
   auto num = [&](const std::optional<std::string>& flag, const char* var, const char* name,
