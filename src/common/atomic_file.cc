@@ -43,13 +43,14 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
-Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
+StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
+                                   mode_t mode) {
   std::string dir = DirName(path);
   char suffix[24];
   std::snprintf(suffix, sizeof suffix, ".tmp.%016llx",
                 static_cast<unsigned long long>(RandomU64()));
   std::string tmp = path + suffix;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return Unavailable(ErrnoMessage("create", tmp, errno));
   Status s = WriteAll(fd, content, tmp);
   if (s.ok() && ::fchmod(fd, mode) != 0) s = Unavailable(ErrnoMessage("chmod", tmp, errno));
@@ -58,11 +59,11 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
     s = err == ENOSPC ? ResourceExhausted(ErrnoMessage("fsync", tmp, err))
                       : Unavailable(ErrnoMessage("fsync", tmp, err));
   }
-  if (::close(fd) != 0 && s.ok()) s = Unavailable(ErrnoMessage("close", tmp, errno));
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     s = Unavailable(ErrnoMessage("rename", path, errno));
   }
   if (!s.ok()) {
+    ::close(fd);
     ::unlink(tmp.c_str());
     return s;
   }
@@ -71,6 +72,13 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
     ::fsync(dfd);  // best effort: some filesystems refuse fsync on directories
     ::close(dfd);
   }
+  return fd;
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
+  StatusOr<int> fd = CreateFileAtomically(path, content, mode);
+  if (!fd.ok()) return fd.status();
+  ::close(*fd);  // the content is durable already: fsync'd before the rename
   return Status::Ok();
 }
 

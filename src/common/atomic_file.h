@@ -17,6 +17,11 @@ namespace lm {
 
 Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode);
 
+// The same, but returns the new file's descriptor, open for reading and writing (O_CLOEXEC),
+// for callers that go on updating the file in place. The caller closes it.
+StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
+                                   mode_t mode);
+
 // Reads a regular file of at most max_bytes, without following a symlink at the last component.
 // NOT_FOUND if absent; RESOURCE_EXHAUSTED if larger; other errors as UNAVAILABLE.
 StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);

@@ -1,6 +1,15 @@
 #include "store/state_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
+
+#include <boost/crc.hpp>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 
 #include "common/atomic_file.h"
 #include "common/strings.h"
@@ -88,7 +97,123 @@ StatusOr<lock::LockState> ParseState(std::string_view text) {
   return s;
 }
 
-StatusOr<lock::LockState> StateFile::Load() const {
+namespace {
+
+constexpr std::string_view kSlotMagic = "lmstate2 ";
+// "lmstate2 seq=%020llu len=%05zu crc=%08x\n": the CRC covers everything before " crc=" and
+// the JSON, so a slot's sequence and length are protected too.
+constexpr size_t kHeaderPrefixBytes = 9 + 24 + 1 + 9;  // "lmstate2 " "seq=<20>" " " "len=<5>"
+constexpr size_t kHeaderBytes = kHeaderPrefixBytes + 14;  // " crc=<8>\n"
+
+uint32_t SlotCrc(std::string_view prefix, std::string_view json) {
+  boost::crc_32_type crc;
+  crc.process_bytes(prefix.data(), prefix.size());
+  crc.process_bytes(json.data(), json.size());
+  return crc.checksum();
+}
+
+enum class SlotResult { kValid, kTorn, kHostile };
+
+// A torn slot (crash mid-write, or never written) is expected and skipped; a slot whose CRC
+// matches but whose state is invalid is not something tokenmgr writes: DATA_LOSS.
+SlotResult DecodeSlot(std::string_view slot, uint64_t& seq, lock::LockState& out,
+                      std::string& why) {
+  if (slot.size() < kHeaderBytes || slot.substr(0, kSlotMagic.size()) != kSlotMagic) {
+    return SlotResult::kTorn;
+  }
+  unsigned long long s = 0;
+  unsigned len = 0, crc = 0;
+  int used = 0;
+  std::string header(slot.substr(0, kHeaderBytes));
+  if (std::sscanf(header.c_str(), "lmstate2 seq=%20llu len=%5u crc=%8x\n%n", &s, &len, &crc,
+                  &used) != 3 ||
+      used != static_cast<int>(kHeaderBytes) || len > slot.size() - kHeaderBytes) {
+    return SlotResult::kTorn;
+  }
+  std::string_view json = slot.substr(kHeaderBytes, len);
+  if (SlotCrc(slot.substr(0, kHeaderPrefixBytes), json) != crc) return SlotResult::kTorn;
+  StatusOr<lock::LockState> st = ParseState(json);
+  if (!st.ok() || s == 0) {
+    why = st.ok() ? "slot sequence 0" : st.status().message();
+    return SlotResult::kHostile;
+  }
+  seq = s;
+  out = std::move(*st);
+  return SlotResult::kValid;
+}
+
+}  // namespace
+
+StatusOr<std::string> EncodeStateSlot(uint64_t seq, const lock::LockState& state) {
+  std::string json = SerializeState(state);
+  if (json.size() > kStateSlotBytes - kHeaderBytes) {
+    return ResourceExhausted("state does not fit a " + std::to_string(kStateSlotBytes) +
+                             "-byte slot");
+  }
+  char prefix[kHeaderPrefixBytes + 1];
+  std::snprintf(prefix, sizeof prefix, "lmstate2 seq=%020" PRIu64 " len=%05zu", seq, json.size());
+  char crc[16];
+  std::snprintf(crc, sizeof crc, " crc=%08x\n",
+                static_cast<unsigned>(SlotCrc({prefix, kHeaderPrefixBytes}, json)));
+  std::string slot(prefix, kHeaderPrefixBytes);
+  slot += crc;
+  slot += json;
+  slot.resize(kStateSlotBytes, '\n');
+  return slot;
+}
+
+StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content) {
+  DecodedStateFile out;
+  auto starts_slot = [&](size_t at) {
+    return content.size() >= at + kSlotMagic.size() &&
+           content.substr(at, kSlotMagic.size()) == kSlotMagic;
+  };
+  if (!starts_slot(0) && !starts_slot(kStateSlotBytes)) {
+    // Format 1: one JSON object (or garbage, which ParseState names).
+    StatusOr<lock::LockState> s = ParseState(content);
+    if (!s.ok()) return s.status();
+    out.state = std::move(*s);
+    out.legacy = true;
+    return out;
+  }
+  if (content.size() != 2 * kStateSlotBytes) {
+    return DataLoss("state file: " + std::to_string(content.size()) + " bytes, expected " +
+                    std::to_string(2 * kStateSlotBytes) + " (truncated or corrupt)");
+  }
+  bool found = false;
+  for (size_t i = 0; i < 2; ++i) {
+    uint64_t seq = 0;
+    lock::LockState st;
+    std::string why;
+    switch (DecodeSlot(content.substr(i * kStateSlotBytes, kStateSlotBytes), seq, st, why)) {
+      case SlotResult::kTorn:
+        break;
+      case SlotResult::kHostile:
+        return DataLoss("state file: slot " + std::to_string(i) + ": " + why);
+      case SlotResult::kValid:
+        if (!found || seq > out.seq) {
+          if (found && seq == out.seq) return DataLoss("state file: two slots share a sequence");
+          out.seq = seq;
+          out.state = std::move(st);
+        } else if (seq == out.seq) {
+          return DataLoss("state file: two slots share a sequence");
+        }
+        found = true;
+        break;
+    }
+  }
+  if (!found) return DataLoss("state file: no intact slot (truncated or corrupt)");
+  return out;
+}
+
+StateFile::~StateFile() { CloseFd(); }
+
+void StateFile::CloseFd() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+StatusOr<lock::LockState> StateFile::Load() {
   StatusOr<std::string> text = ReadSmallFile(path_, kMaxStateFileBytes);
   if (!text.ok()) {
     if (text.status().code() == StatusCode::kNotFound) return lock::LockState{};
@@ -97,13 +222,59 @@ StatusOr<lock::LockState> StateFile::Load() const {
     }
     return text.status();
   }
-  StatusOr<lock::LockState> s = ParseState(*text);
-  if (!s.ok()) return DataLoss(path_ + ": " + s.status().message());
-  return s;
+  StatusOr<DecodedStateFile> d = DecodeStateFile(*text);
+  if (!d.ok()) return DataLoss(path_ + ": " + d.status().message());
+  seq_ = d->seq;
+  // The first Save re-creates the file this process then updates in place (and converts
+  // format 1).
+  CloseFd();
+  return std::move(d->state);
 }
 
-Status StateFile::Save(const lock::LockState& state) const {
-  return WriteFileAtomically(path_, SerializeState(state), 0600);
+Status StateFile::Recreate(const lock::LockState& state) {
+  CloseFd();
+  uint64_t seq = seq_ + 1;
+  StatusOr<std::string> slot = EncodeStateSlot(seq, state);
+  if (!slot.ok()) return slot.status();
+  std::string content(2 * kStateSlotBytes, '\n');
+  content.replace((seq % 2) * kStateSlotBytes, kStateSlotBytes, *slot);
+  StatusOr<int> fd = CreateFileAtomically(path_, content, 0600);
+  if (!fd.ok()) return fd.status();
+  fd_ = *fd;
+  seq_ = seq;
+  return Status::Ok();
+}
+
+Status StateFile::Save(const lock::LockState& state) {
+  if (fd_ >= 0) {
+    // Deleted or replaced (renamed over) while open: writing to the orphan would be lost.
+    struct stat st;
+    if (::fstat(fd_, &st) != 0 || st.st_nlink == 0) CloseFd();
+  }
+  if (fd_ < 0) return Recreate(state);
+  uint64_t seq = seq_ + 1;
+  StatusOr<std::string> slot = EncodeStateSlot(seq, state);
+  if (!slot.ok()) return slot.status();
+  const off_t offset = static_cast<off_t>((seq % 2) * kStateSlotBytes);
+  size_t done = 0;
+  while (done < slot->size()) {
+    ssize_t n = ::pwrite(fd_, slot->data() + done, slot->size() - done,
+                         offset + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      CloseFd();  // the next save starts over with a fresh file
+      return Unavailable(ErrnoMessage("write", path_, err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd_) != 0) {
+    int err = errno;
+    CloseFd();  // after a failed flush the page cache cannot be trusted (fsyncgate)
+    return Unavailable(ErrnoMessage("fdatasync", path_, err));
+  }
+  seq_ = seq;
+  return Status::Ok();
 }
 
 }  // namespace lm::store

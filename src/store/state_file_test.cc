@@ -21,7 +21,15 @@ class StateFileTest : public ::testing::Test {
     path_ = dir_ + "/state.json";
   }
   void TearDown() override { fs::remove_all(dir_); }
-  void WriteRaw(const std::string& text) { std::ofstream(path_) << text; }
+  void WriteRaw(const std::string& text) { std::ofstream(path_, std::ios::binary) << text; }
+  std::string ReadRaw() {
+    std::ifstream in(path_, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  ino_t Inode() {
+    struct stat st;
+    return stat(path_.c_str(), &st) == 0 ? st.st_ino : 0;
+  }
   std::string dir_, path_;
 };
 
@@ -106,6 +114,115 @@ TEST_F(StateFileTest, SymlinkIsNotFollowed) {
   std::ofstream(target) << SerializeState(Sample());
   ASSERT_EQ(symlink(target.c_str(), path_.c_str()), 0);
   EXPECT_FALSE(StateFile(path_).Load().ok());
+}
+
+lock::LockState Free(uint64_t last_token) {
+  lock::LockState s;
+  s.last_token = last_token;
+  return s;
+}
+
+TEST_F(StateFileTest, UpdatesInPlaceAlternatingTwoSlots) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(1)).ok());  // the first save creates the file (temp + rename)
+  ino_t inode = Inode();
+  for (uint64_t t = 2; t <= 5; ++t) {
+    ASSERT_TRUE(f.Save(Free(t)).ok());
+    std::string raw = ReadRaw();
+    ASSERT_EQ(raw.size(), 2 * kStateSlotBytes);
+    // The newest state is in slot t % 2, the previous one in the other slot.
+    EXPECT_EQ(raw.substr((t % 2) * kStateSlotBytes, 33),
+              "lmstate2 seq=" + std::string(19, '0') + std::to_string(t));
+    EXPECT_NE(raw.find("\"last_token\":" + std::to_string(t - 1)), std::string::npos);
+  }
+  EXPECT_EQ(Inode(), inode);  // no new inode: pwrite + fdatasync
+  EXPECT_EQ(*StateFile(path_).Load(), Free(5));
+}
+
+TEST_F(StateFileTest, TornNewestSlotFallsBackToThePreviousState) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(7)).ok());
+  ASSERT_TRUE(f.Save(Sample()).ok());  // seq 2: slot 0
+  std::string raw = ReadRaw();
+  for (size_t at : {size_t{0}, size_t{20}, size_t{70}, size_t{200}}) {
+    std::string torn = raw;
+    torn[at] ^= 0x20;  // a crash mid-write leaves a slot whose CRC does not match
+    WriteRaw(torn);
+    auto s = StateFile(path_).Load();
+    ASSERT_TRUE(s.ok()) << at << ": " << s.status().ToString();
+    EXPECT_EQ(*s, Free(7)) << at;
+  }
+  // Both slots torn: nothing is trusted.
+  std::string both = raw;
+  both[70] ^= 0x20;
+  both[kStateSlotBytes + 70] ^= 0x20;
+  WriteRaw(both);
+  EXPECT_EQ(StateFile(path_).Load().status().code(), StatusCode::kDataLoss);
+  // Cut anywhere: refused, never reset.
+  for (size_t cut : {size_t{10}, kStateSlotBytes, 2 * kStateSlotBytes - 1}) {
+    WriteRaw(raw.substr(0, cut));
+    EXPECT_EQ(StateFile(path_).Load().status().code(), StatusCode::kDataLoss) << cut;
+  }
+}
+
+TEST_F(StateFileTest, SlotWithMatchingCrcButBadStateIsDataLoss) {
+  lock::LockState bad = Sample();
+  bad.lease->token = 99;  // above last_token: tokenmgr never writes this
+  auto slot = EncodeStateSlot(3, bad);
+  ASSERT_TRUE(slot.ok());
+  WriteRaw(*slot + *EncodeStateSlot(2, Free(1)));
+  auto s = StateFile(path_).Load();
+  EXPECT_EQ(s.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.status().message().find("slot 0"), std::string::npos) << s.status().ToString();
+  WriteRaw(*EncodeStateSlot(2, Free(1)) + *EncodeStateSlot(2, Free(2)));
+  EXPECT_EQ(StateFile(path_).Load().status().code(), StatusCode::kDataLoss);
+  WriteRaw(*EncodeStateSlot(0, Free(1)) + std::string(kStateSlotBytes, '\n'));
+  EXPECT_EQ(StateFile(path_).Load().status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(StateFileTest, StateTooLargeForASlotIsRefused) {
+  lock::LockState big = Sample();
+  big.lease->id = std::string(kStateSlotBytes, 'a');
+  EXPECT_EQ(EncodeStateSlot(1, big).status().code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(StateFileTest, FormatOneIsReadAndConvertedOnTheFirstSave) {
+  WriteRaw(SerializeState(Sample()));
+  StateFile f(path_);
+  auto s = f.Load();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, Sample());
+  EXPECT_EQ(ReadRaw(), SerializeState(Sample()));  // loading never writes
+  ASSERT_TRUE(f.Save(*s).ok());
+  EXPECT_EQ(ReadRaw().size(), 2 * kStateSlotBytes);
+  EXPECT_EQ(ReadRaw().substr(kStateSlotBytes, 9), "lmstate2 ");  // seq 1: slot 1
+  EXPECT_EQ(*StateFile(path_).Load(), Sample());
+}
+
+TEST_F(StateFileTest, FileDeletedOrReplacedWhileOpenIsRecreated) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(1)).ok());
+  ASSERT_EQ(unlink(path_.c_str()), 0);
+  ASSERT_TRUE(f.Save(Free(2)).ok());  // not into the orphaned inode
+  EXPECT_EQ(*StateFile(path_).Load(), Free(2));
+  WriteRaw("replaced");  // truncates in place: same inode, still linked
+  std::string other = dir_ + "/other";
+  std::ofstream(other) << "x";
+  ASSERT_EQ(rename(other.c_str(), path_.c_str()), 0);  // renamed over: the old inode is gone
+  ASSERT_TRUE(f.Save(Free(3)).ok());
+  EXPECT_EQ(*StateFile(path_).Load(), Free(3));
+}
+
+TEST_F(StateFileTest, SaveAfterTheDirectoryVanishedFailsThenRecovers) {
+  std::string sub = dir_ + "/sub";
+  ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
+  StateFile f(sub + "/state.json");
+  ASSERT_TRUE(f.Save(Free(1)).ok());
+  fs::remove_all(sub);
+  EXPECT_FALSE(f.Save(Free(2)).ok());
+  ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
+  ASSERT_TRUE(f.Save(Free(3)).ok());
+  EXPECT_EQ(*StateFile(sub + "/state.json").Load(), Free(3));
 }
 
 TEST_F(StateFileTest, SaveIntoMissingDirectoryFails) {

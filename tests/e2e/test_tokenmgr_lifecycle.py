@@ -9,13 +9,8 @@ import time
 import pytest
 
 import procs
-from tokenmgr_util import (Client, metrics, run_binary, start_tm, status,  # noqa: F401
-                           wait_waiters)
-
-
-def _state(path):
-    with open(path) as f:
-        return json.load(f)
+from tokenmgr_util import (SLOT_BYTES, Client, metrics, read_state, run_binary,  # noqa: F401
+                           start_tm, status, wait_waiters)
 
 
 def _state_text(last_token=9, holder="h", token=9, ttl_s=60, acquired_ago_ms=0,
@@ -115,16 +110,40 @@ def test_state_file_is_written_on_each_change(start_tm):
     t = start_tm()
     c = Client(t.port)
     _, g = c.lock(0, holder="w", ttl=9)
-    st = _state(t.state_file)
+    st = read_state(t.state_file)
     assert st["lease"]["holder"] == "w" and st["lease"]["token"] == g["token"]
     assert st["lease"]["id"] == g["id"]
     assert oct(os.stat(t.state_file).st_mode & 0o777) == "0o600"
     c.release(g["id"])
     # Releases are batched (written within ~50 ms, or with the next grant, or at shutdown).
-    procs.wait_for(lambda: _state(t.state_file)["lease"] is None, timeout=5, what="release persisted")
-    st = _state(t.state_file)
+    procs.wait_for(lambda: read_state(t.state_file)["lease"] is None, timeout=5,
+                   what="release persisted")
+    st = read_state(t.state_file)
     assert st["last_token"] == g["token"]
     assert [f for f in os.listdir(t.workdir) if ".tmp" in f] == []
+    # Format 2: updated in place (same inode, fixed size), one data flush per change.
+    assert os.stat(t.state_file).st_size == 2 * SLOT_BYTES
+
+
+def test_torn_newest_slot_restarts_from_the_previous_change(start_tm):
+    # A crash while a slot is written leaves it torn; tokenmgr then starts from the other slot,
+    # one change older. Here: the release's slot is torn, so the lease is restored (safe: the
+    # lock stays held until its lease ends, never handed out twice).
+    t = start_tm()
+    c = Client(t.port)
+    _, g = c.lock(0, holder="w", ttl=60)
+    c.release(g["id"])
+    c.close()
+    assert t.stop(signal.SIGTERM) == 0
+    raw = bytearray(open(t.state_file, "rb").read())
+    newest = max(range(2), key=lambda i: raw[i * SLOT_BYTES:i * SLOT_BYTES + 33])
+    raw[newest * SLOT_BYTES + 60] ^= 0x01  # inside its JSON
+    open(t.state_file, "wb").write(bytes(raw))
+    t2 = start_tm(workdir=t.workdir)
+    st = status(t2.port)
+    assert st["held"] is True and st["holder"] == "w" and st["token"] == g["token"]
+    s, _, _ = Client(t2.port).release(g["id"])
+    assert s == 200
 
 
 def test_release_is_persisted_at_sigterm(start_tm):
@@ -133,7 +152,7 @@ def test_release_is_persisted_at_sigterm(start_tm):
     _, g = c.lock(0, holder="w", ttl=60)
     c.release(g["id"])
     assert t.stop(signal.SIGTERM) == 0
-    assert _state(t.state_file)["lease"] is None
+    assert read_state(t.state_file)["lease"] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +306,7 @@ def test_signal_answers_pending_waiter_and_exits_0_fast(start_tm, sig):
     finally:
         waiter.join(timeout=10)
     # The lease survives the shutdown in the state file.
-    st = _state(t.state_file)
+    st = read_state(t.state_file)
     assert st["lease"]["token"] == g["token"]
 
 
@@ -374,4 +393,4 @@ def test_grant_is_refused_when_state_cannot_be_written(start_tm, tmp_path):
     state_dir.mkdir()
     s, g2 = c.lock(0)
     assert s == 200 and g2["token"] == g["token"] + 1  # the refused token was never handed out
-    assert _state(state_dir / "state.json")["lease"]["token"] == g2["token"]
+    assert read_state(state_dir / "state.json")["lease"]["token"] == g2["token"]

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import zlib
 
 import pytest
 
@@ -161,3 +162,32 @@ def run_binary(args, env_extra=None, timeout=10):
         out, _ = p.communicate()
         return None, out.decode(errors="replace")
     return p.returncode, out.decode(errors="replace")
+
+
+SLOT_BYTES = 4096
+SLOT_HEADER = re.compile(rb"^lmstate2 seq=(\d{20}) len=(\d{5}) crc=([0-9a-f]{8})\n")
+
+
+def read_state(path):
+    """tokenmgr's state file as a dict, decoded independently of tokenmgr: format 2 (two 4 KiB
+    slots, each `lmstate2 seq=... len=... crc=...` + JSON, the newest slot with a matching
+    CRC-32 wins) or format 1 (one JSON object)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.startswith(b"lmstate2 ") and raw[SLOT_BYTES:SLOT_BYTES + 9] != b"lmstate2 ":
+        return json.loads(raw)
+    assert len(raw) == 2 * SLOT_BYTES, f"state file is {len(raw)} bytes"
+    best = None
+    for i in range(2):
+        slot = raw[i * SLOT_BYTES:(i + 1) * SLOT_BYTES]
+        m = SLOT_HEADER.match(slot)
+        if not m:
+            continue
+        seq, length = int(m.group(1)), int(m.group(2))
+        body = slot[m.end():m.end() + length]
+        if zlib.crc32(slot[:43] + body) != int(m.group(3), 16):
+            continue
+        if best is None or seq > best[0]:
+            best = (seq, json.loads(body))
+    assert best is not None, "state file has no intact slot"
+    return best[1]
