@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config->help_shown) return 0;
-  if (Status s = InitLogging(config->log_format); !s.ok()) {
+  // Buffered: grant and release lines would otherwise cost a write(2) each on the hot path.
+  if (Status s = InitLogging(config->log_format, LogFlush::kBuffered); !s.ok()) {
     std::cerr << "tokenmgr: " << s.message() << "\n";
     return 2;
   }
@@ -88,5 +89,6 @@ int main(int argc, char** argv) {
   });
   io.run();
   spdlog::info("tokenmgr stopped");
+  ShutdownLogging();
   return 0;
 }

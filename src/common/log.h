@@ -10,7 +10,19 @@
 
 namespace lm {
 
+enum class LogFlush {
+  kEachLine,  // every line is written to stderr at once
+  // Lines below warn are collected and written at most 100 ms later, or when 64 KiB are
+  // pending, in one write; warn and above flush at once. For tokenmgr's hot path: saves a
+  // write syscall per grant and release. A crash (not SIGTERM) may lose the last 100 ms of
+  // info lines.
+  kBuffered,
+};
+
 // format: "text" or "json". Anything else is INVALID_ARGUMENT.
-Status InitLogging(std::string_view format);
+Status InitLogging(std::string_view format, LogFlush flush = LogFlush::kEachLine);
+
+// Writes pending buffered lines and stops the background flusher. Call before exiting.
+void ShutdownLogging();
 
 }  // namespace lm

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
 #include <cstdlib>
 
 namespace lm {
@@ -21,24 +22,41 @@ void FillRandom(unsigned char* buf, size_t n) {
     got += static_cast<size_t>(r);
   }
 }
+// Kernel randomness fetched 256 bytes at a time per thread: one getrandom per 16 lock ids
+// instead of one each. Bytes are handed out once and wiped as they are used.
+void TakeRandom(unsigned char* out, size_t n) {
+  thread_local unsigned char pool[256];
+  thread_local size_t pos = sizeof pool;
+  for (size_t i = 0; i < n; ++i) {
+    if (pos == sizeof pool) {
+      FillRandom(pool, sizeof pool);
+      pos = 0;
+    }
+    out[i] = pool[pos];
+    pool[pos++] = 0;
+  }
+}
 }  // namespace
 
 std::string NewUuidV4() {
   unsigned char b[16];
-  FillRandom(b, sizeof b);
+  TakeRandom(b, sizeof b);
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
-  char out[37];
-  std::snprintf(out, sizeof out,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                b[14], b[15]);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[b[i] >> 4];
+    out += kHex[b[i] & 0x0f];
+  }
   return out;
 }
 
 uint64_t RandomU64() {
   uint64_t v;
-  FillRandom(reinterpret_cast<unsigned char*>(&v), sizeof v);
+  TakeRandom(reinterpret_cast<unsigned char*>(&v), sizeof v);
   return v;
 }
 

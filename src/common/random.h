@@ -1,4 +1,4 @@
-// Random identifiers from the kernel's CSPRNG (getrandom). Thread-safe.
+// Random identifiers from the kernel's CSPRNG (getrandom, buffered per thread). Thread-safe.
 //
 //   std::string id = NewUuidV4();   // "1b4e28ba-2fa1-4d2e-883f-0016d3cca427"
 //   uint64_t r = RandomU64();       // e.g. for backoff jitter
