@@ -118,13 +118,9 @@ Status InitLogging(std::string_view format, LogFlush flush) {
                            std::string(format.substr(0, 32)) + "'");
   }
   logger->set_formatter(std::move(formatter));
-  if (flush == LogFlush::kBuffered) {
-    logger->flush_on(spdlog::level::warn);
-    TheFlusher() = std::make_unique<Flusher>();
-  } else {
-    logger->flush_on(spdlog::level::info);
-  }
+  logger->flush_on(flush == LogFlush::kBuffered ? spdlog::level::warn : spdlog::level::info);
   spdlog::set_default_logger(logger);
+  if (flush == LogFlush::kBuffered) TheFlusher() = std::make_unique<Flusher>();
   return Status::Ok();
 }
 
