@@ -5,9 +5,10 @@
 //
 //   holder_bench mkpool --pool=DIR --n=N
 //   holder_bench cs     --tm-port=P --pool=DIR --work=DIR --runs=R
-//   holder_bench procs  --tm-port=P --pool=DIR --work=DIR --n=N --holder=BIN --settle-ms=S
+//   holder_bench procs  --tm-port=P --pool=DIR --work=DIR --n=N --holder=BIN --settle-ms=S [--tm-pid=PID]
 //   holder_bench sim    --tm-port=P --pool=DIR --work=DIR --n=N --settle-ms=S [--threads=T]
-//   (procs and sim: --hosts=DIR puts the host dirs there instead of under --work)
+//   (procs and sim: --hosts=DIR puts the host dirs there instead of under --work;
+//    --heartbeat-s=H sets the holders' heartbeat, default 1)
 //
 // cs:    R uncontended runs of the real holder::Agent (PosixFilesystem, HttpTokenmgrClient), one
 //        after another, each a fresh node; the critical section is measured on the client side,
@@ -17,9 +18,14 @@
 // procs: N real license-holder processes, each with its own host dir, all sharing the pool;
 //        completion is polled on the host dirs (the install manifest appears); then every host
 //        dir and every claim is checked for distinctness, and VmRSS of every holder is read.
+//        With --tm-pid the start is a barrier: the tokenmgr is SIGSTOPped while the holders
+//        start, and continued once all N first lock requests wait in its accept queue; time
+//        counts from there (spawning and the wait are printed apart).
 // sim:   N holder::Agent instances in this process, each with its own HttpTokenmgrClient,
 //        RealSleeper (settle really sleeps) and host dir, stepped by T worker threads
 //        (default T = N: every simulated holder queues for the mutex at once, like processes).
+//        Start barrier: every agent first starts and chooses its candidates against a closed
+//        gate in its client (timed apart); then the gate opens and time counts.
 // Every mode prints human-readable lines and one "RESULT key=value ..." line for the script.
 // Exit status: 0 when every holder holds a distinct license in time, 1 otherwise, 2 on usage.
 #include <pthread.h>
@@ -148,6 +154,12 @@ class TimingClient final : public client::TokenmgrClient {
   explicit TimingClient(std::unique_ptr<client::HttpTokenmgrClient> inner) : inner_(std::move(inner)) {}
   StatusOr<client::LockGrant> Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                                    const std::string& holder) override {
+    if (gate && !gate->load()) {
+      // The start barrier of `sim`: answered like a long poll that ended without the mutex,
+      // so the agent keeps its candidates and asks again at once after the gate opens.
+      ++gated;
+      return FailedPrecondition("bench: start gate closed");
+    }
     auto g = inner_->Lock(wait, ttl, holder);
     if (g.ok()) {
       ++grants;
@@ -170,6 +182,9 @@ class TimingClient final : public client::TokenmgrClient {
 
   std::vector<Nanos> held;  // one per grant
   uint64_t grants = 0, wait_timeouts = 0, errors = 0;
+  const std::atomic<bool>* gate = nullptr;  // while false, Lock answers "not granted" at once
+  uint64_t gated = 0;
+  uint64_t connections() const { return inner_->connections_opened(); }
 
  private:
   std::unique_ptr<client::HttpTokenmgrClient> inner_;
@@ -183,13 +198,13 @@ std::unique_ptr<TimingClient> MakeClient(const Args& a) {
 }
 
 holder::AgentConfig SimConfig(const std::string& pool, const std::string& host_dir,
-                              const std::string& node, int settle_ms) {
+                              const std::string& node, int settle_ms, int heartbeat_s = 1) {
   holder::AgentConfig c;
   c.node = node;
   c.pod = node + "-pod";
   c.pool_dir = pool;
   c.host_dir = host_dir;
-  c.heartbeat = std::chrono::seconds(1);
+  c.heartbeat = std::chrono::seconds(heartbeat_s);
   c.claim_ttl = std::chrono::seconds(60);
   c.lock_ttl = std::chrono::seconds(10);
   c.settle = std::chrono::milliseconds(settle_ms);
@@ -308,16 +323,45 @@ long StatusKiB(pid_t pid, const std::string& field) {  // e.g. "VmRSS", "RssAnon
 long VmRssKiB(pid_t pid) { return StatusKiB(pid, "VmRSS"); }
 
 std::vector<pid_t> g_children;  // for the signal handler: stop them by PID
+pid_t g_stopped_tokenmgr = 0;   // SIGSTOPped by the start barrier; continued on every exit
 void StopChildren(int sig) {
+  if (g_stopped_tokenmgr > 0) ::kill(g_stopped_tokenmgr, SIGCONT);
   for (pid_t p : g_children) {
     if (p > 0) ::kill(p, SIGKILL);
   }
   _exit(128 + sig);
 }
 
+// Connections waiting in the accept queue of the socket listening on 127.0.0.1:port (the
+// rx_queue column of a LISTEN row in /proc/net/tcp), or -1 if there is no such socket.
+long AcceptQueue(long port) {
+  std::ifstream f("/proc/net/tcp");
+  std::string line;
+  std::getline(f, line);  // header
+  char want[16];
+  std::snprintf(want, sizeof want, ":%04lX", port);
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string sl, local, remote, st, queues;
+    in >> sl >> local >> remote >> st >> queues;
+    if (st != "0A" || local.size() < 5 || local.substr(local.size() - 5) != want) continue;
+    auto colon = queues.find(':');
+    if (colon == std::string::npos) continue;
+    return std::stol(queues.substr(colon + 1), nullptr, 16);
+  }
+  return -1;
+}
+
 int Procs(const Args& a) {
   std::string pool_dir = a.Get("pool"), work = a.Get("work"), bin = a.Get("holder");
   long n = a.Int("n"), settle_ms = a.Int("settle-ms"), timeout_s = a.Int("timeout-s", 120);
+  long heartbeat_s = a.Int("heartbeat-s", 1);
+  // --tm-pid: the start barrier. The tokenmgr is stopped (SIGSTOP) while the holders start; the
+  // kernel still completes their connections, so each holder's first lock request waits in the
+  // listen socket's accept queue. When all N are queued, SIGCONT starts the race: that is t0.
+  // Without it, t0 is the first fork.
+  pid_t tm_pid = static_cast<pid_t>(a.Int("tm-pid", 0));
+  long tm_port = a.Int("tm-port");
   std::string url = TokenmgrUrl(a);
   std::vector<std::string> nodes, hosts;
   for (long i = 0; i < n; ++i) {
@@ -332,11 +376,16 @@ int Procs(const Args& a) {
   ::signal(SIGTERM, StopChildren);
   pid_t self = ::getpid();
 
-  auto t0 = SteadyClock::now();
+  if (tm_pid > 0) {
+    if (AcceptQueue(tm_port) != 0) Die("tokenmgr's accept queue is not empty before the start");
+    if (::kill(tm_pid, SIGSTOP) != 0) Die("cannot stop the tokenmgr (--tm-pid)");
+    g_stopped_tokenmgr = tm_pid;
+  }
+  auto fork_start = SteadyClock::now();
   for (long i = 0; i < n; ++i) {
     std::vector<std::string> env = {
         "NODE_NAME=" + nodes[i], "POD_NAME=" + nodes[i] + "-pod", "POOL_DIR=" + pool_dir,
-        "HOST_DIR=" + hosts[i], "TOKENMGR_URL=" + url, "HEARTBEAT_SECONDS=1",
+        "HOST_DIR=" + hosts[i], "TOKENMGR_URL=" + url, "HEARTBEAT_SECONDS=" + std::to_string(heartbeat_s),
         "SETTLE_MS=" + std::to_string(settle_ms), "HEALTH_PORT=0", "HEALTH_BIND=127.0.0.1",
         "GPUTYPES=gpu", "gpu_0=10.0.0.1:56001", "LOG_FORMAT=text", "PATH=/usr/bin:/bin"};
     std::string port_file = work + "/ports/" + nodes[i];
@@ -366,6 +415,20 @@ int Procs(const Args& a) {
     g_children[i] = pid;
   }
   auto spawned = SteadyClock::now();
+  // Barrier: wait until every holder has started, chosen its candidates and sent its first lock
+  // request (queued in the kernel while the tokenmgr is stopped), then let them race.
+  long queued = -1;
+  if (tm_pid > 0) {
+    auto barrier_deadline = spawned + std::chrono::seconds(std::min<long>(timeout_s, 30));
+    while ((queued = AcceptQueue(tm_port)) < n && SteadyClock::now() < barrier_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  auto t0 = SteadyClock::now();
+  if (tm_pid > 0) {
+    ::kill(tm_pid, SIGCONT);
+    g_stopped_tokenmgr = 0;
+  }
 
   std::vector<double> done_ms(n, -1);
   long remaining = n;
@@ -402,7 +465,7 @@ int Procs(const Args& a) {
     if (p > 0) rss_now.push_back(VmRssKiB(p) / 1024.0);
   }
   if (remaining == 0) {
-    auto until = SteadyClock::now() + std::chrono::milliseconds(2200);
+    auto until = SteadyClock::now() + std::chrono::milliseconds(2000 * heartbeat_s + 200);
     while (SteadyClock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     for (pid_t p : g_children) {
       if (p <= 0) continue;
@@ -446,20 +509,26 @@ int Procs(const Args& a) {
   for (double d : done_ms) {
     if (d >= 0) done.push_back(d);
   }
-  std::printf("%ld license-holder processes (settle %ld ms, heartbeat 1 s): %s in %.0f ms "
-              "(spawning took %.0f ms); per-holder p50 %.0f ms, p90 %.0f ms; problems %zu%s%s\n",
-              n, settle_ms, remaining == 0 ? "all hold distinct licenses" : "NOT all licensed",
-              total_ms, Ms(spawned - t0), Percentile(done, 0.5), Percentile(done, 0.9), problems,
-              died.empty() ? "" : "; ", died.c_str());
+  double spawn_ms = Ms(spawned - fork_start), barrier_ms = Ms(t0 - spawned);
+  std::printf("%ld license-holder processes (settle %ld ms, heartbeat %ld s): %s in %.0f ms from "
+              "%s (spawning took %.0f ms, then %.0f ms until %ld of %ld first lock requests were "
+              "queued; %.0f ms from the first fork); per-holder p50 %.0f ms, p90 %.0f ms; "
+              "problems %zu%s%s\n",
+              n, settle_ms, heartbeat_s, remaining == 0 ? "all hold distinct licenses" : "NOT all licensed",
+              total_ms, tm_pid > 0 ? "the start barrier" : "the first fork", spawn_ms, barrier_ms,
+              queued, n, total_ms + Ms(t0 - fork_start), Percentile(done, 0.5),
+              Percentile(done, 0.9), problems, died.empty() ? "" : "; ", died.c_str());
   std::printf("  VmRSS per holder after it holds a license: median %.2f MiB, max %.2f MiB; "
               "after 2 more heartbeats: median %.2f MiB, max %.2f MiB (median RssAnon %.2f MiB, "
               "RssFile %.2f MiB)\n",
               Percentile(rss_now, 0.5), Percentile(rss_now, 1.0), Percentile(rss_later, 0.5),
               Percentile(rss_later, 1.0), Percentile(rss_anon, 0.5), Percentile(rss_file, 0.5));
-  std::printf("RESULT mode=procs n=%ld settle_ms=%ld total_ms=%.1f spawn_ms=%.1f p50_ms=%.1f "
+  std::printf("RESULT mode=procs n=%ld settle_ms=%ld heartbeat_s=%ld total_ms=%.1f spawn_ms=%.1f "
+              "barrier_ms=%.1f queued=%ld from_fork_ms=%.1f p50_ms=%.1f "
               "p90_ms=%.1f unlicensed=%ld problems=%zu rss_median_mib=%.2f rss_max_mib=%.2f "
               "rss_anon_mib=%.2f rss_file_mib=%.2f\n",
-              n, settle_ms, total_ms, Ms(spawned - t0), Percentile(done, 0.5), Percentile(done, 0.9),
+              n, settle_ms, heartbeat_s, total_ms, spawn_ms, barrier_ms, queued,
+              total_ms + Ms(t0 - fork_start), Percentile(done, 0.5), Percentile(done, 0.9),
               remaining, problems, Percentile(rss_later.empty() ? rss_now : rss_later, 0.5),
               std::max(Percentile(rss_now, 1.0), Percentile(rss_later, 1.0)),
               Percentile(rss_anon, 0.5), Percentile(rss_file, 0.5));
@@ -504,8 +573,10 @@ int Sim(const Args& a) {
   std::string pool_dir = a.Get("pool"), work = a.Get("work");
   long n = a.Int("n"), settle_ms = a.Int("settle-ms"), timeout_s = a.Int("timeout-s", 300);
   long threads = a.Int("threads", n);
+  long heartbeat_s = a.Int("heartbeat-s", 1);
   license::PosixFilesystem fs;
   std::vector<SimHolder> hs(n);
+  std::atomic<bool> gate{false};
   std::vector<std::string> nodes, hosts;
   for (long i = 0; i < n; ++i) {
     SimHolder& h = hs[i];
@@ -513,12 +584,38 @@ int Sim(const Args& a) {
     h.host = a.Get("hosts", work + "/hosts") + "/" + h.node;
     MkdirP(h.host);
     h.client = MakeClient(a);
+    h.client->gate = &gate;
     h.sleeper = std::make_unique<holder::RealSleeper>();
-    h.agent = std::make_unique<holder::Agent>(SimConfig(pool_dir, h.host, h.node, settle_ms), fs,
-                                              *h.client, RealClock::Get(), *h.sleeper);
+    h.agent = std::make_unique<holder::Agent>(
+        SimConfig(pool_dir, h.host, h.node, settle_ms, heartbeat_s), fs, *h.client,
+        RealClock::Get(), *h.sleeper);
     nodes.push_back(h.node);
     hosts.push_back(h.host);
   }
+
+  // Start barrier: every agent starts and takes its first step, which chooses its candidates
+  // (reading the pool) and stops at the closed gate instead of asking for the mutex. On a
+  // cluster every node does this on its own CPU at once; here it is timed apart (prep_ms).
+  auto prep_start = SteadyClock::now();
+  {
+    std::atomic<long> next{0};
+    std::vector<std::unique_ptr<SmallThread>> preppers;
+    for (long t = 0; t < std::min<long>(threads, 8); ++t) {
+      preppers.push_back(std::make_unique<SmallThread>([&] {
+        for (long i; (i = next++) < n;) {
+          hs[i].agent->Start();
+          hs[i].started = true;
+          hs[i].agent->Step();
+        }
+      }));
+    }
+    for (auto& t : preppers) t->Join();
+  }
+  double prep_ms = Ms(SteadyClock::now() - prep_start);
+  long not_gated = 0;
+  for (auto& h : hs) not_gated += h.client->gated != 1 || h.client->grants != 0;
+  if (not_gated > 0) Die(std::to_string(not_gated) + " agents did not stop at the start gate");
+  gate = true;
 
   // Run queue: every agent is due at t0; a worker steps the earliest due agent and puts it
   // back at now + the delay Step() asked for, until it is ready.
@@ -598,19 +695,27 @@ int Sim(const Args& a) {
     }
   }
   size_t problems = remaining == 0 ? Verify(pool_dir, nodes, hosts) : remaining;
+  uint64_t connections = 0;
+  for (auto& h : hs) connections += h.client->connections();
   std::printf("%ld simulated holders in one process (%ld worker threads, settle %ld ms really slept, "
-              "heartbeat 1 s): %s in %.0f ms; per-holder p50 %.0f ms, p90 %.0f ms; problems %zu\n",
-              n, threads, settle_ms, remaining == 0 ? "all hold distinct licenses" : "NOT all licensed",
-              total_ms, Percentile(done, 0.5), Percentile(done, 0.9), problems);
+              "heartbeat %ld s): %s in %.0f ms from the start gate (start-up and candidate choice "
+              "before it: %.0f ms); per-holder p50 %.0f ms, p90 %.0f ms; problems %zu; "
+              "%lu TCP connections to tokenmgr\n",
+              n, threads, settle_ms, heartbeat_s,
+              remaining == 0 ? "all hold distinct licenses" : "NOT all licensed", total_ms, prep_ms,
+              Percentile(done, 0.5), Percentile(done, 0.9), problems,
+              static_cast<unsigned long>(connections));
   std::printf("  mutex grants %lu (%lu did not end in a claim), long-poll timeouts %lu, client errors %lu; "
               "time held per grant under load: mean %.0f us, p50 %.0f us, p90 %.0f us; sum %.0f ms\n",
               static_cast<unsigned long>(grants), static_cast<unsigned long>(grants - (n - remaining)),
               static_cast<unsigned long>(timeouts), static_cast<unsigned long>(errors), Mean(held_us),
               Percentile(held_us, 0.5), Percentile(held_us, 0.9), held_sum_ms);
-  std::printf("RESULT mode=sim n=%ld threads=%ld settle_ms=%ld total_ms=%.1f p50_ms=%.1f p90_ms=%.1f "
+  std::printf("RESULT mode=sim n=%ld threads=%ld settle_ms=%ld heartbeat_s=%ld prep_ms=%.1f "
+              "total_ms=%.1f p50_ms=%.1f p90_ms=%.1f "
               "unlicensed=%ld problems=%zu grants=%lu wasted_grants=%lu wait_timeouts=%lu "
               "held_mean_us=%.1f held_sum_ms=%.1f\n",
-              n, threads, settle_ms, total_ms, Percentile(done, 0.5), Percentile(done, 0.9), remaining,
+              n, threads, settle_ms, heartbeat_s, prep_ms, total_ms, Percentile(done, 0.5),
+              Percentile(done, 0.9), remaining,
               problems, static_cast<unsigned long>(grants),
               static_cast<unsigned long>(grants - (n - remaining)), static_cast<unsigned long>(timeouts),
               Mean(held_us), held_sum_ms);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Model-checks model/claim.pml with spin. Exits non-zero on any counterexample.
 #   model/run.sh           exhaustive safety (2 nodes, 1 node fault + 1 tokenmgr restart),
-#                          liveness under weak fairness, and a self-test that a broken fence
-#                          is caught (about 2 minutes on one core)
+#                          liveness under weak fairness, and self-tests that a broken fence and
+#                          a skipped settle are caught (about 2 minutes on one core)
 #   model/run.sh --deep    additionally 3 nodes, heartbeat = 2 ticks, 2 faults: bitstate
 #                          (approximate, not exhaustive), bounded to DEEP_SECONDS (default 600)
 # A counterexample leaves its trail in $WORK (printed); replay with the printed spin -t command.
@@ -48,6 +48,10 @@ check liveness pass "-a -f -m400000 -N live" "-DCOLLAPSE -DNFAIR=3 -DMEMLIM=3500
 # Self-test: fencing only at the claim TTL (no margin) must let two live nodes overlap.
 check broken-fence fail "-m400000" "-DSAFETY -DCOLLAPSE -DMEMLIM=1000" "${SMALL[@]}" \
   -DTM_RESTARTS=0 -DFENCE=TTL
+# Self-test: installing a claim on a free license without the settle's wait must let two live
+# nodes overlap too (a writer from a lost or overlapping mutex lease lands after our read-back).
+check skip-settle-free fail "-m400000" "-DSAFETY -DCOLLAPSE -DMEMLIM=1000" "${SMALL[@]}" \
+  -DTM_RESTARTS=1 -DSKIP_SETTLE_FREE
 if [ "${1:-}" = --deep ]; then
   PAN_TIMEOUT=${DEEP_SECONDS:-600} check deep pass "-m1000000 -w31" "-DSAFETY -DBITSTATE -DMEMLIM=3500" \
     -DN=3 -DH=2 -DMAXTOK=6 -DFAULTS=2 -DTM_RESTARTS=1

@@ -83,6 +83,23 @@ StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body) {
   return g;
 }
 
+struct HttpTokenmgrClient::Transport {
+  net::io_context io;
+  std::optional<net::ip::address> numeric_host;  // an IP literal needs no resolver
+  std::unique_ptr<beast::tcp_stream> kept;        // open connection from the last Lock
+};
+
+HttpTokenmgrClient::HttpTokenmgrClient(ParsedUrl url, std::optional<std::string> auth,
+                                       std::chrono::milliseconds t)
+    : url_(std::move(url)), auth_(std::move(auth)), io_timeout_(t),
+      transport_(std::make_unique<Transport>()) {
+  beast::error_code ec;
+  auto address = net::ip::make_address(url_.host, ec);
+  if (!ec) transport_->numeric_host = address;
+}
+
+HttpTokenmgrClient::~HttpTokenmgrClient() = default;
+
 StatusOr<std::unique_ptr<HttpTokenmgrClient>> HttpTokenmgrClient::Create(
     const std::string& base_url, std::optional<std::string> auth_token,
     std::chrono::milliseconds io_timeout) {
@@ -95,81 +112,102 @@ StatusOr<std::unique_ptr<HttpTokenmgrClient>> HttpTokenmgrClient::Create(
 void HttpTokenmgrClient::Abort() {
   std::lock_guard<std::mutex> l(mu_);
   aborted_ = true;
-  if (current_) current_->stop();
+  transport_->io.stop();
 }
 
 StatusOr<HttpTokenmgrClient::Reply> HttpTokenmgrClient::Call(const std::string& method,
                                                              const std::string& target,
-                                                             std::chrono::milliseconds timeout) {
-  net::io_context io;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (aborted_) return Unavailable("aborted");
-    current_ = &io;
-  }
-  tcp::resolver resolver(io);
-  beast::tcp_stream stream(io);
-  beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64 * 1024);
-  parser.header_limit(16 * 1024);
+                                                             std::chrono::milliseconds timeout,
+                                                             Conn conn, bool keep_alive) {
+  Transport& t = *transport_;
+  std::unique_ptr<beast::tcp_stream> stream;
+  if (conn == Conn::kReuse) stream = std::move(t.kept);
+  t.kept.reset();  // anything else kept is closed: a Lock always opens a new connection
+  bool reused = stream != nullptr;
   bhttp::request<bhttp::empty_body> req(bhttp::string_to_verb(method), target, 11);
   req.set(bhttp::field::host, url_.host);
   req.set(bhttp::field::user_agent, "license-holder/1.0.0");
   if (auth_) req.set(bhttp::field::authorization, "Bearer " + *auth_);
-  req.keep_alive(false);
-  beast::error_code result;
-  bool done = false;
-  stream.expires_after(timeout);
-  resolver.async_resolve(url_.host, url_.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
-    if (ec) {
+  req.keep_alive(keep_alive);
+  for (;;) {
+    if (!stream) {
+      stream = std::make_unique<beast::tcp_stream>(t.io);
+      ++connections_opened_;
+    }
+    {
+      // Under mu_, so an Abort() either is seen here or stops the run() below.
+      std::lock_guard<std::mutex> l(mu_);
+      if (aborted_) return Unavailable("aborted");
+      t.io.restart();
+    }
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64 * 1024);
+    parser.header_limit(16 * 1024);
+    beast::error_code result;
+    bool done = false;
+    auto finish = [&](beast::error_code ec) {
       result = ec;
       done = true;
-      return;
-    }
-    stream.async_connect(r, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) {
-        result = ec;
-        done = true;
-        return;
-      }
-      bhttp::async_write(stream, req, [&](beast::error_code ec, size_t) {
-        if (ec) {
-          result = ec;
-          done = true;
-          return;
-        }
-        bhttp::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) {
-          result = ec;
-          done = true;
-        });
+    };
+    auto exchange = [&] {
+      bhttp::async_write(*stream, req, [&](beast::error_code ec, size_t) {
+        if (ec) return finish(ec);
+        bhttp::async_read(*stream, buffer, parser, [&](beast::error_code ec, size_t) { finish(ec); });
       });
-    });
-  });
-  io.run();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    current_ = nullptr;
-    if (aborted_) return Unavailable("aborted");
+    };
+    auto on_connect = [&](beast::error_code ec) {
+      if (ec) return finish(ec);
+      exchange();
+    };
+    tcp::resolver resolver(t.io);
+    stream->expires_after(timeout);
+    if (reused) {
+      exchange();
+    } else if (t.numeric_host) {
+      stream->async_connect(tcp::endpoint(*t.numeric_host, static_cast<uint16_t>(std::stoi(url_.port))),
+                            on_connect);
+    } else {
+      resolver.async_resolve(url_.host, url_.port,
+                             [&](beast::error_code ec, tcp::resolver::results_type r) {
+                               if (ec) return finish(ec);
+                               stream->async_connect(
+                                   r, [&](beast::error_code ec, const tcp::endpoint&) { on_connect(ec); });
+                             });
+    }
+    t.io.run();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (aborted_) return Unavailable("aborted");
+    }
+    if (!done) return Unavailable("tokenmgr call interrupted");
+    if (result && reused && !parser.got_some()) {
+      // The kept connection was closed under us before any reply: once more on a new one.
+      stream.reset();
+      reused = false;
+      continue;
+    }
+    if (result) {
+      return Unavailable("tokenmgr " + url_.host + ":" + url_.port + ": " + result.message());
+    }
+    if (keep_alive && parser.get().keep_alive()) t.kept = std::move(stream);
+    return Reply{static_cast<int>(parser.get().result_int()), parser.get().body()};
   }
-  if (!done) return Unavailable("tokenmgr call interrupted");
-  if (result) {
-    return Unavailable("tokenmgr " + url_.host + ":" + url_.port + ": " + result.message());
-  }
-  return Reply{static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
 StatusOr<LockGrant> HttpTokenmgrClient::Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                                              const std::string& holder) {
   std::string target = url_.base_path + "/lock/" + std::to_string(wait.count()) +
                        "?ttl=" + std::to_string(ttl.count()) + "&holder=" + holder;
-  auto reply = Call("GET", target, io_timeout_ + wait);
+  // A new connection, kept open after a grant for the Release inside the critical section.
+  auto reply = Call("GET", target, io_timeout_ + wait, Conn::kNew, /*keep_alive=*/true);
   if (!reply.ok()) return reply.status();
   return ParseLockResponse(reply->status, reply->body);
 }
 
 Status HttpTokenmgrClient::Release(const std::string& id) {
-  auto reply = Call("POST", url_.base_path + "/release/" + id, io_timeout_);
+  auto reply = Call("POST", url_.base_path + "/release/" + id, io_timeout_, Conn::kReuse,
+                    /*keep_alive=*/false);
   if (!reply.ok()) return reply.status();
   if (reply->status == 200) return Status::Ok();
   if (reply->status == 404) return NotFound("tokenmgr: lock id no longer held");

@@ -1,6 +1,11 @@
 // TokenmgrClient: what the license-holder needs from tokenmgr (take and give back the mutex).
 // HttpTokenmgrClient speaks the HTTP API with timeouts. Lock/Release are called from one
 // thread at a time; Abort() may be called from any thread to interrupt them (shutdown).
+// Every Lock opens a new connection (a long poll must never be sent twice); the connection
+// that brought a grant is kept open for the Release that follows, so giving the mutex back
+// inside the critical section costs no connect or name lookup. If that kept connection turns
+// out dead before any reply byte, the Release is retried once on a new one (a repeated
+// release is harmless: at worst 404).
 //
 //   auto client = HttpTokenmgrClient::Create("http://tokenmgr.bitfusion:8080/api/token", {});
 //   StatusOr<LockGrant> g = (*client)->Lock(10s, 10s, "gpu-node-7");
@@ -16,10 +21,6 @@
 #include <string>
 
 #include "common/status.h"
-
-namespace boost::asio {
-class io_context;
-}
 
 namespace lm::client {
 
@@ -55,28 +56,36 @@ class HttpTokenmgrClient final : public TokenmgrClient {
   static StatusOr<std::unique_ptr<HttpTokenmgrClient>> Create(
       const std::string& base_url, std::optional<std::string> auth_token,
       std::chrono::milliseconds io_timeout = std::chrono::seconds(5));
+  ~HttpTokenmgrClient() override;
 
   StatusOr<LockGrant> Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                            const std::string& holder) override;
   Status Release(const std::string& id) override;
   void Abort() override;
 
+  // TCP connections opened so far (tests and benchmarks; loop thread only).
+  uint64_t connections_opened() const { return connections_opened_; }
+
  private:
-  HttpTokenmgrClient(ParsedUrl url, std::optional<std::string> auth, std::chrono::milliseconds t)
-      : url_(std::move(url)), auth_(std::move(auth)), io_timeout_(t) {}
+  HttpTokenmgrClient(ParsedUrl url, std::optional<std::string> auth, std::chrono::milliseconds t);
   struct Reply {
     int status = 0;
     std::string body;
   };
+  enum class Conn { kNew, kReuse };  // kReuse: the kept connection, if there is one
   StatusOr<Reply> Call(const std::string& method, const std::string& target,
-                       std::chrono::milliseconds timeout);
+                       std::chrono::milliseconds timeout, Conn conn, bool keep_alive);
 
   ParsedUrl url_;
   std::optional<std::string> auth_;
   std::chrono::milliseconds io_timeout_;
+  // One io_context for the client's lifetime (no per-call epoll, timer and resolver thread) and
+  // the connection kept from the last Lock; used by the loop thread (Abort only stops it).
+  struct Transport;
+  std::unique_ptr<Transport> transport_;
+  uint64_t connections_opened_ = 0;
   std::mutex mu_;
-  boost::asio::io_context* current_ = nullptr;  // Guarded by mu_
-  bool aborted_ = false;                        // Guarded by mu_
+  bool aborted_ = false;  // Guarded by mu_
 };
 
 }  // namespace lm::client

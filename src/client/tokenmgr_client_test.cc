@@ -2,6 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 namespace lm::client {
 namespace {
 
@@ -40,6 +48,115 @@ TEST(ParseLockResponse, BusyAndErrors) {
   // The seed's tokenmgr answers without a token: refuse, since claims need fencing.
   EXPECT_EQ(ParseLockResponse(200, R"({"id":"bea9eccb-f571-498d-ba46-42a5cbe25bd7"})").status().code(),
             StatusCode::kUnavailable);
+}
+
+// A one-thread HTTP server on 127.0.0.1:0 that answers a grant to every lock and 200 to every
+// release, serves connections one after another, and records what it saw.
+class StubTokenmgr {
+ public:
+  // close_after_lock: close each connection right after answering a lock (keep-alive promised).
+  explicit StubTokenmgr(bool close_after_lock) : close_after_lock_(close_after_lock) {
+    namespace net = boost::asio;
+    acceptor_.open(net::ip::tcp::v4());
+    acceptor_.bind({net::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~StubTokenmgr() {
+    stop_ = true;
+    boost::system::error_code ec;
+    // Wake the accept with one last connection.
+    boost::asio::ip::tcp::socket s(io_);
+    s.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/api/token"; }
+  int connections() const { return connections_; }
+  // Request targets in order, each prefixed with the connection number.
+  std::vector<std::string> seen() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return seen_;
+  }
+
+ private:
+  void Serve() {
+    namespace bhttp = boost::beast::http;
+    while (!stop_) {
+      boost::asio::ip::tcp::socket sock(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(sock, ec);
+      if (ec || stop_) return;
+      int conn = ++connections_;
+      boost::beast::flat_buffer buf;
+      for (;;) {
+        bhttp::request<bhttp::empty_body> req;
+        bhttp::read(sock, buf, req, ec);
+        if (ec) break;
+        std::string target(req.target());
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          seen_.push_back(std::to_string(conn) + " " + target);
+        }
+        bool lock = target.find("/lock/") != std::string::npos;
+        bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
+        res.body() = lock ? R"({"id":"g1","token":5,"ttl":10})" : "{}";
+        res.keep_alive(req.keep_alive());
+        res.prepare_payload();
+        bhttp::write(sock, res, ec);
+        if (ec || !req.keep_alive() || (lock && close_after_lock_)) break;
+      }
+    }
+  }
+  bool close_after_lock_;
+  mutable std::mutex mu_;
+  std::vector<std::string> seen_;  // Guarded by mu_
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  std::thread thread_;
+};
+
+TEST(HttpTokenmgrClient, ReleaseReusesTheGrantsConnection) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  auto g = (*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  ASSERT_TRUE((*c)->Release(g->id).ok());
+  EXPECT_EQ((*c)->connections_opened(), 1u);
+  // The next lock opens a new connection (a long poll is never sent on a kept one).
+  ASSERT_TRUE((*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1").ok());
+  EXPECT_EQ((*c)->connections_opened(), 2u);
+  auto seen = tm.seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].substr(0, 2), "1 ");
+  EXPECT_EQ(seen[1], "1 /api/token/release/g1");
+  EXPECT_EQ(seen[2].substr(0, 2), "2 ");
+}
+
+TEST(HttpTokenmgrClient, ReleaseRetriesOnceWhenTheKeptConnectionWasClosed) {
+  StubTokenmgr tm(/*close_after_lock=*/true);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  auto g = (*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  Status s = (*c)->Release(g->id);
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ((*c)->connections_opened(), 2u);
+  auto seen = tm.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], "2 /api/token/release/g1");
+}
+
+TEST(HttpTokenmgrClient, AbortedClientFailsFast) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  (*c)->Abort();
+  EXPECT_EQ((*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1").status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(tm.connections(), 0);
 }
 
 }  // namespace

@@ -172,13 +172,15 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
       out.push_back({name, Candidate::kMine, v.fingerprint});
     }
   }
-  // 2. Free licenses, in this node's rendezvous order, stopping at the first few.
+  // 2. Free licenses, in this node's rendezvous order, stopping at the first few. Several, so
+  // that nodes started together and chasing the same license rarely come away empty: each
+  // extra candidate costs one claim read under the mutex, and only when the earlier are taken.
   size_t free_found = 0;
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
     if (std::find(bad_licenses_.begin(), bad_licenses_.end(), name) != bad_licenses_.end()) continue;
     if (pool_.ReadClaim(name).state == ClaimState::kFree) {
       out.push_back({name, Candidate::kFree, ""});
-      if (++free_found >= 2) break;
+      if (++free_found >= kMaxCandidates) break;
     }
   }
   // 3. Nothing free: scan everything, which also keeps the staleness history warm.
@@ -364,7 +366,9 @@ std::chrono::nanoseconds Agent::Acquire() {
   if (Status s = client_.Release(grant->id); !s.ok()) {
     spdlog::info("mutex release: {} (the lease expires by itself)", s.message());
   }
-  if (!chosen) return std::chrono::milliseconds(200);
+  // Nothing claimable among the candidates (others were faster): choose afresh and queue again
+  // at once; a short pause only keeps a node with bad luck from spinning.
+  if (!chosen) return std::chrono::milliseconds(10);
   if (!Settle(*chosen, grant->token)) return std::chrono::milliseconds(10);
 
   phase_ = Phase::kHolding;
