@@ -212,10 +212,20 @@ holder::AgentConfig SimConfig(const std::string& pool, const std::string& host_d
   return c;
 }
 
+// Wall clock in ms: claims carry the holder's wall-clock claim time, so the time until the last
+// claim is measured on the same (one machine's) clock.
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Checks that every host dir holds a license, all distinct, each claimed by its node in the
-// pool. Returns the number of problems (printed).
+// pool. Returns the number of problems (printed). *last_claim_ms: the latest claimed_at_ms of
+// those claims (wall clock, stamped by the holder just before it wrote its claim).
 size_t Verify(const std::string& pool_dir, const std::vector<std::string>& nodes,
-              const std::vector<std::string>& host_dirs) {
+              const std::vector<std::string>& host_dirs, int64_t* last_claim_ms) {
+  *last_claim_ms = 0;
   license::PosixFilesystem fs;
   license::Pool pool(fs, pool_dir);
   std::map<std::string, std::string> owner;
@@ -238,6 +248,8 @@ size_t Verify(const std::string& pool_dir, const std::vector<std::string>& nodes
     auto v = pool.ReadClaim(lic);
     if (v.state != license::ClaimState::kClaimed || v.record->node != nodes[i]) {
       if (++problems <= 5) std::printf("  verify: claim of %s does not name %s\n", lic.c_str(), nodes[i].c_str());
+    } else {
+      *last_claim_ms = std::max(*last_claim_ms, v.record->claimed_at_ms);
     }
   }
   return problems;
@@ -425,6 +437,7 @@ int Procs(const Args& a) {
     }
   }
   auto t0 = SteadyClock::now();
+  const int64_t t0_wall_ms = WallMs();
   if (tm_pid > 0) {
     ::kill(tm_pid, SIGCONT);
     g_stopped_tokenmgr = 0;
@@ -474,7 +487,9 @@ int Procs(const Args& a) {
       rss_file.push_back(StatusKiB(p, "RssFile") / 1024.0);
     }
   }
-  size_t problems = remaining == 0 ? Verify(pool_dir, nodes, hosts) : remaining;
+  int64_t last_claim_ms = 0;
+  size_t problems = remaining == 0 ? Verify(pool_dir, nodes, hosts, &last_claim_ms) : remaining;
+  const double claimed_ms = last_claim_ms > 0 ? double(last_claim_ms - t0_wall_ms) : -1;
 
   // Stop every holder by PID: SIGTERM, then SIGKILL after 5 s.
   for (pid_t p : g_children) {
@@ -526,12 +541,12 @@ int Procs(const Args& a) {
   std::printf("RESULT mode=procs n=%ld settle_ms=%ld heartbeat_s=%ld total_ms=%.1f spawn_ms=%.1f "
               "barrier_ms=%.1f queued=%ld from_fork_ms=%.1f p50_ms=%.1f "
               "p90_ms=%.1f unlicensed=%ld problems=%zu rss_median_mib=%.2f rss_max_mib=%.2f "
-              "rss_anon_mib=%.2f rss_file_mib=%.2f\n",
+              "rss_anon_mib=%.2f rss_file_mib=%.2f claimed_ms=%.1f\n",
               n, settle_ms, heartbeat_s, total_ms, spawn_ms, barrier_ms, queued,
               total_ms + Ms(t0 - fork_start), Percentile(done, 0.5), Percentile(done, 0.9),
               remaining, problems, Percentile(rss_later.empty() ? rss_now : rss_later, 0.5),
               std::max(Percentile(rss_now, 1.0), Percentile(rss_later, 1.0)),
-              Percentile(rss_anon, 0.5), Percentile(rss_file, 0.5));
+              Percentile(rss_anon, 0.5), Percentile(rss_file, 0.5), claimed_ms);
   return remaining == 0 && problems == 0 && died.empty() ? 0 : 1;
 }
 
@@ -626,6 +641,7 @@ int Sim(const Args& a) {
   long remaining = n;
   bool go = false;
   SteadyClock::time_point t0;
+  int64_t t0_wall_ms = 0;
   SteadyClock::time_point deadline;
 
   auto worker = [&] {
@@ -669,6 +685,7 @@ int Sim(const Args& a) {
   {
     std::lock_guard<std::mutex> l(mu);
     t0 = SteadyClock::now();
+    t0_wall_ms = WallMs();
     deadline = t0 + std::chrono::seconds(timeout_s);
     for (long i = 0; i < n; ++i) queue.push({t0, i});
     go = true;
@@ -694,7 +711,9 @@ int Sim(const Args& a) {
       held_sum_ms += Ms(x);
     }
   }
-  size_t problems = remaining == 0 ? Verify(pool_dir, nodes, hosts) : remaining;
+  int64_t last_claim_ms = 0;
+  size_t problems = remaining == 0 ? Verify(pool_dir, nodes, hosts, &last_claim_ms) : remaining;
+  const double claimed_ms = last_claim_ms > 0 ? double(last_claim_ms - t0_wall_ms) : -1;
   uint64_t connections = 0;
   for (auto& h : hs) connections += h.client->connections();
   std::printf("%ld simulated holders in one process (%ld worker threads, settle %ld ms really slept, "
@@ -713,12 +732,12 @@ int Sim(const Args& a) {
   std::printf("RESULT mode=sim n=%ld threads=%ld settle_ms=%ld heartbeat_s=%ld prep_ms=%.1f "
               "total_ms=%.1f p50_ms=%.1f p90_ms=%.1f "
               "unlicensed=%ld problems=%zu grants=%lu wasted_grants=%lu wait_timeouts=%lu "
-              "held_mean_us=%.1f held_sum_ms=%.1f\n",
+              "held_mean_us=%.1f held_sum_ms=%.1f claimed_ms=%.1f\n",
               n, threads, settle_ms, heartbeat_s, prep_ms, total_ms, Percentile(done, 0.5),
               Percentile(done, 0.9), remaining,
               problems, static_cast<unsigned long>(grants),
               static_cast<unsigned long>(grants - (n - remaining)), static_cast<unsigned long>(timeouts),
-              Mean(held_us), held_sum_ms);
+              Mean(held_us), held_sum_ms, claimed_ms);
   std::fflush(stdout);
   // Agents are not destroyed: nothing to release (the run's pool is thrown away), and tearing
   // down thousands of them only costs time.
