@@ -109,6 +109,13 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.add_option("--pool-dir", pool_dir, "license pool, read-only, for the web page (env POOL_DIR)");
   app.add_option("--max-connections", max_conn, "open connection limit (env MAX_CONNECTIONS, 4096)");
   app.add_option("--max-waiters", max_waiters, "waiter queue limit (env MAX_WAITERS, 10000)");
+  std::optional<std::string> max_header_bytes, max_header_count, max_body_bytes;
+  app.add_option("--max-header-bytes", max_header_bytes,
+                 "request line + headers limit (env MAX_HEADER_BYTES, 8192)");
+  app.add_option("--max-header-count", max_header_count,
+                 "request header field limit (env MAX_HEADER_COUNT, 64)");
+  app.add_option("--max-body-bytes", max_body_bytes,
+                 "request body limit (env MAX_BODY_BYTES, 65536)");
   app.add_option("--idle-timeout", idle_timeout, "keep-alive idle seconds (env IDLE_TIMEOUT, 60)");
   app.add_option("--read-timeout", read_timeout, "seconds to read one request (env READ_TIMEOUT, 10)");
   app.add_option("--store", store, "embedded or etcd (env STORE, default embedded)");
@@ -155,6 +162,17 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   auto rt = num(read_timeout, "READ_TIMEOUT", "--read-timeout", 3600, 10);
   if (!rt.ok()) return rt.status();
   if (*it < 1 || *rt < 1) return InvalidArgument("IDLE_TIMEOUT and READ_TIMEOUT must be >= 1");
+  auto mhb = num(max_header_bytes, "MAX_HEADER_BYTES", "--max-header-bytes", 1 << 20, 8192);
+  if (!mhb.ok()) return mhb.status();
+  if (*mhb < 256) return InvalidArgument("MAX_HEADER_BYTES/--max-header-bytes must be >= 256");
+  auto mhc = num(max_header_count, "MAX_HEADER_COUNT", "--max-header-count", 10000, 64);
+  if (!mhc.ok()) return mhc.status();
+  if (*mhc < 4) return InvalidArgument("MAX_HEADER_COUNT/--max-header-count must be >= 4");
+  auto mbb = num(max_body_bytes, "MAX_BODY_BYTES", "--max-body-bytes", 16 << 20, 65536);
+  if (!mbb.ok()) return mbb.status();
+  c.server.max_header_bytes = static_cast<size_t>(*mhb);
+  c.server.max_header_count = static_cast<size_t>(*mhc);
+  c.server.max_body_bytes = static_cast<size_t>(*mbb);
   c.lock.default_ttl = lock::Seconds(*ld);
   c.lock.max_ttl = lock::Seconds(*mt);
   c.lock.max_wait = lock::Seconds(*mw);

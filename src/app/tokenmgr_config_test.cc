@@ -55,12 +55,28 @@ TEST(TokenmgrConfig, BadEnvValuesNameTheVariable) {
       {"LOCKDURATION", "0"},     {"LOCKDURATION", "1.5"}, {"MAX_WAIT", "0x10"},
       {"MAX_TTL", "99999999999"}, {"LOG_FORMAT", "xml"},  {"MAX_CONNECTIONS", "0"},
       {"AUTH_TOKEN_FILE", "/nonexistent/token"},
+      {"MAX_HEADER_BYTES", "100"}, {"MAX_HEADER_BYTES", "99999999"}, {"MAX_HEADER_COUNT", "2"},
+      {"MAX_HEADER_COUNT", "x"},   {"MAX_BODY_BYTES", "-5"},       {"MAX_BODY_BYTES", "1e9"},
   };
   for (auto [var, value] : bad) {
     auto c = Parse({}, {{var, value}});
     ASSERT_FALSE(c.ok()) << var << "=" << value;
     EXPECT_NE(c.status().message().find(var), std::string::npos) << c.status().message();
   }
+}
+
+TEST(TokenmgrConfig, RequestLimitsAreConfigurable) {
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->server.max_header_bytes, 8192u);
+  EXPECT_EQ(d->server.max_header_count, 64u);
+  EXPECT_EQ(d->server.max_body_bytes, 65536u);
+  auto c = Parse({"--max-header-count", "10"},
+                 {{"MAX_HEADER_BYTES", "4096"}, {"MAX_HEADER_COUNT", "20"}, {"MAX_BODY_BYTES", "0"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->server.max_header_bytes, 4096u);
+  EXPECT_EQ(c->server.max_header_count, 10u);  // the flag wins
+  EXPECT_EQ(c->server.max_body_bytes, 0u);     // no request of ours has a body
 }
 
 TEST(TokenmgrConfig, LockDurationAboveMaxTtlIsRejected) {

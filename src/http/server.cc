@@ -141,6 +141,15 @@ class Session : public std::enable_shared_from_this<Session> {
         beast::error_code ec;
         size_t used = parser_->put(buffer_.data(), ec);
         buffer_.consume(used);
+        if (!ec && parser_->is_header_done() && !header_checked_) {
+          header_checked_ = true;
+          size_t fields = 0;
+          for (auto it = parser_->get().begin(); it != parser_->get().end(); ++it) ++fields;
+          if (fields > server_->opts.max_header_count) {
+            ++server_->stats.bad_requests;
+            return SendAndClose(431, "too many request header fields");
+          }
+        }
         if (!ec && parser_->is_done()) return OnRequest();
         if (ec && ec != bhttp::error::need_more) return OnParseError(ec);
         if (!ec && used > 0) continue;  // the parser took something; it may take more
@@ -166,6 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kReading;
     SetDeadline(server_->opts.read_timeout);
     parser_.emplace();
+    header_checked_ = false;
     parser_->header_limit(static_cast<uint32_t>(server_->opts.max_header_bytes));
     parser_->body_limit(server_->opts.max_body_bytes);
     parser_->eager(true);
@@ -351,6 +361,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool busy_ = false;
   bool watching_ = false;
+  bool header_checked_ = false;
 };
 
 void HttpServer::Impl::StartSweep() {

@@ -6,8 +6,8 @@
 //   StatusOr<uint16_t> port = server.Listen("127.0.0.1", 0);  // 0 = pick a free port
 //   io.run();  // until Stop() and the last connection closed
 //
-// Bounds: header bytes, body bytes, open connections, time to read a request, keep-alive idle
-// time. A client past a bound gets a clear 4xx/503 or a closed connection, never a stuck server.
+// Bounds: header bytes, header count, body bytes, open connections, time to read a request,
+// keep-alive idle time. A client past a bound gets a clear 4xx/503 or a closed connection, never a stuck server.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -22,7 +22,8 @@
 namespace lm::http {
 
 struct ServerOptions {
-  size_t max_header_bytes = 8 * 1024;
+  size_t max_header_bytes = 8 * 1024;  // request line and all header fields
+  size_t max_header_count = 64;        // header fields
   size_t max_body_bytes = 64 * 1024;
   size_t max_connections = 4096;
   std::chrono::milliseconds read_timeout{10000};  // from first byte to whole request

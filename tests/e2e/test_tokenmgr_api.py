@@ -358,6 +358,27 @@ def test_many_headers_get_431_or_close(tm):
     assert procs.request(tm.port, "GET", "/healthz")[0] == 200
 
 
+def test_request_limits_are_configurable(start_tm):
+    t = start_tm(args=["--max-header-count", "8", "--max-header-bytes", "1024",
+                       "--max-body-bytes", "16"])
+
+    def ask(extra_headers=b"", body=b""):
+        req = (b"POST /api/token/release/abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+               extra_headers +
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return parse_raw_response(raw_exchange(t.port, req))
+
+    # At the limits: answered (404: no such lock). One past each: refused with a clear 4xx.
+    five = b"".join(b"X-H%d: v\r\n" % i for i in range(5))  # + 3 fields of ask() = 8
+    assert ask(five, b"a" * 16)[0] == 404
+    code, _, body = ask(five + b"X-Extra: v\r\n")
+    assert code == 431 and b"too many request header fields" in body
+    assert ask(b"X-Big: " + b"a" * 2000 + b"\r\n")[0] == 431
+    assert ask(body=b"a" * 17)[0] == 413
+    assert procs.request(t.port, "GET", "/healthz")[0] == 200
+    assert metrics(t.port)["tokenmgr_http_bad_requests_total"] >= 3
+
+
 def test_overlong_url_gets_4xx_or_close(tm):
     req = b"GET /api/token/lock/0?holder=" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
     out = raw_exchange(tm.port, req)
