@@ -52,7 +52,8 @@ StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Open(boost::asio::io
                                                                  lock::Options options,
                                                                  EtcdStoreOptions store) {
   if (store.prefix.empty()) return InvalidArgument("etcd key prefix must not be empty");
-  auto etcd = EtcdClient::Create(io, {.endpoints = store.endpoints, .timeout = store.timeout});
+  auto etcd = EtcdClient::Create(
+      io, {.endpoints = store.endpoints, .timeout = store.timeout, .tls = store.tls});
   if (!etcd.ok()) return etcd.status();
   std::unique_ptr<EtcdLockService> s(
       new EtcdLockService(io, clock, options, std::move(store), std::move(*etcd)));
@@ -227,6 +228,13 @@ void EtcdLockService::Probe() {
 }
 
 void EtcdLockService::SetHealthy(bool healthy, const std::string& why) {
+  if (!healthy && !healthy_ && why != unhealthy_why_) {
+    // Still down, for a new reason (e.g. never reached, then a TLS handshake failure): 503s
+    // name the latest one.
+    unhealthy_why_ = why;
+    spdlog::error("etcd unavailable: {}", why);
+    return;
+  }
   if (healthy == healthy_) return;
   healthy_ = healthy;
   if (healthy) {

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import procs
-from etcd_util import EtcdCluster, etcd, etcd_env, kill_all, wait_ready  # noqa: F401 (fixture)
+from etcd_util import EtcdCluster, etcd, etcd_env, kill_all, lock, wait_ready  # noqa: F401
 from tokenmgr_util import UUID4
 
 
@@ -41,13 +41,6 @@ def replicas(tmp_path):
 
     yield start
     kill_all(started)
-
-
-def lock(port, timeout=0, **query):
-    q = "&".join(f"{k}={v}" for k, v in query.items())
-    s, _, body = procs.request(port, "GET", f"/api/token/lock/{timeout}" + (f"?{q}" if q else ""),
-                               timeout=timeout + 10)
-    return s, json.loads(body)
 
 
 def release(port, lock_id):
@@ -241,14 +234,17 @@ def test_tokens_keep_increasing_across_restarts_of_every_replica(etcd, replicas)
     second = replicas(etcd, 2, prefix)
     s, g2 = lock(second[1].port, ttl=30)
     assert s == 200 and g2["token"] > g1["token"]
-    assert status(second[0].port)["token"] == g2["token"]
+    eventually_status(second[0].port, lambda st: st["token"] == g2["token"], "grant seen on [0]")
 
 
 def test_bad_store_config_stops_start_up(tmp_path):
     for env, needle in [({"STORE": "etcd"}, "ETCD_ENDPOINTS"),
                         ({"STORE": "zookeeper"}, "STORE"),
-                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379"}, "TLS"),
+                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379,http://f:2379"},
+                         "mixes"),
                         ({"STORE": "etcd", "ETCD_ENDPOINTS": "http://e:2379",
+                          "ETCD_CACERT": "/x"}, "https://"),
+                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379",
                           "ETCD_CERT": "/x"}, "ETCD_CERT")]:
         t = procs.Tokenmgr(workdir=str(tmp_path), env=env, state_file=False)
         assert t.start(expect_fail=True) == 2
