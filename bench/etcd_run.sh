@@ -9,30 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode=()
-case "${1:-}" in
-  --quick) mode=(--quick) ;;
-  "") ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
-
-build="${LM_BUILD_DIR:-build/release}"
-tokenmgr="$build/src/bin/tokenmgr"
-driver="$build/bench/lock_bench"
-for bin in "$tokenmgr" "$driver"; do
-  if [ ! -x "$bin" ]; then
-    echo "bench: $bin not found; build first, e.g. cmake --preset release &&" \
-         "cmake --build --preset release (needs libhiredis-dev for lock_bench)" >&2
-    exit 2
-  fi
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh "$@"
 for tool in etcd etcdctl; do
   command -v "$tool" >/dev/null ||
     { echo "bench: $tool not installed (apt-get install etcd-server etcd-client)" >&2; exit 2; }
 done
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 
 etcd_port="$(free_port)"
 etcd_peer="$(free_port)"

@@ -1,6 +1,25 @@
 # Shared by bench/run.sh and bench/etcd_run.sh (sourced, not run): a temp work dir, servers
 # started in the background and stopped by PID on exit, and readiness polling.
-# Needs $tokenmgr (the binary) before start_tokenmgr is called.
+# Source it with the script's arguments: it parses [--quick] into $mode and checks the binaries
+# ($tokenmgr, $driver = lock_bench, from $LM_BUILD_DIR, default build/release).
+
+mode=()
+case "${1:-}" in
+  --quick) mode=(--quick) ;;
+  "") ;;
+  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+build="${LM_BUILD_DIR:-build/release}"
+tokenmgr="$build/src/bin/tokenmgr"
+driver="$build/bench/lock_bench"
+for bin in "$tokenmgr" "$driver"; do
+  if [ ! -x "$bin" ]; then
+    echo "bench: $bin not found; build first, e.g. cmake --preset release &&" \
+         "cmake --build --preset release (needs libhiredis-dev for lock_bench)" >&2
+    exit 2
+  fi
+done
 
 work="$(mktemp -d /tmp/lm-bench.XXXXXX)"
 pids=()

@@ -7,23 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode=()
-case "${1:-}" in
-  --quick) mode=(--quick) ;;
-  "") ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
-
-build="${LM_BUILD_DIR:-build/release}"
-tokenmgr="$build/src/bin/tokenmgr"
-driver="$build/bench/lock_bench"
-for bin in "$tokenmgr" "$driver"; do
-  if [ ! -x "$bin" ]; then
-    echo "bench: $bin not found; build first, e.g. cmake --preset release &&" \
-         "cmake --build --preset release (needs libhiredis-dev for lock_bench)" >&2
-    exit 2
-  fi
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh "$@"
 command -v redis-server >/dev/null || { echo "bench: redis-server not installed (apt-get install redis-server)" >&2; exit 2; }
 
 # 1,000 idle connections on each side plus the contending clients need file descriptors.
@@ -32,8 +17,6 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
 fi
 echo "bench: open-file limit $(ulimit -n)" >&2
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 
 start_redis() {  # name, then extra redis-server flags; sets redis_port/redis_pid
   local dir="$work/$1"; shift
