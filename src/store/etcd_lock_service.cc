@@ -325,16 +325,15 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
 void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
   w->trying = true;
   std::weak_ptr<bool> a = alive_;
-  etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(w->ttl.count())}},
-              [this, w, fast_path, a](StatusOr<json> lease) {
+  TakeLease(w->ttl, [this, w, fast_path, a](StatusOr<int64_t> lease) {
     if (!Alive(a)) return;
     if (!lease.ok()) {
       w->trying = false;
       SetHealthy(false, lease.status().message());
       return Finish(w, Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
     }
-    int64_t lease_id = JsonInt(*lease, "ID");
-    if (w->finished) return Revoke(lease_id);
+    int64_t lease_id = *lease;
+    if (w->finished) return SpareLease(w->ttl, lease_id);
     std::string id = NewUuidV4();
     json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0)});
     if (fast_path) {
@@ -356,7 +355,7 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
       }
       if (!r->value("succeeded", false)) {
-        Revoke(lease_id);
+        SpareLease(w->ttl, lease_id);  // the txn did not apply: the lease is still unused
         if (w->finished) return;
         std::optional<Record> current;
         for (const json& resp : r->value("responses", json::array())) {
@@ -512,38 +511,49 @@ Status EtcdLockService::NotHeld(const std::string& id) const {
 void EtcdLockService::Release(std::string id, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
   if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  if (lock_ && lock_->mod_revision > 0 && ConstantTimeEquals(lock_->id, id)) {
+    // This replica granted it or watched it: try that version at once (no read first). If the
+    // key changed meanwhile, the txn's compare fails and the attempts below read etcd.
+    return ReleaseTxn(*lock_, std::move(id), 3, std::move(done));
+  }
   ReleaseAttempt(std::move(id), 3, std::move(done));
 }
 
 void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDone done) {
-  std::weak_ptr<bool> a = alive_;
-  ReadLock([this, id, attempts_left, done = std::move(done), a](
-               StatusOr<std::optional<Record>> cur) mutable {
+  ReadLock([this, id, attempts_left,
+            done = std::move(done)](StatusOr<std::optional<Record>> cur) mutable {
     if (!cur.ok()) return done(cur.status());
     if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
-    Record rec = **cur;
-    json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
-                {"success", json::array({Delete(lock_key_)})},
-                {"failure", json::array()}};
-    etcd_->Call("/v3/kv/txn", txn, [this, id, attempts_left, done = std::move(done), a,
-                                    rec](StatusOr<json> r) mutable {
-      if (!Alive(a)) return;
-      if (!r.ok()) {
-        SetHealthy(false, r.status().message());
-        return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      if (!r->value("succeeded", false)) {
-        // Changed under us (expired, or renewed concurrently): look again.
-        if (attempts_left <= 1) return done(NotHeld(id));
-        return ReleaseAttempt(std::move(id), attempts_left - 1, std::move(done));
-      }
-      ++counters_.releases;
-      Revoke(rec.lease);
-      if (lock_ && lock_->token == rec.token) lock_.reset();
-      done(Status::Ok());
-      Pump();
-    });
+    ReleaseTxn(**cur, std::move(id), attempts_left, std::move(done));
   });
+}
+
+// Deletes the lock key if it is still the version `rec` (read from etcd or the mirror).
+void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done) {
+  json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", json::array({Delete(lock_key_)})},
+              {"failure", json::array()}};
+  etcd_->Call(
+      "/v3/kv/txn", txn,
+      [this, id, attempts_left, done = std::move(done), a = std::weak_ptr<bool>(alive_),
+       rec](StatusOr<json> r) mutable {
+        if (!Alive(a)) return;
+        if (!r.ok()) {
+          SetHealthy(false, r.status().message());
+          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+        }
+        if (!r->value("succeeded", false)) {
+          // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
+          // again.
+          if (attempts_left <= 1) return done(NotHeld(id));
+          return ReleaseAttempt(std::move(id), attempts_left - 1, std::move(done));
+        }
+        ++counters_.releases;
+        SpareLease(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
+        if (lock_ && lock_->token == rec.token) lock_.reset();
+        done(Status::Ok());
+        Pump();
+      });
 }
 
 void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
@@ -603,6 +613,45 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
   });
 }
 
+void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<int64_t>)> done) {
+  auto grant = [this, ttl](std::function<void(StatusOr<int64_t>)> done) {
+    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
+                [done = std::move(done)](StatusOr<json> r) {
+                  if (!r.ok()) return done(r.status());
+                  done(JsonInt(*r, "ID"));
+                });
+  };
+  auto it = spare_leases_.find(ttl.count());
+  if (it == spare_leases_.end()) return grant(std::move(done));
+  int64_t lease = it->second;
+  spare_leases_.erase(it);
+  // A keepalive restarts the lease's full TTL now, as a grant would; etcd's leader answers it
+  // without a raft write. Expired meanwhile (TTL 0) or no answer: grant a new one.
+  etcd_->Call(
+      "/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
+      [this, ttl, lease, grant, done = std::move(done),
+       a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
+        if (!Alive(a)) return;
+        if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") >= ttl.count()) {
+          return done(lease);
+        }
+        grant(std::move(done));
+      },
+      true);
+}
+
+void EtcdLockService::SpareLease(lock::Seconds ttl, int64_t lease) {
+  if (!lease) return;
+  if (stopped_) return Revoke(lease);
+  auto [it, inserted] = spare_leases_.try_emplace(ttl.count(), lease);
+  if (!inserted) Revoke(std::exchange(it->second, lease));
+  if (spare_leases_.size() > kMaxSpareLeases) {
+    auto other = spare_leases_.begin() == it ? std::next(it) : spare_leases_.begin();
+    Revoke(other->second);
+    spare_leases_.erase(other);
+  }
+}
+
 void EtcdLockService::Revoke(int64_t lease) {
   if (!lease) return;
   etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, [lease](StatusOr<json> r) {
@@ -653,6 +702,7 @@ void EtcdLockService::Shutdown() {
   keepalive_timer_.cancel();
   recheck_timer_.cancel();
   etcd_->CancelWatch();
+  for (const auto& [ttl, lease] : std::exchange(spare_leases_, {})) Revoke(lease);
   if (session_lease_ && healthy_) {
     // Our waiters' keys go with the session; best effort, the lease expires anyway.
     etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(session_lease_)}},
