@@ -289,7 +289,14 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
     });
   }
   local_[w->local_id] = w;
-  TryGrant(w, /*fast_path=*/true);
+  if (w->deadline && !waiters_.empty()) {
+    // The mirror says others are queued: a fast-path txn would most likely fail (and cost a raft
+    // write). Queue at once; if the mirror was behind, the queue grants it just as soon. (Not
+    // when it only says "held": the watch can show our own grant after its release.)
+    Enqueue(w);
+  } else {
+    TryGrant(w, /*fast_path=*/true);
+  }
   std::weak_ptr<bool> a = alive_;
   return [this, a, w] {
     if (a.expired() || w->finished) return;
