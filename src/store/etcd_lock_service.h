@@ -22,7 +22,9 @@
 //   txn that did not apply is kept as the spare for its TTL and reused by the next grant after a
 //   keepalive restarts its full TTL (etcd's leader answers that without a raft write). A write
 //   whose outcome is unknown never frees its lease for reuse (it is revoked). So a lock+release
-//   cycle costs two raft writes, not four.
+//   cycle costs two raft writes, not four. When this replica knows the spare outlives the txn
+//   (it sent the lease's last grant/keepalive recently enough), the keepalive runs in parallel
+//   with the grant txn; if it fails, the grant is undone (lease revoked, 503).
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
 // - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
 //   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
@@ -99,8 +101,16 @@ class EtcdLockService final : public lock::LockService {
   void ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done);
   void ReleaseAttempt(std::string id, int attempts_left, StatusDone done);
   void ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done);
-  // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one.
-  void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<int64_t>)> done);
+  // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one;
+  // or (refresh = true) a spare known to outlive the grant txn, which the caller must keep
+  // alive in parallel with the txn.
+  struct TakenLease {
+    int64_t id = 0;
+    bool refresh = false;
+  };
+  void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done);
+  // Notes when a grant/keepalive for `lease` was sent: its TTL runs at least until sent + TTL.
+  void MarkFresh(int64_t lease, SteadyTime sent);
   // Keeps an unused lease for the next grant with this TTL (revokes what it displaces).
   void SpareLease(lock::Seconds ttl, int64_t lease);
   void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
@@ -132,7 +142,8 @@ class EtcdLockService final : public lock::LockService {
   std::string unhealthy_why_ = "etcd not reached yet";
 
   static constexpr size_t kMaxSpareLeases = 8;
-  std::map<int64_t, int64_t> spare_leases_;            // lease TTL in seconds -> unused lease id
+  std::map<int64_t, int64_t> spare_leases_;    // lease TTL in seconds -> unused lease id
+  std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> when its last grant/keepalive was sent
   std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
   uint64_t next_local_ = 1;
   int64_t session_lease_ = 0;

@@ -115,6 +115,26 @@ def test_lease_expiry_frees_the_lock(etcd, replicas):
     assert release(b.port, g2["id"])[0] == 200
 
 
+def test_a_reused_lease_still_lasts_the_full_ttl(etcd, replicas):
+    """A released lock's lease is reused by the next grant (refreshed in parallel with the grant
+    txn): the new lock must still last its whole TTL, and then end."""
+    a, b = replicas(etcd, 2)
+    for _ in range(3):
+        s, g = lock(a.port, ttl=4)
+        assert s == 200 and release(a.port, g["id"])[0] == 200
+    # Let the spare lease age (this is the point, not a synchronisation): 1.5 s of its 4 s are
+    # gone, yet it is young enough (ETCD_TIMEOUT_MS 1 s + 1 s margin) for the parallel refresh.
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    s, g = lock(a.port, ttl=4)  # on the aged spare: without the refresh it would end in ~2.5 s
+    assert s == 200
+    s, g2 = lock(b.port, 10, holder="next")
+    held = time.monotonic() - t0
+    assert s == 200 and g2["token"] > g["token"]
+    assert 3.9 <= held <= 4 + 2, f"the lock on a reused lease lasted {held:.1f}s for ttl=4"
+    assert release(a.port, g["id"])[0] == 404
+
+
 def _wait_waiters(port, n):
     procs.wait_for(lambda: status(port)["waiters"] == n, timeout=10, what=f"{n} waiters")
 
