@@ -3,6 +3,12 @@
 //
 //   lock_bench --tm-port=P --tm-pid=PID --tm-file-port=P2
 //              --redis-port=R --redis-pid=RPID --redis-aof-port=R2 [--quick]
+//   lock_bench --cycles --tm-port=P --clients=N --seconds=S [--warmup=W]
+//
+// --cycles (used by bench/etcd_run.sh): N clients on one tokenmgr, each doing lock (long poll)
+// + release back to back on its own keep-alive connection; prints one line
+// `cycles_per_s=.. p50_us=.. p99_us=.. count=.. overlaps=..`, a sample being one cycle's time
+// from asking for the lock to the answer of its release.
 //
 // Both protocols go through the same single-threaded Asio client code (C++20 coroutines, one
 // keep-alive TCP connection per simulated client); only the framing differs: a minimal
@@ -464,6 +470,60 @@ RunResult RedisContended(uint16_t port, int clients, double seconds,
       });
 }
 
+// --cycles: N clients doing lock + release cycles; each cycle that starts after the warm-up is
+// timed from asking to the release's answer.
+RunResult TokenmgrCycleClients(uint16_t port, int clients, double warmup_s, double seconds,
+                               uint64_t* overlaps) {
+  net::io_context io(1);
+  auto conns = ConnectMany<HttpConn>(io, port, clients, "tokenmgr clients");
+  Window w = MakeWindow(warmup_s, seconds);
+  std::vector<int64_t> samples;
+  int inside = 0;
+  std::vector<std::function<awaitable<void>()>> tasks;
+  for (int i = 0; i < clients; ++i) {
+    HttpConn* c = conns[static_cast<size_t>(i)].get();
+    tasks.push_back([c, i, &w, &samples, &inside, overlaps]() -> awaitable<void> {
+      const std::string target = "/api/token/lock/30?ttl=5&holder=c" + std::to_string(i);
+      for (uint64_t n = 0; n < kMaxCyclesPerRun; ++n) {
+        auto t0 = SteadyClock::now();
+        if (t0 >= w.end) break;
+        HttpReply g = co_await c->Call("GET", target);
+        if (g.status == 409) continue;  // waited 30 s without a grant: ask again
+        if (g.status != 200) throw std::runtime_error("lock answered " + g.body);
+        if (++inside > 1) ++*overlaps;
+        --inside;  // before the release is sent: nobody else can be granted before this
+        HttpReply r = co_await c->Call("POST", "/api/token/release/" + ExtractId(g.body));
+        if (r.status != 200) throw std::runtime_error("release answered " + r.body);
+        if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
+      }
+    });
+  }
+  RunAll(io, std::move(tasks),
+         std::chrono::seconds(static_cast<int>(warmup_s + seconds) + 60), "tokenmgr cycles");
+  return Summarize(std::move(samples), seconds);
+}
+
+void RaiseFdLimit(rlim_t want);
+
+int RunCycles(const std::map<std::string, std::string>& kv) {
+  auto get = [&](const char* name, const char* fallback) {
+    auto it = kv.find(name);
+    if (it != kv.end()) return it->second;
+    if (!fallback) throw std::runtime_error(std::string("missing --") + name + "=");
+    return std::string(fallback);
+  };
+  int clients = std::stoi(get("clients", "1"));
+  RaiseFdLimit(static_cast<rlim_t>(clients) + 256);
+  uint64_t overlaps = 0;
+  RunResult r = TokenmgrCycleClients(static_cast<uint16_t>(std::stol(get("tm-port", nullptr))),
+                                     clients, std::stod(get("warmup", "0.3")),
+                                     std::stod(get("seconds", "2")), &overlaps);
+  std::printf("cycles_per_s=%.1f p50_us=%.0f p99_us=%.0f count=%" PRIu64 " overlaps=%" PRIu64
+              "\n",
+              r.rate, r.p50_us, r.p99_us, r.count, overlaps);
+  return overlaps == 0 ? 0 : 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Case 1: resident memory with idle keep-alive connections
 
@@ -517,15 +577,17 @@ struct Args {
   uint16_t tm_port = 0, tm_file_port = 0, redis_port = 0, redis_aof_port = 0;
   int tm_pid = 0, redis_pid = 0;
   bool quick = false;
+  bool cycles = false;                     // --cycles mode (see the top)
+  std::map<std::string, std::string> kv;  // every --name=value
 };
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  std::map<std::string, std::string> kv;
+  std::map<std::string, std::string>& kv = a.kv;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--quick") {
-      a.quick = true;
+    if (s == "--quick" || s == "--cycles") {
+      (s == "--quick" ? a.quick : a.cycles) = true;
       continue;
     }
     auto eq = s.find('=');
@@ -534,6 +596,7 @@ Args ParseArgs(int argc, char** argv) {
     }
     kv[s.substr(2, eq - 2)] = s.substr(eq + 1);
   }
+  if (a.cycles) return a;
   auto num = [&](const char* name) {
     auto it = kv.find(name);
     if (it == kv.end()) throw std::runtime_error(std::string("missing --") + name + "=");
@@ -720,7 +783,8 @@ int Run(const Args& a) {
 
 int main(int argc, char** argv) {
   try {
-    return Run(ParseArgs(argc, argv));
+    Args a = ParseArgs(argc, argv);
+    return a.cycles ? RunCycles(a.kv) : Run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lock_bench: %s\n", e.what());
     return 1;

@@ -7,12 +7,12 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 pkgs=(
   build-essential cmake ninja-build pkg-config curl ca-certificates bc
-  libboost1.81-dev libboost-json1.81-dev
+  libboost1.81-dev libboost-json1.81-dev libssl-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-pytest
 )
 if [ "${1:-}" = "--with-test-tools" ]; then
-  pkgs+=(prometheus redis-server libhiredis-dev etcd-server etcd-client clang clang-format
+  pkgs+=(prometheus redis-server libhiredis-dev etcd-server etcd-client openssl clang clang-format
          libclang-rt-14-dev python3 spin)
 fi
 need=()

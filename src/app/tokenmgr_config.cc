@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <vector>
 
@@ -35,24 +37,66 @@ Status ValidateBindAddress(const ConfigValue& v) {
                          v.text->substr(0, 64) + "'");
 }
 
-// STORE and the etcd settings (issue 6). TLS to etcd is not implemented yet: its settings are
-// refused rather than ignored.
-Status ParseStoreConfig(const std::optional<std::string>& store,
-                        const std::optional<std::string>& endpoints,
-                        const std::optional<std::string>& prefix,
-                        const std::optional<std::string>& timeout, const EnvMap& env,
-                        TokenmgrConfig& c) {
-  ConfigValue sv = Pick(store, env, "STORE", "--store");
+struct StoreFlags {
+  std::optional<std::string> store, endpoints, prefix, timeout, cacert, cert, key;
+};
+
+// A PEM file for TLS to etcd: a readable regular file (symlinks are followed: Kubernetes mounts
+// Secrets that way) that holds PEM text. Whether it parses is checked when the store opens.
+Status CheckPemFile(const ConfigValue& v) {
+  const std::string& path = *v.text;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return InvalidArgument(
+        v.source + ": '" + path + "' " +
+        (std::filesystem::exists(path, ec) ? "is not a regular file" : "does not exist"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string head(64 * 1024, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  if (in.bad() || (!in.eof() && !in)) {
+    return InvalidArgument(v.source + ": cannot read '" + path + "'");
+  }
+  head.resize(static_cast<size_t>(in.gcount()));
+  if (head.find("-----BEGIN ") == std::string::npos) {
+    return InvalidArgument(v.source + ": '" + path + "' is not a PEM file");
+  }
+  return Status::Ok();
+}
+
+// ETCD_CACERT / ETCD_CERT / ETCD_KEY: only with https:// endpoints; certificate and key together.
+Status ParseEtcdTls(const StoreFlags& f, const EnvMap& env, bool https, TokenmgrConfig& c) {
+  ConfigValue ca = Pick(f.cacert, env, "ETCD_CACERT", "--etcd-cacert");
+  ConfigValue cert = Pick(f.cert, env, "ETCD_CERT", "--etcd-cert");
+  ConfigValue key = Pick(f.key, env, "ETCD_KEY", "--etcd-key");
+  for (const ConfigValue* v : {&ca, &cert, &key}) {
+    if (!v->text) continue;
+    if (!https) {
+      return InvalidArgument(v->source +
+                             " is set but ETCD_ENDPOINTS are http://; use https:// "
+                             "endpoints for TLS to etcd");
+    }
+    if (Status s = CheckPemFile(*v); !s.ok()) return s;
+  }
+  if (cert.text.has_value() != key.text.has_value()) {
+    return InvalidArgument(std::string(cert.text ? cert.source : key.source) + " needs " +
+                           (cert.text ? "ETCD_KEY/--etcd-key" : "ETCD_CERT/--etcd-cert") +
+                           " too (a client certificate and its key go together)");
+  }
+  c.etcd_cacert = ca.Text("");
+  c.etcd_cert = cert.Text("");
+  c.etcd_key = key.Text("");
+  return Status::Ok();
+}
+
+// STORE and the etcd settings (issue 6).
+Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& c) {
+  ConfigValue sv = Pick(f.store, env, "STORE", "--store");
   c.store = sv.Text("embedded");
   if (c.store != "embedded" && c.store != "etcd") {
     return InvalidArgument(sv.source + " must be 'embedded' or 'etcd'");
   }
-  for (const char* var : {"ETCD_CACERT", "ETCD_CERT", "ETCD_KEY"}) {
-    if (auto it = env.find(var); it != env.end() && !it->second.empty()) {
-      return InvalidArgument(std::string(var) + ": TLS to etcd is not supported yet");
-    }
-  }
-  ConfigValue ev = Pick(endpoints, env, "ETCD_ENDPOINTS", "--etcd-endpoints");
+  ConfigValue ev = Pick(f.endpoints, env, "ETCD_ENDPOINTS", "--etcd-endpoints");
   std::string list = ev.Text("");
   size_t start = 0;
   while (start <= list.size() && !list.empty()) {
@@ -62,11 +106,11 @@ Status ParseStoreConfig(const std::optional<std::string>& store,
     while (!item.empty() && item.front() == ' ') item.erase(0, 1);
     while (!item.empty() && item.back() == ' ') item.pop_back();
     if (!item.empty()) {
-      if (item.rfind("https://", 0) == 0) {
-        return InvalidArgument(ev.source + ": https (TLS) is not supported yet");
-      }
-      if (item.find("://") != std::string::npos && item.rfind("http://", 0) != 0) {
-        return InvalidArgument(ev.source + ": endpoints must be http://host:port");
+      if (item.find("://") != std::string::npos && item.rfind("http://", 0) != 0 &&
+          item.rfind("https://", 0) != 0) {
+        return InvalidArgument(ev.source +
+                               ": endpoints must be http://host:port or "
+                               "https://host:port");
       }
       c.etcd_endpoints.push_back(item);
     }
@@ -76,12 +120,20 @@ Status ParseStoreConfig(const std::optional<std::string>& store,
   if (c.store == "etcd" && c.etcd_endpoints.empty()) {
     return InvalidArgument("STORE=etcd needs ETCD_ENDPOINTS/--etcd-endpoints");
   }
-  ConfigValue pv = Pick(prefix, env, "ETCD_PREFIX", "--etcd-prefix");
+  size_t https = 0;
+  for (const std::string& e : c.etcd_endpoints) https += e.rfind("https://", 0) == 0;
+  if (https != 0 && https != c.etcd_endpoints.size()) {
+    return InvalidArgument(ev.source + " mixes http:// and https://; use one scheme for all");
+  }
+  if (c.store == "etcd") {
+    if (Status s = ParseEtcdTls(f, env, https != 0, c); !s.ok()) return s;
+  }
+  ConfigValue pv = Pick(f.prefix, env, "ETCD_PREFIX", "--etcd-prefix");
   c.etcd_prefix = pv.Text("/tokenmgr/");
   if (c.etcd_prefix.empty() || c.etcd_prefix.size() > 200) {
     return InvalidArgument(pv.source + " must be 1 to 200 characters");
   }
-  auto t = Pick(timeout, env, "ETCD_TIMEOUT_MS", "--etcd-timeout-ms").Number(600000, 2000);
+  auto t = Pick(f.timeout, env, "ETCD_TIMEOUT_MS", "--etcd-timeout-ms").Number(600000, 2000);
   if (!t.ok()) return t.status();
   if (*t < 50) return InvalidArgument("ETCD_TIMEOUT_MS/--etcd-timeout-ms must be at least 50");
   c.etcd_timeout_ms = *t;
@@ -94,9 +146,10 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                                              const EnvMap& env) {
   CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
   app.set_version_flag("--version", "tokenmgr 1.0.0");
-  std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl,
-      auth_file, log_format, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
-      idle_timeout, read_timeout, store, etcd_endpoints, etcd_prefix, etcd_timeout;
+  std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl, auth_file,
+      log_format, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl, idle_timeout,
+      read_timeout;
+  StoreFlags sf;
   app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
   app.add_option("-d,--lock-duration", lock_duration,
                  "default lease length in seconds (env LOCKDURATION, default 10)");
@@ -118,11 +171,16 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                  "request body limit (env MAX_BODY_BYTES, 65536)");
   app.add_option("--idle-timeout", idle_timeout, "keep-alive idle seconds (env IDLE_TIMEOUT, 60)");
   app.add_option("--read-timeout", read_timeout, "seconds to read one request (env READ_TIMEOUT, 10)");
-  app.add_option("--store", store, "embedded or etcd (env STORE, default embedded)");
-  app.add_option("--etcd-endpoints", etcd_endpoints,
-                 "comma-separated http://host:port (env ETCD_ENDPOINTS)");
-  app.add_option("--etcd-prefix", etcd_prefix, "etcd key prefix (env ETCD_PREFIX, /tokenmgr/)");
-  app.add_option("--etcd-timeout-ms", etcd_timeout, "etcd request timeout (env ETCD_TIMEOUT_MS, 2000)");
+  app.add_option("--store", sf.store, "embedded or etcd (env STORE, default embedded)");
+  app.add_option("--etcd-endpoints", sf.endpoints,
+                 "comma-separated http(s)://host:port (env ETCD_ENDPOINTS)");
+  app.add_option("--etcd-prefix", sf.prefix, "etcd key prefix (env ETCD_PREFIX, /tokenmgr/)");
+  app.add_option("--etcd-timeout-ms", sf.timeout,
+                 "etcd request timeout (env ETCD_TIMEOUT_MS, 2000)");
+  app.add_option("--etcd-cacert", sf.cacert,
+                 "PEM CA for https:// etcd; unset = system CAs (env ETCD_CACERT)");
+  app.add_option("--etcd-cert", sf.cert, "PEM client certificate for etcd (env ETCD_CERT)");
+  app.add_option("--etcd-key", sf.key, "PEM key of --etcd-cert (env ETCD_KEY)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");
@@ -191,10 +249,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   }
   c.pool_dir = Pick(pool_dir, env, "POOL_DIR", "--pool-dir").Text("");
   c.port_file = port_file.value_or("");
-  if (Status s = ParseStoreConfig(store, etcd_endpoints, etcd_prefix, etcd_timeout, env, c);
-      !s.ok()) {
-    return s;
-  }
+  if (Status s = ParseStoreConfig(sf, env, c); !s.ok()) return s;
   ConfigValue auth = Pick(auth_file, env, "AUTH_TOKEN_FILE", "--auth-token-file");
   if (auth.text) {
     auto token = ReadSecretFile(*auth.text, auth.source);

@@ -28,7 +28,10 @@ struct TokenmgrConfig {
   http::ServerOptions server;
   // Where the lock lives: "embedded" (default) or "etcd" (issue 6, several replicas).
   std::string store = "embedded";
-  std::vector<std::string> etcd_endpoints;  // http://host:port, tried in order
+  std::vector<std::string> etcd_endpoints;  // http(s)://host:port, tried in order
+  // PEM files for https:// endpoints (empty = unset): the CA that signs etcd's certificate
+  // (unset: the system CAs), and the client certificate and key for etcd's --client-cert-auth.
+  std::string etcd_cacert, etcd_cert, etcd_key;
   std::string etcd_prefix = "/tokenmgr/";
   int64_t etcd_timeout_ms = 2000;
   bool help_shown = false;  // --help or --version printed; exit 0

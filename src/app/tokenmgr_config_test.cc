@@ -1,7 +1,10 @@
 #include "app/tokenmgr_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -114,6 +117,122 @@ TEST(TokenmgrConfig, BadBindAddressNamesItsSource) {
   EXPECT_NE(flag.status().message().find("--bind-address"), std::string::npos);
   EXPECT_TRUE(Parse({"--bind-address", "::1"}).ok());
   EXPECT_TRUE(Parse({}, {{"BIND_ADDRESS", "127.0.0.1"}}).ok());
+}
+
+// ---- STORE=etcd and TLS to etcd ----------------------------------------------------------
+
+// A temp dir with a PEM-looking file (contents are parsed only when the store opens).
+struct TlsFiles {
+  TlsFiles() {
+    char tmpl[] = "/tmp/tokenmgr-tls-XXXXXX";
+    dir = mkdtemp(tmpl);
+    pem = dir + "/ca.pem";
+    std::ofstream(pem) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    text = dir + "/not-pem.txt";
+    std::ofstream(text) << "hello\n";
+  }
+  ~TlsFiles() { std::filesystem::remove_all(dir); }
+  std::string dir, pem, text;
+};
+
+EnvMap EtcdEnv(std::string endpoints, EnvMap extra = {}) {
+  extra["STORE"] = "etcd";
+  extra["ETCD_ENDPOINTS"] = std::move(endpoints);
+  return extra;
+}
+
+void ExpectError(const StatusOr<TokenmgrConfig>& c, const std::vector<std::string>& needles) {
+  ASSERT_FALSE(c.ok());
+  for (const std::string& n : needles) {
+    EXPECT_NE(c.status().message().find(n), std::string::npos)
+        << "'" << n << "' not in: " << c.status().message();
+  }
+}
+
+TEST(TokenmgrConfig, EtcdTlsFilesAreReadFromEnv) {
+  TlsFiles f;
+  auto c = Parse({}, EtcdEnv("https://10.0.0.1:2379, https://etcd:2379",
+                             {{"ETCD_CACERT", f.pem}, {"ETCD_CERT", f.pem}, {"ETCD_KEY", f.pem}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_endpoints,
+            (std::vector<std::string>{"https://10.0.0.1:2379", "https://etcd:2379"}));
+  EXPECT_EQ(c->etcd_cacert, f.pem);
+  EXPECT_EQ(c->etcd_cert, f.pem);
+  EXPECT_EQ(c->etcd_key, f.pem);
+}
+
+TEST(TokenmgrConfig, EtcdTlsFlagsWinOverEnv) {
+  TlsFiles f;
+  auto c = Parse({"--etcd-cacert", f.pem.c_str()},
+                 EtcdEnv("https://e:2379", {{"ETCD_CACERT", "/nope"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_cacert, f.pem);
+  EXPECT_TRUE(c->etcd_cert.empty());
+}
+
+TEST(TokenmgrConfig, HttpsWithoutFilesUsesTheSystemCas) {
+  auto c = Parse({}, EtcdEnv("https://e:2379"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->etcd_cacert.empty());
+}
+
+TEST(TokenmgrConfig, EtcdTlsFilesWithHttpEndpointsAreRefused) {
+  TlsFiles f;
+  ExpectError(Parse({}, EtcdEnv("http://e:2379", {{"ETCD_CACERT", f.pem}})),
+              {"ETCD_CACERT", "https://"});
+  ExpectError(Parse({"--etcd-cert", f.pem.c_str(), "--etcd-key", f.pem.c_str()}, EtcdEnv("e:2379")),
+              {"--etcd-cert", "https://"});
+}
+
+TEST(TokenmgrConfig, MixedEtcdSchemesAreRefused) {
+  ExpectError(Parse({}, EtcdEnv("https://a:2379,http://b:2379")), {"ETCD_ENDPOINTS", "mixes"});
+  ExpectError(Parse({}, EtcdEnv("unix://a:2379")), {"ETCD_ENDPOINTS", "https://host:port"});
+}
+
+TEST(TokenmgrConfig, EtcdCertWithoutKeyAndKeyWithoutCertAreRefused) {
+  TlsFiles f;
+  ExpectError(Parse({}, EtcdEnv("https://e:2379", {{"ETCD_CERT", f.pem}})),
+              {"ETCD_CERT", "ETCD_KEY"});
+  ExpectError(Parse({"--etcd-key", f.pem.c_str()}, EtcdEnv("https://e:2379")),
+              {"--etcd-key", "ETCD_CERT"});
+}
+
+TEST(TokenmgrConfig, MissingEtcdTlsFileNamesItsSourceAndPath) {
+  TlsFiles f;
+  std::string missing = f.dir + "/missing.pem";
+  ExpectError(Parse({}, EtcdEnv("https://e:2379", {{"ETCD_CACERT", missing}})),
+              {"ETCD_CACERT", missing, "does not exist"});
+}
+
+TEST(TokenmgrConfig, EtcdTlsFileThatIsADirectoryIsRefused) {
+  TlsFiles f;
+  ExpectError(
+      Parse({"--etcd-cert", f.dir.c_str(), "--etcd-key", f.pem.c_str()}, EtcdEnv("https://e:2379")),
+      {"--etcd-cert", "not a regular file"});
+}
+
+TEST(TokenmgrConfig, UnreadableEtcdTlsFileIsRefused) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  TlsFiles f;
+  chmod(f.pem.c_str(), 0);
+  ExpectError(Parse({}, EtcdEnv("https://e:2379", {{"ETCD_KEY", f.pem}, {"ETCD_CERT", f.text}})),
+              {"cannot read"});
+}
+
+TEST(TokenmgrConfig, EtcdTlsFileThatIsNotPemIsRefused) {
+  TlsFiles f;
+  ExpectError(Parse({}, EtcdEnv("https://e:2379", {{"ETCD_KEY", f.text}, {"ETCD_CERT", f.pem}})),
+              {"ETCD_KEY", "not a PEM file"});
+}
+
+TEST(TokenmgrConfig, EtcdTlsFilesOfASymlinkedSecretAreFollowed) {
+  // Kubernetes mounts Secret keys as symlinks into a ..data directory.
+  TlsFiles f;
+  std::string link = f.dir + "/ca.crt";
+  ASSERT_EQ(symlink(f.pem.c_str(), link.c_str()), 0);
+  auto c = Parse({}, EtcdEnv("https://e:2379", {{"ETCD_CACERT", link}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_cacert, link);
 }
 
 }  // namespace

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
     auto etcd = store::EtcdLockService::Open(
         io, RealClock::Get(), config->lock,
         {.endpoints = config->etcd_endpoints,
+         .tls = {.ca_file = config->etcd_cacert,
+                 .cert_file = config->etcd_cert,
+                 .key_file = config->etcd_key},
          .prefix = config->etcd_prefix,
          .timeout = std::chrono::milliseconds(config->etcd_timeout_ms)});
     if (etcd.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*etcd));

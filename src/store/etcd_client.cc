@@ -1,11 +1,16 @@
 #include "store/etcd_client.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <optional>
 
 namespace lm::store {
@@ -22,7 +27,18 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 Status Transport(const std::string& endpoint, const std::string& what,
                  const beast::error_code& ec) {
-  return Unavailable("etcd " + endpoint + ": " + what + ": " + ec.message());
+  std::string text = "etcd " + endpoint + ": " + what + ": " + ec.message();
+  if (ec.category() == asio::error::get_ssl_category()) {
+    // Usually the other side refused our client certificate (an alert from etcd).
+    text += " (TLS: check the etcd CA, client certificate and key)";
+  }
+  return Unavailable(text);
+}
+
+bool IsIpAddress(const std::string& host) {
+  beast::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
 }
 
 // Maps a gateway error body {"code": <grpc code>, "message": ...} to our codes.
@@ -114,17 +130,22 @@ std::string PrefixEnd(std::string prefix) {
 
 StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url) {
   std::string rest = url;
+  bool tls = false;
   if (rest.rfind("https://", 0) == 0) {
-    return InvalidArgument("etcd endpoint '" + url + "': https (TLS) is not supported yet");
+    rest = rest.substr(8);
+    tls = true;
+  } else if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
+  } else if (rest.find("://") != std::string::npos) {
+    return InvalidArgument("etcd endpoint '" + url + "' must be http:// or https://");
   }
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   size_t colon = rest.rfind(':');
   if (rest.empty() || colon == std::string::npos || colon == 0 || colon + 1 == rest.size() ||
       rest.find('/') != std::string::npos) {
-    return InvalidArgument("etcd endpoint '" + url + "' must look like http://host:port");
+    return InvalidArgument("etcd endpoint '" + url + "' must look like http(s)://host:port");
   }
-  EtcdEndpoint e{rest.substr(0, colon), rest.substr(colon + 1)};
+  EtcdEndpoint e{rest.substr(0, colon), rest.substr(colon + 1), tls};
   if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']') {
     e.host = e.host.substr(1, e.host.size() - 2);
   }
@@ -134,9 +155,74 @@ StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url) {
   return e;
 }
 
+struct EtcdClient::Tls {
+  asio::ssl::context ctx{asio::ssl::context::tls_client};
+};
+
+namespace {
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// The TLS context for https:// endpoints: peer verification against `files.ca_file` (or the
+// system CAs), TLS 1.2 or newer, and the client certificate if given.
+StatusOr<std::unique_ptr<EtcdClient::Tls>> LoadTls(const EtcdTlsFiles& files) {
+  auto tls = std::make_unique<EtcdClient::Tls>();
+  asio::ssl::context& ctx = tls->ctx;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  beast::error_code ec;
+  if (files.ca_file.empty()) {
+    ctx.set_default_verify_paths(ec);
+    if (ec) return InvalidArgument("etcd TLS: cannot load the system CAs: " + ec.message());
+  } else {
+    ctx.load_verify_file(files.ca_file, ec);
+    if (ec) {
+      return InvalidArgument("etcd CA file '" + files.ca_file +
+                             "' is not a readable PEM certificate: " + ec.message());
+    }
+  }
+  if (files.cert_file.empty() != files.key_file.empty()) {
+    return InvalidArgument(
+        "etcd TLS: a client certificate needs its key and a key its certificate");
+  }
+  if (files.cert_file.empty()) return tls;
+  ctx.use_certificate_chain_file(files.cert_file, ec);
+  if (ec) {
+    return InvalidArgument("etcd client certificate '" + files.cert_file +
+                           "' is not a readable PEM certificate: " + ec.message());
+  }
+  ctx.use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    return InvalidArgument("etcd client key '" + files.key_file +
+                           "' is not a readable PEM key matching '" + files.cert_file + "'" +
+                           (ec ? ": " + ec.message() : std::string()));
+  }
+  return tls;
+}
+
+}  // namespace
+
+// One connection to one endpoint, plain or TLS. `With(f)` calls f with the stream to read and
+// write (so one code path serves both); `tcp()` is the socket underneath, for timeouts and close.
 struct EtcdClient::Conn {
-  explicit Conn(asio::io_context& io, size_t ep) : stream(io), endpoint(ep) {}
-  beast::tcp_stream stream;
+  Conn(asio::io_context& io, size_t ep, Tls* tls) : endpoint(ep) {
+    if (tls)
+      secure.emplace(io, tls->ctx);
+    else
+      plain.emplace(io);
+  }
+  beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
+  template <class F>
+  void With(F&& f) {
+    if (secure)
+      f(*secure);
+    else
+      f(*plain);
+  }
+  std::optional<beast::tcp_stream> plain;
+  std::optional<TlsStream> secure;
   beast::flat_buffer buffer;
   size_t endpoint;
 };
@@ -158,8 +244,8 @@ struct EtcdClient::WatchStream {
     read_loop = nullptr;
     if (conn) {
       beast::error_code ignored;
-      conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      conn->stream.close();
+      conn->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      conn->tcp().close();
     }
     ClosedFn f = std::move(on_closed);
     on_result = nullptr;
@@ -174,14 +260,33 @@ StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(asio::io_context& io,
   for (const std::string& url : options.endpoints) {
     auto e = ParseEtcdEndpoint(url);
     if (!e.ok()) return e.status();
+    if (!eps.empty() && e->tls != eps.front().tls) {
+      return InvalidArgument("etcd endpoints mix http:// and https://; use one scheme for all");
+    }
     eps.push_back(*e);
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(io, std::move(options), std::move(eps)));
+  const EtcdTlsFiles& f = options.tls;
+  bool files = !f.ca_file.empty() || !f.cert_file.empty() || !f.key_file.empty();
+  std::unique_ptr<Tls> tls;
+  if (eps.front().tls) {
+    auto loaded = LoadTls(f);
+    if (!loaded.ok()) return loaded.status();
+    tls = std::move(*loaded);
+  } else if (files) {
+    return InvalidArgument(
+        "etcd CA/certificate/key files are given but the endpoints are "
+        "http://; use https:// endpoints for TLS");
+  }
+  return std::unique_ptr<EtcdClient>(
+      new EtcdClient(io, std::move(options), std::move(eps), std::move(tls)));
 }
 
 EtcdClient::EtcdClient(asio::io_context& io, EtcdClientOptions options,
-                       std::vector<EtcdEndpoint> endpoints)
-    : io_(io), options_(std::move(options)), endpoints_(std::move(endpoints)) {}
+                       std::vector<EtcdEndpoint> endpoints, std::unique_ptr<Tls> tls)
+    : io_(io),
+      options_(std::move(options)),
+      endpoints_(std::move(endpoints)),
+      tls_(std::move(tls)) {}
 
 EtcdClient::~EtcdClient() {
   *alive_ = false;
@@ -200,11 +305,11 @@ void EtcdClient::Failed(size_t endpoint) {
 void EtcdClient::Connect(size_t endpoint,
                          std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
   auto resolver = std::make_shared<tcp::resolver>(io_);
-  auto conn = std::make_shared<Conn>(io_, endpoint);
+  auto conn = std::make_shared<Conn>(io_, endpoint, tls_.get());
   const EtcdEndpoint& ep = endpoints_[endpoint];
   std::string name = options_.endpoints[endpoint];
   busy_.push_back(conn);
-  conn->stream.expires_after(options_.timeout);
+  conn->tcp().expires_after(options_.timeout);
   resolver->async_resolve(
       ep.host, ep.port,
       [this, resolver, conn, name, done = std::move(done), alive = std::weak_ptr<bool>(alive_)](
@@ -212,13 +317,43 @@ void EtcdClient::Connect(size_t endpoint,
         if (alive.expired()) return;
         if (stopped_) return done(Unavailable("etcd client stopped"));
         if (ec) return done(Transport(name, "resolve", ec));
-        conn->stream.async_connect(
-            results, [conn, name, done = std::move(done)](const beast::error_code& ec,
-                                                          const tcp::endpoint&) {
+        std::string host = endpoints_[conn->endpoint].host;
+        conn->tcp().async_connect(
+            results, [conn, name, host, done = std::move(done)](const beast::error_code& ec,
+                                                                const tcp::endpoint&) mutable {
               if (ec) return done(Transport(name, "connect", ec));
-              conn->stream.socket().set_option(tcp::no_delay(true));
-              done(conn);
+              conn->tcp().socket().set_option(tcp::no_delay(true));
+              if (!conn->secure) return done(conn);
+              Handshake(conn, name, host, std::move(done));
             });
+      });
+}
+
+void EtcdClient::Handshake(std::shared_ptr<Conn> conn, const std::string& name,
+                           const std::string& host,
+                           std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
+  // The server's certificate must name the host we dialled: an IP SAN for an IP address, a DNS
+  // name otherwise (also sent as SNI).
+  SSL* ssl = conn->secure->native_handle();
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  bool ip = IsIpAddress(host);
+  int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  if (set != 1 || (!ip && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1)) {
+    return done(Unavailable("etcd " + name + ": cannot set up TLS host verification"));
+  }
+  conn->secure->async_handshake(
+      asio::ssl::stream_base::client,
+      [conn, name, done = std::move(done)](const beast::error_code& ec) {
+        if (!ec) return done(conn);
+        long verify = SSL_get_verify_result(conn->secure->native_handle());
+        if (verify != X509_V_OK) {
+          return done(Unavailable("etcd " + name + ": TLS handshake: server certificate " +
+                                  "rejected: " + X509_verify_cert_error_string(verify) +
+                                  " (check the etcd CA file and the certificate's names)"));
+        }
+        done(Transport(name, "TLS handshake", ec));
       });
 }
 
@@ -228,7 +363,7 @@ void EtcdClient::Call(std::string path, json body, JsonDone done, bool idempoten
   while (!idle_.empty()) {
     std::shared_ptr<Conn> c = std::move(idle_.front());
     idle_.pop_front();
-    if (c->endpoint == current_ && c->stream.socket().is_open()) {
+    if (c->endpoint == current_ && c->tcp().socket().is_open()) {
       // A kept-alive connection may have been closed by the server meanwhile: allow one retry.
       return Send(std::move(c), std::move(path), std::move(text), std::move(done), true,
                   idempotent);
@@ -263,7 +398,7 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
   req->prepare_payload();
   auto res = std::make_shared<http::response_parser<http::string_body>>();
   res->body_limit(64u << 20);
-  conn->stream.expires_after(options_.timeout);
+  conn->tcp().expires_after(options_.timeout);
   std::erase_if(busy_, [](const auto& w) { return w.expired(); });
   busy_.push_back(conn);
   std::string name = options_.endpoints[conn->endpoint];
@@ -272,10 +407,11 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
                                                     const beast::error_code& ec) mutable {
     if (alive.expired()) return;
     beast::error_code ignored;
-    conn->stream.socket().close(ignored);
+    conn->tcp().socket().close(ignored);
     if (stopped_) return done(Unavailable("etcd client stopped"));
     bool stale = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                 ec == asio::error::broken_pipe || ec == asio::error::eof;
+                 ec == asio::error::broken_pipe || ec == asio::error::eof ||
+                 ec == asio::ssl::error::stream_truncated;
     if (retry_left && (idempotent || stale)) {
       // Stale keep-alive connection (closed by the server before our request reached it), or a
       // read-only call: retry once on a fresh connection.
@@ -285,34 +421,34 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     Failed(conn->endpoint);
     done(Transport(name, what, ec));
   };
-  http::async_write(
-      conn->stream, *req,
-      [this, conn, req, res, done, fail, name, alive = std::weak_ptr<bool>(alive_)](
-          const beast::error_code& ec, size_t) mutable {
-        if (alive.expired()) return;
-        if (ec) return fail("write", ec);
-        http::async_read(
-            conn->stream, conn->buffer, *res,
-            [this, conn, res, done = std::move(done), fail, name, alive](
-                const beast::error_code& ec, size_t) mutable {
-              if (alive.expired()) return;
-              if (ec) return fail("read", ec);
-              auto& msg = res->get();
-              if (msg.keep_alive() && !stopped_ && idle_.size() < options_.max_idle_connections) {
-                conn->stream.expires_never();
-                idle_.push_back(conn);
-              } else {
-                beast::error_code ignored;
-                conn->stream.socket().close(ignored);
-              }
-              if (msg.result_int() != 200) {
-                return done(GatewayError(name, msg.result_int(), msg.body()));
-              }
-              json j = json::parse(msg.body(), nullptr, false);
-              if (j.is_discarded()) return done(Unavailable("etcd " + name + ": bad JSON"));
-              done(std::move(j));
-            });
-      });
+  auto on_read = [this, conn, res, done = std::move(done), fail, name,
+                  alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
+                                                       size_t) mutable {
+    if (alive.expired()) return;
+    if (ec) return fail("read", ec);
+    auto& msg = res->get();
+    if (msg.keep_alive() && !stopped_ && idle_.size() < options_.max_idle_connections) {
+      conn->tcp().expires_never();
+      idle_.push_back(conn);
+    } else {
+      beast::error_code ignored;
+      conn->tcp().socket().close(ignored);
+    }
+    if (msg.result_int() != 200) return done(GatewayError(name, msg.result_int(), msg.body()));
+    json j = json::parse(msg.body(), nullptr, false);
+    if (j.is_discarded()) return done(Unavailable("etcd " + name + ": bad JSON"));
+    done(std::move(j));
+  };
+  conn->With([&](auto& stream) {
+    http::async_write(
+        stream, *req,
+        [conn, req, res, fail, on_read = std::move(on_read), alive = std::weak_ptr<bool>(alive_)](
+            const beast::error_code& ec, size_t) mutable {
+          if (alive.expired()) return;
+          if (ec) return fail("write", ec);
+          conn->With([&](auto& s) { http::async_read(s, conn->buffer, *res, std::move(on_read)); });
+        });
+  });
 }
 
 void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_closed) {
@@ -355,31 +491,34 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
       return data.size();
     };
     w->parser.on_chunk_body(w->on_chunk);
-    w->conn->stream.expires_after(options_.timeout);
+    w->conn->tcp().expires_after(options_.timeout);
     std::string name = options_.endpoints[ep];
-    http::async_write(w->conn->stream, w->request, [w, name](const beast::error_code& ec, size_t) {
-      if (w->closed) return;
-      if (ec) return w->Close(Transport(name, "watch write", ec));
-      // The header must come within the timeout; after that the stream may idle for ever
-      // (liveness is checked separately by the caller's probes).
-      w->read_loop = [w, name] {
-        http::async_read_some(
-            w->conn->stream, w->conn->buffer, w->parser,
-            [w, name](const beast::error_code& ec, size_t) {
-              if (w->closed) return;
-              if (ec) return w->Close(Transport(name, "watch read", ec));
-              if (w->parser.is_header_done()) {
-                if (w->parser.get().result_int() != 200 && w->parser.is_done()) {
-                  return w->Close(GatewayError(name, w->parser.get().result_int(),
-                                               w->parser.get().body()));
-                }
-                w->conn->stream.expires_never();
-              }
-              if (w->parser.is_done()) return w->Close(Unavailable("etcd watch stream ended"));
-              if (w->read_loop) w->read_loop();
-            });
-      };
-      w->read_loop();
+    w->conn->With([&](auto& stream) {
+      http::async_write(stream, w->request, [w, name](const beast::error_code& ec, size_t) {
+        if (w->closed) return;
+        if (ec) return w->Close(Transport(name, "watch write", ec));
+        // The header must come within the timeout; after that the stream may idle for ever
+        // (liveness is checked separately by the caller's probes).
+        w->read_loop = [w, name] {
+          w->conn->With([&](auto& s) {
+            http::async_read_some(
+                s, w->conn->buffer, w->parser, [w, name](const beast::error_code& ec, size_t) {
+                  if (w->closed) return;
+                  if (ec) return w->Close(Transport(name, "watch read", ec));
+                  if (w->parser.is_header_done()) {
+                    if (w->parser.get().result_int() != 200 && w->parser.is_done()) {
+                      return w->Close(
+                          GatewayError(name, w->parser.get().result_int(), w->parser.get().body()));
+                    }
+                    w->conn->tcp().expires_never();
+                  }
+                  if (w->parser.is_done()) return w->Close(Unavailable("etcd watch stream ended"));
+                  if (w->read_loop) w->read_loop();
+                });
+          });
+        };
+        w->read_loop();
+      });
     });
   });
 }
@@ -402,7 +541,7 @@ void EtcdClient::Shutdown() {
   for (auto& weak : busy_) {
     if (auto c = weak.lock()) {
       beast::error_code ignored;
-      c->stream.socket().close(ignored);
+      c->tcp().socket().close(ignored);
     }
   }
   busy_.clear();

@@ -1,6 +1,6 @@
 // EtcdClient: a small asynchronous client for etcd's v3 API through its JSON gateway
 // (POST /v3/kv/range, /v3/kv/txn, /v3/kv/deleterange, /v3/lease/grant|revoke|keepalive,
-// /v3/watch), over HTTP/1.1 keep-alive connections on the caller's io_context.
+// /v3/watch), over HTTP/1.1 keep-alive connections (plain or TLS) on the caller's io_context.
 // Not thread-safe: call it, and receive its callbacks, on that io_context's thread.
 //
 //   EtcdClient etcd(io, {.endpoints = {"http://127.0.0.1:2379"}, .timeout = 2s});
@@ -12,6 +12,11 @@
 // in a form we can link statically into the FROM-scratch image) and reuses the Beast/Asio stack
 // it already has. The cost is JSON and base64 on each call, which is small next to a raft round
 // trip; connections are kept alive, so there is no per-request TCP set-up.
+//
+// TLS (https:// endpoints): the server's certificate must chain to `tls.ca_file` (or the system
+// CAs when it is empty) and name the endpoint's host (DNS name or IP address); `tls.cert_file` and
+// `tls.key_file` are the client certificate etcd's --client-cert-auth asks for. Files are read
+// once, in Create(); a bad file or a key that does not match the certificate is an error there.
 //
 // Errors: every transport failure, timeout or non-200 answer is UNAVAILABLE (the caller must
 // treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL.
@@ -43,14 +48,23 @@ std::string PrefixEnd(std::string prefix);
 struct EtcdEndpoint {
   std::string host;
   std::string port;
+  bool tls = false;
 };
-// "http://host:port" -> endpoint. https is refused (TLS is not supported yet).
+// "http://host:port" or "https://host:port" (no scheme: http) -> endpoint.
 StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url);
 
+// PEM files for TLS to etcd; empty = unset.
+struct EtcdTlsFiles {
+  std::string ca_file;    // CAs that sign etcd's server certificate (empty: system CAs)
+  std::string cert_file;  // client certificate (with its chain), for --client-cert-auth
+  std::string key_file;   // its private key
+};
+
 struct EtcdClientOptions {
-  std::vector<std::string> endpoints;  // http://host:port, tried in order
+  std::vector<std::string> endpoints;  // http(s)://host:port, tried in order; one scheme for all
   std::chrono::milliseconds timeout{2000};
   size_t max_idle_connections = 8;
+  EtcdTlsFiles tls;  // only with https:// endpoints
 };
 
 class EtcdClient {
@@ -78,19 +92,25 @@ class EtcdClient {
 
   const std::string& current_endpoint() const;
 
+  struct Tls;  // the TLS context (opaque; Boost.Asio SSL over OpenSSL)
+
  private:
   struct Conn;
   struct WatchStream;
   EtcdClient(boost::asio::io_context& io, EtcdClientOptions options,
-             std::vector<EtcdEndpoint> endpoints);
+             std::vector<EtcdEndpoint> endpoints, std::unique_ptr<Tls> tls);
   void Send(std::shared_ptr<Conn> conn, std::string path, std::string body, JsonDone done,
             bool retry_left, bool idempotent);
   void Connect(size_t endpoint, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
+  static void Handshake(std::shared_ptr<Conn> conn, const std::string& name,
+                        const std::string& host,
+                        std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   void Failed(size_t endpoint);
 
   boost::asio::io_context& io_;
   EtcdClientOptions options_;
   std::vector<EtcdEndpoint> endpoints_;
+  std::unique_ptr<Tls> tls_;  // set for https:// endpoints
   size_t current_ = 0;
   std::deque<std::shared_ptr<Conn>> idle_;
   std::vector<std::weak_ptr<Conn>> busy_;

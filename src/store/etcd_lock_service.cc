@@ -52,7 +52,8 @@ StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Open(boost::asio::io
                                                                  lock::Options options,
                                                                  EtcdStoreOptions store) {
   if (store.prefix.empty()) return InvalidArgument("etcd key prefix must not be empty");
-  auto etcd = EtcdClient::Create(io, {.endpoints = store.endpoints, .timeout = store.timeout});
+  auto etcd = EtcdClient::Create(
+      io, {.endpoints = store.endpoints, .timeout = store.timeout, .tls = store.tls});
   if (!etcd.ok()) return etcd.status();
   std::unique_ptr<EtcdLockService> s(
       new EtcdLockService(io, clock, options, std::move(store), std::move(*etcd)));
@@ -227,6 +228,13 @@ void EtcdLockService::Probe() {
 }
 
 void EtcdLockService::SetHealthy(bool healthy, const std::string& why) {
+  if (!healthy && !healthy_ && why != unhealthy_why_) {
+    // Still down, for a new reason (e.g. never reached, then a TLS handshake failure): 503s
+    // name the latest one.
+    unhealthy_why_ = why;
+    spdlog::error("etcd unavailable: {}", why);
+    return;
+  }
   if (healthy == healthy_) return;
   healthy_ = healthy;
   if (healthy) {
@@ -281,7 +289,14 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
     });
   }
   local_[w->local_id] = w;
-  TryGrant(w, /*fast_path=*/true);
+  if (w->deadline && !waiters_.empty()) {
+    // The mirror says others are queued: a fast-path txn would most likely fail (and cost a raft
+    // write). Queue at once; if the mirror was behind, the queue grants it just as soon. (Not
+    // when it only says "held": the watch can show our own grant after its release.)
+    Enqueue(w);
+  } else {
+    TryGrant(w, /*fast_path=*/true);
+  }
   std::weak_ptr<bool> a = alive_;
   return [this, a, w] {
     if (a.expired() || w->finished) return;
@@ -317,16 +332,18 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
 void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
   w->trying = true;
   std::weak_ptr<bool> a = alive_;
-  etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(w->ttl.count())}},
-              [this, w, fast_path, a](StatusOr<json> lease) {
+  TakeLease(w->ttl, [this, w, fast_path, a](StatusOr<TakenLease> lease) {
     if (!Alive(a)) return;
     if (!lease.ok()) {
       w->trying = false;
       SetHealthy(false, lease.status().message());
       return Finish(w, Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
     }
-    int64_t lease_id = JsonInt(*lease, "ID");
-    if (w->finished) return Revoke(lease_id);
+    int64_t lease_id = lease->id;
+    if (w->finished) {
+      w->trying = false;
+      return SpareLease(w->ttl, lease_id);
+    }
     std::string id = NewUuidV4();
     json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0)});
     if (fast_path) {
@@ -338,7 +355,9 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
     json success = json::array({Put(lock_key_, LockValue(id, w->holder, w->ttl, 0), lease_id)});
     if (!w->key.empty()) success.push_back(Delete(w->key));
     json txn = {{"compare", compare}, {"success", success}, {"failure", json::array({Range(lock_key_)})}};
-    etcd_->Call("/v3/kv/txn", txn, [this, w, fast_path, a, lease_id, id](StatusOr<json> r) {
+    // lease_ok: false when the spare lease's parallel refresh failed (its remaining TTL may be
+    // shorter than asked): a grant on it is undone.
+    auto on_txn = [this, w, fast_path, a, lease_id, id](StatusOr<json> r, bool lease_ok) {
       if (!Alive(a)) return;
       w->trying = false;
       if (!r.ok()) {
@@ -347,8 +366,12 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         SetHealthy(false, r.status().message());
         return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
       }
-      if (!r->value("succeeded", false)) {
+      if (!lease_ok) {
         Revoke(lease_id);
+        return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+      }
+      if (!r->value("succeeded", false)) {
+        SpareLease(w->ttl, lease_id);  // the txn did not apply: the lease is still unused
         if (w->finished) return;
         std::optional<Record> current;
         for (const json& resp : r->value("responses", json::array())) {
@@ -398,6 +421,37 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
       lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
       w->key.clear();
       Finish(w, std::move(g));
+    };
+    if (!lease->refresh) {
+      etcd_->Call("/v3/kv/txn", txn,
+                  [on_txn = std::move(on_txn)](StatusOr<json> r) { on_txn(std::move(r), true); });
+      return;
+    }
+    // Refresh the spare lease (full TTL from now) in parallel with the txn: the grant waits for
+    // the slower of the two instead of their sum.
+    struct Join {
+      int pending = 2;
+      bool lease_ok = false;
+      std::optional<StatusOr<json>> txn;
+    };
+    auto join = std::make_shared<Join>();
+    auto step = std::make_shared<std::function<void()>>([join, on_txn = std::move(on_txn)] {
+      if (--join->pending == 0) on_txn(std::move(*join->txn), join->lease_ok);
+    });
+    SteadyTime sent = clock_.Now();
+    etcd_->Call(
+        "/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}},
+        [this, join, step, lease_id, sent, ttl = w->ttl, a](StatusOr<json> k) {
+          if (!Alive(a)) return;
+          join->lease_ok =
+              k.ok() && JsonInt(k->value("result", json::object()), "TTL") >= ttl.count();
+          if (join->lease_ok) MarkFresh(lease_id, sent);
+          (*step)();
+        },
+        true);
+    etcd_->Call("/v3/kv/txn", txn, [join, step](StatusOr<json> r) {
+      join->txn = std::move(r);
+      (*step)();
     });
   });
 }
@@ -504,38 +558,49 @@ Status EtcdLockService::NotHeld(const std::string& id) const {
 void EtcdLockService::Release(std::string id, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
   if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  if (lock_ && lock_->mod_revision > 0 && ConstantTimeEquals(lock_->id, id)) {
+    // This replica granted it or watched it: try that version at once (no read first). If the
+    // key changed meanwhile, the txn's compare fails and the attempts below read etcd.
+    return ReleaseTxn(*lock_, std::move(id), 3, std::move(done));
+  }
   ReleaseAttempt(std::move(id), 3, std::move(done));
 }
 
 void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDone done) {
-  std::weak_ptr<bool> a = alive_;
-  ReadLock([this, id, attempts_left, done = std::move(done), a](
-               StatusOr<std::optional<Record>> cur) mutable {
+  ReadLock([this, id, attempts_left,
+            done = std::move(done)](StatusOr<std::optional<Record>> cur) mutable {
     if (!cur.ok()) return done(cur.status());
     if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
-    Record rec = **cur;
-    json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
-                {"success", json::array({Delete(lock_key_)})},
-                {"failure", json::array()}};
-    etcd_->Call("/v3/kv/txn", txn, [this, id, attempts_left, done = std::move(done), a,
-                                    rec](StatusOr<json> r) mutable {
-      if (!Alive(a)) return;
-      if (!r.ok()) {
-        SetHealthy(false, r.status().message());
-        return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      if (!r->value("succeeded", false)) {
-        // Changed under us (expired, or renewed concurrently): look again.
-        if (attempts_left <= 1) return done(NotHeld(id));
-        return ReleaseAttempt(std::move(id), attempts_left - 1, std::move(done));
-      }
-      ++counters_.releases;
-      Revoke(rec.lease);
-      if (lock_ && lock_->token == rec.token) lock_.reset();
-      done(Status::Ok());
-      Pump();
-    });
+    ReleaseTxn(**cur, std::move(id), attempts_left, std::move(done));
   });
+}
+
+// Deletes the lock key if it is still the version `rec` (read from etcd or the mirror).
+void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done) {
+  json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", json::array({Delete(lock_key_)})},
+              {"failure", json::array()}};
+  etcd_->Call(
+      "/v3/kv/txn", txn,
+      [this, id, attempts_left, done = std::move(done), a = std::weak_ptr<bool>(alive_),
+       rec](StatusOr<json> r) mutable {
+        if (!Alive(a)) return;
+        if (!r.ok()) {
+          SetHealthy(false, r.status().message());
+          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+        }
+        if (!r->value("succeeded", false)) {
+          // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
+          // again.
+          if (attempts_left <= 1) return done(NotHeld(id));
+          return ReleaseAttempt(std::move(id), attempts_left - 1, std::move(done));
+        }
+        ++counters_.releases;
+        SpareLease(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
+        if (lock_ && lock_->token == rec.token) lock_.reset();
+        done(Status::Ok());
+        Pump();
+      });
 }
 
 void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
@@ -595,6 +660,62 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
   });
 }
 
+void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done) {
+  SteadyTime sent = clock_.Now();
+  auto grant = [this, ttl, sent](std::function<void(StatusOr<TakenLease>)> done) {
+    etcd_->Call(
+        "/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
+        [this, sent, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+          if (!Alive(a)) return;
+          if (!r.ok()) return done(r.status());
+          int64_t lease = JsonInt(*r, "ID");
+          MarkFresh(lease, sent);
+          done(TakenLease{lease, false});
+        });
+  };
+  auto it = spare_leases_.find(ttl.count());
+  if (it == spare_leases_.end()) return grant(std::move(done));
+  int64_t lease = it->second;
+  spare_leases_.erase(it);
+  auto fresh = lease_fresh_.find(lease);
+  if (fresh != lease_fresh_.end() &&
+      sent + store_.timeout + std::chrono::seconds(1) < fresh->second + ttl) {
+    // Known to outlive the grant txn: the caller refreshes it in parallel with the txn.
+    return done(TakenLease{lease, true});
+  }
+  // A keepalive restarts the lease's full TTL now, as a grant would; etcd's leader answers it
+  // without a raft write. Expired meanwhile (TTL 0) or no answer: grant a new one.
+  etcd_->Call(
+      "/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
+      [this, ttl, lease, sent, grant, done = std::move(done),
+       a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
+        if (!Alive(a)) return;
+        if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") >= ttl.count()) {
+          MarkFresh(lease, sent);
+          return done(TakenLease{lease, false});
+        }
+        grant(std::move(done));
+      },
+      true);
+}
+
+void EtcdLockService::MarkFresh(int64_t lease, SteadyTime sent) {
+  if (lease_fresh_.size() >= 64) lease_fresh_.clear();  // expired or renewed-away leases
+  lease_fresh_[lease] = sent;
+}
+
+void EtcdLockService::SpareLease(lock::Seconds ttl, int64_t lease) {
+  if (!lease) return;
+  if (stopped_) return Revoke(lease);
+  auto [it, inserted] = spare_leases_.try_emplace(ttl.count(), lease);
+  if (!inserted) Revoke(std::exchange(it->second, lease));
+  if (spare_leases_.size() > kMaxSpareLeases) {
+    auto other = spare_leases_.begin() == it ? std::next(it) : spare_leases_.begin();
+    Revoke(other->second);
+    spare_leases_.erase(other);
+  }
+}
+
 void EtcdLockService::Revoke(int64_t lease) {
   if (!lease) return;
   etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, [lease](StatusOr<json> r) {
@@ -645,6 +766,7 @@ void EtcdLockService::Shutdown() {
   keepalive_timer_.cancel();
   recheck_timer_.cancel();
   etcd_->CancelWatch();
+  for (const auto& [ttl, lease] : std::exchange(spare_leases_, {})) Revoke(lease);
   if (session_lease_ && healthy_) {
     // Our waiters' keys go with the session; best effort, the lease expires anyway.
     etcd_->Call("/v3/lease/revoke", {{"ID", std::to_string(session_lease_)}},

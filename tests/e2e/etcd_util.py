@@ -1,13 +1,17 @@
 """A real etcd for the etcd-store tests (issue 6): Debian's `etcd` binary (package etcd-server),
 one member or a cluster of three, on 127.0.0.1 ports picked by the kernel, each member with its
-own data directory under the test's temp dir. Members are stopped by PID.
+own data directory under the test's temp dir. Members are stopped by PID. With `tls` (see
+make_pki) the client port is https and asks for client certificates signed by the test CA.
 """
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import types
 import uuid
 
 import pytest
@@ -28,8 +32,53 @@ def etcd_binary():
     return path
 
 
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def _key_and_csr(d, name, cn):
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
+
+
+def _sign(d, name, ca, ext):
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(ext + "\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
+             cwd=d)
+
+
+def make_pki(d):
+    """A throw-away PKI made with the openssl CLI in directory `d`: the test CA (`ca`), etcd's
+    server certificate for IP 127.0.0.1 only (`server`), a client certificate (`client`), and
+    from a second, unrelated CA (`other_ca`) a client certificate etcd must refuse (`rogue`).
+    Returns a namespace of absolute paths: ca, server_cert, server_key, client_cert, client_key,
+    other_ca, rogue_cert, rogue_key."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    os.makedirs(d, exist_ok=True)
+    for ca in ("ca", "other_ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+                 "-subj", f"/CN=tokenmgr test {ca}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _key_and_csr(d, "server", "etcd")
+    _sign(d, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth")
+    for name, ca in (("client", "ca"), ("rogue", "other_ca")):
+        _key_and_csr(d, name, "tokenmgr")
+        _sign(d, name, ca, "extendedKeyUsage=clientAuth")
+    p = lambda f: os.path.join(d, f)  # noqa: E731
+    return types.SimpleNamespace(
+        ca=p("ca.pem"), server_cert=p("server.pem"), server_key=p("server.key"),
+        client_cert=p("client.pem"), client_key=p("client.key"), other_ca=p("other_ca.pem"),
+        rogue_cert=p("rogue.pem"), rogue_key=p("rogue.key"))
+
+
 class EtcdMember:
-    def __init__(self, name, workdir, client_port, peer_port, initial_cluster):
+    def __init__(self, name, workdir, client_port, peer_port, initial_cluster, tls=None):
+        self.tls = tls
         self.name = name
         self.workdir = workdir
         self.client_port = client_port
@@ -41,7 +90,7 @@ class EtcdMember:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
 
     def start(self):
         os.makedirs(self.workdir, exist_ok=True)
@@ -55,6 +104,9 @@ class EtcdMember:
                "--initial-cluster-token", "tokenmgr-test",
                "--heartbeat-interval", "50", "--election-timeout", "500",
                "--log-level", "warn"]
+        if self.tls:
+            cmd += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                    "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -76,11 +128,23 @@ class EtcdMember:
 
     def call(self, path, body, timeout=2):
         """One gateway call; returns parsed JSON or None on any failure."""
+        headers = {"Content-Type": "application/json"}
         try:
-            s, _, text = procs.request(self.client_port, "POST", path, body=json.dumps(body),
-                                       headers={"Content-Type": "application/json"},
-                                       timeout=timeout)
-            return json.loads(text) if s == 200 else None
+            if not self.tls:
+                s, _, text = procs.request(self.client_port, "POST", path, body=json.dumps(body),
+                                           headers=headers, timeout=timeout)
+                return json.loads(text) if s == 200 else None
+            ctx = ssl.create_default_context(cafile=self.tls.ca)
+            ctx.load_cert_chain(self.tls.client_cert, self.tls.client_key)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.client_port, timeout=timeout,
+                                               context=ctx)
+            try:
+                conn.request("POST", path, body=json.dumps(body), headers=headers)
+                resp = conn.getresponse()
+                text = resp.read()
+                return json.loads(text) if resp.status == 200 else None
+            finally:
+                conn.close()
         except (OSError, ValueError):
             return None
 
@@ -90,10 +154,10 @@ class EtcdMember:
 
 
 class EtcdCluster:
-    def __init__(self, workdir, size=1):
+    def __init__(self, workdir, size=1, tls=None):
         peers = [(f"m{i}", free_port(), free_port()) for i in range(size)]
         initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, _, p in peers)
-        self.members = [EtcdMember(n, workdir, c, p, initial) for n, c, p in peers]
+        self.members = [EtcdMember(n, workdir, c, p, initial, tls) for n, c, p in peers]
 
     def start(self):
         for m in self.members:
@@ -142,6 +206,14 @@ def wait_synced(tokenmgr, timeout=15):
     """Waits for the log line of the first etcd sync (unlike /readyz, not counted in /api/stats)."""
     return procs.wait_for(lambda: "etcd store in sync" in tokenmgr.logs(), timeout=timeout,
                           interval=0.02, what="etcd store in sync")
+
+
+def lock(port, timeout=0, **query):
+    """GET /api/token/lock/<timeout>?<query> on a fresh connection: (status, parsed body)."""
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    s, _, body = procs.request(port, "GET", f"/api/token/lock/{timeout}" + (f"?{q}" if q else ""),
+                               timeout=timeout + 10)
+    return s, json.loads(body)
 
 
 def wait_ready(port, ready=True, timeout=15):

@@ -267,3 +267,16 @@ class Holder:
             self.log.close()
             self.log = None
         return rc
+
+
+def kill9_takeover(victim, waiter, timeout=15):
+    """kill -9 a licensed holder; waits until `waiter` holds that license. Returns the seconds
+    from the kill until then (compare with claim TTL + heartbeat + settle)."""
+    lic = victim.installed()
+    assert lic, f"{victim.node} holds no license"
+    victim.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(waiter.ready, timeout=timeout, what=f"takeover by {waiter.node}")
+    took = time.monotonic() - killed
+    assert waiter.installed() == lic
+    return took

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import procs
-from etcd_util import EtcdCluster, etcd, etcd_env, kill_all, wait_ready  # noqa: F401 (fixture)
+from etcd_util import EtcdCluster, etcd, etcd_env, kill_all, lock, wait_ready  # noqa: F401
 from tokenmgr_util import UUID4
 
 
@@ -41,13 +41,6 @@ def replicas(tmp_path):
 
     yield start
     kill_all(started)
-
-
-def lock(port, timeout=0, **query):
-    q = "&".join(f"{k}={v}" for k, v in query.items())
-    s, _, body = procs.request(port, "GET", f"/api/token/lock/{timeout}" + (f"?{q}" if q else ""),
-                               timeout=timeout + 10)
-    return s, json.loads(body)
 
 
 def release(port, lock_id):
@@ -120,6 +113,26 @@ def test_lease_expiry_frees_the_lock(etcd, replicas):
     assert time.monotonic() - t0 >= 1.0  # not before the lease could have run out
     assert release(a.port, g["id"])[0] == 404
     assert release(b.port, g2["id"])[0] == 200
+
+
+def test_a_reused_lease_still_lasts_the_full_ttl(etcd, replicas):
+    """A released lock's lease is reused by the next grant (refreshed in parallel with the grant
+    txn): the new lock must still last its whole TTL, and then end."""
+    a, b = replicas(etcd, 2)
+    for _ in range(3):
+        s, g = lock(a.port, ttl=4)
+        assert s == 200 and release(a.port, g["id"])[0] == 200
+    # Let the spare lease age (this is the point, not a synchronisation): 1.5 s of its 4 s are
+    # gone, yet it is young enough (ETCD_TIMEOUT_MS 1 s + 1 s margin) for the parallel refresh.
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    s, g = lock(a.port, ttl=4)  # on the aged spare: without the refresh it would end in ~2.5 s
+    assert s == 200
+    s, g2 = lock(b.port, 10, holder="next")
+    held = time.monotonic() - t0
+    assert s == 200 and g2["token"] > g["token"]
+    assert 3.9 <= held <= 4 + 2, f"the lock on a reused lease lasted {held:.1f}s for ttl=4"
+    assert release(a.port, g["id"])[0] == 404
 
 
 def _wait_waiters(port, n):
@@ -241,14 +254,17 @@ def test_tokens_keep_increasing_across_restarts_of_every_replica(etcd, replicas)
     second = replicas(etcd, 2, prefix)
     s, g2 = lock(second[1].port, ttl=30)
     assert s == 200 and g2["token"] > g1["token"]
-    assert status(second[0].port)["token"] == g2["token"]
+    eventually_status(second[0].port, lambda st: st["token"] == g2["token"], "grant seen on [0]")
 
 
 def test_bad_store_config_stops_start_up(tmp_path):
     for env, needle in [({"STORE": "etcd"}, "ETCD_ENDPOINTS"),
                         ({"STORE": "zookeeper"}, "STORE"),
-                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379"}, "TLS"),
+                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379,http://f:2379"},
+                         "mixes"),
                         ({"STORE": "etcd", "ETCD_ENDPOINTS": "http://e:2379",
+                          "ETCD_CACERT": "/x"}, "https://"),
+                        ({"STORE": "etcd", "ETCD_ENDPOINTS": "https://e:2379",
                           "ETCD_CERT": "/x"}, "ETCD_CERT")]:
         t = procs.Tokenmgr(workdir=str(tmp_path), env=env, state_file=False)
         assert t.start(expect_fail=True) == 2
@@ -322,5 +338,46 @@ def test_three_member_etcd_one_down_continues_two_down_no_grants_back_resumes(tm
         assert s == 200 and g3["token"] > g2["token"]
         assert status(reps[1].port)["token"] == g3["token"]
         assert release(reps[2].port, g3["id"])[0] == 200
+    finally:
+        cluster.stop()
+
+
+def test_restart_everything_tokens_increase_and_no_stale_lock_outlives_its_lease(tmp_path,
+                                                                               replicas):
+    """3 etcd members + 3 replicas, all killed -9 at once, then started again on the same data
+    dirs: the lock held at the crash ends with its lease (etcd restarts lease timers when a leader
+    is elected, so at most one TTL after etcd is back), tokens continue above the old ones, and
+    every replica serves again."""
+    cluster = EtcdCluster(str(tmp_path / "etcd"), size=3).start()
+    try:
+        prefix = f"/tokenmgr-test/{uuid.uuid4()}/"
+        reps = replicas(cluster, 3, prefix)
+        s, g0 = lock(reps[0].port, holder="before")
+        assert s == 200 and release(reps[1].port, g0["id"])[0] == 200
+        s, stale = lock(reps[2].port, holder="crashed", ttl=3)  # held across the crash
+        assert s == 200 and stale["token"] > g0["token"]
+        for t in reps:
+            t.stop(signal.SIGKILL)
+        for m in cluster.members:
+            m.stop(signal.SIGKILL)
+
+        for m in cluster.members:
+            m.start()
+        cluster.wait_healthy()
+        back = time.monotonic()
+        reps = replicas(cluster, 3, prefix)
+        st = status(reps[0].port)
+        if st["held"]:  # the crashed holder's lock, not yet expired
+            assert st["holder"] == "crashed" and st["token"] == stale["token"]
+        s, g = lock(reps[1].port, 15, holder="after", ttl=30)  # waits for the stale lease
+        waited = time.monotonic() - back
+        assert s == 200, g
+        assert g["token"] > stale["token"] > g0["token"]
+        assert waited <= 3 + 3, f"stale lock outlived its lease: granted {waited:.1f}s after"
+        assert release(reps[0].port, stale["id"])[0] == 404
+        eventually_status(reps[2].port, lambda st: st["holder"] == "after", "grant on every replica")
+        assert release(reps[2].port, g["id"]) == (200, '"Released"')
+        s, g2 = lock(reps[0].port)
+        assert s == 200 and g2["token"] > g["token"]
     finally:
         cluster.stop()

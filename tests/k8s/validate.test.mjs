@@ -81,6 +81,30 @@ test("rendered objects with the auth component match the schemas", async () => {
   assert.ok(env(byKind(objects, "DaemonSet", "flexdirect")).includes("TOKENMGR_AUTH_TOKEN_FILE"));
 });
 
+test("the etcd-ha component, alone and with its TLS component, matches the schemas", async () => {
+  const envOf = (objects) => Object.fromEntries(byKind(objects, "Deployment", "tokenmgr")
+    .spec.template.spec.containers[0].env.map((e) => [e.name, e.value]));
+  const ha = await validRendered(renderWithComponents(["overlays/etcd-ha"]));
+  assert.equal(byKind(ha, "Deployment", "tokenmgr").spec.replicas, 3);
+  assert.equal(envOf(ha).STORE, "etcd");
+  assert.ok(envOf(ha).ETCD_ENDPOINTS.startsWith("http://"));
+  assert.equal(envOf(ha).ETCD_CACERT, undefined);
+
+  const tls = await validRendered(renderWithComponents(["overlays/etcd-ha", "overlays/etcd-ha/tls"]));
+  const env = envOf(tls);
+  assert.equal(env.STORE, "etcd");
+  for (const url of env.ETCD_ENDPOINTS.split(",")) assert.ok(url.startsWith("https://"), url);
+  const pod = byKind(tls, "Deployment", "tokenmgr").spec.template.spec;
+  const mount = pod.containers[0].volumeMounts.find((m) => m.name === "etcd-tls");
+  assert.equal(mount.readOnly, true);
+  for (const v of ["ETCD_CACERT", "ETCD_CERT", "ETCD_KEY"]) {
+    assert.ok(env[v].startsWith(mount.mountPath + "/"), `${v} lies on the Secret mount`);
+  }
+  const vol = pod.volumes.find((v) => v.name === "etcd-tls");
+  assert.equal(vol.secret.secretName, "tokenmgr-etcd-tls");
+  assert.ok(pod.securityContext.fsGroup > 0, "the non-root user reads the 0440 files via fsGroup");
+});
+
 test("each seed file validates on its own (kubectl apply -f file by file)", async () => {
   for (const f of seedFiles) {
     const { objects, errors } = await validateYaml(readFileSync(join(examples, f), "utf8"));
