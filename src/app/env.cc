@@ -54,7 +54,8 @@ StatusOr<bool> ParseCommandLine(CLI::App& app, const std::vector<std::string>& a
 }
 
 StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& source) {
-  auto text = ReadSmallFile(path, 4096);
+  // Secrets are mounted as symlinks (token -> ..data/token -> ..2026_11_27_.../token).
+  auto text = ReadSmallFile(path, 4096, Symlinks::kFollow);
   if (!text.ok()) return InvalidArgument(source + ": " + text.status().message());
   std::string secret(Trim(*text));
   if (secret.empty()) return InvalidArgument(source + ": " + path + " is empty");

@@ -108,6 +108,24 @@ TEST(TokenmgrConfig, AuthTokenFileIsReadAndValidated) {
   unlink(tmpl);
 }
 
+TEST(TokenmgrConfig, AuthTokenFileMountedFromASecretIsFollowed) {
+  // What the kubelet writes for a Secret volume: token -> ..data/token, ..data -> ..<stamp>/.
+  char tmpl[] = "/tmp/secretvol.XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  ASSERT_EQ(mkdir((dir + "/..2026_11_27_17_00_00.1").c_str(), 0755), 0);
+  std::ofstream(dir + "/..2026_11_27_17_00_00.1/token") << "k8s-secret-token";
+  ASSERT_EQ(symlink("..2026_11_27_17_00_00.1", (dir + "/..data").c_str()), 0);
+  ASSERT_EQ(symlink("..data/token", (dir + "/token").c_str()), 0);
+  auto c = Parse({"--auth-token-file", (dir + "/token").c_str()});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c->auth_token, "k8s-secret-token");
+  ASSERT_EQ(symlink("nowhere", (dir + "/dangling").c_str()), 0);
+  auto bad = Parse({"--auth-token-file", (dir + "/dangling").c_str()});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("dangling"), std::string::npos) << bad.status().message();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TokenmgrConfig, BadBindAddressNamesItsSource) {
   auto env = Parse({}, {{"BIND_ADDRESS", "not-an-ip"}});
   ASSERT_FALSE(env.ok());

@@ -82,8 +82,10 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
   return Status::Ok();
 }
 
-StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
+                                    Symlinks symlinks) {
+  const int nofollow = symlinks == Symlinks::kRefuse ? O_NOFOLLOW : 0;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | nofollow);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) return NotFound(ErrnoMessage("open", path, err));

@@ -22,9 +22,14 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
                                    mode_t mode);
 
-// Reads a regular file of at most max_bytes, without following a symlink at the last component.
+enum class Symlinks { kRefuse, kFollow };
+
+// Reads a regular file of at most max_bytes. By default a symlink at the last component is
+// refused (files tokenmgr and the agent own); kFollow is for files an operator mounts, such
+// as Kubernetes Secrets, which are symlinks into a `..data` directory.
 // NOT_FOUND if absent; RESOURCE_EXHAUSTED if larger; other errors as UNAVAILABLE.
-StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
+                                    Symlinks symlinks = Symlinks::kRefuse);
 
 // "open /x: Permission denied"
 std::string ErrnoMessage(std::string_view what, const std::string& path, int err);

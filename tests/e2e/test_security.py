@@ -31,3 +31,18 @@ def test_auth_token_never_in_json_logs(start_tm, tmp_path):  # noqa: F811
     assert any("granted" in line for line in lines)
     assert SECRET not in logs and SECRET[:8] not in logs
     assert grant["id"] not in logs
+
+
+def test_auth_token_from_a_kubernetes_secret_volume(start_tm, tmp_path):  # noqa: F811
+    # The kubelet mounts a Secret as token -> ..data/token, ..data -> ..<timestamp>/ (symlinks).
+    stamp = tmp_path / "..2026_11_27_17_00_00.123"
+    stamp.mkdir()
+    (stamp / "token").write_text(SECRET)
+    (tmp_path / "..data").symlink_to(stamp.name)
+    (tmp_path / "token").symlink_to("..data/token")
+    tm = start_tm(args=["--auth-token-file", str(tmp_path / "token")])
+    good = Client(tm.port, headers={"Authorization": "Bearer " + SECRET})
+    s, grant = good.lock(0)
+    assert s == 200
+    assert Client(tm.port).release(grant["id"])[0] == 401
+    assert good.release(grant["id"])[0] == 200
