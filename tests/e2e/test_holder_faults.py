@@ -181,6 +181,7 @@ def test_full_host_dir_is_not_ready_leaves_nothing_partial_and_recovers(real_tm,
     assert not os.path.exists(os.path.join(host_dir, "servers.conf"))
     assert watch.leftovers == set(), f"temp files left in the host dir: {watch.leftovers}"
     assert "No space left on device" in h.logs()
+    assert "license_holder_degraded 1" in h.metrics()
     assert_claim_intact(pool, "license1", "node-a")
 
     free(hostfs)
@@ -224,7 +225,7 @@ def test_pool_that_fills_up_or_turns_read_only_withdraws_intact_and_recovers(rea
         assert time.monotonic() - t0 <= 3.5
         status, _, body = readyz(h)
         assert status == 503 and what in body, body
-        assert h.alive()
+        assert h.alive() and "license_holder_degraded 1" in h.metrics()
         frozen = assert_claim_intact(pool, "license1", "node-a")
         assert frozen["renewed_at_ms"] >= renewed, "the last good claim is still there, whole"
 
