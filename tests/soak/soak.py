@@ -24,6 +24,7 @@ import os
 import random
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -602,11 +603,12 @@ def main():
     for k, v in sorted(stats.errors.items()):
         print(f"  {k:45s} {v}")
     if violations:
-        print(f"\nSOAK FAILED: {len(violations)} violation(s)")
+        print(f"\nSOAK FAILED: {len(violations)} violation(s); tokenmgr's log: {tm.log_path}")
         for v in violations[:20]:
             print(f"  {v}")
         return 1
     print("\nsoak passed")
+    shutil.rmtree(tm.workdir, ignore_errors=True)  # kept on failure: tokenmgr.log is in it
     return 0
 
 
