@@ -413,7 +413,8 @@ bool Agent::RemoveInstalled() {
              "; retrying every heartbeat): " + s.message());
     return false;
   }
-  if (withdraw_pending_) spdlog::info("withdrawal finished: license files removed from {}", config_.host_dir);
+  if (withdraw_pending_)
+    spdlog::info("withdrawal finished: license files removed from {}", config_.host_dir);
   withdraw_pending_ = false;
   return true;
 }

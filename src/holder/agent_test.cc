@@ -197,7 +197,8 @@ TEST_F(AgentTest, WithdrawalThatFailedIsRetriedUntilTheFilesAreGone) {
   ASSERT_EQ(Installed("a"), "ID1");
   // Another node takes the license while this node's host dir cannot be written (read-only).
   license::ClaimRecord other{"z", "pod-z", a->Snapshot().token + 5, 0, 0, 0, false};
-  ASSERT_TRUE(fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
+  ASSERT_TRUE(
+      fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
   fs_.FailWrites("/host/a", {StatusCode::kPermissionDenied, "Read-only file system"});
   a->Step();
   EXPECT_EQ(Installed("a"), "ID1");  // could not be removed yet
@@ -208,7 +209,8 @@ TEST_F(AgentTest, WithdrawalThatFailedIsRetriedUntilTheFilesAreGone) {
   for (int i = 0; i < 2; ++i) {
     clock_.Advance(seconds(1));
     other.renewals++;
-    ASSERT_TRUE(fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
+    ASSERT_TRUE(
+        fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
     a->Step();
   }
   EXPECT_EQ(Installed("a"), "");
