@@ -421,6 +421,10 @@ bool Agent::RemoveInstalled() {
 
 void Agent::Withdraw(const std::string& why) {
   spdlog::warn("withdrawing license '{}' from {}: {}", license_, config_.host_dir, why);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snap_.ready = false;  // stop advertising the license before its files go, not after
+  }
   RemoveInstalled();
   {
     std::lock_guard<std::mutex> l(mu_);
