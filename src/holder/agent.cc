@@ -97,6 +97,9 @@ void Agent::Start() {
 
 std::chrono::nanoseconds Agent::Step() {
   std::chrono::nanoseconds next = config_.heartbeat;
+  // A license given up while the host dir could not be written must not stay installed: another
+  // node may hold it now. Finish that first, whatever else happens (a new install also would).
+  if (withdraw_pending_ && phase_ != Phase::kHolding) RemoveInstalled();
   if (ReleaseRequested()) {
     if (phase_ != Phase::kReleased) {
       if (phase_ == Phase::kHolding) Withdraw("release requested");
@@ -403,14 +406,30 @@ bool Agent::InstallHeld(const license::LicenseFiles& files) {
   }
   installed_ = true;
   installed_hash_ = files.hash;
+  withdraw_pending_ = false;  // the install replaced whatever the old manifest listed
+  return true;
+}
+
+bool Agent::RemoveInstalled() {
+  if (Status s = installer_.Withdraw(); !s.ok()) {
+    withdraw_pending_ = true;
+    SetError("withdraw failed (files may remain in " + config_.host_dir +
+             "; retrying every heartbeat): " + s.message());
+    return false;
+  }
+  if (withdraw_pending_)
+    spdlog::info("withdrawal finished: license files removed from {}", config_.host_dir);
+  withdraw_pending_ = false;
   return true;
 }
 
 void Agent::Withdraw(const std::string& why) {
   spdlog::warn("withdrawing license '{}' from {}: {}", license_, config_.host_dir, why);
-  if (Status s = installer_.Withdraw(); !s.ok()) {
-    SetError("withdraw failed (files may remain in " + config_.host_dir + "): " + s.message());
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    snap_.ready = false;  // stop advertising the license before its files go, not after
   }
+  RemoveInstalled();
   {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.withdrawals;

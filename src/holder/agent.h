@@ -105,6 +105,8 @@ class Agent {
                        int64_t claimed_at_ms);
   bool Confirmed(const std::string& name, uint64_t token);
   void Withdraw(const std::string& why);
+  // Removes the installed files; on failure they are removed again at every step until done.
+  bool RemoveInstalled();
   bool InstallHeld(const license::LicenseFiles& files);
   bool ReleaseRequested();
   bool FenceIfUnconfirmed();
@@ -131,6 +133,7 @@ class Agent {
   uint64_t renewals_ = 0;
   int64_t claimed_at_ms_ = 0;
   bool installed_ = false;
+  bool withdraw_pending_ = false;  // files of a withdrawn license may still be in the host dir
   std::string installed_hash_;
   std::optional<SteadyTime> last_confirmed_;
   std::optional<SteadyTime> acquiring_since_;

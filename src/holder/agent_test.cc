@@ -189,6 +189,35 @@ TEST_F(AgentTest, HigherTokenTakesOverAndOlderHolderWithdraws) {
   EXPECT_EQ(a->Snapshot().withdrawals, 1u);
 }
 
+TEST_F(AgentTest, WithdrawalThatFailedIsRetriedUntilTheFilesAreGone) {
+  fs_.RemoveAll("/pool/license2");
+  fs_.RemoveAll("/pool/license3");
+  auto a = Make("a");
+  Run({a.get()}, 1);
+  ASSERT_EQ(Installed("a"), "ID1");
+  // Another node takes the license while this node's host dir cannot be written (read-only).
+  license::ClaimRecord other{"z", "pod-z", a->Snapshot().token + 5, 0, 0, 0, false};
+  ASSERT_TRUE(
+      fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
+  fs_.FailWrites("/host/a", {StatusCode::kPermissionDenied, "Read-only file system"});
+  a->Step();
+  EXPECT_EQ(Installed("a"), "ID1");  // could not be removed yet
+  EXPECT_FALSE(a->Snapshot().ready);
+  EXPECT_NE(a->Snapshot().last_error.find("withdraw failed"), std::string::npos);
+  fs_.ClearFaults();
+  // z keeps its claim fresh, so this node gets no license back: the retry alone must clean up.
+  for (int i = 0; i < 2; ++i) {
+    clock_.Advance(seconds(1));
+    other.renewals++;
+    ASSERT_TRUE(
+        fs_.WriteAtomic("/pool/license1/lockedby", license::SerializeClaim(other), 0644).ok());
+    a->Step();
+  }
+  EXPECT_EQ(Installed("a"), "");
+  EXPECT_FALSE(fs_.Exists("/host/a/.license-holder.json"));
+  EXPECT_FALSE(a->Snapshot().ready);
+}
+
 TEST_F(AgentTest, LowerTokenOverwriteIsReasserted) {
   auto a = Make("a");
   Run({a.get()}, 1);

@@ -165,9 +165,11 @@ Status Installer::Install(const std::string& license, const LicenseFiles& files)
     return s;
   }
   // 3. Remove what the previous license had that the new one does not, and a seed-era lockedby.
+  std::vector<std::string> gone;
   for (const std::string& e : old_entries) {
-    if (!top.count(e)) LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, e)));
+    if (!top.count(e)) gone.push_back(e);
   }
+  LM_RETURN_IF_ERROR(RemoveEntries(gone));
   LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, kClaimFile)));
   // 4. Swap each top-level entry in by rename.
   std::string trash = JoinPath(host_, ".trash-" + RandomSuffix());
@@ -186,12 +188,26 @@ Status Installer::Install(const std::string& license, const LicenseFiles& files)
   return WriteManifest(Manifest{license, files.hash, std::vector<std::string>(top.begin(), top.end())});
 }
 
+Status Installer::RemoveEntries(const std::vector<std::string>& entries) {
+  if (entries.empty()) return Status::Ok();
+  std::string trash = JoinPath(host_, ".trash-" + RandomSuffix());
+  bool use_trash = fs_.MakeDir(trash, 0700).ok();
+  for (const std::string& e : entries) {
+    std::string path = JoinPath(host_, e);
+    if (use_trash) {
+      auto info = fs_.Stat(path);
+      if (!info.ok()) return info.status();
+      if (info->type == FileType::kMissing || fs_.Rename(path, JoinPath(trash, e)).ok()) continue;
+    }
+    LM_RETURN_IF_ERROR(fs_.RemoveAll(path));
+  }
+  return use_trash ? fs_.RemoveAll(trash) : Status::Ok();
+}
+
 Status Installer::Withdraw() {
   auto m = ReadManifest();
   if (!m.ok()) return m.status();
-  if (*m) {
-    for (const std::string& e : (*m)->entries) LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, e)));
-  }
+  if (*m) LM_RETURN_IF_ERROR(RemoveEntries((*m)->entries));
   LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, kClaimFile)));
   (void)CleanLeftovers();
   return fs_.RemoveAll(JoinPath(host_, kManifestFile));

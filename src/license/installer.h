@@ -54,6 +54,10 @@ class Installer {
 
  private:
   Status WriteManifest(const Manifest& m);
+  // Deletes top-level entries of the host dir. Each is first moved out of sight into a .trash-
+  // dir by one rename, so a reader sees the whole entry or nothing (deleting in place removes
+  // files one by one); if that dir cannot be made (a full disk), deletes in place.
+  Status RemoveEntries(const std::vector<std::string>& entries);
   StatusOr<std::string> HashInstalled(const std::vector<std::string>& entries);
   Status CollectInstalled(const std::string& abs, const std::string& rel, std::string& all,
                           int depth);

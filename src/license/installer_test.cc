@@ -82,6 +82,21 @@ TEST_F(InstallerTest, WithdrawRemovesLicenseKeepsServersConf) {
   ASSERT_TRUE(inst_.Withdraw().ok());  // idempotent
 }
 
+TEST_F(InstallerTest, WithdrawLeavesNoTrashBehind) {
+  ASSERT_TRUE(inst_.Install("b", Read("b")).ok());
+  ASSERT_TRUE(inst_.Withdraw().ok());
+  EXPECT_EQ(fs_.List("/host")->size(), 0u);
+}
+
+TEST_F(InstallerTest, WithdrawOnAFullDiskDeletesInPlace) {
+  ASSERT_TRUE(inst_.Install("b", Read("b")).ok());
+  fs_.FailWrites("/host/.trash-", ResourceExhausted("No space left on device"));
+  ASSERT_TRUE(inst_.Withdraw().ok());
+  EXPECT_FALSE(fs_.Exists("/host/lic"));
+  EXPECT_FALSE(fs_.Exists("/host/readme_b"));
+  EXPECT_FALSE(fs_.Exists(std::string("/host/") + kManifestFile));
+}
+
 TEST_F(InstallerTest, FailedStagingLeavesOldLicenseIntact) {
   ASSERT_TRUE(inst_.Install("a", Read("a")).ok());
   fs_.FailWrites("/host/.staging", ResourceExhausted("No space left on device"));
