@@ -7,13 +7,13 @@
 namespace lm::app {
 namespace {
 
-StatusOr<HolderConfig> Parse(std::vector<const char*> args, EnvMap env) {
+StatusOr<HolderConfig> ParseHolder(std::vector<const char*> args, EnvMap env) {
   args.insert(args.begin(), "license-holder");
   return ParseHolderConfig(static_cast<int>(args.size()), args.data(), env);
 }
 
 TEST(HolderConfig, SeedConfigMapWorks) {
-  auto c = Parse({}, {{"NODE_NAME", "gpu-1"}, {"TOKENMGR_URL", "http://tokenmgr.bitfusion:8080/api/token"},
+  auto c = ParseHolder({}, {{"NODE_NAME", "gpu-1"}, {"TOKENMGR_URL", "http://tokenmgr.bitfusion:8080/api/token"},
                       {"GPUTYPES", "K80_servers"}, {"K80_servers_1", "172.16.31.42:56001"}});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->command, HolderCommand::kRun);
@@ -27,13 +27,13 @@ TEST(HolderConfig, SeedConfigMapWorks) {
 }
 
 TEST(HolderConfig, SubcommandsAndSeedAlias) {
-  EXPECT_EQ(Parse({"release"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRelease);
-  EXPECT_EQ(Parse({"daemonset"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRun);
-  EXPECT_FALSE(Parse({"bogus"}, {{"NODE_NAME", "n"}}).ok());
+  EXPECT_EQ(ParseHolder({"release"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRelease);
+  EXPECT_EQ(ParseHolder({"daemonset"}, {{"NODE_NAME", "n"}})->command, HolderCommand::kRun);
+  EXPECT_FALSE(ParseHolder({"bogus"}, {{"NODE_NAME", "n"}}).ok());
 }
 
 TEST(HolderConfig, FlagsWinOverEnv) {
-  auto c = Parse({"--node-name", "flag-node", "--heartbeat-seconds", "2", "--claim-ttl-seconds", "6"},
+  auto c = ParseHolder({"--node-name", "flag-node", "--heartbeat-seconds", "2", "--claim-ttl-seconds", "6"},
                  {{"NODE_NAME", "env-node"}, {"HEARTBEAT_SECONDS", "5"}});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->agent.node, "flag-node");
@@ -41,7 +41,7 @@ TEST(HolderConfig, FlagsWinOverEnv) {
 }
 
 TEST(HolderConfig, MissingNodeNameIsAClearError) {
-  auto c = Parse({}, {});
+  auto c = ParseHolder({}, {});
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("NODE_NAME"), std::string::npos);
 }
@@ -56,7 +56,7 @@ TEST(HolderConfig, BadValuesNameTheVariable) {
   for (auto [var, value] : bad) {
     EnvMap env = {{"NODE_NAME", "n"}};
     env[var] = value;
-    auto c = Parse({}, env);
+    auto c = ParseHolder({}, env);
     ASSERT_FALSE(c.ok()) << var << "=" << value;
     EXPECT_NE(c.status().message().find(std::string(var).substr(0, 8)), std::string::npos)
         << c.status().message();
@@ -64,14 +64,14 @@ TEST(HolderConfig, BadValuesNameTheVariable) {
 }
 
 TEST(HolderConfig, ClaimTtlMustCoverThreeHeartbeats) {
-  EXPECT_FALSE(Parse({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "29"}}).ok());
-  EXPECT_TRUE(Parse({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "30"}}).ok());
+  EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "29"}}).ok());
+  EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "30"}}).ok());
 }
 
 TEST(HolderConfig, ReleaseOnExitFromFlagOrEnv) {
-  EXPECT_TRUE(Parse({"--release-on-exit"}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
-  EXPECT_TRUE(Parse({}, {{"NODE_NAME", "n"}, {"RELEASE_ON_EXIT", "true"}})->agent.release_on_exit);
-  EXPECT_FALSE(Parse({}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+  EXPECT_TRUE(ParseHolder({"--release-on-exit"}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+  EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"RELEASE_ON_EXIT", "true"}})->agent.release_on_exit);
+  EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
 }
 
 }  // namespace
