@@ -403,6 +403,13 @@ class StallingTokenmgr:
         if behaviour == "truncate-close":
             conn.sendall(head + half)
         else:
+            # One request per proxied connection: ask tokenmgr to close after its answer, so the
+            # copy loop ends (the agent keeps its connections alive; a reply with
+            # "Connection: close" tells it to open a new one for its next call).
+            head_part, _, rest = req.partition(b"\r\n\r\n")
+            lines = [ln for ln in head_part.split(b"\r\n")
+                     if not ln.lower().startswith(b"connection:")]
+            req = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + rest
             with socket.create_connection(("127.0.0.1", self.upstream), timeout=30) as up:
                 up.sendall(req)
                 while chunk := up.recv(65536):
