@@ -212,14 +212,6 @@ holder::AgentConfig SimConfig(const std::string& pool, const std::string& host_d
   return c;
 }
 
-// Wall clock in ms: claims carry the holder's wall-clock claim time, so the time until the last
-// claim is measured on the same (one machine's) clock.
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Checks that every host dir holds a license, all distinct, each claimed by its node in the
 // pool. Returns the number of problems (printed). *last_claim_ms: the latest claimed_at_ms of
 // those claims (wall clock, stamped by the holder just before it wrote its claim).
@@ -437,7 +429,8 @@ int Procs(const Args& a) {
     }
   }
   auto t0 = SteadyClock::now();
-  const int64_t t0_wall_ms = WallMs();
+  // Claims carry the holder's wall-clock claim time (same machine, same clock).
+  const int64_t t0_wall_ms = UnixMillis(RealClock::Get().WallNow());
   if (tm_pid > 0) {
     ::kill(tm_pid, SIGCONT);
     g_stopped_tokenmgr = 0;
@@ -685,7 +678,7 @@ int Sim(const Args& a) {
   {
     std::lock_guard<std::mutex> l(mu);
     t0 = SteadyClock::now();
-    t0_wall_ms = WallMs();
+    t0_wall_ms = UnixMillis(RealClock::Get().WallNow());
     deadline = t0 + std::chrono::seconds(timeout_s);
     for (long i = 0; i < n; ++i) queue.push({t0, i});
     go = true;

@@ -25,12 +25,30 @@ class Session;
 
 namespace {
 
-// A complete HTTP/1.1 response with a JSON error body and "Connection: close".
-std::string RawCloseResponse(int status, std::string_view reason, std::string_view message) {
-  std::string body = ErrorResponse(status, message).body;
-  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-         "\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n"
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+// The response's bytes on the wire (HTTP/1.1, Content-Length, "Connection: close" unless kept).
+std::string SerializeResponse(const Response& r, std::string_view server_name, bool keep_alive) {
+  std::string out;
+  out.reserve(160 + r.body.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  out += bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
+  out += "\r\nServer: ";
+  out += server_name;
+  out += "\r\nContent-Type: ";
+  out += r.content_type;
+  for (const auto& [name, value] : r.headers) {
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  if (!keep_alive) out += "\r\nConnection: close";
+  out += "\r\nContent-Length: ";
+  out += std::to_string(r.body.size());
+  out += "\r\n\r\n";
+  out += r.body;
+  return out;
 }
 
 }  // namespace
@@ -39,7 +57,12 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
   Impl(net::io_context& io, ServerOptions options, Handler& handler)
       : io(io), opts(std::move(options)), handler(handler), acceptor(io), retry_timer(io),
-        grace_timer(io), sweep_timer(io) {}
+        grace_timer(io), sweep_timer(io),
+        too_many_connections(SerializeResponse(ErrorResponse(503, "too many open connections"),
+                                               opts.server_name, /*keep_alive=*/false)) {}
+
+  // Request line, headers and body together: what one client may make the server buffer.
+  size_t max_request_bytes() const { return opts.max_header_bytes + opts.max_body_bytes; }
 
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
@@ -57,6 +80,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   net::steady_timer grace_timer;
   net::steady_timer sweep_timer;
   bool sweeping = false;
+  // Written before any session exists to a connection over max_connections; built once.
+  const std::string too_many_connections;
   ServerStats stats;
   bool stopping = false;
   std::unordered_set<Session*> sessions;
@@ -109,8 +134,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  enum class Phase { kIdle, kReading, kBusy, kWriting };
-
   void SetDeadline(std::chrono::milliseconds d) { deadline_ = Clock::now() + d; }
 
   // after_response: skip the read attempt, which would only say "would block" for a client
@@ -118,7 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // EPOLL_CTL_MOD by Asio) still reports bytes that are already there.
   void ReadNext(bool after_response = false) {
     if (server_->stopping) return Close();
-    phase_ = Phase::kIdle;
+    reading_ = false;
     if (buffer_.size() == 0) {
       // Idle keep-alive connections hold as little memory as possible: the parser and buffer
       // grow again when the next request arrives (measured: 11.9 -> 8.5 MiB at 1,000 idle).
@@ -137,7 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadAndParse() {
     while (true) {
       if (buffer_.size() > 0) {
-        if (phase_ == Phase::kIdle) StartRequest();
+        if (!reading_) StartRequest();
         beast::error_code ec;
         size_t used = parser_->put(buffer_.data(), ec);
         buffer_.consume(used);
@@ -154,13 +177,12 @@ class Session : public std::enable_shared_from_this<Session> {
         if (ec && ec != bhttp::error::need_more) return OnParseError(ec);
         if (!ec && used > 0) continue;  // the parser took something; it may take more
       }
-      const size_t limit = server_->opts.max_header_bytes + server_->opts.max_body_bytes;
-      size_t want = phase_ == Phase::kIdle ? 512 : std::min<size_t>(4096, limit + 1);
+      size_t want = reading_ ? std::min<size_t>(4096, server_->max_request_bytes() + 1) : 512;
       beast::error_code ec;
       size_t n = socket_.read_some(buffer_.prepare(want), ec);
       if (ec == net::error::would_block) return WaitReadable();
       if (ec == net::error::interrupted) continue;
-      if (ec == net::error::eof && phase_ == Phase::kReading) {
+      if (ec == net::error::eof && reading_) {
         // Half-closed after part of a request: say why, the client may still read.
         parser_->put_eof(ec);
         if (ec) return OnParseError(ec);
@@ -172,7 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void StartRequest() {
-    phase_ = Phase::kReading;
+    reading_ = true;
     SetDeadline(server_->opts.read_timeout);
     parser_.emplace();
     header_checked_ = false;
@@ -213,7 +235,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.remote_address = remote_;
     keep_alive_ = msg.keep_alive();
     busy_ = true;
-    phase_ = Phase::kBusy;
+    reading_ = false;
     deadline_ = Clock::time_point::max();  // a long poll may wait as long as the handler wants
     // The sink holds the session: a pending response keeps the connection alive. The cycle
     // ends when the handler sends or the client goes away (Responder drops the sink).
@@ -257,7 +279,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reads what the client sent behind the pending request into buffer_, without blocking.
   Peer StashPipelined() {
-    const size_t limit = server_->opts.max_header_bytes + server_->opts.max_body_bytes;
+    const size_t limit = server_->max_request_bytes();
     if (buffer_.size() >= limit) return Peer::kTooMuch;
     auto space = buffer_.prepare(std::min<size_t>(4096, limit - buffer_.size()));
     ssize_t n = ::recv(socket_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
@@ -282,36 +304,10 @@ class Session : public std::enable_shared_from_this<Session> {
       watching_ = false;
     }
     keep_alive_ = keep_alive_ && !server_->stopping;
-    out_ = Serialize(r);
+    out_ = SerializeResponse(r, server_->opts.server_name, keep_alive_);
     sent_ = 0;
-    phase_ = Phase::kWriting;
     SetDeadline(server_->opts.write_timeout);
     Send();
-  }
-
-  std::string Serialize(const Response& r) const {
-    std::string out;
-    out.reserve(160 + r.body.size());
-    out += "HTTP/1.1 ";
-    out += std::to_string(r.status);
-    out += ' ';
-    out += bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
-    out += "\r\nServer: ";
-    out += server_->opts.server_name;
-    out += "\r\nContent-Type: ";
-    out += r.content_type;
-    for (const auto& [name, value] : r.headers) {
-      out += "\r\n";
-      out += name;
-      out += ": ";
-      out += value;
-    }
-    if (!keep_alive_) out += "\r\nConnection: close";
-    out += "\r\nContent-Length: ";
-    out += std::to_string(r.body.size());
-    out += "\r\n\r\n";
-    out += r.body;
-    return out;
   }
 
   void Send() {
@@ -341,8 +337,6 @@ class Session : public std::enable_shared_from_this<Session> {
     // Pipelined requests already buffered are parsed from a fresh handler, so a client cannot
     // grow this call stack; otherwise the next request is read right away.
     if (buffer_.size() > 0) {
-      phase_ = Phase::kIdle;
-      SetDeadline(server_->opts.idle_timeout);
       return net::post(server_->io, [self = shared_from_this()] { self->ReadNext(); });
     }
     ReadNext(/*after_response=*/true);
@@ -356,7 +350,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string out_;
   size_t sent_ = 0;
   std::string remote_;
-  Phase phase_ = Phase::kIdle;
+  bool reading_ = false;  // a request's first bytes arrived; its parser is running
   Clock::time_point deadline_ = Clock::time_point::max();
   bool keep_alive_ = false;
   bool busy_ = false;
@@ -407,12 +401,9 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   ++stats.accepted;
   if (stats.open >= opts.max_connections) {
     ++stats.rejected_connections;
-    // Written before any session exists, so it is built by hand (once); the length is computed.
-    static const std::string kBusy = RawCloseResponse(503, "Service Unavailable",
-                                                      "too many open connections");
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(net::buffer(kBusy), ignored);
+    socket.write_some(net::buffer(too_many_connections), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   } else {

@@ -191,12 +191,10 @@ StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content) {
       case SlotResult::kHostile:
         return DataLoss("state file: slot " + std::to_string(i) + ": " + why);
       case SlotResult::kValid:
+        if (found && seq == out.seq) return DataLoss("state file: two slots share a sequence");
         if (!found || seq > out.seq) {
-          if (found && seq == out.seq) return DataLoss("state file: two slots share a sequence");
           out.seq = seq;
           out.state = std::move(st);
-        } else if (seq == out.seq) {
-          return DataLoss("state file: two slots share a sequence");
         }
         found = true;
         break;
