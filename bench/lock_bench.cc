@@ -24,6 +24,7 @@
 // Exit status: 0 when every case ran, 1 on a protocol error or an observed overlap of holders.
 #include <hiredis/hiredis.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -39,7 +40,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -240,7 +243,33 @@ struct RunResult {
   uint64_t failed_tries = 0;  // Redis: SET NX answered nil
   double acquisitions_per_s = 0;  // contended: including re-acquisitions by the last holder
   int starved = 0;                 // contended: clients never granted the lock in the window
+  // 1 client: CPU time per cycle (all cycles, warm-up included) of the server process and of
+  // this driver, in microseconds; 0 when not measured.
+  double server_cpu_us = 0;
+  double driver_cpu_us = 0;
 };
+
+// User + system CPU time of a process so far, in microseconds (from /proc/<pid>/stat).
+double ProcessCpuUs(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;  // fields 3..13
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;                      // fields 14, 15 (clock ticks)
+  return (utime + stime) * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU time of this process so far (user + system), in microseconds.
+double SelfCpuUs() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto us = [](const timeval& t) { return t.tv_sec * 1e6 + static_cast<double>(t.tv_usec); };
+  return us(ru.ru_utime) + us(ru.ru_stime);
+}
 
 RunResult Summarize(std::vector<int64_t> samples_ns, double seconds, uint64_t failed = 0,
                     uint64_t acquisitions = 0) {
@@ -290,12 +319,15 @@ Window MakeWindow(double warmup_s, double seconds) {
 // Runs `cycle` back to back on one connection for warmup_s + seconds; times those that start
 // after the warm-up.
 template <typename C>
-RunResult TimeCycles(uint16_t port, double warmup_s, double seconds, const char* what,
-                     std::function<awaitable<void>(C&)> cycle) {
+RunResult TimeCycles(uint16_t port, int server_pid, double warmup_s, double seconds,
+                     const char* what, std::function<awaitable<void>(C&)> cycle) {
   net::io_context io(1);
   auto conns = ConnectMany<C>(io, port, 1, what);
   C& c = *conns[0];
   std::vector<int64_t> samples;
+  samples.reserve(1 << 20);
+  uint64_t cycles = 0;
+  const double server0 = server_pid > 0 ? ProcessCpuUs(server_pid) : 0, self0 = SelfCpuUs();
   Window w = MakeWindow(warmup_s, seconds);
   RunAll(
       io,
@@ -304,16 +336,22 @@ RunResult TimeCycles(uint16_t port, double warmup_s, double seconds, const char*
           auto t0 = SteadyClock::now();
           if (t0 >= w.end) break;
           co_await cycle(c);
+          ++cycles;
           if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
         }
       }},
       std::chrono::seconds(static_cast<int>(warmup_s + seconds) + 30), what);
-  return Summarize(std::move(samples), seconds);
+  RunResult r = Summarize(std::move(samples), seconds);
+  if (cycles > 0) {
+    if (server_pid > 0) r.server_cpu_us = (ProcessCpuUs(server_pid) - server0) / double(cycles);
+    r.driver_cpu_us = (SelfCpuUs() - self0) / double(cycles);
+  }
+  return r;
 }
 
-RunResult TokenmgrCycles(uint16_t port, double warmup_s, double seconds) {
+RunResult TokenmgrCycles(uint16_t port, int pid, double warmup_s, double seconds) {
   return TimeCycles<HttpConn>(
-      port, warmup_s, seconds, "tokenmgr 1-client", [](HttpConn& c) -> awaitable<void> {
+      port, pid, warmup_s, seconds, "tokenmgr 1-client", [](HttpConn& c) -> awaitable<void> {
         HttpReply g = co_await c.Call("GET", "/api/token/lock/0?ttl=30&holder=bench");
         if (g.status != 200) throw std::runtime_error("lock answered " + std::to_string(g.status));
         HttpReply r = co_await c.Call("POST", "/api/token/release/" + ExtractId(g.body));
@@ -321,7 +359,8 @@ RunResult TokenmgrCycles(uint16_t port, double warmup_s, double seconds) {
       });
 }
 
-RunResult RedisCycles(uint16_t port, double warmup_s, double seconds, bool compare_and_delete) {
+RunResult RedisCycles(uint16_t port, int pid, double warmup_s, double seconds,
+                      bool compare_and_delete) {
   const std::string set = Format("SET %s %s NX PX %lld", "lock", "tok-bench", 30000LL);
   const std::string del =
       compare_and_delete
@@ -331,7 +370,7 @@ RunResult RedisCycles(uint16_t port, double warmup_s, double seconds, bool compa
                    "lock", "tok-bench")
           : Format("DEL %s", "lock");
   return TimeCycles<RedisConn>(
-      port, warmup_s, seconds, "redis 1-client", [&](RedisConn& c) -> awaitable<void> {
+      port, pid, warmup_s, seconds, "redis 1-client", [&](RedisConn& c) -> awaitable<void> {
         RedisReply g = co_await c.Call(set);
         if (g.type != REDIS_REPLY_STATUS) throw std::runtime_error("SET NX did not answer OK");
         RedisReply r = co_await c.Call(del);
@@ -679,17 +718,18 @@ int Run(const Args& a) {
   struct Pair {
     const char* name;
     uint16_t tm, redis;
+    int tm_pid, redis_pid;  // 0: CPU time not measured
   };
   const Pair pairs[] = {{"memory-only tokenmgr vs Redis without persistence", a.tm_port,
-                         a.redis_port},
+                         a.redis_port, a.tm_pid, a.redis_pid},
                         {"tokenmgr --state-file vs Redis appendfsync always", a.tm_file_port,
-                         a.redis_aof_port}};
+                         a.redis_aof_port, 0, 0}};
   for (const Pair& p : pairs) {
     std::vector<RunResult> tm, rd, rd_cad;
     for (int r = 0; r < rounds; ++r) {
-      tm.push_back(TokenmgrCycles(p.tm, warmup, single_s));
-      rd.push_back(RedisCycles(p.redis, warmup, single_s, false));
-      if (!a.quick) rd_cad.push_back(RedisCycles(p.redis, warmup, single_s, true));
+      tm.push_back(TokenmgrCycles(p.tm, p.tm_pid, warmup, single_s));
+      rd.push_back(RedisCycles(p.redis, p.redis_pid, warmup, single_s, false));
+      if (!a.quick) rd_cad.push_back(RedisCycles(p.redis, p.redis_pid, warmup, single_s, true));
       Progress("1 client: tokenmgr %.0f/s, Redis SET NX+DEL %.0f/s (%.2fx)\n", tm.back().rate,
                rd.back().rate, tm.back().rate / rd.back().rate);
     }
@@ -703,6 +743,19 @@ int Run(const Args& a) {
                     Fmt("%.0f", d.p50_us) + " / " + Fmt("%.0f", d.p99_us),
                     Fmt("%.2f", t.p50_us / d.p50_us) + " / " + Fmt("%.2f", t.p99_us / d.p99_us),
                     "-", "-"});
+    if (p.tm_pid > 0 && p.redis_pid > 0) {
+      auto median = [](const std::vector<RunResult>& runs, double RunResult::*field) {
+        std::vector<double> v;
+        for (const RunResult& x : runs) v.push_back(x.*field);
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      double ts = median(tm, &RunResult::server_cpu_us), rs = median(rd, &RunResult::server_cpu_us);
+      double td = median(tm, &RunResult::driver_cpu_us), rdd = median(rd, &RunResult::driver_cpu_us);
+      rows.push_back({prefix + "CPU per cycle, server / driver (us)", Fmt("%.1f", ts) + " / " +
+                      Fmt("%.1f", td), Fmt("%.1f", rs) + " / " + Fmt("%.1f", rdd),
+                      Fmt("%.2f", ts / rs) + " / " + Fmt("%.2f", td / rdd), "(info)", "-"});
+    }
     if (!rd_cad.empty()) {
       RunResult c = Median(rd_cad);
       rows.push_back({prefix + "cycles/s vs Redis SET NX PX + EVAL compare-and-delete",

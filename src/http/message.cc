@@ -26,15 +26,25 @@ void Responder::Send(Response response) {
   if (done_) return;
   done_ = true;
   on_cancel_ = nullptr;
+  if (observer_) observer_->OnResponse(tag_, response.status);
+  if (auto object = std::move(sink_object_)) return object->Deliver(std::move(response));
   auto sink = std::move(sink_);
   sink_ = nullptr;
   if (sink) sink(std::move(response));
+}
+
+bool Responder::ClientConnected() const {
+  if (probe_) return probe_();
+  if (!has_sink_object_) return true;
+  auto sink = weak_sink_.lock();
+  return sink && sink->Connected();
 }
 
 void Responder::Cancel() {
   if (done_) return;
   done_ = true;
   sink_ = nullptr;
+  sink_object_.reset();
   auto cb = std::move(on_cancel_);
   on_cancel_ = nullptr;
   if (cb) cb();

@@ -30,7 +30,8 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string content_type = "application/json; charset=utf-8";
+  // A literal (static storage): every response type is one, and the hot path copies nothing.
+  std::string_view content_type = "application/json; charset=utf-8";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };
@@ -39,9 +40,30 @@ struct Response {
 Response ErrorResponse(int status, std::string_view message);
 Response JsonResponse(int status, std::string body);
 
+// Told the status of every response a Responder sends (e.g. to count requests by route and
+// code without wrapping the Responder).
+class ResponseObserver {
+ public:
+  virtual ~ResponseObserver() = default;
+  virtual void OnResponse(int tag, int status) = 0;
+};
+
+// Where a Responder delivers its response: the server's connection. Held strongly until the
+// response is sent or the client went away, weakly after that.
+class ResponseSink {
+ public:
+  virtual ~ResponseSink() = default;
+  virtual void Deliver(Response response) = 0;
+  // Whether the client is still connected, as far as can be told without blocking.
+  virtual bool Connected() const = 0;
+};
+
 class Responder {
  public:
   explicit Responder(std::function<void(Response)> sink) : sink_(std::move(sink)) {}
+  // The server's form: no std::function to allocate per request.
+  explicit Responder(std::shared_ptr<ResponseSink> sink)
+      : sink_object_(sink), weak_sink_(std::move(sink)) {}
   // Sends the response. Only the first call counts; later calls and calls after the client
   // went away are ignored.
   void Send(Response response);
@@ -52,15 +74,26 @@ class Responder {
   // For the server: the client went away.
   void Cancel();
 
-  // Whether the client is still connected, as far as can be told without blocking. True when
-  // the server installed no probe.
-  bool ClientConnected() const { return !probe_ || probe_(); }
+  // Whether the client is still connected, as far as can be told without blocking: the probe,
+  // else the sink's answer (false once the sink is gone), else true.
+  bool ClientConnected() const;
   void SetConnectionProbe(std::function<bool()> probe) { probe_ = std::move(probe); }
+
+  // `observer` (which must outlive this Responder) hears the status when Send runs, with `tag`.
+  void Observe(ResponseObserver* observer, int tag) {
+    observer_ = observer;
+    tag_ = tag;
+  }
 
  private:
   std::function<void(Response)> sink_;
+  std::shared_ptr<ResponseSink> sink_object_;  // dropped on Send or Cancel
+  std::weak_ptr<ResponseSink> weak_sink_;      // for ClientConnected after that
+  bool has_sink_object_ = sink_object_ != nullptr;
   std::function<void()> on_cancel_;
   std::function<bool()> probe_;
+  ResponseObserver* observer_ = nullptr;
+  int tag_ = 0;
   bool done_ = false;
 };
 

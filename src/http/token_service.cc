@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -21,17 +22,16 @@ namespace {
 
 constexpr std::string_view kPrefixes[] = {"/api/token/", "/api/tokenmgr/"};
 
-// Splits "/api/token/lock/5" after the prefix into {"lock", "5"}.
-std::vector<std::string_view> Segments(std::string_view rest) {
-  std::vector<std::string_view> out;
-  while (true) {
-    auto slash = rest.find('/');
-    out.push_back(rest.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    rest.remove_prefix(slash + 1);
-  }
-  return out;
-}
+// What a request asks for. The first five are served under each prefix, in this order, so
+// their route number is prefix index * kPerPrefix + kind.
+enum class R { kLock, kRelease, kRenew, kStatus, kStats, kApiStats, kHealth, kReady, kMetrics, kExtra, kNone };
+constexpr std::string_view kPrefixedRoutes[] = {"lock/:timeout", "release/:id", "renew/:id",
+                                                "status", "stats"};
+constexpr int kPerPrefix = 5;
+// Route numbers of the routes without a prefix, after the prefixed ones.
+constexpr int kApiStatsRoute = 2 * kPerPrefix, kHealthRoute = kApiStatsRoute + 1,
+              kReadyRoute = kApiStatsRoute + 2, kMetricsRoute = kApiStatsRoute + 3,
+              kUnmatchedRoute = kApiStatsRoute + 4;
 
 Response MethodNotAllowed(std::string_view allow) {
   Response r = ErrorResponse(405, "Method not allowed");
@@ -41,9 +41,16 @@ Response MethodNotAllowed(std::string_view allow) {
 
 std::string GrantJson(const lock::Grant& g) {
   // On every grant: formatted directly (nlohmann's serializer was the largest user-space cost
-  // of a lock+release cycle). The id is JSON-escaped anyway, though ours are plain UUIDs.
+  // of a lock+release cycle). Ours are plain UUIDs; anything else is JSON-escaped.
+  std::string_view id = g.id;
+  std::string escaped;
+  bool plain = std::all_of(id.begin(), id.end(), [](char c) {
+    return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20 &&
+           static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!plain) id = escaped = JsonEscape(id);
   return fmt::format(R"({{"expires_in_ms":{},"id":"{}","token":{},"ttl":{}}})",
-                     g.expires_in.count(), JsonEscape(g.id), g.token, g.ttl.count());
+                     g.expires_in.count(), id, g.token, g.ttl.count());
 }
 
 std::string Rfc3339(WallTime t) {
@@ -51,7 +58,7 @@ std::string Rfc3339(WallTime t) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));
@@ -119,10 +126,52 @@ StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query) 
 }
 
 TokenService::TokenService(lock::LockService& lock, TokenServiceOptions options)
-    : lock_(lock), options_(std::move(options)) {}
+    : lock_(lock), options_(std::move(options)) {
+  for (std::string_view prefix : kPrefixes) {
+    for (std::string_view route : kPrefixedRoutes) {
+      AddRouteName(std::string(prefix) + std::string(route));
+    }
+  }
+  for (const char* route : {"/api/stats", "/healthz", "/readyz", "/metrics", "(unmatched)"}) {
+    AddRouteName(route);
+  }
+}
+
+int TokenService::AddRouteName(std::string name) {
+  routes_.push_back(RouteCounts{std::move(name), 0, {}});
+  return static_cast<int>(routes_.size()) - 1;
+}
 
 void TokenService::AddRoute(std::string method, std::string path, ExtraRoute handler) {
-  extra_[std::move(path)][std::move(method)] = std::move(handler);
+  auto it = extra_.find(path);
+  if (it == extra_.end()) {
+    int route = AddRouteName(path);
+    it = extra_.emplace(std::move(path), ExtraPath{route, {}, {}}).first;
+  }
+  ExtraPath& e = it->second;
+  e.by_method[std::move(method)] = std::move(handler);
+  e.allow.clear();
+  for (const auto& [m, h] : e.by_method) e.allow += (e.allow.empty() ? "" : ", ") + m;
+}
+
+std::map<std::string, uint64_t> TokenService::stats() const {
+  std::map<std::string, uint64_t> out;
+  for (const RouteCounts& rc : routes_) {
+    if (rc.hits > 0) out[rc.name] = rc.hits;
+  }
+  return out;
+}
+
+void TokenService::OnResponse(int route, int status) {
+  RouteCounts& rc = routes_[static_cast<size_t>(route)];
+  ++rc.hits;
+  for (auto& [code, n] : rc.by_code) {
+    if (code == status) {
+      ++n;
+      return;
+    }
+  }
+  rc.by_code.emplace_back(status, 1);
 }
 
 bool TokenService::Authorized(const Request& req) const {
@@ -133,76 +182,65 @@ bool TokenService::Authorized(const Request& req) const {
   return ConstantTimeEquals(h.substr(kBearer.size()), *options_.auth_token);
 }
 
-void TokenService::Count(const std::string& route, int status) {
-  ++hits_[route];
-  ++by_route_code_[{route, status}];
-}
-
-void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) {
+void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
   // Find the route first, so stats and metrics are keyed by route, never by raw URI.
-  std::string route;
   std::string_view path = req.path;
-  std::string_view api_prefix;
-  std::vector<std::string_view> segs;
-  for (std::string_view p : kPrefixes) {
-    if (path.substr(0, p.size()) == p) {
-      api_prefix = p;
-      segs = Segments(path.substr(p.size()));
-      break;
-    }
-  }
-  enum class R { kNone, kLock, kRelease, kRenew, kStatus, kStats, kHealth, kReady, kMetrics, kExtra };
   R which = R::kNone;
+  int route = kUnmatchedRoute;
   std::string_view allow = "GET";
-  std::string prefix(api_prefix);
-  if (!api_prefix.empty() && segs.size() == 2 && !segs[1].empty()) {
-    if (segs[0] == "lock") which = R::kLock, route = prefix + "lock/:timeout";
-    if (segs[0] == "release") which = R::kRelease, route = prefix + "release/:id", allow = "POST";
-    if (segs[0] == "renew") which = R::kRenew, route = prefix + "renew/:id", allow = "POST";
-  } else if (!api_prefix.empty() && segs.size() == 1) {
-    if (segs[0] == "status") which = R::kStatus, route = prefix + "status";
-    if (segs[0] == "stats") which = R::kStats, route = prefix + "stats";
-  } else if (path == "/api/stats") {
-    which = R::kStats, route = "/api/stats";
-  } else if (path == "/healthz") {
-    which = R::kHealth, route = "/healthz";
-  } else if (path == "/readyz") {
-    which = R::kReady, route = "/readyz";
-  } else if (path == "/metrics") {
-    which = R::kMetrics, route = "/metrics";
+  std::string_view arg;  // :timeout or :id
+  for (size_t p = 0; p < std::size(kPrefixes); ++p) {
+    std::string_view prefix = kPrefixes[p];
+    if (path.substr(0, prefix.size()) != prefix) continue;
+    std::string_view rest = path.substr(prefix.size());
+    auto slash = rest.find('/');
+    std::string_view first = rest.substr(0, slash);
+    if (slash == std::string_view::npos) {
+      if (first == "status") which = R::kStatus;
+      if (first == "stats") which = R::kStats;
+    } else {
+      arg = rest.substr(slash + 1);
+      if (!arg.empty() && arg.find('/') == std::string_view::npos) {
+        if (first == "lock") which = R::kLock;
+        if (first == "release") which = R::kRelease, allow = "POST";
+        if (first == "renew") which = R::kRenew, allow = "POST";
+      }
+    }
+    if (which != R::kNone) route = static_cast<int>(p) * kPerPrefix + static_cast<int>(which);
+    break;
   }
-  const std::map<std::string, ExtraRoute>* extra = nullptr;
-  std::string extra_allow;
   if (which == R::kNone) {
-    if (auto it = extra_.find(std::string(path)); it != extra_.end()) {
-      which = R::kExtra, route = std::string(path), extra = &it->second;
-      for (const auto& [method, h] : *extra) extra_allow += (extra_allow.empty() ? "" : ", ") + method;
-      allow = extra_allow;
+    if (path == "/api/stats") which = R::kApiStats, route = kApiStatsRoute;
+    if (path == "/healthz") which = R::kHealth, route = kHealthRoute;
+    if (path == "/readyz") which = R::kReady, route = kReadyRoute;
+    if (path == "/metrics") which = R::kMetrics, route = kMetricsRoute;
+  }
+  const ExtraPath* extra = nullptr;
+  if (which == R::kNone) {
+    if (auto it = extra_.find(path); it != extra_.end()) {
+      which = R::kExtra, extra = &it->second, route = extra->route, allow = extra->allow;
     }
   }
-  if (which == R::kNone) route = "(unmatched)";
-
   // Count the status when the response goes out, however late that is.
-  auto r = std::make_shared<Responder>([this, route, outer](Response resp) {
-    Count(route, resp.status);
-    outer->Send(std::move(resp));
-  });
-  outer->OnCancel([r] { r->Cancel(); });
-  r->SetConnectionProbe([outer] { return outer->ClientConnected(); });
+  r->Observe(this, route);
 
   if (which == R::kNone) return r->Send(ErrorResponse(404, "Resource not found"));
-  bool method_ok = extra ? extra->count(req.method) > 0 : req.method == allow;
+  bool method_ok = extra ? extra->by_method.count(req.method) > 0 : req.method == allow;
   if (!method_ok) return r->Send(MethodNotAllowed(allow));
 
   switch (which) {
-    case R::kLock: return HandleLock(req, segs[1], r);
-    case R::kRelease: return HandleRelease(req, segs[1], r);
-    case R::kRenew: return HandleRenew(req, segs[1], r);
+    case R::kLock: return HandleLock(req, arg, r);
+    case R::kRelease: return HandleRelease(req, arg, r);
+    case R::kRenew: return HandleRenew(req, arg, r);
     case R::kStatus: return HandleStatus(r);
-    case R::kStats: {
+    case R::kStats:
+    case R::kApiStats: {
       json j = json::object();
-      for (const auto& [k, v] : hits_) j[k] = v;
-      j[route] = hits_[route] + 1;  // this request counts, as in the seed
+      for (const RouteCounts& rc : routes_) {
+        if (rc.hits > 0) j[rc.name] = rc.hits;
+      }
+      const RouteCounts& self = routes_[static_cast<size_t>(route)];
+      j[self.name] = self.hits + 1;  // this request counts, as in the seed
       return r->Send(JsonResponse(200, j.dump(2)));
     }
     case R::kHealth: return r->Send(JsonResponse(200, R"({"status": "ok"})"));
@@ -215,7 +253,7 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> outer) 
       resp.body = RenderMetrics();
       return r->Send(std::move(resp));
     }
-    case R::kExtra: return extra->at(req.method)(req, r);
+    case R::kExtra: return extra->by_method.at(req.method)(req, r);
     case R::kNone: break;
   }
 }
@@ -366,7 +404,11 @@ std::string TokenService::RenderMetrics() {
   gauge("tokenmgr_lock_last_token", "Highest fencing token granted.",
         static_cast<double>(view.last_token));
   out += MetricHeader("tokenmgr_http_requests_total", "counter", "HTTP requests by route and code.");
-  for (const auto& [key, v] : by_route_code_) {
+  std::map<std::pair<std::string_view, int>, uint64_t> by_route_code;  // sorted output
+  for (const RouteCounts& rc : routes_) {
+    for (const auto& [code, n] : rc.by_code) by_route_code[{rc.name, code}] = n;
+  }
+  for (const auto& [key, v] : by_route_code) {
     out += "tokenmgr_http_requests_total{route=\"" + JsonEscape(key.first) + "\",code=\"" +
            std::to_string(key.second) + "\"} " + std::to_string(v) + "\n";
   }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "http/message.h"
 #include "http/server.h"
@@ -32,7 +33,7 @@ struct TokenServiceOptions {
 // the server counts the status at send time.
 using ExtraRoute = std::function<void(const Request&, std::shared_ptr<Responder>)>;
 
-class TokenService final : public Handler {
+class TokenService final : public Handler, private ResponseObserver {
  public:
   TokenService(lock::LockService& lock, TokenServiceOptions options);
 
@@ -47,8 +48,8 @@ class TokenService final : public Handler {
     AddRoute("GET", std::move(path), std::move(handler));
   }
 
-  // The seed's /api/stats map: route -> hits.
-  const std::map<std::string, uint64_t>& stats() const { return hits_; }
+  // The seed's /api/stats map: route -> hits (routes with at least one hit).
+  std::map<std::string, uint64_t> stats() const;
 
   // True when a mutating request carries the right bearer token (or auth is off).
   bool Authorized(const Request& request) const;
@@ -65,15 +66,29 @@ class TokenService final : public Handler {
   void HandleRenew(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
   void HandleStatus(std::shared_ptr<Responder> r);
   std::string RenderMetrics();
-  void Count(const std::string& route, int status);
+  // Counts a response by route (the tag: an index into routes_) and status.
+  void OnResponse(int route, int status) override;
+  int AddRouteName(std::string name);
+
+  // A stats key and its counts. Routes are numbered once (the built-in ones at construction,
+  // extra ones when added), so counting a request allocates and compares no strings.
+  struct RouteCounts {
+    std::string name;                                // e.g. "/api/token/lock/:timeout"
+    uint64_t hits = 0;                               // responses sent
+    std::vector<std::pair<int, uint64_t>> by_code;   // status -> responses (few distinct)
+  };
+  struct ExtraPath {
+    int route = 0;
+    std::map<std::string, ExtraRoute> by_method;
+    std::string allow;  // "GET, POST"
+  };
 
   lock::LockService& lock_;
   TokenServiceOptions options_;
   const ServerStats* server_stats_ = nullptr;
-  std::map<std::string, uint64_t> hits_;
-  std::map<std::pair<std::string, int>, uint64_t> by_route_code_;
+  std::vector<RouteCounts> routes_;
   lock::View last_view_;  // for /metrics; refreshed on every render
-  std::map<std::string, std::map<std::string, ExtraRoute>> extra_;  // path -> method -> handler
+  std::map<std::string, ExtraPath, std::less<>> extra_;  // path -> its route and handlers
 };
 
 // Parses "a=1&b=x%20y". Keys and values are percent-decoded. Fails on malformed escapes, more

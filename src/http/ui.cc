@@ -306,7 +306,7 @@ Response HtmlResponse(int status, std::string body) {
 
 Response AssetResponse(std::string_view content_type, std::string_view body) {
   Response r;
-  r.content_type = std::string(content_type);
+  r.content_type = content_type;  // literals only (see Response)
   r.body = std::string(body);
   r.headers = {{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "max-age=3600"}};
   return r;
@@ -484,7 +484,8 @@ class WebUi::Impl {
       PageModel m;
       m.lock_known = v.ok();
       if (v.ok()) m.lock = *v;
-      m.stats = &api_.stats();
+      const std::map<std::string, uint64_t> stats = api_.stats();
+      m.stats = &stats;
       m.pool = &pool_.Get();
       m.auth = api_.auth_enabled();
       m.csrf = csrf_;

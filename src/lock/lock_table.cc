@@ -241,7 +241,10 @@ LockState LockTable::ToState() const {
 }
 
 Status LockTable::PersistNow() {
-  if (!persist_) return Status::Ok();
+  if (!persist_) {
+    dirty_ = false;  // memory only: nothing to write
+    return Status::Ok();
+  }
   Status s = persist_(ToState());
   if (!s.ok()) {
     ++counters_.persist_failures;

@@ -106,10 +106,12 @@ void EmbeddedLockService::Rearm() {
   if (stopped_) return;
   ScheduleFlush();
   std::optional<SteadyTime> next = table_->NextWakeup();
-  if (next == armed_for_) return;
+  // A timer armed for no later than `next` stays armed: firing early costs one Tick() that
+  // finds nothing due and re-arms for the then-next wakeup. So a grant and its release (a
+  // lease expiry, then nothing to wait for) cost no timer operations.
+  if (!next || (armed_for_ && *armed_for_ <= *next)) return;
   armed_for_ = next;
   timer_.cancel();
-  if (!next) return;
   // The table's clock may be fake in tests; the timer waits the same interval on the real one.
   auto delay = *next - clock_.Now();
   timer_.expires_after(delay + std::chrono::milliseconds(1));

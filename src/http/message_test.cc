@@ -1,0 +1,91 @@
+#include "http/message.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+namespace lm::http {
+namespace {
+
+class RecordingSink final : public ResponseSink {
+ public:
+  void Deliver(Response r) override { delivered.push_back(std::move(r)); }
+  bool Connected() const override { return connected; }
+  std::vector<Response> delivered;
+  bool connected = true;
+};
+
+class RecordingObserver final : public ResponseObserver {
+ public:
+  void OnResponse(int tag, int status) override { seen.emplace_back(tag, status); }
+  std::vector<std::pair<int, int>> seen;
+};
+
+TEST(Responder, DeliversOnlyTheFirstResponseToItsSink) {
+  auto sink = std::make_shared<RecordingSink>();
+  Responder r(sink);
+  r.Send(JsonResponse(200, "{}"));
+  r.Send(JsonResponse(500, "{}"));
+  ASSERT_EQ(sink->delivered.size(), 1u);
+  EXPECT_EQ(sink->delivered[0].status, 200);
+  EXPECT_TRUE(r.done());
+}
+
+TEST(Responder, DropsItsStrongHoldOnTheSinkOnceDone) {
+  auto sink = std::make_shared<RecordingSink>();
+  Responder r(sink);
+  EXPECT_EQ(sink.use_count(), 2);
+  r.Send(JsonResponse(200, "{}"));
+  EXPECT_EQ(sink.use_count(), 1);  // no cycle between a connection and its responder
+  auto other = std::make_shared<RecordingSink>();
+  Responder cancelled(other);
+  cancelled.Cancel();
+  EXPECT_EQ(other.use_count(), 1);
+  EXPECT_TRUE(other->delivered.empty());
+}
+
+TEST(Responder, AsksTheSinkWhetherTheClientIsConnectedAndSaysNoOnceItIsGone) {
+  auto sink = std::make_shared<RecordingSink>();
+  Responder r(sink);
+  EXPECT_TRUE(r.ClientConnected());
+  sink->connected = false;
+  EXPECT_FALSE(r.ClientConnected());
+  sink->connected = true;
+  r.Send(JsonResponse(200, "{}"));
+  EXPECT_TRUE(r.ClientConnected());  // still asked, weakly held
+  sink.reset();
+  EXPECT_FALSE(r.ClientConnected());
+}
+
+TEST(Responder, WithAFunctionSinkAndNoProbeTheClientCountsAsConnected) {
+  Responder r([](Response) {});
+  EXPECT_TRUE(r.ClientConnected());
+  r.SetConnectionProbe([] { return false; });
+  EXPECT_FALSE(r.ClientConnected());
+}
+
+TEST(Responder, TellsItsObserverTheStatusOnceWithItsTag) {
+  RecordingObserver observer;
+  Responder r([](Response) {});
+  r.Observe(&observer, 7);
+  r.Send(ErrorResponse(404, "nope"));
+  r.Send(JsonResponse(200, "{}"));
+  ASSERT_EQ(observer.seen.size(), 1u);
+  EXPECT_EQ(observer.seen[0], std::make_pair(7, 404));
+}
+
+TEST(Responder, DoesNotReportACancelledRequestToItsObserver) {
+  RecordingObserver observer;
+  bool cancelled = false;
+  Responder r([](Response) {});
+  r.Observe(&observer, 1);
+  r.OnCancel([&] { cancelled = true; });
+  r.Cancel();
+  r.Send(JsonResponse(200, "{}"));
+  EXPECT_TRUE(cancelled);
+  EXPECT_TRUE(observer.seen.empty());
+}
+
+}  // namespace
+}  // namespace lm::http
