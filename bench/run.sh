@@ -4,6 +4,8 @@
 # Binaries come from $LM_BUILD_DIR (default build/release): src/bin/tokenmgr and bench/lock_bench.
 # Starts two tokenmgr (memory-only, --state-file) and two redis-server (no persistence,
 # appendonly+appendfsync always), each in its own temp dir, and stops them by PID on exit.
+# For the 1-client rows each server and the driver share one CPU (PIN_CPU, default the last;
+# PIN_CPU=-1 leaves placement to the scheduler): see "Placement" in bench/lock_bench.cc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,14 +35,15 @@ start_redis() {  # name, then extra redis-server flags; sets redis_port/redis_pi
 start_redis redis-plain --save "" --appendonly no
 redis_plain_port=$redis_port redis_plain_pid=$redis_pid
 start_redis redis-aof --save "" --appendonly yes --appendfsync always
-redis_aof_port=$redis_port
+redis_aof_port=$redis_port redis_aof_pid=$redis_pid
 start_tokenmgr tm-memory
 tm_mem_port=$tm_port tm_mem_pid=$tm_pid
 start_tokenmgr tm-file --state-file "$work/tm-file/state.json"
-tm_file_port=$tm_port
+tm_file_port=$tm_port tm_file_pid=$tm_pid
 
 echo "bench: $(redis-server --version | cut -d' ' -f1-3), tokenmgr $("$tokenmgr" --version)," \
      "$(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)" >&2
 "$driver" "${mode[@]}" --tm-port="$tm_mem_port" --tm-pid="$tm_mem_pid" \
   --tm-file-port="$tm_file_port" --redis-port="$redis_plain_port" --redis-pid="$redis_plain_pid" \
-  --redis-aof-port="$redis_aof_port"
+  --redis-aof-port="$redis_aof_port" --tm-file-pid="$tm_file_pid" --redis-aof-pid="$redis_aof_pid" \
+  --pin-cpu="${PIN_CPU:-$(( $(nproc) - 1 ))}"

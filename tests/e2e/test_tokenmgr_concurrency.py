@@ -1,8 +1,10 @@
 """tokenmgr under concurrent clients: mutual exclusion, FIFO waiters, abandoned waiters, lease
 expiry, connection limits and slow clients, on the real binary."""
 import json
+import os
 import select
 import socket
+import subprocess
 import threading
 import time
 
@@ -467,3 +469,54 @@ def test_pipelined_request_after_long_poll_is_answered_in_order(start_tm):
         assert second.startswith(b"200") and b'"ok"' in second
     finally:
         waiter.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# clients that are always ready with their next request
+
+
+def test_stream_of_pipelined_requests_is_answered_in_order_and_server_stays_up(start_tm):
+    """20,000 requests written back to back on one connection, without waiting for answers:
+    each is answered, in order, and the server stays responsive (the next request is read in a
+    loop or a fresh handler, never by recursion)."""
+    t = start_tm()
+    n = 20000
+    s = socket.create_connection(("127.0.0.1", t.port), timeout=10)
+    got = bytearray()
+
+    def reader():
+        while got.count(b"HTTP/1.1 200 OK") < n:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got.extend(chunk)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for _ in range(n // 1000):
+        s.sendall(request * 1000)
+    th.join(timeout=60)
+    s.close()
+    assert not th.is_alive()
+    assert got.count(b"HTTP/1.1 200 OK") == n
+    assert got.count(b'{"status": "ok"}') == n
+    assert status(t.port)["held"] is False  # still answering
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(procs.BUILD_DIR, "bench", "lock_bench")),
+                    reason="lock_bench is not built in this preset (LM_BUILD_BENCH=OFF)")
+def test_fast_clients_releasing_right_after_their_grant_never_overlap(start_tm):
+    """50 C++ clients on keep-alive connections doing long-poll lock + release back to back.
+    A grant is sent from another request's handler; its client answers with the release at
+    once, often before that handler returned. That release must wait for a fresh handler (the
+    lock table is never entered again while it runs): no overlap, no dropped connection."""
+    t = start_tm()
+    driver = os.path.join(procs.BUILD_DIR, "bench", "lock_bench")
+    out = subprocess.run([driver, "--cycles", f"--tm-port={t.port}", "--clients=50",
+                          "--seconds=2", "--warmup=0.2"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    fields = dict(kv.split("=") for kv in out.stdout.split())
+    assert int(fields["overlaps"]) == 0
+    assert int(fields["count"]) > 100, out.stdout
