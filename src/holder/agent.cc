@@ -260,7 +260,8 @@ bool Agent::Confirmed(const std::string& name, uint64_t token) {
 std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& candidates,
                                                   const client::LockGrant& grant,
                                                   SteadyTime granted_at,
-                                                  license::LicenseFiles& files_out) {
+                                                  license::LicenseFiles& files_out,
+                                                  int64_t* claimed_at_ms) {
   // Stop a second before the mutex lease ends: past it another agent may be in here too.
   auto lease = std::chrono::seconds(std::max<int64_t>(grant.ttl_s, 1));
   auto budget = lease - std::min<std::chrono::nanoseconds>(std::chrono::seconds(1), lease / 2);
@@ -311,6 +312,7 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
                    c.name, config_.claim_ttl.count());
     }
     files_out = std::move(*files);
+    *claimed_at_ms = claimed_at;
     return c.name;
   }
   return std::nullopt;
@@ -365,7 +367,9 @@ std::chrono::nanoseconds Agent::Acquire() {
   }
   failures_ = 0;
   license::LicenseFiles files;
-  std::optional<std::string> chosen = ClaimUnderMutex(candidates, *grant, asked_at, files);
+  int64_t claimed_at = 0;
+  std::optional<std::string> chosen =
+      ClaimUnderMutex(candidates, *grant, asked_at, files, &claimed_at);
   if (Status s = client_.Release(grant->id); !s.ok()) {
     spdlog::info("mutex release: {} (the lease expires by itself)", s.message());
   }
@@ -378,7 +382,9 @@ std::chrono::nanoseconds Agent::Acquire() {
   license_ = *chosen;
   token_ = grant->token;
   renewals_ = 0;
-  claimed_at_ms_ = UnixMillis(clock_.WallNow());
+  // Renewals keep the claim's first time: when it was written under the mutex (what the page
+  // shows as "claimed at"), not when the settle ended.
+  claimed_at_ms_ = claimed_at;
   last_confirmed_ = asked_at;
   WriteHint(license_);
   spdlog::info("claimed license '{}' with token {}", license_, token_);

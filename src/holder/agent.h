@@ -97,9 +97,12 @@ class Agent {
   std::chrono::nanoseconds Keep();
   std::vector<Candidate> ChooseCandidates();
   std::vector<Candidate> FullScan();
+  // Claims one candidate under the mutex. *claimed_at_ms: the claim record's claimed_at_ms
+  // (when it was written, or the adopted claim's own).
   std::optional<std::string> ClaimUnderMutex(const std::vector<Candidate>& candidates,
                                              const client::LockGrant& grant, SteadyTime granted_at,
-                                             license::LicenseFiles& files_out);
+                                             license::LicenseFiles& files_out,
+                                             int64_t* claimed_at_ms);
   bool Settle(const std::string& name, uint64_t token);
   Status WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
                        int64_t claimed_at_ms);

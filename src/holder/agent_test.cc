@@ -111,6 +111,17 @@ TEST_F(AgentTest, RenewsEveryHeartbeat) {
   EXPECT_GE(claim->renewals, 3u);
 }
 
+TEST_F(AgentTest, RenewalsKeepTheTimeTheClaimWasWritten) {
+  auto a = Make("a");
+  int64_t claimed = UnixMillis(clock_.WallNow());
+  Run({a.get()}, 4);
+  auto claim = license::ParseClaim(*fs_.Content("/pool/" + a->Snapshot().license + "/lockedby"));
+  ASSERT_TRUE(claim.ok());
+  EXPECT_GE(claim->renewals, 2u);
+  // Written under the mutex, before the 100 ms settle; the renewals keep that time.
+  EXPECT_EQ(claim->claimed_at_ms, claimed);
+}
+
 TEST_F(AgentTest, ExtraNodeStaysUpNotReadyAndGetsFreedLicense) {
   auto a = Make("a"), b = Make("b"), c = Make("c"), d = Make("d");
   Run({a.get(), b.get(), c.get(), d.get()}, 2);
