@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 #include <vector>
@@ -257,7 +258,16 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
       }
       size_t want = reading_ ? std::min<size_t>(4096, server_->max_request_bytes() + 1) : 512;
       beast::error_code ec;
-      size_t n = socket_.read_some(buffer_.prepare(want), ec);
+      size_t n = 0;
+      if (buffer_.capacity() == 0) {
+        // A trimmed (or new) connection reads into the stack first: a read that finds nothing
+        // then allocates nothing (1,000 idle connections would otherwise keep 512 bytes each).
+        char first[512];
+        n = socket_.read_some(net::buffer(first, std::min(want, sizeof first)), ec);
+        if (!ec) std::memcpy(buffer_.prepare(n).data(), first, n);
+      } else {
+        n = socket_.read_some(buffer_.prepare(want), ec);
+      }
       if (read_at_once_) {
         read_at_once_ = false;
         if (ec == net::error::would_block) {
