@@ -43,7 +43,9 @@ json Put(const std::string& key, const std::string& value, int64_t lease) {
 
 json Delete(const std::string& key) { return {{"request_delete_range", {{"key", Base64Encode(key)}}}}; }
 
-json Range(const std::string& key) { return {{"request_range", {{"key", Base64Encode(key)}}}}; }
+json Range(const std::string& key, const std::string& range_end) {
+  return {{"request_range", {{"key", Base64Encode(key)}, {"range_end", Base64Encode(range_end)}}}};
+}
 
 }  // namespace
 
@@ -71,7 +73,9 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, const Clock& clock
       store_(std::move(store)),
       etcd_(std::move(etcd)),
       lock_key_(store_.prefix + "lock"),
+      grants_prefix_(store_.prefix + "lock/"),
       waiters_prefix_(store_.prefix + "waiters/"),
+      waiters_begin_(waiters_prefix_ + std::string(1, '\0')),
       probe_timer_(io),
       resync_timer_(io),
       keepalive_timer_(io),
@@ -155,13 +159,21 @@ void EtcdLockService::OnWatch(const json& result) {
 void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
   auto key = Base64Decode(kv.value("key", std::string()));
   if (!key.ok()) return;
-  if (*key == lock_key_) {
+  if (*key == lock_key_ || key->rfind(grants_prefix_, 0) == 0) {
     if (deleted) {
-      lock_.reset();
+      // A handoff deletes the old grant and creates the new one at the same revision.
+      if (lock_ && lock_->key == *key) lock_.reset();
     } else if (auto rec = ParseRecord(kv)) {
+      if (*key == lock_key_ && (!lock_ || lock_->key != *key)) {
+        spdlog::warn("etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
+                     "honoured until it is released or expires",
+                     *key);
+      }
       lock_ = std::move(rec);
       last_token_ = std::max(last_token_, lock_->token);
     }
+  } else if (*key == waiters_prefix_) {
+    // The fence: not a waiter.
   } else if (key->rfind(waiters_prefix_, 0) == 0) {
     if (deleted) {
       std::erase_if(waiters_, [&](const auto& p) { return p.second == *key; });
@@ -172,14 +184,18 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
 }
 
 std::optional<EtcdLockService::Record> EtcdLockService::ParseRecord(const json& kv) const {
+  auto key = Base64Decode(kv.value("key", std::string()));
   auto value = Base64Decode(kv.value("value", std::string()));
-  if (!value.ok()) return std::nullopt;
+  if (!key.ok() || !value.ok()) return std::nullopt;
   json v = json::parse(*value, nullptr, false);
   if (!v.is_object()) {
-    spdlog::error("etcd key {} holds no tokenmgr record; ignoring it", lock_key_);
+    spdlog::error("etcd key {} holds no tokenmgr record; ignoring it (no grant is possible "
+                  "while it exists)",
+                  *key);
     return std::nullopt;
   }
   Record r;
+  r.key = *key;
   r.id = v.value("id", std::string());
   r.holder = v.value("holder", std::string());
   r.ttl_s = v.value("ttl", int64_t{0});
@@ -327,6 +343,50 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
   for (auto& w : all) Finish(w, why);
 }
 
+json EtcdLockService::GrantOps(const std::string& key, const std::string& value, int64_t lease,
+                               const std::string& waiter_key) const {
+  json ops = json::array({Put(key, value, lease)});
+  if (!waiter_key.empty()) ops.push_back(Delete(waiter_key));
+  // The fence: a tokenmgr from before grant keys sees it as a waiter older than any of its own,
+  // so it can never grant the old `lock` key while replicas of this version run.
+  json fence = {{"compare", json::array({Compare(waiters_prefix_, "CREATE", "EQUAL", 0)})},
+                {"success", json::array({Put(waiters_prefix_, "", 0)})},
+                {"failure", json::array()}};
+  ops.push_back({{"request_txn", fence}});
+  return ops;
+}
+
+void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::string& key,
+                              const std::string& id, int64_t lease, uint64_t token, bool queued) {
+  if (w->finished) {
+    // The client went away while the txn was in flight: nobody may hold this grant.
+    spdlog::info("grant to a waiter that went away undone (token {})", token);
+    return Revoke(lease);
+  }
+  ++counters_.grants;
+  if (queued) {  // like the embedded store: only grants that waited in the queue
+    counters_.wait_seconds.Observe(
+        std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
+  }
+  last_token_ = std::max(last_token_, token);
+  if (w->rev) waiters_.erase(w->rev);
+  // Read-your-writes on this replica; the watch confirms it.
+  Record rec;
+  rec.key = key;
+  rec.id = id;
+  rec.holder = w->holder;
+  rec.token = token;
+  rec.ttl_s = w->ttl.count();
+  rec.acquired_ms = UnixMillis(clock_.WallNow());
+  rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
+  rec.lease = lease;
+  rec.mod_revision = static_cast<int64_t>(token);
+  lock_ = rec;
+  lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
+  w->key.clear();
+  Finish(w, std::move(g));
+}
+
 // Grants the lock to `w` if the txn's conditions hold. fast_path: a new request, which may
 // only take a free lock when nobody is queued; otherwise `w` must be the oldest waiter.
 void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
@@ -345,19 +405,21 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
       return SpareLease(w->ttl, lease_id);
     }
     std::string id = NewUuidV4();
-    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0)});
+    std::string key = grants_prefix_ + NewUuidV4();
+    const std::string lock_end = PrefixEnd(grants_prefix_);
+    const std::string waiters_end = PrefixEnd(waiters_prefix_);
+    // Free: no key in the lock range (no grant key, no old-layout lock key).
+    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end)});
     if (fast_path) {
-      compare.push_back(Compare(waiters_prefix_, "CREATE", "EQUAL", 0, PrefixEnd(waiters_prefix_)));
+      compare.push_back(Compare(waiters_begin_, "CREATE", "EQUAL", 0, waiters_end));
     } else {
-      compare.push_back(
-          Compare(waiters_prefix_, "CREATE", "GREATER", w->rev - 1, PrefixEnd(waiters_prefix_)));
+      compare.push_back(Compare(waiters_begin_, "CREATE", "GREATER", w->rev - 1, waiters_end));
     }
-    json success = json::array({Put(lock_key_, LockValue(id, w->holder, w->ttl, 0), lease_id)});
-    if (!w->key.empty()) success.push_back(Delete(w->key));
-    json txn = {{"compare", compare}, {"success", success}, {"failure", json::array({Range(lock_key_)})}};
-    // lease_ok: false when the spare lease's parallel refresh failed (its remaining TTL may be
-    // shorter than asked): a grant on it is undone.
-    auto on_txn = [this, w, fast_path, a, lease_id, id](StatusOr<json> r, bool lease_ok) {
+    json txn = {{"compare", compare},
+                {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0), lease_id, w->key)},
+                {"failure", json::array({Range(lock_key_, lock_end)})}};
+    TxnOnLease(std::move(txn), *lease, w->ttl,
+               [this, w, fast_path, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
       if (!Alive(a)) return;
       w->trying = false;
       if (!r.ok()) {
@@ -395,64 +457,44 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         return;
       }
       uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
-      if (w->finished) {
-        // The client went away while the txn was in flight: nobody may hold this grant.
-        spdlog::info("grant to a waiter that went away undone (token {})", token);
-        return Revoke(lease_id);
-      }
-      ++counters_.grants;
-      if (!fast_path) {  // like the embedded store: only grants that waited in the queue
-        counters_.wait_seconds.Observe(
-            std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
-      }
-      last_token_ = std::max(last_token_, token);
-      if (w->rev) waiters_.erase(w->rev);
-      // Read-your-writes on this replica; the watch confirms it.
-      Record rec;
-      rec.id = id;
-      rec.holder = w->holder;
-      rec.token = token;
-      rec.ttl_s = w->ttl.count();
-      rec.acquired_ms = UnixMillis(clock_.WallNow());
-      rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
-      rec.lease = lease_id;
-      rec.mod_revision = static_cast<int64_t>(token);
-      lock_ = rec;
-      lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
-      w->key.clear();
-      Finish(w, std::move(g));
-    };
-    if (!lease->refresh) {
-      etcd_->Call("/v3/kv/txn", txn,
-                  [on_txn = std::move(on_txn)](StatusOr<json> r) { on_txn(std::move(r), true); });
-      return;
-    }
-    // Refresh the spare lease (full TTL from now) in parallel with the txn: the grant waits for
-    // the slower of the two instead of their sum.
-    struct Join {
-      int pending = 2;
-      bool lease_ok = false;
-      std::optional<StatusOr<json>> txn;
-    };
-    auto join = std::make_shared<Join>();
-    auto step = std::make_shared<std::function<void()>>([join, on_txn = std::move(on_txn)] {
-      if (--join->pending == 0) on_txn(std::move(*join->txn), join->lease_ok);
+      Granted(w, key, id, lease_id, token, !fast_path);
     });
-    SteadyTime sent = clock_.Now();
-    etcd_->Call(
-        "/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}},
-        [this, join, step, lease_id, sent, ttl = w->ttl, a](StatusOr<json> k) {
-          if (!Alive(a)) return;
-          join->lease_ok =
-              k.ok() && JsonInt(k->value("result", json::object()), "TTL") >= ttl.count();
-          if (join->lease_ok) MarkFresh(lease_id, sent);
-          (*step)();
-        },
-        true);
-    etcd_->Call("/v3/kv/txn", txn, [join, step](StatusOr<json> r) {
-      join->txn = std::move(r);
-      (*step)();
-    });
+  });
+}
+
+void EtcdLockService::TxnOnLease(json txn, TakenLease lease, lock::Seconds ttl,
+                                 std::function<void(StatusOr<json>, bool)> done) {
+  if (!lease.refresh) {
+    etcd_->Call("/v3/kv/txn", std::move(txn),
+                [done = std::move(done)](StatusOr<json> r) { done(std::move(r), true); });
+    return;
+  }
+  // Refresh the spare lease (full TTL from now) in parallel with the txn: the caller waits for
+  // the slower of the two instead of their sum.
+  struct Join {
+    int pending = 2;
+    bool lease_ok = false;
+    std::optional<StatusOr<json>> txn;
+  };
+  auto join = std::make_shared<Join>();
+  auto step = std::make_shared<std::function<void()>>([join, done = std::move(done)] {
+    if (--join->pending == 0) done(std::move(*join->txn), join->lease_ok);
+  });
+  SteadyTime sent = clock_.Now();
+  etcd_->Call(
+      "/v3/lease/keepalive", {{"ID", std::to_string(lease.id)}},
+      [this, join, step, lease_id = lease.id, sent, ttl, a = std::weak_ptr<bool>(alive_)](
+          StatusOr<json> k) {
+        if (!Alive(a)) return;
+        join->lease_ok =
+            k.ok() && JsonInt(k->value("result", json::object()), "TTL") >= ttl.count();
+        if (join->lease_ok) MarkFresh(lease_id, sent);
+        (*step)();
+      },
+      true);
+  etcd_->Call("/v3/kv/txn", std::move(txn), [join, step](StatusOr<json> r) {
+    join->txn = std::move(r);
+    (*step)();
   });
 }
 
@@ -482,15 +524,20 @@ void EtcdLockService::Enqueue(std::shared_ptr<Waiter> w) {
   });
 }
 
-// Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
-void EtcdLockService::Pump() {
-  if (stopped_ || !Ready() || lock_) return;
+std::shared_ptr<EtcdLockService::Waiter> EtcdLockService::OldestWaiter() const {
   std::shared_ptr<Waiter> best;
   for (auto& [id, w] : local_) {
     if (w->rev && !w->finished && (!best || w->rev < best->rev)) best = w;
   }
+  if (!best || (!waiters_.empty() && waiters_.begin()->first < best->rev)) return nullptr;
+  return best;
+}
+
+// Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
+void EtcdLockService::Pump() {
+  if (stopped_ || !Ready() || lock_) return;
+  std::shared_ptr<Waiter> best = OldestWaiter();
   if (!best || best->trying) return;
-  if (!waiters_.empty() && waiters_.begin()->first < best->rev) return;  // someone older
   TryGrant(best, /*fast_path=*/false);
 }
 
@@ -537,15 +584,20 @@ void EtcdLockService::KeepSessionAlive() {
 // ---- release / renew ----------------------------------------------------------------------
 
 void EtcdLockService::ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done) {
-  etcd_->Call("/v3/kv/range", {{"key", Base64Encode(lock_key_)}},
+  json req = {{"key", Base64Encode(lock_key_)},
+              {"range_end", Base64Encode(PrefixEnd(grants_prefix_))}};
+  etcd_->Call("/v3/kv/range", req,
               [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
     if (!Alive(a)) return;
     if (!r.ok()) {
       SetHealthy(false, r.status().message());
       return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
     }
-    std::optional<Record> rec;
-    for (const json& kv : r->value("kvs", json::array())) rec = ParseRecord(kv);
+    std::optional<Record> rec;  // one key at most (grants need an empty range); else the newest
+    for (const json& kv : r->value("kvs", json::array())) {
+      auto k = ParseRecord(kv);
+      if (k && (!rec || k->token > rec->token)) rec = std::move(k);
+    }
     done(std::move(rec));
   }, true);
 }
@@ -575,21 +627,68 @@ void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDo
   });
 }
 
-// Deletes the lock key if it is still the version `rec` (read from etcd or the mirror).
+// Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
+// this replica has the oldest waiter, the same txn hands the lock to it.
 void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done) {
-  json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
-              {"success", json::array({Delete(lock_key_)})},
+  std::shared_ptr<Waiter> next = OldestWaiter();
+  if (!next || next->trying) {
+    return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
+                         std::move(done));
+  }
+  next->trying = true;  // Pump() leaves it alone until this txn is answered
+  TakeLease(next->ttl, [this, rec = std::move(rec), id = std::move(id), attempts_left,
+                        done = std::move(done), next,
+                        a = std::weak_ptr<bool>(alive_)](StatusOr<TakenLease> lease) mutable {
+    if (!Alive(a)) return;
+    if (!lease.ok() || next->finished) {
+      next->trying = false;
+      if (lease.ok()) SpareLease(next->ttl, lease->id);
+      next = nullptr;  // release alone; the queue grants as before
+    }
+    ReleaseCommit(std::move(rec), std::move(id), attempts_left, std::move(next),
+                  lease.ok() ? *lease : TakenLease{}, std::move(done));
+  });
+}
+
+void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_left,
+                                    std::shared_ptr<Waiter> next, TakenLease lease,
+                                    StatusDone done) {
+  json success = json::array({Delete(rec.key)});
+  std::string key, next_id;
+  if (next) {
+    // Granted only if `next` is still queued and nobody anywhere queued before it. Every compare
+    // of a txn, nested ones included, sees the store as it was before the txn.
+    key = grants_prefix_ + NewUuidV4();
+    next_id = NewUuidV4();
+    json handoff = {
+        {"compare",
+         json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
+                      Compare(waiters_begin_, "CREATE", "GREATER", next->rev - 1,
+                              PrefixEnd(waiters_prefix_))})},
+        {"success",
+         GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0), lease.id, next->key)},
+        {"failure", json::array()}};
+    success.push_back({{"request_txn", handoff}});
+  }
+  json txn = {{"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", success},
               {"failure", json::array()}};
-  etcd_->Call(
-      "/v3/kv/txn", txn,
-      [this, id, attempts_left, done = std::move(done), a = std::weak_ptr<bool>(alive_),
-       rec](StatusOr<json> r) mutable {
+  lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
+  TxnOnLease(
+      std::move(txn), next ? lease : TakenLease{}, ttl,
+      [this, id = std::move(id), attempts_left, done = std::move(done),
+       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id,
+       ttl](StatusOr<json> r, bool lease_ok) mutable {
         if (!Alive(a)) return;
+        if (next) next->trying = false;
         if (!r.ok()) {
+          if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
         if (!r->value("succeeded", false)) {
+          if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
+          if (next && !lease_ok) Revoke(lease.id);
           // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
           // again.
           if (attempts_left <= 1) return done(NotHeld(id));
@@ -597,7 +696,21 @@ void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, 
         }
         ++counters_.releases;
         SpareLease(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
-        if (lock_ && lock_->token == rec.token) lock_.reset();
+        if (lock_ && lock_->key == rec.key) lock_.reset();
+        if (next) {
+          const json& responses = r->value("responses", json::array());
+          bool handed = responses.size() > 1 &&
+                        responses[1].value("response_txn", json::object()).value("succeeded", false);
+          if (!handed) {
+            SpareLease(ttl, lease.id);  // `next` was not the oldest after all: the queue decides
+          } else if (!lease_ok) {
+            Revoke(lease.id);  // its lease may end early: undo the grant
+            Finish(next, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+          } else {
+            Granted(next, key, next_id, lease.id,
+                    static_cast<uint64_t>(JsonInt((*r)["header"], "revision")), true);
+          }
+        }
         done(Status::Ok());
         Pump();
       });
@@ -627,9 +740,9 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
       }
       int64_t lease_id = JsonInt(*lease, "ID");
       json txn = {
-          {"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
+          {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
           {"success",
-           json::array({Put(lock_key_, LockValue(id, rec.holder, ttl, rec.acquired_ms), lease_id)})},
+           json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms), lease_id)})},
           {"failure", json::array()}};
       etcd_->Call("/v3/kv/txn", txn, [this, id, ttl, attempts_left, done = std::move(done), a,
                                       rec, lease_id](StatusOr<json> r) mutable {
@@ -647,7 +760,7 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
         }
         ++counters_.renewals;
         Revoke(rec.lease);  // the key is bound to the new lease now
-        if (lock_ && lock_->token == rec.token) {  // read-your-writes; the watch confirms it
+        if (lock_ && lock_->key == rec.key) {  // read-your-writes; the watch confirms it
           int64_t now = UnixMillis(clock_.WallNow());
           lock_->ttl_s = ttl.count();
           lock_->expires_ms = now + duration_cast<Millis>(ttl).count();

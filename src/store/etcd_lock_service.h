@@ -74,7 +74,8 @@ class EtcdLockService final : public lock::LockService {
   const lock::Options& options() const override { return options_; }
 
  private:
-  struct Record {  // the lock key as read from etcd
+  struct Record {  // a grant key (or the old layout's lock key) as read from etcd
+    std::string key;
     std::string id, holder;
     uint64_t token = 0;  // create revision
     int64_t ttl_s = 0, acquired_ms = 0, expires_ms = 0;
@@ -93,6 +94,16 @@ class EtcdLockService final : public lock::LockService {
   void SetHealthy(bool healthy, const std::string& why);
   void Pump();
   void TryGrant(std::shared_ptr<Waiter> w, bool fast_path);
+  // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
+  std::shared_ptr<Waiter> OldestWaiter() const;
+  // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
+  // waiter's key (if queued), create the fence if absent.
+  nlohmann::json GrantOps(const std::string& key, const std::string& value, int64_t lease,
+                          const std::string& waiter_key) const;
+  // Records a grant to `w` made by a txn that applied at revision `token` (its grant key's
+  // create revision) and answers `w`; undoes it (revokes `lease`) if `w` went away.
+  void Granted(const std::shared_ptr<Waiter>& w, const std::string& key, const std::string& id,
+               int64_t lease, uint64_t token, bool queued);
   void Enqueue(std::shared_ptr<Waiter> w);
   void Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result);
   void FailAllWaiters(const Status& why);
@@ -101,6 +112,10 @@ class EtcdLockService final : public lock::LockService {
   void ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done);
   void ReleaseAttempt(std::string id, int attempts_left, StatusDone done);
   void ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done);
+  struct TakenLease;
+  // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
+  void ReleaseCommit(Record rec, std::string id, int attempts_left, std::shared_ptr<Waiter> next,
+                     TakenLease lease, StatusDone done);
   // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one;
   // or (refresh = true) a spare known to outlive the grant txn, which the caller must keep
   // alive in parallel with the txn.
@@ -109,6 +124,11 @@ class EtcdLockService final : public lock::LockService {
     bool refresh = false;
   };
   void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done);
+  // Sends `txn`, which binds a key to `lease`; with lease.refresh, keeps the lease alive in
+  // parallel. done(result, lease_ok): lease_ok is false when that refresh failed (the lease may
+  // end sooner than `ttl`), and then a grant made by the txn must be undone.
+  void TxnOnLease(nlohmann::json txn, TakenLease lease, lock::Seconds ttl,
+                  std::function<void(StatusOr<nlohmann::json>, bool lease_ok)> done);
   // Notes when a grant/keepalive for `lease` was sent: its TTL runs at least until sent + TTL.
   void MarkFresh(int64_t lease, SteadyTime sent);
   // Keeps an unused lease for the next grant with this TTL (revokes what it displaces).
@@ -129,7 +149,10 @@ class EtcdLockService final : public lock::LockService {
   lock::Options options_;
   EtcdStoreOptions store_;
   std::unique_ptr<EtcdClient> etcd_;
-  std::string lock_key_, waiters_prefix_;
+  std::string lock_key_;       // <prefix>lock: the old layout's lock key; start of the lock range
+  std::string grants_prefix_;  // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
+  std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
+  std::string waiters_begin_;   // <prefix>waiters/\0: the waiter keys' range, fence excluded
 
   // Mirror of etcd, fed by Resync() and the watch.
   std::optional<Record> lock_;
