@@ -644,6 +644,7 @@ void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, 
       next->trying = false;
       if (lease.ok()) SpareLease(next->ttl, lease->id);
       next = nullptr;  // release alone; the queue grants as before
+      Pump();
     }
     ReleaseCommit(std::move(rec), std::move(id), attempts_left, std::move(next),
                   lease.ok() ? *lease : TakenLease{}, std::move(done));
@@ -689,6 +690,7 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
         if (!r->value("succeeded", false)) {
           if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
           if (next && !lease_ok) Revoke(lease.id);
+          Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
           // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
           // again.
           if (attempts_left <= 1) return done(NotHeld(id));
