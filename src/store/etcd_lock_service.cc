@@ -428,12 +428,9 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         SetHealthy(false, r.status().message());
         return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
       }
-      if (!lease_ok) {
-        Revoke(lease_id);
-        return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
-      }
       if (!r->value("succeeded", false)) {
-        SpareLease(w->ttl, lease_id);  // the txn did not apply: the lease is still unused
+        // The txn did not apply: the lease is still unused.
+        lease_ok ? SpareLease(w->ttl, lease_id) : Revoke(lease_id);
         if (w->finished) return;
         std::optional<Record> current;
         for (const json& resp : r->value("responses", json::array())) {
@@ -456,6 +453,10 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
         });
         return;
       }
+      if (!lease_ok) {  // it may end before the TTL runs out: undo the grant
+        Revoke(lease_id);
+        return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+      }
       uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
       Granted(w, key, id, lease_id, token, !fast_path);
     });
@@ -464,34 +465,35 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
 
 void EtcdLockService::TxnOnLease(json txn, TakenLease lease, lock::Seconds ttl,
                                  std::function<void(StatusOr<json>, bool)> done) {
-  if (!lease.refresh) {
-    etcd_->Call("/v3/kv/txn", std::move(txn),
-                [done = std::move(done)](StatusOr<json> r) { done(std::move(r), true); });
-    return;
-  }
-  // Refresh the spare lease (full TTL from now) in parallel with the txn: the caller waits for
-  // the slower of the two instead of their sum.
   struct Join {
-    int pending = 2;
-    bool lease_ok = false;
+    int pending = 1;
+    SteadyTime until;
     std::optional<StatusOr<json>> txn;
   };
   auto join = std::make_shared<Join>();
-  auto step = std::make_shared<std::function<void()>>([join, done = std::move(done)] {
-    if (--join->pending == 0) done(std::move(*join->txn), join->lease_ok);
+  join->pending = lease.refresh ? 2 : 1;
+  join->until = lease.refresh ? SteadyTime() : lease.until;
+  // Answered when the txn and (with refresh) the keepalive are: the caller waits for the slower
+  // of the two instead of their sum. A grant is kept only if its lease outlives the TTL from now.
+  auto step = std::make_shared<std::function<void()>>([this, join, ttl, done = std::move(done)] {
+    if (--join->pending == 0) done(std::move(*join->txn), join->until >= clock_.Now() + ttl);
   });
-  SteadyTime sent = clock_.Now();
-  etcd_->Call(
-      "/v3/lease/keepalive", {{"ID", std::to_string(lease.id)}},
-      [this, join, step, lease_id = lease.id, sent, ttl, a = std::weak_ptr<bool>(alive_)](
-          StatusOr<json> k) {
-        if (!Alive(a)) return;
-        join->lease_ok =
-            k.ok() && JsonInt(k->value("result", json::object()), "TTL") >= ttl.count();
-        if (join->lease_ok) MarkFresh(lease_id, sent);
-        (*step)();
-      },
-      true);
+  if (lease.refresh) {
+    SteadyTime sent = clock_.Now();
+    etcd_->Call(
+        "/v3/lease/keepalive", {{"ID", std::to_string(lease.id)}},
+        [this, join, step, lease_id = lease.id, sent, a = std::weak_ptr<bool>(alive_)](
+            StatusOr<json> k) {
+          if (!Alive(a)) return;
+          int64_t left = k.ok() ? JsonInt(k->value("result", json::object()), "TTL") : 0;
+          if (left > 0) {
+            join->until = sent + std::chrono::seconds(left);
+            MarkFresh(lease_id, join->until);
+          }
+          (*step)();
+        },
+        true);
+  }
   etcd_->Call("/v3/kv/txn", std::move(txn), [join, step](StatusOr<json> r) {
     join->txn = std::move(r);
     (*step)();
@@ -688,8 +690,7 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
         if (!r->value("succeeded", false)) {
-          if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
-          if (next && !lease_ok) Revoke(lease.id);
+          if (next) lease_ok ? SpareLease(ttl, lease.id) : Revoke(lease.id);  // unused
           Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
           // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
           // again.
@@ -732,15 +733,17 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
     if (!cur.ok()) return done(cur.status());
     if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
     Record rec = **cur;
-    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
-                [this, id, ttl, attempts_left, done = std::move(done), a,
-                 rec](StatusOr<json> lease) mutable {
+    SteadyTime sent = clock_.Now();
+    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
+                [this, id, ttl, attempts_left, done = std::move(done), a, rec,
+                 sent](StatusOr<json> lease) mutable {
       if (!Alive(a)) return;
       if (!lease.ok()) {
         SetHealthy(false, lease.status().message());
         return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
       }
       int64_t lease_id = JsonInt(*lease, "ID");
+      MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
       json txn = {
           {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
           {"success",
@@ -777,15 +780,18 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
 
 void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done) {
   SteadyTime sent = clock_.Now();
+  // Lives long enough for a lock with `ttl` granted now, with kLeaseMargin for the grant txn.
+  auto long_enough = [sent, ttl](SteadyTime until) { return until >= sent + ttl + kLeaseMargin; };
   auto grant = [this, ttl, sent](std::function<void(StatusOr<TakenLease>)> done) {
     etcd_->Call(
-        "/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
+        "/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
         [this, sent, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
           if (!Alive(a)) return;
           if (!r.ok()) return done(r.status());
           int64_t lease = JsonInt(*r, "ID");
-          MarkFresh(lease, sent);
-          done(TakenLease{lease, false});
+          SteadyTime until = sent + std::chrono::seconds(JsonInt(*r, "TTL"));
+          MarkFresh(lease, until);
+          done(TakenLease{lease, false, until});
         });
   };
   auto it = spare_leases_.find(ttl.count());
@@ -793,30 +799,37 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
   int64_t lease = it->second;
   spare_leases_.erase(it);
   auto fresh = lease_fresh_.find(lease);
-  if (fresh != lease_fresh_.end() &&
-      sent + store_.timeout + std::chrono::seconds(1) < fresh->second + ttl) {
+  if (fresh != lease_fresh_.end() && long_enough(fresh->second)) {
+    // Refreshed recently enough: it outlives the new lock's TTL as it is (no etcd call).
+    return done(TakenLease{lease, false, fresh->second});
+  }
+  if (fresh != lease_fresh_.end() && sent + store_.timeout + std::chrono::seconds(1) < fresh->second) {
     // Known to outlive the grant txn: the caller refreshes it in parallel with the txn.
-    return done(TakenLease{lease, true});
+    return done(TakenLease{lease, true, fresh->second});
   }
   // A keepalive restarts the lease's full TTL now, as a grant would; etcd's leader answers it
-  // without a raft write. Expired meanwhile (TTL 0) or no answer: grant a new one.
+  // without a raft write. Expired meanwhile (TTL 0), too short (granted without the slack, e.g.
+  // by an older tokenmgr) or no answer: grant a new one.
   etcd_->Call(
       "/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
-      [this, ttl, lease, sent, grant, done = std::move(done),
+      [this, lease, sent, grant, long_enough, done = std::move(done),
        a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
         if (!Alive(a)) return;
-        if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") >= ttl.count()) {
-          MarkFresh(lease, sent);
-          return done(TakenLease{lease, false});
+        SteadyTime until =
+            sent + std::chrono::seconds(r.ok() ? JsonInt(r->value("result", json::object()), "TTL") : 0);
+        if (r.ok() && long_enough(until)) {
+          MarkFresh(lease, until);
+          return done(TakenLease{lease, false, until});
         }
+        if (r.ok()) Revoke(lease);
         grant(std::move(done));
       },
       true);
 }
 
-void EtcdLockService::MarkFresh(int64_t lease, SteadyTime sent) {
+void EtcdLockService::MarkFresh(int64_t lease, SteadyTime until) {
   if (lease_fresh_.size() >= 64) lease_fresh_.clear();  // expired or renewed-away leases
-  lease_fresh_[lease] = sent;
+  lease_fresh_[lease] = until;
 }
 
 void EtcdLockService::SpareLease(lock::Seconds ttl, int64_t lease) {

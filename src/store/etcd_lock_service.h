@@ -122,6 +122,7 @@ class EtcdLockService final : public lock::LockService {
   struct TakenLease {
     int64_t id = 0;
     bool refresh = false;
+    SteadyTime until;  // the lease lives at least until then (without refresh)
   };
   void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done);
   // Sends `txn`, which binds a key to `lease`; with lease.refresh, keeps the lease alive in
@@ -129,8 +130,8 @@ class EtcdLockService final : public lock::LockService {
   // end sooner than `ttl`), and then a grant made by the txn must be undone.
   void TxnOnLease(nlohmann::json txn, TakenLease lease, lock::Seconds ttl,
                   std::function<void(StatusOr<nlohmann::json>, bool lease_ok)> done);
-  // Notes when a grant/keepalive for `lease` was sent: its TTL runs at least until sent + TTL.
-  void MarkFresh(int64_t lease, SteadyTime sent);
+  // Notes that `lease` lives at least until `until` (its grant/keepalive's send time + TTL).
+  void MarkFresh(int64_t lease, SteadyTime until);
   // Keeps an unused lease for the next grant with this TTL (revokes what it displaces).
   void SpareLease(lock::Seconds ttl, int64_t lease);
   void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
@@ -165,8 +166,12 @@ class EtcdLockService final : public lock::LockService {
   std::string unhealthy_why_ = "etcd not reached yet";
 
   static constexpr size_t kMaxSpareLeases = 8;
-  std::map<int64_t, int64_t> spare_leases_;    // lease TTL in seconds -> unused lease id
-  std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> when its last grant/keepalive was sent
+  // A lock's lease is granted for its TTL + kLeaseSlack, so a spare lease refreshed less than
+  // kLeaseSlack - kLeaseMargin ago still outlives a new lock's TTL without a keepalive.
+  static constexpr std::chrono::seconds kLeaseSlack{1};
+  static constexpr std::chrono::milliseconds kLeaseMargin{250};
+  std::map<int64_t, int64_t> spare_leases_;    // lock TTL in seconds -> unused lease id
+  std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> it lives at least until then
   std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
   uint64_t next_local_ = 1;
   int64_t session_lease_ = 0;
