@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 
 #include "common/random.h"
 #include "common/strings.h"
@@ -79,7 +80,8 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, const Clock& clock
       probe_timer_(io),
       resync_timer_(io),
       keepalive_timer_(io),
-      recheck_timer_(io) {}
+      recheck_timer_(io),
+      enqueue_timer_(io) {}
 
 EtcdLockService::~EtcdLockService() {
   *alive_ = false;
@@ -178,7 +180,7 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
     if (deleted) {
       std::erase_if(waiters_, [&](const auto& p) { return p.second == *key; });
     } else {
-      waiters_[JsonInt(kv, "create_revision")] = *key;
+      waiters_.insert({JsonInt(kv, "create_revision"), *key});
     }
   }
 }
@@ -329,7 +331,7 @@ void EtcdLockService::Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Gr
   local_.erase(w->local_id);
   if (!w->key.empty() && !result.ok()) {
     // Leave the queue now; if this fails the session lease removes the key later.
-    waiters_.erase(w->rev);
+    waiters_.erase({w->rev, w->key});
     etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(w->key)}}, [](StatusOr<json>) {});
   }
   GrantDone done = std::move(w->done);
@@ -369,7 +371,7 @@ void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::strin
         std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
   }
   last_token_ = std::max(last_token_, token);
-  if (w->rev) waiters_.erase(w->rev);
+  if (w->rev) waiters_.erase({w->rev, w->key});
   // Read-your-writes on this replica; the watch confirms it.
   Record rec;
   rec.key = key;
@@ -505,24 +507,73 @@ void EtcdLockService::Enqueue(std::shared_ptr<Waiter> w) {
   EnsureSession([this, w, a](Status s) {
     if (!Alive(a) || w->finished) return;
     if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
-    std::string key = waiters_prefix_ + NewUuidV4();
-    json value = {{"holder", w->holder}};
-    json req = Put(key, value.dump(), session_lease_)["request_put"];
-    etcd_->Call("/v3/kv/put", req, [this, w, a, key](StatusOr<json> r) {
-      if (!Alive(a)) return;
-      if (!r.ok()) {
-        SetHealthy(false, r.status().message());
-        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      w->key = key;
-      w->rev = JsonInt((*r)["header"], "revision");
-      if (w->finished) {
-        etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(key)}}, [](StatusOr<json>) {});
-        return;
-      }
-      waiters_[w->rev] = key;
-      Pump();
+    to_enqueue_.push_back(w);
+    if (enqueue_armed_) return;
+    enqueue_armed_ = true;
+    enqueue_timer_.expires_after(kEnqueueBatch);
+    enqueue_timer_.async_wait([this, a](const auto& ec) {
+      if (ec || !Alive(a)) return;
+      enqueue_armed_ = false;
+      FlushEnqueues();
     });
+  });
+}
+
+json EtcdLockService::TakeEnqueues(Enqueues& taken) {
+  json ops = json::array();
+  enqueue_timer_.cancel();
+  enqueue_armed_ = false;
+  std::vector<std::shared_ptr<Waiter>> waiting = std::exchange(to_enqueue_, {});
+  for (auto& w : waiting) {
+    if (w->finished) continue;
+    if (taken.size() == kMaxEnqueuesPerTxn) {  // etcd allows 128 ops in a txn by default
+      to_enqueue_.push_back(std::move(w));
+      continue;
+    }
+    if (!session_lease_) {  // lost since Enqueue(); answered outside the caller's txn building
+      boost::asio::post(io_, [this, w, a = std::weak_ptr<bool>(alive_)] {
+        if (Alive(a)) Finish(w, Unavailable("lost the etcd session; retry"));
+      });
+      continue;
+    }
+    std::string key = waiters_prefix_ + NewUuidV4();
+    ops.push_back(Put(key, json{{"holder", w->holder}}.dump(), session_lease_));
+    taken.emplace_back(std::move(w), std::move(key));
+  }
+  if (!to_enqueue_.empty()) boost::asio::post(io_, [this, a = std::weak_ptr<bool>(alive_)] {
+    if (Alive(a)) FlushEnqueues();
+  });
+  return ops;
+}
+
+void EtcdLockService::Enqueued(const Enqueues& taken, int64_t revision) {
+  for (const auto& [w, key] : taken) {
+    if (w->finished) {
+      etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(key)}}, [](StatusOr<json>) {});
+      continue;
+    }
+    w->key = key;
+    w->rev = revision;
+    waiters_.insert({revision, key});
+  }
+}
+
+void EtcdLockService::FlushEnqueues() {
+  auto taken = std::make_shared<Enqueues>();
+  json puts = TakeEnqueues(*taken);
+  if (taken->empty()) return;
+  json txn = {{"success", std::move(puts)}};
+  etcd_->Call("/v3/kv/txn", txn, [this, taken, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) {
+      SetHealthy(false, r.status().message());
+      for (const auto& [w, key] : *taken) {
+        Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+      }
+      return;
+    }
+    Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+    Pump();
   });
 }
 
@@ -673,18 +724,23 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
         {"failure", json::array()}};
     success.push_back({{"request_txn", handoff}});
   }
+  // Waiters queued meanwhile get their keys from this txn, whatever its compare says.
+  auto taken = std::make_shared<Enqueues>();
+  json puts = TakeEnqueues(*taken);
+  for (const json& put : puts) success.push_back(put);
   json txn = {{"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
               {"success", success},
-              {"failure", json::array()}};
+              {"failure", puts}};
   lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
   TxnOnLease(
       std::move(txn), next ? lease : TakenLease{}, ttl,
       [this, id = std::move(id), attempts_left, done = std::move(done),
-       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id,
-       ttl](StatusOr<json> r, bool lease_ok) mutable {
+       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id, ttl,
+       taken](StatusOr<json> r, bool lease_ok) mutable {
         if (!Alive(a)) return;
         if (next) next->trying = false;
-        if (!r.ok()) {
+        if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+        if (!r.ok()) {  // SetHealthy(false) fails every waiter, `taken` included
           if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
@@ -893,6 +949,7 @@ void EtcdLockService::Shutdown() {
   resync_timer_.cancel();
   keepalive_timer_.cancel();
   recheck_timer_.cancel();
+  enqueue_timer_.cancel();
   etcd_->CancelWatch();
   for (const auto& [ttl, lease] : std::exchange(spare_leases_, {})) Revoke(lease);
   if (session_lease_ && healthy_) {

@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -104,7 +105,15 @@ class EtcdLockService final : public lock::LockService {
   // create revision) and answers `w`; undoes it (revokes `lease`) if `w` went away.
   void Granted(const std::shared_ptr<Waiter>& w, const std::string& key, const std::string& id,
                int64_t lease, uint64_t token, bool queued);
+  // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
+  // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
   void Enqueue(std::shared_ptr<Waiter> w);
+  void FlushEnqueues();
+  using Enqueues = std::vector<std::pair<std::shared_ptr<Waiter>, std::string>>;  // waiter, key
+  // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
+  nlohmann::json TakeEnqueues(Enqueues& taken);
+  // The txn that wrote the keys of `taken` applied at `revision`.
+  void Enqueued(const Enqueues& taken, int64_t revision);
   void Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result);
   void FailAllWaiters(const Status& why);
   void EnsureSession(std::function<void(Status)> done);
@@ -157,7 +166,8 @@ class EtcdLockService final : public lock::LockService {
 
   // Mirror of etcd, fed by Resync() and the watch.
   std::optional<Record> lock_;
-  std::map<int64_t, std::string> waiters_;  // create revision -> key
+  // (create revision, key); one txn may create several keys of one replica (same revision).
+  std::set<std::pair<int64_t, std::string>> waiters_;
   uint64_t last_token_ = 0;
   int64_t revision_ = 0;
   bool synced_ = false;
@@ -173,13 +183,18 @@ class EtcdLockService final : public lock::LockService {
   std::map<int64_t, int64_t> spare_leases_;    // lock TTL in seconds -> unused lease id
   std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> it lives at least until then
   std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
+  std::vector<std::shared_ptr<Waiter>> to_enqueue_;    // their waiter key not written yet
+  bool enqueue_armed_ = false;                         // enqueue_timer_ will flush them
+  static constexpr std::chrono::milliseconds kEnqueueBatch{5};
+  static constexpr size_t kMaxEnqueuesPerTxn = 100;
   uint64_t next_local_ = 1;
   int64_t session_lease_ = 0;
   int64_t stale_session_ = 0;  // revoked once etcd is back
   bool session_pending_ = false;
   std::vector<std::function<void(Status)>> session_waiters_;
 
-  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_;
+  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_,
+      enqueue_timer_;
   bool probing_ = false;
   bool stopped_ = false;
   lock::Counters counters_;

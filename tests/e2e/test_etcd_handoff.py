@@ -206,3 +206,46 @@ def test_replicas_of_the_old_layout_are_fenced_out(etcd, replicas):
     gateway(etcd, "/v3/kv/deleterange", {"key": b64(p + "waiters/old")})
     assert release(a.port, g["id"])[0] == 200
     assert not gateway(etcd, "/v3/kv/txn", fast).get("succeeded")  # free, still fenced
+
+
+def test_waiters_queued_together_are_served_one_at_a_time_in_queue_order(etcd, replicas):
+    """Waiters that reach one replica within a few ms get their keys from one txn (the same
+    create revision); they are still served one at a time, each once, and a waiter queued on
+    another replica after them comes after them and before those queued after it."""
+    p = new_prefix()
+    a, b = replicas(etcd, 2, p)
+    s, g = lock(a.port, holder="holder", ttl=30)
+    assert s == 200
+    order, guard, waiting = [], threading.Lock(), []
+
+    def waiter(port, name, other_port):
+        s, body = lock(port, 30, holder=name, ttl=30)
+        with guard:
+            order.append((name, s, body.get("token")))
+        if s == 200:
+            release(other_port, body["id"])
+
+    def start(port, names, other_port):
+        for n in names:
+            th = threading.Thread(target=waiter, args=(port, n, other_port))
+            th.start()
+            waiting.append(th)
+
+    start(a.port, ["a1", "a2", "a3", "a4"], b.port)
+    wait_waiters(b.port, 4)
+    start(b.port, ["b1"], a.port)
+    wait_waiters(a.port, 5)
+    start(a.port, ["a5", "a6"], b.port)
+    wait_waiters(b.port, 7)
+    revs = sorted(int(kv["create_revision"]) for k, kv in keys(etcd, p + "waiters/").items()
+                  if k != p + "waiters/")
+    assert len(revs) == 7
+    assert release(a.port, g["id"])[0] == 200
+    for th in waiting:
+        th.join(60)
+    names = [n for n, _, _ in order]
+    assert all(s == 200 for _, s, _ in order), order
+    assert sorted(names[:4]) == ["a1", "a2", "a3", "a4"] and names[4] == "b1"
+    assert sorted(names[5:]) == ["a5", "a6"]
+    tokens = [t for _, _, t in order]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 7 and tokens[0] > g["token"]
