@@ -167,9 +167,10 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
       if (lock_ && lock_->key == *key) lock_.reset();
     } else if (auto rec = ParseRecord(kv)) {
       if (*key == lock_key_ && (!lock_ || lock_->key != *key)) {
-        spdlog::warn("etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
-                     "honoured until it is released or expires",
-                     *key);
+        spdlog::warn(
+            "etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
+            "honoured until it is released or expires",
+            *key);
       }
       lock_ = std::move(rec);
       last_token_ = std::max(last_token_, lock_->token);
@@ -191,9 +192,10 @@ std::optional<EtcdLockService::Record> EtcdLockService::ParseRecord(const json& 
   if (!key.ok() || !value.ok()) return std::nullopt;
   json v = json::parse(*value, nullptr, false);
   if (!v.is_object()) {
-    spdlog::error("etcd key {} holds no tokenmgr record; ignoring it (no grant is possible "
-                  "while it exists)",
-                  *key);
+    spdlog::error(
+        "etcd key {} holds no tokenmgr record; ignoring it (no grant is possible "
+        "while it exists)",
+        *key);
     return std::nullopt;
   }
   Record r;
@@ -307,7 +309,15 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
     });
   }
   local_[w->local_id] = w;
-  if (w->deadline && !waiters_.empty()) {
+  if (!to_enqueue_.empty()) {
+    // Earlier waiters of this replica are about to be queued: go behind them.
+    if (w->deadline) {
+      Enqueue(w);
+    } else {
+      ++counters_.rejected_busy;
+      Finish(w, BusyError("lock unavailable", std::nullopt));
+    }
+  } else if (w->deadline && !waiters_.empty()) {
     // The mirror says others are queued: a fast-path txn would most likely fail (and cost a raft
     // write). Queue at once; if the mirror was behind, the queue grants it just as soon. (Not
     // when it only says "held": the watch can show our own grant after its release.)
@@ -329,6 +339,7 @@ void EtcdLockService::Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Gr
   w->finished = true;
   if (w->deadline) w->deadline->cancel();
   local_.erase(w->local_id);
+  std::erase(to_enqueue_, w);
   if (!w->key.empty() && !result.ok()) {
     // Leave the queue now; if this fails the session lease removes the key later.
     waiters_.erase({w->rev, w->key});
@@ -420,48 +431,51 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
     json txn = {{"compare", compare},
                 {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0), lease_id, w->key)},
                 {"failure", json::array({Range(lock_key_, lock_end)})}};
-    TxnOnLease(std::move(txn), *lease, w->ttl,
-               [this, w, fast_path, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
-      if (!Alive(a)) return;
-      w->trying = false;
-      if (!r.ok()) {
-        // Outcome unknown: revoking the lease undoes a grant that may have happened.
-        Revoke(lease_id);
-        SetHealthy(false, r.status().message());
-        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      if (!r->value("succeeded", false)) {
-        // The txn did not apply: the lease is still unused.
-        lease_ok ? SpareLease(w->ttl, lease_id) : Revoke(lease_id);
-        if (w->finished) return;
-        std::optional<Record> current;
-        for (const json& resp : r->value("responses", json::array())) {
-          for (const json& kv : resp.value("response_range", json::object()).value("kvs", json::array())) {
-            current = ParseRecord(kv);
+    TxnOnLease(
+        std::move(txn), *lease, w->ttl,
+        [this, w, fast_path, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
+          if (!Alive(a)) return;
+          w->trying = false;
+          if (!r.ok()) {
+            // Outcome unknown: revoking the lease undoes a grant that may have happened.
+            Revoke(lease_id);
+            SetHealthy(false, r.status().message());
+            return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
           }
-        }
-        if (fast_path) {
-          if (!w->deadline) {
-            ++counters_.rejected_busy;
-            return Finish(w, BusyError("lock unavailable", current));
+          if (!r->value("succeeded", false)) {
+            // The txn did not apply: the lease is still unused.
+            if (lease_ok) SpareLease(w->ttl, lease_id);
+            if (!lease_ok) Revoke(lease_id);
+            if (w->finished) return;
+            std::optional<Record> current;
+            for (const json& resp : r->value("responses", json::array())) {
+              for (const json& kv :
+                   resp.value("response_range", json::object()).value("kvs", json::array())) {
+                current = ParseRecord(kv);
+              }
+            }
+            if (fast_path) {
+              if (!w->deadline) {
+                ++counters_.rejected_busy;
+                return Finish(w, BusyError("lock unavailable", current));
+              }
+              return Enqueue(w);
+            }
+            // Our mirror was behind; the watch will call Pump() again. Re-check later in case it
+            // was something the watch cannot show us.
+            recheck_timer_.expires_after(std::chrono::seconds(1));
+            recheck_timer_.async_wait([this, a](const auto& ec) {
+              if (!ec && Alive(a)) Pump();
+            });
+            return;
           }
-          return Enqueue(w);
-        }
-        // Our mirror was behind; the watch will call Pump() again. Re-check later in case it
-        // was something the watch cannot show us.
-        recheck_timer_.expires_after(std::chrono::seconds(1));
-        recheck_timer_.async_wait([this, a](const auto& ec) {
-          if (!ec && Alive(a)) Pump();
+          if (!lease_ok) {  // it may end before the TTL runs out: undo the grant
+            Revoke(lease_id);
+            return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+          }
+          uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
+          Granted(w, key, id, lease_id, token, !fast_path);
         });
-        return;
-      }
-      if (!lease_ok) {  // it may end before the TTL runs out: undo the grant
-        Revoke(lease_id);
-        return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
-      }
-      uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
-      Granted(w, key, id, lease_id, token, !fast_path);
-    });
   });
 }
 
@@ -484,8 +498,8 @@ void EtcdLockService::TxnOnLease(json txn, TakenLease lease, lock::Seconds ttl,
     SteadyTime sent = clock_.Now();
     etcd_->Call(
         "/v3/lease/keepalive", {{"ID", std::to_string(lease.id)}},
-        [this, join, step, lease_id = lease.id, sent, a = std::weak_ptr<bool>(alive_)](
-            StatusOr<json> k) {
+        [this, join, step, lease_id = lease.id, sent,
+         a = std::weak_ptr<bool>(alive_)](StatusOr<json> k) {
           if (!Alive(a)) return;
           int64_t left = k.ok() ? JsonInt(k->value("result", json::object()), "TTL") : 0;
           if (left > 0) {
@@ -540,9 +554,10 @@ json EtcdLockService::TakeEnqueues(Enqueues& taken) {
     ops.push_back(Put(key, json{{"holder", w->holder}}.dump(), session_lease_));
     taken.emplace_back(std::move(w), std::move(key));
   }
-  if (!to_enqueue_.empty()) boost::asio::post(io_, [this, a = std::weak_ptr<bool>(alive_)] {
-    if (Alive(a)) FlushEnqueues();
-  });
+  if (!to_enqueue_.empty())
+    boost::asio::post(io_, [this, a = std::weak_ptr<bool>(alive_)] {
+      if (Alive(a)) FlushEnqueues();
+    });
   return ops;
 }
 
@@ -589,6 +604,7 @@ std::shared_ptr<EtcdLockService::Waiter> EtcdLockService::OldestWaiter() const {
 // Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
 void EtcdLockService::Pump() {
   if (stopped_ || !Ready() || lock_) return;
+  if (!to_enqueue_.empty()) FlushEnqueues();  // the lock is free: no batching
   std::shared_ptr<Waiter> best = OldestWaiter();
   if (!best || best->trying) return;
   TryGrant(best, /*fast_path=*/false);
@@ -639,20 +655,22 @@ void EtcdLockService::KeepSessionAlive() {
 void EtcdLockService::ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done) {
   json req = {{"key", Base64Encode(lock_key_)},
               {"range_end", Base64Encode(PrefixEnd(grants_prefix_))}};
-  etcd_->Call("/v3/kv/range", req,
-              [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
-    if (!Alive(a)) return;
-    if (!r.ok()) {
-      SetHealthy(false, r.status().message());
-      return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-    }
-    std::optional<Record> rec;  // one key at most (grants need an empty range); else the newest
-    for (const json& kv : r->value("kvs", json::array())) {
-      auto k = ParseRecord(kv);
-      if (k && (!rec || k->token > rec->token)) rec = std::move(k);
-    }
-    done(std::move(rec));
-  }, true);
+  etcd_->Call(
+      "/v3/kv/range", req,
+      [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+        if (!Alive(a)) return;
+        if (!r.ok()) {
+          SetHealthy(false, r.status().message());
+          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+        }
+        std::optional<Record> rec;  // one key at most (grants need an empty range); else the newest
+        for (const json& kv : r->value("kvs", json::array())) {
+          auto k = ParseRecord(kv);
+          if (k && (!rec || k->token > rec->token)) rec = std::move(k);
+        }
+        done(std::move(rec));
+      },
+      true);
 }
 
 Status EtcdLockService::NotHeld(const std::string& id) const {
@@ -689,19 +707,19 @@ void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, 
                          std::move(done));
   }
   next->trying = true;  // Pump() leaves it alone until this txn is answered
-  TakeLease(next->ttl, [this, rec = std::move(rec), id = std::move(id), attempts_left,
-                        done = std::move(done), next,
-                        a = std::weak_ptr<bool>(alive_)](StatusOr<TakenLease> lease) mutable {
-    if (!Alive(a)) return;
-    if (!lease.ok() || next->finished) {
-      next->trying = false;
-      if (lease.ok()) SpareLease(next->ttl, lease->id);
-      next = nullptr;  // release alone; the queue grants as before
-      Pump();
-    }
-    ReleaseCommit(std::move(rec), std::move(id), attempts_left, std::move(next),
-                  lease.ok() ? *lease : TakenLease{}, std::move(done));
-  });
+  TakeLease(next->ttl,
+            [this, rec = std::move(rec), id = std::move(id), attempts_left, done = std::move(done),
+             next, a = std::weak_ptr<bool>(alive_)](StatusOr<TakenLease> lease) mutable {
+              if (!Alive(a)) return;
+              if (!lease.ok() || next->finished) {
+                next->trying = false;
+                if (lease.ok()) SpareLease(next->ttl, lease->id);
+                next = nullptr;  // release alone; the queue grants as before
+                Pump();
+              }
+              ReleaseCommit(std::move(rec), std::move(id), attempts_left, std::move(next),
+                            lease.ok() ? *lease : TakenLease{}, std::move(done));
+            });
 }
 
 void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_left,
@@ -714,14 +732,12 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
     // of a txn, nested ones included, sees the store as it was before the txn.
     key = grants_prefix_ + NewUuidV4();
     next_id = NewUuidV4();
-    json handoff = {
-        {"compare",
-         json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
-                      Compare(waiters_begin_, "CREATE", "GREATER", next->rev - 1,
-                              PrefixEnd(waiters_prefix_))})},
-        {"success",
-         GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0), lease.id, next->key)},
-        {"failure", json::array()}};
+    json handoff = {{"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
+                                             Compare(waiters_begin_, "CREATE", "GREATER",
+                                                     next->rev - 1, PrefixEnd(waiters_prefix_))})},
+                    {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0),
+                                         lease.id, next->key)},
+                    {"failure", json::array()}};
     success.push_back({{"request_txn", handoff}});
   }
   // Waiters queued meanwhile get their keys from this txn, whatever its compare says.
@@ -740,13 +756,14 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
         if (!Alive(a)) return;
         if (next) next->trying = false;
         if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt((*r)["header"], "revision"));
-        if (!r.ok()) {  // SetHealthy(false) fails every waiter, `taken` included
+        if (!r.ok()) {                 // SetHealthy(false) fails every waiter, `taken` included
           if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
         if (!r->value("succeeded", false)) {
-          if (next) lease_ok ? SpareLease(ttl, lease.id) : Revoke(lease.id);  // unused
+          if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
+          if (next && !lease_ok) Revoke(lease.id);
           Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
           // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
           // again.
@@ -758,8 +775,9 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
         if (lock_ && lock_->key == rec.key) lock_.reset();
         if (next) {
           const json& responses = r->value("responses", json::array());
-          bool handed = responses.size() > 1 &&
-                        responses[1].value("response_txn", json::object()).value("succeeded", false);
+          bool handed =
+              responses.size() > 1 &&
+              responses[1].value("response_txn", json::object()).value("succeeded", false);
           if (!handed) {
             SpareLease(ttl, lease.id);  // `next` was not the oldest after all: the queue decides
           } else if (!lease_ok) {
@@ -790,47 +808,51 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
     if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
     Record rec = **cur;
     SteadyTime sent = clock_.Now();
-    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
-                [this, id, ttl, attempts_left, done = std::move(done), a, rec,
-                 sent](StatusOr<json> lease) mutable {
-      if (!Alive(a)) return;
-      if (!lease.ok()) {
-        SetHealthy(false, lease.status().message());
-        return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
-      }
-      int64_t lease_id = JsonInt(*lease, "ID");
-      MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
-      json txn = {
-          {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
-          {"success",
-           json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms), lease_id)})},
-          {"failure", json::array()}};
-      etcd_->Call("/v3/kv/txn", txn, [this, id, ttl, attempts_left, done = std::move(done), a,
-                                      rec, lease_id](StatusOr<json> r) mutable {
-        if (!Alive(a)) return;
-        if (!r.ok()) {
-          // Unknown outcome; the old lease still bounds the lock if the txn did not apply.
-          Revoke(lease_id);
-          SetHealthy(false, r.status().message());
-          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-        }
-        if (!r->value("succeeded", false)) {
-          Revoke(lease_id);
-          if (attempts_left <= 1) return done(NotHeld(id));
-          return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
-        }
-        ++counters_.renewals;
-        Revoke(rec.lease);  // the key is bound to the new lease now
-        if (lock_ && lock_->key == rec.key) {  // read-your-writes; the watch confirms it
-          int64_t now = UnixMillis(clock_.WallNow());
-          lock_->ttl_s = ttl.count();
-          lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
-          lock_->lease = lease_id;
-          lock_->mod_revision = JsonInt((*r)["header"], "revision");
-        }
-        done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
-      });
-    });
+    etcd_->Call(
+        "/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
+        [this, id, ttl, attempts_left, done = std::move(done), a, rec,
+         sent](StatusOr<json> lease) mutable {
+          if (!Alive(a)) return;
+          if (!lease.ok()) {
+            SetHealthy(false, lease.status().message());
+            return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
+          }
+          int64_t lease_id = JsonInt(*lease, "ID");
+          MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
+          json txn = {
+              {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms),
+                                           lease_id)})},
+              {"failure", json::array()}};
+          etcd_->Call(
+              "/v3/kv/txn", txn,
+              [this, id, ttl, attempts_left, done = std::move(done), a, rec,
+               lease_id](StatusOr<json> r) mutable {
+                if (!Alive(a)) return;
+                if (!r.ok()) {
+                  // Unknown outcome; the old lease still bounds the lock if the txn did not apply.
+                  Revoke(lease_id);
+                  SetHealthy(false, r.status().message());
+                  return done(
+                      Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+                }
+                if (!r->value("succeeded", false)) {
+                  Revoke(lease_id);
+                  if (attempts_left <= 1) return done(NotHeld(id));
+                  return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
+                }
+                ++counters_.renewals;
+                Revoke(rec.lease);                     // the key is bound to the new lease now
+                if (lock_ && lock_->key == rec.key) {  // read-your-writes; the watch confirms it
+                  int64_t now = UnixMillis(clock_.WallNow());
+                  lock_->ttl_s = ttl.count();
+                  lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
+                  lock_->lease = lease_id;
+                  lock_->mod_revision = JsonInt((*r)["header"], "revision");
+                }
+                done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
+              });
+        });
   });
 }
 
@@ -859,7 +881,8 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
     // Refreshed recently enough: it outlives the new lock's TTL as it is (no etcd call).
     return done(TakenLease{lease, false, fresh->second});
   }
-  if (fresh != lease_fresh_.end() && sent + store_.timeout + std::chrono::seconds(1) < fresh->second) {
+  if (fresh != lease_fresh_.end() &&
+      sent + store_.timeout + std::chrono::seconds(1) < fresh->second) {
     // Known to outlive the grant txn: the caller refreshes it in parallel with the txn.
     return done(TakenLease{lease, true, fresh->second});
   }
@@ -872,7 +895,8 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
        a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
         if (!Alive(a)) return;
         SteadyTime until =
-            sent + std::chrono::seconds(r.ok() ? JsonInt(r->value("result", json::object()), "TTL") : 0);
+            sent +
+            std::chrono::seconds(r.ok() ? JsonInt(r->value("result", json::object()), "TTL") : 0);
         if (r.ok() && long_enough(until)) {
           MarkFresh(lease, until);
           return done(TakenLease{lease, false, until});

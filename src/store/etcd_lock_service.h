@@ -159,8 +159,8 @@ class EtcdLockService final : public lock::LockService {
   lock::Options options_;
   EtcdStoreOptions store_;
   std::unique_ptr<EtcdClient> etcd_;
-  std::string lock_key_;       // <prefix>lock: the old layout's lock key; start of the lock range
-  std::string grants_prefix_;  // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
+  std::string lock_key_;        // <prefix>lock: the old layout's lock key; start of the lock range
+  std::string grants_prefix_;   // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
   std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
   std::string waiters_begin_;   // <prefix>waiters/\0: the waiter keys' range, fence excluded
 
@@ -180,8 +180,8 @@ class EtcdLockService final : public lock::LockService {
   // kLeaseSlack - kLeaseMargin ago still outlives a new lock's TTL without a keepalive.
   static constexpr std::chrono::seconds kLeaseSlack{1};
   static constexpr std::chrono::milliseconds kLeaseMargin{250};
-  std::map<int64_t, int64_t> spare_leases_;    // lock TTL in seconds -> unused lease id
-  std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> it lives at least until then
+  std::map<int64_t, int64_t> spare_leases_;            // lock TTL in seconds -> unused lease id
+  std::map<int64_t, SteadyTime> lease_fresh_;          // lease -> it lives at least until then
   std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
   std::vector<std::shared_ptr<Waiter>> to_enqueue_;    // their waiter key not written yet
   bool enqueue_armed_ = false;                         // enqueue_timer_ will flush them
