@@ -6,31 +6,48 @@
 //   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
 //
 // Keys under `prefix`:
-//   lock            {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound to an etcd
-//                   lease whose TTL is the lock's lease; its expiry is the lock's expiry.
+//   lock/<uuid>     the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
+//                   to an etcd lease whose expiry is the lock's expiry. At most one key exists in
+//                   the lock range [lock, lock0) (the grant, or an old-layout `lock` key).
 //   waiters/<uuid>  one per waiting client, bound to this replica's session lease (kept alive
 //                   while the replica lives; a crashed replica's waiters vanish with it).
+//   waiters/        the fence (empty, no lease), created by the first grant: tokenmgr versions
+//                   before grant keys count it as a waiter older than their own, so they can
+//                   never grant while it exists. Our own waiter compares start at waiters/\0.
+//   lock            old layout (one key, create revision = token): honoured until released (by
+//                   its id) or expired; grants wait for it like for any grant.
 // Contract:
-// - Grant is a txn: lock absent AND (no waiter at all | every waiter key was created no earlier
-//   than ours), so waiters across all replicas are served in create-revision (arrival) order.
-// - The fencing token is the lock key's create revision: it increases across replicas and
+// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key was created no
+//   earlier than ours), so waiters across all replicas are served in create-revision (arrival)
+//   order. Waiters of one replica queued in one txn share a create revision; that replica
+//   serves them in its local arrival order.
+// - The fencing token is the grant key's create revision: it increases across replicas and
 //   restarts, as long as the etcd data survives.
-// - Release and renew are txns conditioned on the lock key's mod revision after checking the
-//   id (release checks the mirror first and reads etcd only when that txn's compare fails);
-//   renew rebinds the key to a fresh lease with the new TTL (token unchanged).
-// - Leases are kept warm: a lease freed by a release (no key bound to it any more) or by a grant
-//   txn that did not apply is kept as the spare for its TTL and reused by the next grant after a
-//   keepalive restarts its full TTL (etcd's leader answers that without a raft write). A write
-//   whose outcome is unknown never frees its lease for reuse (it is revoked). So a lock+release
-//   cycle costs two raft writes, not four. When this replica knows the spare outlives the txn
-//   (it sent the lease's last grant/keepalive recently enough), the keepalive runs in parallel
-//   with the grant txn; if it fails, the grant is undone (lease revoked, 503).
+// - Release is a txn conditioned on the grant key's mod revision (from the mirror when it shows
+//   the caller's id, else read from etcd). When this replica has the oldest waiter (its mirror
+//   knows no older one), the same txn grants the lock to it: a nested txn, applied only if that
+//   waiter's key still exists and no waiter key is older, deletes it and creates the next grant
+//   key. Nested compares see the store before the txn. So a handoff to a local waiter is one
+//   raft write; to a waiter on another replica it is two (release, then that replica's grant).
+// - Waiter keys are not written one by one: the replica's next release txn carries the puts of
+//   every waiter queued since (in both branches, so whatever its compare says), or, within
+//   kEnqueueBatch, one txn writes them. Until then a new request queues behind them.
+// - Renew is a txn on the grant key's mod revision that rebinds it to a fresh lease with the new
+//   TTL (token unchanged).
+// - Leases: a lock's lease is granted for TTL + 1 s. A lease freed by a release (no key bound to
+//   it any more) or by a grant txn that did not apply is kept as the spare for its TTL and reused
+//   by the next grant: as it is when it still lives at least TTL + 250 ms (no etcd call), else
+//   with a keepalive in parallel with the grant txn (or before it, when it may not outlive the
+//   txn). A grant is answered only if its lease lives at least the TTL from the answer, else it
+//   is undone (lease revoked, 503). So a lock lasts between its TTL and TTL + 1 s. A write whose
+//   outcome is unknown never frees its lease for reuse (it is revoked).
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
 // - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
 //   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
 //   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
 // - GetView answers at once from a mirror kept by the watch: on another replica it can lag a
-//   write by the watch's delivery delay (milliseconds). Lock decisions never use the mirror.
+//   write by the watch's delivery delay (milliseconds). Lock decisions are etcd compares; the
+//   mirror only picks which txn to try.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
