@@ -90,6 +90,23 @@ def test_a_reused_lease_still_lasts_the_full_ttl(etcd, replicas):
     assert release(a.port, g["id"])[0] == 404
 
 
+def test_a_spare_lease_reused_without_a_keepalive_still_lasts_the_ttl(etcd, replicas):
+    """Lock leases are granted for TTL + 1 s; a spare refreshed moments ago is reused as it is
+    (no etcd call): the lock must last at least its TTL and end by TTL + 1 s."""
+    a, b = replicas(etcd, 2)
+    for _ in range(3):
+        s, g = lock(a.port, ttl=3)
+        assert s == 200 and release(a.port, g["id"])[0] == 200
+    t0 = time.monotonic()
+    s, g = lock(a.port, ttl=3)  # on the spare just freed
+    assert s == 200
+    s, g2 = lock(b.port, 10, holder="next")
+    held = time.monotonic() - t0
+    assert s == 200 and g2["token"] > g["token"]
+    assert 2.9 <= held <= 3 + 1 + 1, f"the lock on a reused lease lasted {held:.1f}s for ttl=3"
+    assert release(a.port, g["id"])[0] == 404
+
+
 def test_fifo_across_replicas(etcd, replicas):
     reps = replicas(etcd)
     s, g = lock(reps[0].port, holder="first", ttl=60)
