@@ -402,10 +402,10 @@ void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::strin
 
 // Grants the lock to `w` if the txn's conditions hold. fast_path: a new request, which may
 // only take a free lock when nobody is queued; otherwise `w` must be the oldest waiter.
-void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
+void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool retried) {
   w->trying = true;
   std::weak_ptr<bool> a = alive_;
-  TakeLease(w->ttl, [this, w, fast_path, a](StatusOr<TakenLease> lease) {
+  TakeLease(w->ttl, [this, w, fast_path, retried, a](StatusOr<TakenLease> lease) {
     if (!Alive(a)) return;
     if (!lease.ok()) {
       w->trying = false;
@@ -433,9 +433,14 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
                 {"failure", json::array({Range(lock_key_, lock_end)})}};
     TxnOnLease(
         std::move(txn), *lease, w->ttl,
-        [this, w, fast_path, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
+        [this, w, fast_path, retried, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
           if (!Alive(a)) return;
           w->trying = false;
+          if (!r.ok() && r.status().code() == StatusCode::kNotFound && !retried) {
+            lease_fresh_.erase(lease_id);  // gone: the retry takes a new one
+            if (w->finished) return;
+            return TryGrant(w, fast_path, /*retried=*/true);
+          }
           if (!r.ok()) {
             // Outcome unknown: revoking the lease undoes a grant that may have happened.
             Revoke(lease_id);
@@ -723,8 +728,8 @@ void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, 
 }
 
 void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_left,
-                                    std::shared_ptr<Waiter> next, TakenLease lease,
-                                    StatusDone done) {
+                                    std::shared_ptr<Waiter> next, TakenLease lease, StatusDone done,
+                                    bool retried) {
   json success = json::array({Delete(rec.key)});
   std::string key, next_id;
   if (next) {
@@ -751,10 +756,21 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
   TxnOnLease(
       std::move(txn), next ? lease : TakenLease{}, ttl,
       [this, id = std::move(id), attempts_left, done = std::move(done),
-       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id, ttl,
-       taken](StatusOr<json> r, bool lease_ok) mutable {
+       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id, ttl, taken,
+       retried](StatusOr<json> r, bool lease_ok) mutable {
         if (!Alive(a)) return;
         if (next) next->trying = false;
+        if (!r.ok() && r.status().code() == StatusCode::kNotFound && !retried) {
+          // Refused, not applied: a lease it names is gone. Again, without the handoff.
+          if (next) lease_fresh_.erase(lease.id);
+          std::vector<std::shared_ptr<Waiter>> again;
+          for (const auto& [w, k] : *taken) {
+            if (!w->finished) again.push_back(w);
+          }
+          to_enqueue_.insert(to_enqueue_.begin(), again.begin(), again.end());
+          return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
+                               std::move(done), /*retried=*/true);
+        }
         if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt((*r)["header"], "revision"));
         if (!r.ok()) {                 // SetHealthy(false) fails every waiter, `taken` included
           if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened

@@ -111,7 +111,9 @@ class EtcdLockService final : public lock::LockService {
   void Probe();
   void SetHealthy(bool healthy, const std::string& why);
   void Pump();
-  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path);
+  // A txn refused because a lease it names is gone (revoked from outside, e.g. a spare lease)
+  // did not apply: TryGrant and ReleaseCommit retry once with a fresh lease.
+  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool retried = false);
   // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
   std::shared_ptr<Waiter> OldestWaiter() const;
   // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
@@ -141,7 +143,7 @@ class EtcdLockService final : public lock::LockService {
   struct TakenLease;
   // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
   void ReleaseCommit(Record rec, std::string id, int attempts_left, std::shared_ptr<Waiter> next,
-                     TakenLease lease, StatusDone done);
+                     TakenLease lease, StatusDone done, bool retried = false);
   // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one;
   // or (refresh = true) a spare known to outlive the grant txn, which the caller must keep
   // alive in parallel with the txn.

@@ -251,3 +251,31 @@ def test_waiters_queued_together_are_served_one_at_a_time_in_queue_order(etcd, r
     assert sorted(names[5:]) == ["a5", "a6"]
     tokens = [t for _, _, t in order]
     assert tokens == sorted(tokens) and len(set(tokens)) == 7 and tokens[0] > g["token"]
+
+
+def _lease_of_the_grant(cluster, p):
+    return next(kv["lease"] for k, kv in keys(cluster, p).items() if k.startswith(p + "lock/"))
+
+
+def test_a_spare_lease_revoked_from_outside_costs_a_retry_not_a_503(etcd, replicas):
+    """A released lock's lease is kept for the next grant; if someone revokes it meanwhile, etcd
+    refuses the txn that names it (nothing applied): the grant, and a release handing over on
+    it, retry with a new lease."""
+    p = new_prefix()
+    a, = replicas(etcd, 1, p)
+    for ttl in (5, 7):  # a spare lease per TTL, both revoked
+        s, g = lock(a.port, ttl=ttl)
+        assert s == 200
+        lease = _lease_of_the_grant(etcd, p)
+        assert release(a.port, g["id"])[0] == 200
+        gateway(etcd, "/v3/lease/revoke", {"ID": lease})
+    s, g = lock(a.port, holder="fresh", ttl=5)  # would take the revoked 5 s spare
+    assert s == 200, g
+    th, out = lock_in_thread(a.port, 30, holder="next", ttl=7)
+    wait_waiters(a.port, 1)
+    assert release(a.port, g["id"]) == (200, '"Released"')  # handoff on the revoked 7 s spare
+    th.join(30)
+    s, g2 = out["r"]
+    assert s == 200 and g2["token"] > g["token"]
+    assert status(a.port)["holder"] == "next"
+    assert release(a.port, g2["id"])[0] == 200
