@@ -40,7 +40,8 @@
 //   with a keepalive in parallel with the grant txn (or before it, when it may not outlive the
 //   txn). A grant is answered only if its lease lives at least the TTL from the answer, else it
 //   is undone (lease revoked, 503). So a lock lasts between its TTL and TTL + 1 s. A write whose
-//   outcome is unknown never frees its lease for reuse (it is revoked).
+//   outcome is unknown never frees its lease for reuse (it is revoked). A txn etcd refuses
+//   because a lease it names is gone (e.g. a spare revoked from outside) is retried once.
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
 // - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
 //   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
