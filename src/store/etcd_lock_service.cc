@@ -545,7 +545,7 @@ json EtcdLockService::TakeEnqueues(Enqueues& taken) {
   std::vector<std::shared_ptr<Waiter>> waiting = std::exchange(to_enqueue_, {});
   for (auto& w : waiting) {
     if (w->finished) continue;
-    if (taken.size() == kMaxEnqueuesPerTxn) {  // etcd allows 128 ops in a txn by default
+    if (taken.size() == kMaxEnqueuesPerTxn) {
       to_enqueue_.push_back(std::move(w));
       continue;
     }

@@ -206,7 +206,7 @@ class EtcdLockService final : public lock::LockService {
   std::vector<std::shared_ptr<Waiter>> to_enqueue_;    // their waiter key not written yet
   bool enqueue_armed_ = false;                         // enqueue_timer_ will flush them
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
-  static constexpr size_t kMaxEnqueuesPerTxn = 100;
+  static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;
   int64_t session_lease_ = 0;
   int64_t stale_session_ = 0;  // revoked once etcd is back
