@@ -53,6 +53,7 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
   std::string text =
       "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;
   if (code == 3) return Internal(text);  // InvalidArgument: our request was malformed
+  if (code == 5) return NotFound(text);  // e.g. a put on a lease that is gone: refused
   return Unavailable(text);
 }
 

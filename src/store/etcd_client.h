@@ -19,7 +19,9 @@
 // once, in Create(); a bad file or a key that does not match the certificate is an error there.
 //
 // Errors: every transport failure, timeout or non-200 answer is UNAVAILABLE (the caller must
-// treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL.
+// treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL; gRPC code 5
+// (NOT_FOUND, e.g. a put bound to a lease that no longer exists) is NOT_FOUND: refused, not
+// applied.
 #pragma once
 
 #include <nlohmann/json.hpp>

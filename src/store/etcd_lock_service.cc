@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 
 #include "common/random.h"
 #include "common/strings.h"
@@ -43,7 +44,9 @@ json Put(const std::string& key, const std::string& value, int64_t lease) {
 
 json Delete(const std::string& key) { return {{"request_delete_range", {{"key", Base64Encode(key)}}}}; }
 
-json Range(const std::string& key) { return {{"request_range", {{"key", Base64Encode(key)}}}}; }
+json Range(const std::string& key, const std::string& range_end) {
+  return {{"request_range", {{"key", Base64Encode(key)}, {"range_end", Base64Encode(range_end)}}}};
+}
 
 }  // namespace
 
@@ -71,11 +74,14 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, const Clock& clock
       store_(std::move(store)),
       etcd_(std::move(etcd)),
       lock_key_(store_.prefix + "lock"),
+      grants_prefix_(store_.prefix + "lock/"),
       waiters_prefix_(store_.prefix + "waiters/"),
+      waiters_begin_(waiters_prefix_ + std::string(1, '\0')),
       probe_timer_(io),
       resync_timer_(io),
       keepalive_timer_(io),
-      recheck_timer_(io) {}
+      recheck_timer_(io),
+      enqueue_timer_(io) {}
 
 EtcdLockService::~EtcdLockService() {
   *alive_ = false;
@@ -155,31 +161,45 @@ void EtcdLockService::OnWatch(const json& result) {
 void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
   auto key = Base64Decode(kv.value("key", std::string()));
   if (!key.ok()) return;
-  if (*key == lock_key_) {
+  if (*key == lock_key_ || key->rfind(grants_prefix_, 0) == 0) {
     if (deleted) {
-      lock_.reset();
+      // A handoff deletes the old grant and creates the new one at the same revision.
+      if (lock_ && lock_->key == *key) lock_.reset();
     } else if (auto rec = ParseRecord(kv)) {
+      if (*key == lock_key_ && (!lock_ || lock_->key != *key)) {
+        spdlog::warn(
+            "etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
+            "honoured until it is released or expires",
+            *key);
+      }
       lock_ = std::move(rec);
       last_token_ = std::max(last_token_, lock_->token);
     }
+  } else if (*key == waiters_prefix_) {
+    // The fence: not a waiter.
   } else if (key->rfind(waiters_prefix_, 0) == 0) {
     if (deleted) {
       std::erase_if(waiters_, [&](const auto& p) { return p.second == *key; });
     } else {
-      waiters_[JsonInt(kv, "create_revision")] = *key;
+      waiters_.insert({JsonInt(kv, "create_revision"), *key});
     }
   }
 }
 
 std::optional<EtcdLockService::Record> EtcdLockService::ParseRecord(const json& kv) const {
+  auto key = Base64Decode(kv.value("key", std::string()));
   auto value = Base64Decode(kv.value("value", std::string()));
-  if (!value.ok()) return std::nullopt;
+  if (!key.ok() || !value.ok()) return std::nullopt;
   json v = json::parse(*value, nullptr, false);
   if (!v.is_object()) {
-    spdlog::error("etcd key {} holds no tokenmgr record; ignoring it", lock_key_);
+    spdlog::error(
+        "etcd key {} holds no tokenmgr record; ignoring it (no grant is possible "
+        "while it exists)",
+        *key);
     return std::nullopt;
   }
   Record r;
+  r.key = *key;
   r.id = v.value("id", std::string());
   r.holder = v.value("holder", std::string());
   r.ttl_s = v.value("ttl", int64_t{0});
@@ -289,7 +309,15 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
     });
   }
   local_[w->local_id] = w;
-  if (w->deadline && !waiters_.empty()) {
+  if (!to_enqueue_.empty()) {
+    // Earlier waiters of this replica are about to be queued: go behind them.
+    if (w->deadline) {
+      Enqueue(w);
+    } else {
+      ++counters_.rejected_busy;
+      Finish(w, BusyError("lock unavailable", std::nullopt));
+    }
+  } else if (w->deadline && !waiters_.empty()) {
     // The mirror says others are queued: a fast-path txn would most likely fail (and cost a raft
     // write). Queue at once; if the mirror was behind, the queue grants it just as soon. (Not
     // when it only says "held": the watch can show our own grant after its release.)
@@ -311,9 +339,10 @@ void EtcdLockService::Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Gr
   w->finished = true;
   if (w->deadline) w->deadline->cancel();
   local_.erase(w->local_id);
+  std::erase(to_enqueue_, w);
   if (!w->key.empty() && !result.ok()) {
     // Leave the queue now; if this fails the session lease removes the key later.
-    waiters_.erase(w->rev);
+    waiters_.erase({w->rev, w->key});
     etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(w->key)}}, [](StatusOr<json>) {});
   }
   GrantDone done = std::move(w->done);
@@ -327,12 +356,56 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
   for (auto& w : all) Finish(w, why);
 }
 
+json EtcdLockService::GrantOps(const std::string& key, const std::string& value, int64_t lease,
+                               const std::string& waiter_key) const {
+  json ops = json::array({Put(key, value, lease)});
+  if (!waiter_key.empty()) ops.push_back(Delete(waiter_key));
+  // The fence: a tokenmgr from before grant keys sees it as a waiter older than any of its own,
+  // so it can never grant the old `lock` key while replicas of this version run.
+  json fence = {{"compare", json::array({Compare(waiters_prefix_, "CREATE", "EQUAL", 0)})},
+                {"success", json::array({Put(waiters_prefix_, "", 0)})},
+                {"failure", json::array()}};
+  ops.push_back({{"request_txn", fence}});
+  return ops;
+}
+
+void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::string& key,
+                              const std::string& id, int64_t lease, uint64_t token, bool queued) {
+  if (w->finished) {
+    // The client went away while the txn was in flight: nobody may hold this grant.
+    spdlog::info("grant to a waiter that went away undone (token {})", token);
+    return Revoke(lease);
+  }
+  ++counters_.grants;
+  if (queued) {  // like the embedded store: only grants that waited in the queue
+    counters_.wait_seconds.Observe(
+        std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
+  }
+  last_token_ = std::max(last_token_, token);
+  if (w->rev) waiters_.erase({w->rev, w->key});
+  // Read-your-writes on this replica; the watch confirms it.
+  Record rec;
+  rec.key = key;
+  rec.id = id;
+  rec.holder = w->holder;
+  rec.token = token;
+  rec.ttl_s = w->ttl.count();
+  rec.acquired_ms = UnixMillis(clock_.WallNow());
+  rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
+  rec.lease = lease;
+  rec.mod_revision = static_cast<int64_t>(token);
+  lock_ = rec;
+  lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
+  w->key.clear();
+  Finish(w, std::move(g));
+}
+
 // Grants the lock to `w` if the txn's conditions hold. fast_path: a new request, which may
 // only take a free lock when nobody is queued; otherwise `w` must be the oldest waiter.
-void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
+void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool retried) {
   w->trying = true;
   std::weak_ptr<bool> a = alive_;
-  TakeLease(w->ttl, [this, w, fast_path, a](StatusOr<TakenLease> lease) {
+  TakeLease(w->ttl, [this, w, fast_path, retried, a](StatusOr<TakenLease> lease) {
     if (!Alive(a)) return;
     if (!lease.ok()) {
       w->trying = false;
@@ -345,114 +418,106 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path) {
       return SpareLease(w->ttl, lease_id);
     }
     std::string id = NewUuidV4();
-    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0)});
+    std::string key = grants_prefix_ + NewUuidV4();
+    const std::string lock_end = PrefixEnd(grants_prefix_);
+    const std::string waiters_end = PrefixEnd(waiters_prefix_);
+    // Free: no key in the lock range (no grant key, no old-layout lock key).
+    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end)});
     if (fast_path) {
-      compare.push_back(Compare(waiters_prefix_, "CREATE", "EQUAL", 0, PrefixEnd(waiters_prefix_)));
+      compare.push_back(Compare(waiters_begin_, "CREATE", "EQUAL", 0, waiters_end));
     } else {
-      compare.push_back(
-          Compare(waiters_prefix_, "CREATE", "GREATER", w->rev - 1, PrefixEnd(waiters_prefix_)));
+      compare.push_back(Compare(waiters_begin_, "CREATE", "GREATER", w->rev - 1, waiters_end));
     }
-    json success = json::array({Put(lock_key_, LockValue(id, w->holder, w->ttl, 0), lease_id)});
-    if (!w->key.empty()) success.push_back(Delete(w->key));
-    json txn = {{"compare", compare}, {"success", success}, {"failure", json::array({Range(lock_key_)})}};
-    // lease_ok: false when the spare lease's parallel refresh failed (its remaining TTL may be
-    // shorter than asked): a grant on it is undone.
-    auto on_txn = [this, w, fast_path, a, lease_id, id](StatusOr<json> r, bool lease_ok) {
-      if (!Alive(a)) return;
-      w->trying = false;
-      if (!r.ok()) {
-        // Outcome unknown: revoking the lease undoes a grant that may have happened.
-        Revoke(lease_id);
-        SetHealthy(false, r.status().message());
-        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      if (!lease_ok) {
-        Revoke(lease_id);
-        return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
-      }
-      if (!r->value("succeeded", false)) {
-        SpareLease(w->ttl, lease_id);  // the txn did not apply: the lease is still unused
-        if (w->finished) return;
-        std::optional<Record> current;
-        for (const json& resp : r->value("responses", json::array())) {
-          for (const json& kv : resp.value("response_range", json::object()).value("kvs", json::array())) {
-            current = ParseRecord(kv);
+    json txn = {{"compare", compare},
+                {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0), lease_id, w->key)},
+                {"failure", json::array({Range(lock_key_, lock_end)})}};
+    TxnOnLease(
+        std::move(txn), *lease, w->ttl,
+        [this, w, fast_path, retried, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
+          if (!Alive(a)) return;
+          w->trying = false;
+          if (!r.ok() && r.status().code() == StatusCode::kNotFound && !retried) {
+            lease_fresh_.erase(lease_id);  // gone: the retry takes a new one
+            if (w->finished) return;
+            return TryGrant(w, fast_path, /*retried=*/true);
           }
-        }
-        if (fast_path) {
-          if (!w->deadline) {
-            ++counters_.rejected_busy;
-            return Finish(w, BusyError("lock unavailable", current));
+          if (!r.ok()) {
+            // Outcome unknown: revoking the lease undoes a grant that may have happened.
+            Revoke(lease_id);
+            SetHealthy(false, r.status().message());
+            return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
           }
-          return Enqueue(w);
-        }
-        // Our mirror was behind; the watch will call Pump() again. Re-check later in case it
-        // was something the watch cannot show us.
-        recheck_timer_.expires_after(std::chrono::seconds(1));
-        recheck_timer_.async_wait([this, a](const auto& ec) {
-          if (!ec && Alive(a)) Pump();
+          if (!r->value("succeeded", false)) {
+            // The txn did not apply: the lease is still unused.
+            if (lease_ok) SpareLease(w->ttl, lease_id);
+            if (!lease_ok) Revoke(lease_id);
+            if (w->finished) return;
+            std::optional<Record> current;
+            for (const json& resp : r->value("responses", json::array())) {
+              for (const json& kv :
+                   resp.value("response_range", json::object()).value("kvs", json::array())) {
+                current = ParseRecord(kv);
+              }
+            }
+            if (fast_path) {
+              if (!w->deadline) {
+                ++counters_.rejected_busy;
+                return Finish(w, BusyError("lock unavailable", current));
+              }
+              return Enqueue(w);
+            }
+            // Our mirror was behind; the watch will call Pump() again. Re-check later in case it
+            // was something the watch cannot show us.
+            recheck_timer_.expires_after(std::chrono::seconds(1));
+            recheck_timer_.async_wait([this, a](const auto& ec) {
+              if (!ec && Alive(a)) Pump();
+            });
+            return;
+          }
+          if (!lease_ok) {  // it may end before the TTL runs out: undo the grant
+            Revoke(lease_id);
+            return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+          }
+          uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
+          Granted(w, key, id, lease_id, token, !fast_path);
         });
-        return;
-      }
-      uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
-      if (w->finished) {
-        // The client went away while the txn was in flight: nobody may hold this grant.
-        spdlog::info("grant to a waiter that went away undone (token {})", token);
-        return Revoke(lease_id);
-      }
-      ++counters_.grants;
-      if (!fast_path) {  // like the embedded store: only grants that waited in the queue
-        counters_.wait_seconds.Observe(
-            std::chrono::duration<double>(clock_.Now() - w->enqueued_at).count());
-      }
-      last_token_ = std::max(last_token_, token);
-      if (w->rev) waiters_.erase(w->rev);
-      // Read-your-writes on this replica; the watch confirms it.
-      Record rec;
-      rec.id = id;
-      rec.holder = w->holder;
-      rec.token = token;
-      rec.ttl_s = w->ttl.count();
-      rec.acquired_ms = UnixMillis(clock_.WallNow());
-      rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
-      rec.lease = lease_id;
-      rec.mod_revision = static_cast<int64_t>(token);
-      lock_ = rec;
-      lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
-      w->key.clear();
-      Finish(w, std::move(g));
-    };
-    if (!lease->refresh) {
-      etcd_->Call("/v3/kv/txn", txn,
-                  [on_txn = std::move(on_txn)](StatusOr<json> r) { on_txn(std::move(r), true); });
-      return;
-    }
-    // Refresh the spare lease (full TTL from now) in parallel with the txn: the grant waits for
-    // the slower of the two instead of their sum.
-    struct Join {
-      int pending = 2;
-      bool lease_ok = false;
-      std::optional<StatusOr<json>> txn;
-    };
-    auto join = std::make_shared<Join>();
-    auto step = std::make_shared<std::function<void()>>([join, on_txn = std::move(on_txn)] {
-      if (--join->pending == 0) on_txn(std::move(*join->txn), join->lease_ok);
-    });
+  });
+}
+
+void EtcdLockService::TxnOnLease(json txn, TakenLease lease, lock::Seconds ttl,
+                                 std::function<void(StatusOr<json>, bool)> done) {
+  struct Join {
+    int pending = 1;
+    SteadyTime until;
+    std::optional<StatusOr<json>> txn;
+  };
+  auto join = std::make_shared<Join>();
+  join->pending = lease.refresh ? 2 : 1;
+  join->until = lease.refresh ? SteadyTime() : lease.until;
+  // Answered when the txn and (with refresh) the keepalive are: the caller waits for the slower
+  // of the two instead of their sum. A grant is kept only if its lease outlives the TTL from now.
+  auto step = std::make_shared<std::function<void()>>([this, join, ttl, done = std::move(done)] {
+    if (--join->pending == 0) done(std::move(*join->txn), join->until >= clock_.Now() + ttl);
+  });
+  if (lease.refresh) {
     SteadyTime sent = clock_.Now();
     etcd_->Call(
-        "/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}},
-        [this, join, step, lease_id, sent, ttl = w->ttl, a](StatusOr<json> k) {
+        "/v3/lease/keepalive", {{"ID", std::to_string(lease.id)}},
+        [this, join, step, lease_id = lease.id, sent,
+         a = std::weak_ptr<bool>(alive_)](StatusOr<json> k) {
           if (!Alive(a)) return;
-          join->lease_ok =
-              k.ok() && JsonInt(k->value("result", json::object()), "TTL") >= ttl.count();
-          if (join->lease_ok) MarkFresh(lease_id, sent);
+          int64_t left = k.ok() ? JsonInt(k->value("result", json::object()), "TTL") : 0;
+          if (left > 0) {
+            join->until = sent + std::chrono::seconds(left);
+            MarkFresh(lease_id, join->until);
+          }
           (*step)();
         },
         true);
-    etcd_->Call("/v3/kv/txn", txn, [join, step](StatusOr<json> r) {
-      join->txn = std::move(r);
-      (*step)();
-    });
+  }
+  etcd_->Call("/v3/kv/txn", std::move(txn), [join, step](StatusOr<json> r) {
+    join->txn = std::move(r);
+    (*step)();
   });
 }
 
@@ -461,36 +526,92 @@ void EtcdLockService::Enqueue(std::shared_ptr<Waiter> w) {
   EnsureSession([this, w, a](Status s) {
     if (!Alive(a) || w->finished) return;
     if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
-    std::string key = waiters_prefix_ + NewUuidV4();
-    json value = {{"holder", w->holder}};
-    json req = Put(key, value.dump(), session_lease_)["request_put"];
-    etcd_->Call("/v3/kv/put", req, [this, w, a, key](StatusOr<json> r) {
-      if (!Alive(a)) return;
-      if (!r.ok()) {
-        SetHealthy(false, r.status().message());
-        return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-      }
-      w->key = key;
-      w->rev = JsonInt((*r)["header"], "revision");
-      if (w->finished) {
-        etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(key)}}, [](StatusOr<json>) {});
-        return;
-      }
-      waiters_[w->rev] = key;
-      Pump();
+    to_enqueue_.push_back(w);
+    if (enqueue_armed_) return;
+    enqueue_armed_ = true;
+    enqueue_timer_.expires_after(kEnqueueBatch);
+    enqueue_timer_.async_wait([this, a](const auto& ec) {
+      if (ec || !Alive(a)) return;
+      enqueue_armed_ = false;
+      FlushEnqueues();
     });
   });
+}
+
+json EtcdLockService::TakeEnqueues(Enqueues& taken) {
+  json ops = json::array();
+  enqueue_timer_.cancel();
+  enqueue_armed_ = false;
+  std::vector<std::shared_ptr<Waiter>> waiting = std::exchange(to_enqueue_, {});
+  for (auto& w : waiting) {
+    if (w->finished) continue;
+    if (taken.size() == kMaxEnqueuesPerTxn) {
+      to_enqueue_.push_back(std::move(w));
+      continue;
+    }
+    if (!session_lease_) {  // lost since Enqueue(); answered outside the caller's txn building
+      boost::asio::post(io_, [this, w, a = std::weak_ptr<bool>(alive_)] {
+        if (Alive(a)) Finish(w, Unavailable("lost the etcd session; retry"));
+      });
+      continue;
+    }
+    std::string key = waiters_prefix_ + NewUuidV4();
+    ops.push_back(Put(key, json{{"holder", w->holder}}.dump(), session_lease_));
+    taken.emplace_back(std::move(w), std::move(key));
+  }
+  if (!to_enqueue_.empty())
+    boost::asio::post(io_, [this, a = std::weak_ptr<bool>(alive_)] {
+      if (Alive(a)) FlushEnqueues();
+    });
+  return ops;
+}
+
+void EtcdLockService::Enqueued(const Enqueues& taken, int64_t revision) {
+  for (const auto& [w, key] : taken) {
+    if (w->finished) {
+      etcd_->Call("/v3/kv/deleterange", {{"key", Base64Encode(key)}}, [](StatusOr<json>) {});
+      continue;
+    }
+    w->key = key;
+    w->rev = revision;
+    waiters_.insert({revision, key});
+  }
+}
+
+void EtcdLockService::FlushEnqueues() {
+  auto taken = std::make_shared<Enqueues>();
+  json puts = TakeEnqueues(*taken);
+  if (taken->empty()) return;
+  json txn = {{"success", std::move(puts)}};
+  etcd_->Call("/v3/kv/txn", txn, [this, taken, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) {
+      SetHealthy(false, r.status().message());
+      for (const auto& [w, key] : *taken) {
+        Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+      }
+      return;
+    }
+    Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+    Pump();
+  });
+}
+
+std::shared_ptr<EtcdLockService::Waiter> EtcdLockService::OldestWaiter() const {
+  std::shared_ptr<Waiter> best;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->finished && (!best || w->rev < best->rev)) best = w;
+  }
+  if (!best || (!waiters_.empty() && waiters_.begin()->first < best->rev)) return nullptr;
+  return best;
 }
 
 // Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
 void EtcdLockService::Pump() {
   if (stopped_ || !Ready() || lock_) return;
-  std::shared_ptr<Waiter> best;
-  for (auto& [id, w] : local_) {
-    if (w->rev && !w->finished && (!best || w->rev < best->rev)) best = w;
-  }
+  if (!to_enqueue_.empty()) FlushEnqueues();  // the lock is free: no batching
+  std::shared_ptr<Waiter> best = OldestWaiter();
   if (!best || best->trying) return;
-  if (!waiters_.empty() && waiters_.begin()->first < best->rev) return;  // someone older
   TryGrant(best, /*fast_path=*/false);
 }
 
@@ -537,17 +658,24 @@ void EtcdLockService::KeepSessionAlive() {
 // ---- release / renew ----------------------------------------------------------------------
 
 void EtcdLockService::ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done) {
-  etcd_->Call("/v3/kv/range", {{"key", Base64Encode(lock_key_)}},
-              [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
-    if (!Alive(a)) return;
-    if (!r.ok()) {
-      SetHealthy(false, r.status().message());
-      return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-    }
-    std::optional<Record> rec;
-    for (const json& kv : r->value("kvs", json::array())) rec = ParseRecord(kv);
-    done(std::move(rec));
-  }, true);
+  json req = {{"key", Base64Encode(lock_key_)},
+              {"range_end", Base64Encode(PrefixEnd(grants_prefix_))}};
+  etcd_->Call(
+      "/v3/kv/range", req,
+      [this, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+        if (!Alive(a)) return;
+        if (!r.ok()) {
+          SetHealthy(false, r.status().message());
+          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+        }
+        std::optional<Record> rec;  // one key at most (grants need an empty range); else the newest
+        for (const json& kv : r->value("kvs", json::array())) {
+          auto k = ParseRecord(kv);
+          if (k && (!rec || k->token > rec->token)) rec = std::move(k);
+        }
+        done(std::move(rec));
+      },
+      true);
 }
 
 Status EtcdLockService::NotHeld(const std::string& id) const {
@@ -575,21 +703,84 @@ void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDo
   });
 }
 
-// Deletes the lock key if it is still the version `rec` (read from etcd or the mirror).
+// Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
+// this replica has the oldest waiter, the same txn hands the lock to it.
 void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done) {
-  json txn = {{"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
-              {"success", json::array({Delete(lock_key_)})},
-              {"failure", json::array()}};
-  etcd_->Call(
-      "/v3/kv/txn", txn,
-      [this, id, attempts_left, done = std::move(done), a = std::weak_ptr<bool>(alive_),
-       rec](StatusOr<json> r) mutable {
+  std::shared_ptr<Waiter> next = OldestWaiter();
+  if (!next || next->trying) {
+    return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
+                         std::move(done));
+  }
+  next->trying = true;  // Pump() leaves it alone until this txn is answered
+  TakeLease(next->ttl,
+            [this, rec = std::move(rec), id = std::move(id), attempts_left, done = std::move(done),
+             next, a = std::weak_ptr<bool>(alive_)](StatusOr<TakenLease> lease) mutable {
+              if (!Alive(a)) return;
+              if (!lease.ok() || next->finished) {
+                next->trying = false;
+                if (lease.ok()) SpareLease(next->ttl, lease->id);
+                next = nullptr;  // release alone; the queue grants as before
+                Pump();
+              }
+              ReleaseCommit(std::move(rec), std::move(id), attempts_left, std::move(next),
+                            lease.ok() ? *lease : TakenLease{}, std::move(done));
+            });
+}
+
+void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_left,
+                                    std::shared_ptr<Waiter> next, TakenLease lease, StatusDone done,
+                                    bool retried) {
+  json success = json::array({Delete(rec.key)});
+  std::string key, next_id;
+  if (next) {
+    // Granted only if `next` is still queued and nobody anywhere queued before it. Every compare
+    // of a txn, nested ones included, sees the store as it was before the txn.
+    key = grants_prefix_ + NewUuidV4();
+    next_id = NewUuidV4();
+    json handoff = {{"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
+                                             Compare(waiters_begin_, "CREATE", "GREATER",
+                                                     next->rev - 1, PrefixEnd(waiters_prefix_))})},
+                    {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0),
+                                         lease.id, next->key)},
+                    {"failure", json::array()}};
+    success.push_back({{"request_txn", handoff}});
+  }
+  // Waiters queued meanwhile get their keys from this txn, whatever its compare says.
+  auto taken = std::make_shared<Enqueues>();
+  json puts = TakeEnqueues(*taken);
+  for (const json& put : puts) success.push_back(put);
+  json txn = {{"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", success},
+              {"failure", puts}};
+  lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
+  TxnOnLease(
+      std::move(txn), next ? lease : TakenLease{}, ttl,
+      [this, id = std::move(id), attempts_left, done = std::move(done),
+       a = std::weak_ptr<bool>(alive_), rec, next, lease, key, next_id, ttl, taken,
+       retried](StatusOr<json> r, bool lease_ok) mutable {
         if (!Alive(a)) return;
-        if (!r.ok()) {
+        if (next) next->trying = false;
+        if (!r.ok() && r.status().code() == StatusCode::kNotFound && !retried) {
+          // Refused, not applied: a lease it names is gone. Again, without the handoff.
+          if (next) lease_fresh_.erase(lease.id);
+          std::vector<std::shared_ptr<Waiter>> again;
+          for (const auto& [w, k] : *taken) {
+            if (!w->finished) again.push_back(w);
+          }
+          to_enqueue_.insert(to_enqueue_.begin(), again.begin(), again.end());
+          return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
+                               std::move(done), /*retried=*/true);
+        }
+        if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+        if (!r.ok()) {                 // SetHealthy(false) fails every waiter, `taken` included
+          if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
         if (!r->value("succeeded", false)) {
+          if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
+          if (next && !lease_ok) Revoke(lease.id);
+          Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
           // Changed under us (expired, or renewed concurrently), or the mirror was behind: look
           // again.
           if (attempts_left <= 1) return done(NotHeld(id));
@@ -597,7 +788,22 @@ void EtcdLockService::ReleaseTxn(Record rec, std::string id, int attempts_left, 
         }
         ++counters_.releases;
         SpareLease(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
-        if (lock_ && lock_->token == rec.token) lock_.reset();
+        if (lock_ && lock_->key == rec.key) lock_.reset();
+        if (next) {
+          const json& responses = r->value("responses", json::array());
+          bool handed =
+              responses.size() > 1 &&
+              responses[1].value("response_txn", json::object()).value("succeeded", false);
+          if (!handed) {
+            SpareLease(ttl, lease.id);  // `next` was not the oldest after all: the queue decides
+          } else if (!lease_ok) {
+            Revoke(lease.id);  // its lease may end early: undo the grant
+            Finish(next, Unavailable("lock store (etcd): could not refresh the lock's lease"));
+          } else {
+            Granted(next, key, next_id, lease.id,
+                    static_cast<uint64_t>(JsonInt((*r)["header"], "revision")), true);
+          }
+        }
         done(Status::Ok());
         Pump();
       });
@@ -617,60 +823,69 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
     if (!cur.ok()) return done(cur.status());
     if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
     Record rec = **cur;
-    etcd_->Call("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
-                [this, id, ttl, attempts_left, done = std::move(done), a,
-                 rec](StatusOr<json> lease) mutable {
-      if (!Alive(a)) return;
-      if (!lease.ok()) {
-        SetHealthy(false, lease.status().message());
-        return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
-      }
-      int64_t lease_id = JsonInt(*lease, "ID");
-      json txn = {
-          {"compare", json::array({Compare(lock_key_, "MOD", "EQUAL", rec.mod_revision)})},
-          {"success",
-           json::array({Put(lock_key_, LockValue(id, rec.holder, ttl, rec.acquired_ms), lease_id)})},
-          {"failure", json::array()}};
-      etcd_->Call("/v3/kv/txn", txn, [this, id, ttl, attempts_left, done = std::move(done), a,
-                                      rec, lease_id](StatusOr<json> r) mutable {
-        if (!Alive(a)) return;
-        if (!r.ok()) {
-          // Unknown outcome; the old lease still bounds the lock if the txn did not apply.
-          Revoke(lease_id);
-          SetHealthy(false, r.status().message());
-          return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
-        }
-        if (!r->value("succeeded", false)) {
-          Revoke(lease_id);
-          if (attempts_left <= 1) return done(NotHeld(id));
-          return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
-        }
-        ++counters_.renewals;
-        Revoke(rec.lease);  // the key is bound to the new lease now
-        if (lock_ && lock_->token == rec.token) {  // read-your-writes; the watch confirms it
-          int64_t now = UnixMillis(clock_.WallNow());
-          lock_->ttl_s = ttl.count();
-          lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
-          lock_->lease = lease_id;
-          lock_->mod_revision = JsonInt((*r)["header"], "revision");
-        }
-        done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
-      });
-    });
+    SteadyTime sent = clock_.Now();
+    etcd_->Call(
+        "/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
+        [this, id, ttl, attempts_left, done = std::move(done), a, rec,
+         sent](StatusOr<json> lease) mutable {
+          if (!Alive(a)) return;
+          if (!lease.ok()) {
+            SetHealthy(false, lease.status().message());
+            return done(Unavailable("lock store (etcd) unavailable: " + lease.status().message()));
+          }
+          int64_t lease_id = JsonInt(*lease, "ID");
+          MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
+          json txn = {
+              {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
+              {"success", json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms),
+                                           lease_id)})},
+              {"failure", json::array()}};
+          etcd_->Call(
+              "/v3/kv/txn", txn,
+              [this, id, ttl, attempts_left, done = std::move(done), a, rec,
+               lease_id](StatusOr<json> r) mutable {
+                if (!Alive(a)) return;
+                if (!r.ok()) {
+                  // Unknown outcome; the old lease still bounds the lock if the txn did not apply.
+                  Revoke(lease_id);
+                  SetHealthy(false, r.status().message());
+                  return done(
+                      Unavailable("lock store (etcd) unavailable: " + r.status().message()));
+                }
+                if (!r->value("succeeded", false)) {
+                  Revoke(lease_id);
+                  if (attempts_left <= 1) return done(NotHeld(id));
+                  return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
+                }
+                ++counters_.renewals;
+                Revoke(rec.lease);                     // the key is bound to the new lease now
+                if (lock_ && lock_->key == rec.key) {  // read-your-writes; the watch confirms it
+                  int64_t now = UnixMillis(clock_.WallNow());
+                  lock_->ttl_s = ttl.count();
+                  lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
+                  lock_->lease = lease_id;
+                  lock_->mod_revision = JsonInt((*r)["header"], "revision");
+                }
+                done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
+              });
+        });
   });
 }
 
 void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done) {
   SteadyTime sent = clock_.Now();
+  // Lives long enough for a lock with `ttl` granted now, with kLeaseMargin for the grant txn.
+  auto long_enough = [sent, ttl](SteadyTime until) { return until >= sent + ttl + kLeaseMargin; };
   auto grant = [this, ttl, sent](std::function<void(StatusOr<TakenLease>)> done) {
     etcd_->Call(
-        "/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}},
+        "/v3/lease/grant", {{"TTL", std::to_string((ttl + kLeaseSlack).count())}},
         [this, sent, done = std::move(done), a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
           if (!Alive(a)) return;
           if (!r.ok()) return done(r.status());
           int64_t lease = JsonInt(*r, "ID");
-          MarkFresh(lease, sent);
-          done(TakenLease{lease, false});
+          SteadyTime until = sent + std::chrono::seconds(JsonInt(*r, "TTL"));
+          MarkFresh(lease, until);
+          done(TakenLease{lease, false, until});
         });
   };
   auto it = spare_leases_.find(ttl.count());
@@ -678,30 +893,39 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
   int64_t lease = it->second;
   spare_leases_.erase(it);
   auto fresh = lease_fresh_.find(lease);
+  if (fresh != lease_fresh_.end() && long_enough(fresh->second)) {
+    // Refreshed recently enough: it outlives the new lock's TTL as it is (no etcd call).
+    return done(TakenLease{lease, false, fresh->second});
+  }
   if (fresh != lease_fresh_.end() &&
-      sent + store_.timeout + std::chrono::seconds(1) < fresh->second + ttl) {
+      sent + store_.timeout + std::chrono::seconds(1) < fresh->second) {
     // Known to outlive the grant txn: the caller refreshes it in parallel with the txn.
-    return done(TakenLease{lease, true});
+    return done(TakenLease{lease, true, fresh->second});
   }
   // A keepalive restarts the lease's full TTL now, as a grant would; etcd's leader answers it
-  // without a raft write. Expired meanwhile (TTL 0) or no answer: grant a new one.
+  // without a raft write. Expired meanwhile (TTL 0), too short (granted without the slack, e.g.
+  // by an older tokenmgr) or no answer: grant a new one.
   etcd_->Call(
       "/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
-      [this, ttl, lease, sent, grant, done = std::move(done),
+      [this, lease, sent, grant, long_enough, done = std::move(done),
        a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
         if (!Alive(a)) return;
-        if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") >= ttl.count()) {
-          MarkFresh(lease, sent);
-          return done(TakenLease{lease, false});
+        SteadyTime until =
+            sent +
+            std::chrono::seconds(r.ok() ? JsonInt(r->value("result", json::object()), "TTL") : 0);
+        if (r.ok() && long_enough(until)) {
+          MarkFresh(lease, until);
+          return done(TakenLease{lease, false, until});
         }
+        if (r.ok()) Revoke(lease);
         grant(std::move(done));
       },
       true);
 }
 
-void EtcdLockService::MarkFresh(int64_t lease, SteadyTime sent) {
+void EtcdLockService::MarkFresh(int64_t lease, SteadyTime until) {
   if (lease_fresh_.size() >= 64) lease_fresh_.clear();  // expired or renewed-away leases
-  lease_fresh_[lease] = sent;
+  lease_fresh_[lease] = until;
 }
 
 void EtcdLockService::SpareLease(lock::Seconds ttl, int64_t lease) {
@@ -765,6 +989,7 @@ void EtcdLockService::Shutdown() {
   resync_timer_.cancel();
   keepalive_timer_.cancel();
   recheck_timer_.cancel();
+  enqueue_timer_.cancel();
   etcd_->CancelWatch();
   for (const auto& [ttl, lease] : std::exchange(spare_leases_, {})) Revoke(lease);
   if (session_lease_ && healthy_) {

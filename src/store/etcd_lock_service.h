@@ -6,31 +6,49 @@
 //   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
 //
 // Keys under `prefix`:
-//   lock            {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound to an etcd
-//                   lease whose TTL is the lock's lease; its expiry is the lock's expiry.
+//   lock/<uuid>     the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
+//                   to an etcd lease whose expiry is the lock's expiry. At most one key exists in
+//                   the lock range [lock, lock0) (the grant, or an old-layout `lock` key).
 //   waiters/<uuid>  one per waiting client, bound to this replica's session lease (kept alive
 //                   while the replica lives; a crashed replica's waiters vanish with it).
+//   waiters/        the fence (empty, no lease), created by the first grant: tokenmgr versions
+//                   before grant keys count it as a waiter older than their own, so they can
+//                   never grant while it exists. Our own waiter compares start at waiters/\0.
+//   lock            old layout (one key, create revision = token): honoured until released (by
+//                   its id) or expired; grants wait for it like for any grant.
 // Contract:
-// - Grant is a txn: lock absent AND (no waiter at all | every waiter key was created no earlier
-//   than ours), so waiters across all replicas are served in create-revision (arrival) order.
-// - The fencing token is the lock key's create revision: it increases across replicas and
+// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key was created no
+//   earlier than ours), so waiters across all replicas are served in create-revision (arrival)
+//   order. Waiters of one replica queued in one txn share a create revision; that replica
+//   serves them in its local arrival order.
+// - The fencing token is the grant key's create revision: it increases across replicas and
 //   restarts, as long as the etcd data survives.
-// - Release and renew are txns conditioned on the lock key's mod revision after checking the
-//   id (release checks the mirror first and reads etcd only when that txn's compare fails);
-//   renew rebinds the key to a fresh lease with the new TTL (token unchanged).
-// - Leases are kept warm: a lease freed by a release (no key bound to it any more) or by a grant
-//   txn that did not apply is kept as the spare for its TTL and reused by the next grant after a
-//   keepalive restarts its full TTL (etcd's leader answers that without a raft write). A write
-//   whose outcome is unknown never frees its lease for reuse (it is revoked). So a lock+release
-//   cycle costs two raft writes, not four. When this replica knows the spare outlives the txn
-//   (it sent the lease's last grant/keepalive recently enough), the keepalive runs in parallel
-//   with the grant txn; if it fails, the grant is undone (lease revoked, 503).
+// - Release is a txn conditioned on the grant key's mod revision (from the mirror when it shows
+//   the caller's id, else read from etcd). When this replica has the oldest waiter (its mirror
+//   knows no older one), the same txn grants the lock to it: a nested txn, applied only if that
+//   waiter's key still exists and no waiter key is older, deletes it and creates the next grant
+//   key. Nested compares see the store before the txn. So a handoff to a local waiter is one
+//   raft write; to a waiter on another replica it is two (release, then that replica's grant).
+// - Waiter keys are not written one by one: the replica's next release txn carries the puts of
+//   every waiter queued since (in both branches, so whatever its compare says), or, within
+//   kEnqueueBatch, one txn writes them. Until then a new request queues behind them.
+// - Renew is a txn on the grant key's mod revision that rebinds it to a fresh lease with the new
+//   TTL (token unchanged).
+// - Leases: a lock's lease is granted for TTL + 1 s. A lease freed by a release (no key bound to
+//   it any more) or by a grant txn that did not apply is kept as the spare for its TTL and reused
+//   by the next grant: as it is when it still lives at least TTL + 250 ms (no etcd call), else
+//   with a keepalive in parallel with the grant txn (or before it, when it may not outlive the
+//   txn). A grant is answered only if its lease lives at least the TTL from the answer, else it
+//   is undone (lease revoked, 503). So a lock lasts between its TTL and TTL + 1 s. A write whose
+//   outcome is unknown never frees its lease for reuse (it is revoked). A txn etcd refuses
+//   because a lease it names is gone (e.g. a spare revoked from outside) is retried once.
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
 // - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
 //   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
 //   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
 // - GetView answers at once from a mirror kept by the watch: on another replica it can lag a
-//   write by the watch's delivery delay (milliseconds). Lock decisions never use the mirror.
+//   write by the watch's delivery delay (milliseconds). Lock decisions are etcd compares; the
+//   mirror only picks which txn to try.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -38,6 +56,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,7 +93,8 @@ class EtcdLockService final : public lock::LockService {
   const lock::Options& options() const override { return options_; }
 
  private:
-  struct Record {  // the lock key as read from etcd
+  struct Record {  // a grant key (or the old layout's lock key) as read from etcd
+    std::string key;
     std::string id, holder;
     uint64_t token = 0;  // create revision
     int64_t ttl_s = 0, acquired_ms = 0, expires_ms = 0;
@@ -92,8 +112,28 @@ class EtcdLockService final : public lock::LockService {
   void Probe();
   void SetHealthy(bool healthy, const std::string& why);
   void Pump();
-  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path);
+  // A txn refused because a lease it names is gone (revoked from outside, e.g. a spare lease)
+  // did not apply: TryGrant and ReleaseCommit retry once with a fresh lease.
+  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool retried = false);
+  // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
+  std::shared_ptr<Waiter> OldestWaiter() const;
+  // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
+  // waiter's key (if queued), create the fence if absent.
+  nlohmann::json GrantOps(const std::string& key, const std::string& value, int64_t lease,
+                          const std::string& waiter_key) const;
+  // Records a grant to `w` made by a txn that applied at revision `token` (its grant key's
+  // create revision) and answers `w`; undoes it (revokes `lease`) if `w` went away.
+  void Granted(const std::shared_ptr<Waiter>& w, const std::string& key, const std::string& id,
+               int64_t lease, uint64_t token, bool queued);
+  // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
+  // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
   void Enqueue(std::shared_ptr<Waiter> w);
+  void FlushEnqueues();
+  using Enqueues = std::vector<std::pair<std::shared_ptr<Waiter>, std::string>>;  // waiter, key
+  // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
+  nlohmann::json TakeEnqueues(Enqueues& taken);
+  // The txn that wrote the keys of `taken` applied at `revision`.
+  void Enqueued(const Enqueues& taken, int64_t revision);
   void Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result);
   void FailAllWaiters(const Status& why);
   void EnsureSession(std::function<void(Status)> done);
@@ -101,16 +141,26 @@ class EtcdLockService final : public lock::LockService {
   void ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done);
   void ReleaseAttempt(std::string id, int attempts_left, StatusDone done);
   void ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done);
+  struct TakenLease;
+  // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
+  void ReleaseCommit(Record rec, std::string id, int attempts_left, std::shared_ptr<Waiter> next,
+                     TakenLease lease, StatusDone done, bool retried = false);
   // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one;
   // or (refresh = true) a spare known to outlive the grant txn, which the caller must keep
   // alive in parallel with the txn.
   struct TakenLease {
     int64_t id = 0;
     bool refresh = false;
+    SteadyTime until;  // the lease lives at least until then (without refresh)
   };
   void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done);
-  // Notes when a grant/keepalive for `lease` was sent: its TTL runs at least until sent + TTL.
-  void MarkFresh(int64_t lease, SteadyTime sent);
+  // Sends `txn`, which binds a key to `lease`; with lease.refresh, keeps the lease alive in
+  // parallel. done(result, lease_ok): lease_ok is false when that refresh failed (the lease may
+  // end sooner than `ttl`), and then a grant made by the txn must be undone.
+  void TxnOnLease(nlohmann::json txn, TakenLease lease, lock::Seconds ttl,
+                  std::function<void(StatusOr<nlohmann::json>, bool lease_ok)> done);
+  // Notes that `lease` lives at least until `until` (its grant/keepalive's send time + TTL).
+  void MarkFresh(int64_t lease, SteadyTime until);
   // Keeps an unused lease for the next grant with this TTL (revokes what it displaces).
   void SpareLease(lock::Seconds ttl, int64_t lease);
   void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
@@ -129,11 +179,15 @@ class EtcdLockService final : public lock::LockService {
   lock::Options options_;
   EtcdStoreOptions store_;
   std::unique_ptr<EtcdClient> etcd_;
-  std::string lock_key_, waiters_prefix_;
+  std::string lock_key_;        // <prefix>lock: the old layout's lock key; start of the lock range
+  std::string grants_prefix_;   // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
+  std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
+  std::string waiters_begin_;   // <prefix>waiters/\0: the waiter keys' range, fence excluded
 
   // Mirror of etcd, fed by Resync() and the watch.
   std::optional<Record> lock_;
-  std::map<int64_t, std::string> waiters_;  // create revision -> key
+  // (create revision, key); one txn may create several keys of one replica (same revision).
+  std::set<std::pair<int64_t, std::string>> waiters_;
   uint64_t last_token_ = 0;
   int64_t revision_ = 0;
   bool synced_ = false;
@@ -142,16 +196,25 @@ class EtcdLockService final : public lock::LockService {
   std::string unhealthy_why_ = "etcd not reached yet";
 
   static constexpr size_t kMaxSpareLeases = 8;
-  std::map<int64_t, int64_t> spare_leases_;    // lease TTL in seconds -> unused lease id
-  std::map<int64_t, SteadyTime> lease_fresh_;  // lease -> when its last grant/keepalive was sent
+  // A lock's lease is granted for its TTL + kLeaseSlack, so a spare lease refreshed less than
+  // kLeaseSlack - kLeaseMargin ago still outlives a new lock's TTL without a keepalive.
+  static constexpr std::chrono::seconds kLeaseSlack{1};
+  static constexpr std::chrono::milliseconds kLeaseMargin{250};
+  std::map<int64_t, int64_t> spare_leases_;            // lock TTL in seconds -> unused lease id
+  std::map<int64_t, SteadyTime> lease_fresh_;          // lease -> it lives at least until then
   std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
+  std::vector<std::shared_ptr<Waiter>> to_enqueue_;    // their waiter key not written yet
+  bool enqueue_armed_ = false;                         // enqueue_timer_ will flush them
+  static constexpr std::chrono::milliseconds kEnqueueBatch{5};
+  static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;
   int64_t session_lease_ = 0;
   int64_t stale_session_ = 0;  // revoked once etcd is back
   bool session_pending_ = false;
   std::vector<std::function<void(Status)>> session_waiters_;
 
-  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_;
+  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_,
+      enqueue_timer_;
   bool probing_ = false;
   bool stopped_ = false;
   lock::Counters counters_;

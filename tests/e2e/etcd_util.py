@@ -225,3 +225,50 @@ def wait_ready(port, ready=True, timeout=15):
         return (s == 200) == ready
     return procs.wait_for(check, timeout=timeout, interval=0.05,
                           what=f"/readyz {'200' if ready else '503'}")
+
+
+@pytest.fixture
+def replicas(tmp_path):
+    """Factory: replicas(cluster, n, prefix) -> [Tokenmgr]; all killed by PID at teardown."""
+    started = []
+
+    def start(cluster, n=3, prefix=None, extra_env=None):
+        prefix = prefix or f"/tokenmgr-test/{uuid.uuid4()}/"
+        out = []
+        for _ in range(n):
+            wd = str(tmp_path / f"tm{len(started)}")
+            os.makedirs(wd, exist_ok=True)
+            env = etcd_env(cluster, prefix, **(extra_env or {}))
+            t = procs.Tokenmgr(workdir=wd, env=env, state_file=False)
+            started.append(t)
+            t.start()
+            out.append(t)
+        for t in out:
+            wait_ready(t.port)
+        return out
+
+    yield start
+    kill_all(started)
+
+
+def release(port, lock_id):
+    s, _, body = procs.request(port, "POST", f"/api/token/release/{lock_id}")
+    return s, body
+
+
+def status(port):
+    s, body = procs.get_json(port, "/api/token/status")
+    assert s == 200, body
+    return body
+
+
+def eventually_status(port, pred, what, timeout=5):
+    """Status on another replica follows a write within the watch's delivery delay."""
+    def check():
+        st = status(port)
+        return st if pred(st) else None
+    return procs.wait_for(check, timeout=timeout, what=what)
+
+
+def wait_waiters(port, n):
+    procs.wait_for(lambda: status(port)["waiters"] == n, timeout=10, what=f"{n} waiters")

@@ -4,7 +4,6 @@ Each test uses its own key prefix on a shared one-member etcd, or its own etcd w
 members. Replicas are real tokenmgr processes on 127.0.0.1:0, stopped by PID.
 """
 import json
-import os
 import random
 import signal
 import socket
@@ -12,54 +11,10 @@ import threading
 import time
 import uuid
 
-import pytest
-
 import procs
-from etcd_util import EtcdCluster, etcd, etcd_env, kill_all, lock, wait_ready  # noqa: F401
+from etcd_util import (EtcdCluster, etcd, eventually_status, lock, release, replicas,  # noqa: F401
+                       status, wait_ready, wait_waiters)
 from tokenmgr_util import UUID4
-
-
-@pytest.fixture
-def replicas(tmp_path):
-    """Factory: replicas(cluster, n, prefix) -> [Tokenmgr]; all killed by PID at teardown."""
-    started = []
-
-    def start(cluster, n=3, prefix=None, extra_env=None):
-        prefix = prefix or f"/tokenmgr-test/{uuid.uuid4()}/"
-        out = []
-        for _ in range(n):
-            wd = str(tmp_path / f"tm{len(started)}")
-            os.makedirs(wd, exist_ok=True)
-            env = etcd_env(cluster, prefix, **(extra_env or {}))
-            t = procs.Tokenmgr(workdir=wd, env=env, state_file=False)
-            started.append(t)
-            t.start()
-            out.append(t)
-        for t in out:
-            wait_ready(t.port)
-        return out
-
-    yield start
-    kill_all(started)
-
-
-def release(port, lock_id):
-    s, _, body = procs.request(port, "POST", f"/api/token/release/{lock_id}")
-    return s, body
-
-
-def status(port):
-    s, body = procs.get_json(port, "/api/token/status")
-    assert s == 200, body
-    return body
-
-
-def eventually_status(port, pred, what, timeout=5):
-    """Status on another replica follows a write within the watch's delivery delay."""
-    def check():
-        st = status(port)
-        return st if pred(st) else None
-    return procs.wait_for(check, timeout=timeout, what=what)
 
 
 def test_lock_on_one_status_on_another_release_on_a_third(etcd, replicas):
@@ -135,8 +90,21 @@ def test_a_reused_lease_still_lasts_the_full_ttl(etcd, replicas):
     assert release(a.port, g["id"])[0] == 404
 
 
-def _wait_waiters(port, n):
-    procs.wait_for(lambda: status(port)["waiters"] == n, timeout=10, what=f"{n} waiters")
+def test_a_spare_lease_reused_without_a_keepalive_still_lasts_the_ttl(etcd, replicas):
+    """Lock leases are granted for TTL + 1 s; a spare refreshed moments ago is reused as it is
+    (no etcd call): the lock must last at least its TTL and end by TTL + 1 s."""
+    a, b = replicas(etcd, 2)
+    for _ in range(3):
+        s, g = lock(a.port, ttl=3)
+        assert s == 200 and release(a.port, g["id"])[0] == 200
+    t0 = time.monotonic()
+    s, g = lock(a.port, ttl=3)  # on the spare just freed
+    assert s == 200
+    s, g2 = lock(b.port, 10, holder="next")
+    held = time.monotonic() - t0
+    assert s == 200 and g2["token"] > g["token"]
+    assert 2.9 <= held <= 3 + 1 + 1, f"the lock on a reused lease lasted {held:.1f}s for ttl=3"
+    assert release(a.port, g["id"])[0] == 404
 
 
 def test_fifo_across_replicas(etcd, replicas):
@@ -158,7 +126,7 @@ def test_fifo_across_replicas(etcd, replicas):
         th = threading.Thread(target=wait)
         th.start()
         threads.append(th)
-        _wait_waiters(reps[(i + 2) % 3].port, i + 1)  # queued, seen from yet another replica
+        wait_waiters(reps[(i + 2) % 3].port, i + 1)  # queued, seen from yet another replica
     assert release(reps[1].port, g["id"])[0] == 200
     for th in threads:
         th.join(60)
@@ -174,13 +142,13 @@ def test_disconnected_waiter_leaves_the_queue_and_is_never_granted(etcd, replica
     assert s == 200
     sock = socket.create_connection(("127.0.0.1", b.port))
     sock.sendall(b"GET /api/token/lock/30?holder=gone HTTP/1.1\r\nHost: x\r\n\r\n")
-    _wait_waiters(c.port, 1)
+    wait_waiters(c.port, 1)
     sock.close()
-    _wait_waiters(c.port, 0)
+    wait_waiters(c.port, 0)
     result = {}
     th = threading.Thread(target=lambda: result.update(r=lock(c.port, 30, holder="stays")))
     th.start()
-    _wait_waiters(a.port, 1)
+    wait_waiters(a.port, 1)
     assert release(a.port, g["id"])[0] == 200
     th.join(30)
     s, g2 = result["r"]

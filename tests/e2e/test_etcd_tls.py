@@ -70,8 +70,10 @@ def test_lock_renew_release_over_tls_with_client_certificates(tls_etcd, pki, sta
     assert procs.request(b.port, "POST", f"/api/token/release/{g['id']}")[0] == 200
     s, g2 = lock(b.port, 0)
     assert s == 200 and g2["token"] > g["token"]
-    # And the key really is in this etcd, under the prefix (read with the test's client cert).
-    kv = tls_etcd.members[0].call("/v3/kv/range", {"key": "L3Rva2VubWdyLXRscy9hL2xvY2s="})
+    # And the grant key really is in this etcd, under the prefix (read with the test's client
+    # cert): one key in [/tokenmgr-tls/a/lock/, /tokenmgr-tls/a/lock0).
+    kv = tls_etcd.members[0].call("/v3/kv/range", {"key": "L3Rva2VubWdyLXRscy9hL2xvY2sv",
+                                                   "range_end": "L3Rva2VubWdyLXRscy9hL2xvY2sw"})
     assert kv and kv.get("count") == "1", kv
 
 
