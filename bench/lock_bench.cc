@@ -698,7 +698,8 @@ class Placement {
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu_, &one);
-    if (::sched_setaffinity(pid, sizeof one, &one) != 0 || ::sched_setaffinity(0, sizeof one, &one) != 0) {
+    if (::sched_setaffinity(pid, sizeof one, &one) != 0 ||
+        ::sched_setaffinity(0, sizeof one, &one) != 0) {
       throw std::runtime_error("sched_setaffinity to CPU " + std::to_string(cpu_) + " failed");
     }
     touched_.push_back(pid);
@@ -797,8 +798,10 @@ int Run(const Args& a) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
       };
-      double ts = median(tm, &RunResult::server_cpu_us), rs = median(rd, &RunResult::server_cpu_us);
-      double td = median(tm, &RunResult::driver_cpu_us), rdd = median(rd, &RunResult::driver_cpu_us);
+      double ts = median(tm, &RunResult::server_cpu_us);
+      double rs = median(rd, &RunResult::server_cpu_us);
+      double td = median(tm, &RunResult::driver_cpu_us);
+      double rdd = median(rd, &RunResult::driver_cpu_us);
       rows.push_back({prefix + "CPU per cycle, server / driver (us)", Fmt("%.1f", ts) + " / " +
                       Fmt("%.1f", td), Fmt("%.1f", rs) + " / " + Fmt("%.1f", rdd),
                       Fmt("%.2f", ts / rs) + " / " + Fmt("%.2f", td / rdd), "(info)", "-"});

@@ -97,9 +97,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 // One connection. Reads and writes are non-blocking calls made directly from the event loop;
-// only when the socket is not ready does the session wait (socket.async_wait), so a request
-// and its response cost one readiness wait, the reads and one send, with no intermediate
-// completion handlers.
+// only when the socket is not ready does the session wait (socket.async_wait). A client that
+// sends its next request while the server answers costs a read and a send per request (see
+// PrepareNext), with no intermediate completion handlers.
 class Session final : public ResponseSink, public std::enable_shared_from_this<Session> {
  public:
   using Clock = std::chrono::steady_clock;
@@ -495,7 +495,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   bool dispatching_ = false;
   bool sent_in_dispatch_ = false;  // the response went out during OnRequest's dispatch
   bool read_at_once_ = false;  // the read after a response has not been tried yet
-  int skip_reads_ = 0;         // responses left that wait before reading (see ReadNext)
+  int skip_reads_ = 0;         // responses left that wait before reading (see PrepareNext)
   int miss_streak_ = 0;        // reads at once that found nothing, in a row
   bool now_valid_ = false;  // now_ is this ReadAndParse call's reading (see Now())
   Clock::time_point now_;

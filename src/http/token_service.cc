@@ -24,7 +24,7 @@ constexpr std::string_view kPrefixes[] = {"/api/token/", "/api/tokenmgr/"};
 
 // What a request asks for. The first five are served under each prefix, in this order, so
 // their route number is prefix index * kPerPrefix + kind.
-enum class R { kLock, kRelease, kRenew, kStatus, kStats, kApiStats, kHealth, kReady, kMetrics, kExtra, kNone };
+enum class R { kLock, kRelease, kRenew, kStatus, kStats, kHealth, kReady, kMetrics, kExtra, kNone };
 constexpr std::string_view kPrefixedRoutes[] = {"lock/:timeout", "release/:id", "renew/:id",
                                                 "status", "stats"};
 constexpr int kPerPrefix = 5;
@@ -210,7 +210,7 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
     break;
   }
   if (which == R::kNone) {
-    if (path == "/api/stats") which = R::kApiStats, route = kApiStatsRoute;
+    if (path == "/api/stats") which = R::kStats, route = kApiStatsRoute;
     if (path == "/healthz") which = R::kHealth, route = kHealthRoute;
     if (path == "/readyz") which = R::kReady, route = kReadyRoute;
     if (path == "/metrics") which = R::kMetrics, route = kMetricsRoute;
@@ -233,12 +233,8 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
     case R::kRelease: return HandleRelease(req, arg, r);
     case R::kRenew: return HandleRenew(req, arg, r);
     case R::kStatus: return HandleStatus(r);
-    case R::kStats:
-    case R::kApiStats: {
-      json j = json::object();
-      for (const RouteCounts& rc : routes_) {
-        if (rc.hits > 0) j[rc.name] = rc.hits;
-      }
+    case R::kStats: {
+      json j = stats();
       const RouteCounts& self = routes_[static_cast<size_t>(route)];
       j[self.name] = self.hits + 1;  // this request counts, as in the seed
       return r->Send(JsonResponse(200, j.dump(2)));
