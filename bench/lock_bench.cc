@@ -765,7 +765,7 @@ int Run(const Args& a) {
                          a.redis_aof_port, a.tm_file_pid, a.redis_aof_pid}};
   // One client and one server wake each other for every request. Where the scheduler puts
   // them decides the result more than either program: on this 2-vCPU VM a wake-up across
-  // CPUs costs ~60 us more (measured: 2,500 cycles/s pinned apart, 30,000 pinned together), and
+  // CPUs costs ~60 us more (measured: 2,531 cycles/s pinned apart, 27,964 pinned together), and
   // unpinned runs flip between the two placements from run to run. So, with --pin-cpu, each
   // server and this driver share one CPU for its 1-client runs: the same placement for
   // tokenmgr and for Redis.
