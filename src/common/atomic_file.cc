@@ -44,7 +44,8 @@ std::string DirName(const std::string& path) {
 }  // namespace
 
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
-                                   mode_t mode) {
+                                   mode_t mode, Durability durability) {
+  const bool sync = durability == Durability::kDurable;
   std::string dir = DirName(path);
   char suffix[24];
   std::snprintf(suffix, sizeof suffix, ".tmp.%016llx",
@@ -54,7 +55,7 @@ StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view con
   if (fd < 0) return Unavailable(ErrnoMessage("create", tmp, errno));
   Status s = WriteAll(fd, content, tmp);
   if (s.ok() && ::fchmod(fd, mode) != 0) s = Unavailable(ErrnoMessage("chmod", tmp, errno));
-  if (s.ok() && ::fsync(fd) != 0) {
+  if (s.ok() && sync && ::fsync(fd) != 0) {
     int err = errno;
     s = err == ENOSPC ? ResourceExhausted(ErrnoMessage("fsync", tmp, err))
                       : Unavailable(ErrnoMessage("fsync", tmp, err));
@@ -67,7 +68,7 @@ StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view con
     ::unlink(tmp.c_str());
     return s;
   }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = sync ? ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     ::fsync(dfd);  // best effort: some filesystems refuse fsync on directories
     ::close(dfd);
@@ -75,10 +76,11 @@ StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view con
   return fd;
 }
 
-Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
-  StatusOr<int> fd = CreateFileAtomically(path, content, mode);
+Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode,
+                           Durability durability) {
+  StatusOr<int> fd = CreateFileAtomically(path, content, mode, durability);
   if (!fd.ok()) return fd.status();
-  ::close(*fd);  // the content is durable already: fsync'd before the rename
+  ::close(*fd);  // kDurable: the content is durable already, fsync'd before the rename
   return Status::Ok();
 }
 

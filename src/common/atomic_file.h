@@ -15,12 +15,18 @@
 
 namespace lm {
 
-Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode);
+// kDurable: as above. kVisibleOnly: the same temp file and rename, so readers still see the old
+// or the new file and never a mix, but neither fsync: after a crash of the machine the old file,
+// or an empty one, may be back. Only for hints that are checked whenever they are read.
+enum class Durability { kDurable, kVisibleOnly };
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, mode_t mode,
+                           Durability durability = Durability::kDurable);
 
 // The same, but returns the new file's descriptor, open for reading and writing (O_CLOEXEC),
 // for callers that go on updating the file in place. The caller closes it.
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
-                                   mode_t mode);
+                                   mode_t mode, Durability durability = Durability::kDurable);
 
 enum class Symlinks { kRefuse, kFollow };
 

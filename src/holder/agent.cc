@@ -17,7 +17,7 @@ using std::chrono::duration_cast;
 namespace {
 constexpr const char* kReleaseMarker = ".release-requested";
 constexpr const char* kHintDir = ".holders";
-constexpr size_t kMaxCandidates = 4;
+constexpr size_t kMaxCandidates = 16;
 
 double Seconds(std::chrono::nanoseconds d) { return duration<double>(d).count(); }
 }  // namespace
@@ -152,7 +152,9 @@ std::optional<std::string> Agent::ReadHint() {
 void Agent::WriteHint(const std::string& name) {
   std::string dir = license::JoinPath(config_.pool_dir, kHintDir);
   if (fs_.MakeDir(dir, 0755).ok()) {
-    (void)fs_.WriteAtomic(license::JoinPath(dir, config_.node), name + "\n", 0644);
+    // Not fsync'd: a lost hint only costs a restarted node a scan, and every fsync on the
+    // pool's volume delays the claims other nodes write under the mutex.
+    (void)fs_.WriteAtomicNoSync(license::JoinPath(dir, config_.node), name + "\n", 0644);
   }
 }
 

@@ -103,6 +103,19 @@ TEST_F(AgentTest, BusyMutexDoesNotRescanThePoolEveryLongPoll) {
   EXPECT_TRUE(a->Snapshot().ready);
 }
 
+TEST_F(AgentTest, HintIsWrittenWithoutFsyncAndTheClaimWith) {
+  auto a = Make("a");
+  a->Step();
+  ASSERT_TRUE(a->Snapshot().ready);
+  EXPECT_EQ(fs_.Content("/pool/.holders/a"), a->Snapshot().license + "\n");
+  EXPECT_EQ(fs_.unsynced_writes(), 1);  // the hint only: a lost one costs a restart a scan
+  auto claim = license::ParseClaim(*fs_.Content("/pool/" + a->Snapshot().license + "/lockedby"));
+  ASSERT_TRUE(claim.ok());
+  EXPECT_EQ(claim->node, "a");
+  Run({a.get()}, 3);  // renewals are durable writes too
+  EXPECT_EQ(fs_.unsynced_writes(), 1);
+}
+
 TEST_F(AgentTest, RenewsEveryHeartbeat) {
   auto a = Make("a");
   Run({a.get()}, 5);

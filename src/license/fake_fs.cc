@@ -86,6 +86,11 @@ int FakeFilesystem::writes() const {
   return writes_;
 }
 
+int FakeFilesystem::unsynced_writes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return unsynced_writes_;
+}
+
 Status FakeFilesystem::Fault(const std::map<std::string, Status>& faults,
                              const std::string& path) const {
   for (const auto& [prefix, error] : faults) {
@@ -131,6 +136,20 @@ StatusOr<std::string> FakeFilesystem::Read(const std::string& path, size_t max_b
 
 Status FakeFilesystem::WriteAtomic(const std::string& path, std::string_view content, mode_t) {
   std::lock_guard<std::mutex> l(mu_);
+  LM_RETURN_IF_ERROR(Replace(path, content));
+  ++writes_;
+  return Status::Ok();
+}
+
+Status FakeFilesystem::WriteAtomicNoSync(const std::string& path, std::string_view content,
+                                         mode_t) {
+  std::lock_guard<std::mutex> l(mu_);
+  LM_RETURN_IF_ERROR(Replace(path, content));
+  ++unsynced_writes_;
+  return Status::Ok();
+}
+
+Status FakeFilesystem::Replace(const std::string& path, std::string_view content) {
   LM_RETURN_IF_ERROR(Fault(write_faults_, path));
   auto parent = nodes_.find(Parent(path));
   if (parent == nodes_.end() || parent->second.type != FileType::kDir) {
@@ -141,7 +160,6 @@ Status FakeFilesystem::WriteAtomic(const std::string& path, std::string_view con
     return Unavailable("rename " + path + ": Is a directory");
   }
   Put(path, FileType::kFile, std::string(content));
-  ++writes_;
   return Status::Ok();
 }
 

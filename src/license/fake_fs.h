@@ -26,12 +26,15 @@ class FakeFilesystem final : public Filesystem {
   bool Exists(const std::string& path) const;
   std::optional<std::string> Content(const std::string& path) const;
   int writes() const;
+  int unsynced_writes() const;
   int lists() const;
 
   StatusOr<std::vector<DirEntry>> List(const std::string& dir) override;
   StatusOr<FileInfo> Stat(const std::string& path) override;
   StatusOr<std::string> Read(const std::string& path, size_t max_bytes) override;
   Status WriteAtomic(const std::string& path, std::string_view content, mode_t mode) override;
+  // Counted apart in unsynced_writes() (and not in writes()).
+  Status WriteAtomicNoSync(const std::string& path, std::string_view content, mode_t mode) override;
   Status MakeDir(const std::string& path, mode_t mode) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveAll(const std::string& path) override;
@@ -46,14 +49,16 @@ class FakeFilesystem final : public Filesystem {
   Status Fault(const std::map<std::string, Status>& faults, const std::string& path) const;
   void AddParents(const std::string& path);
   Node& Put(const std::string& path, FileType type, std::string content);
+  Status Replace(const std::string& path, std::string_view content);  // mu_ held
 
   mutable std::mutex mu_;
   std::map<std::string, Node> nodes_;  // Guarded by mu_
   std::map<std::string, Status> read_faults_, write_faults_;  // Guarded by mu_
   int64_t tick_ = 0;     // Guarded by mu_
   uint64_t inodes_ = 0;  // Guarded by mu_
-  int writes_ = 0;       // Guarded by mu_
-  int lists_ = 0;        // Guarded by mu_
+  int writes_ = 0;           // Guarded by mu_
+  int unsynced_writes_ = 0;  // Guarded by mu_
+  int lists_ = 0;            // Guarded by mu_
 };
 
 }  // namespace lm::license

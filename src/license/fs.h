@@ -44,6 +44,11 @@ class Filesystem {
   virtual StatusOr<std::string> Read(const std::string& path, size_t max_bytes) = 0;
   // Temp file in the same directory + fsync + rename. Readers see old or new, never a mix.
   virtual Status WriteAtomic(const std::string& path, std::string_view content, mode_t mode) = 0;
+  // The same rename without the fsyncs: readers still see old or new, but a crash of the file
+  // server may bring back the old file or an empty one. Only for hints checked when read: every
+  // fsync on the pool's volume delays the claims written under the mutex.
+  virtual Status WriteAtomicNoSync(const std::string& path, std::string_view content,
+                                   mode_t mode) = 0;
   virtual Status MakeDir(const std::string& path, mode_t mode) = 0;  // OK if it exists as a dir
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   // Removes a file, symlink or whole tree (never following symlinks). OK if missing.
@@ -56,6 +61,7 @@ class PosixFilesystem final : public Filesystem {
   StatusOr<FileInfo> Stat(const std::string& path) override;
   StatusOr<std::string> Read(const std::string& path, size_t max_bytes) override;
   Status WriteAtomic(const std::string& path, std::string_view content, mode_t mode) override;
+  Status WriteAtomicNoSync(const std::string& path, std::string_view content, mode_t mode) override;
   Status MakeDir(const std::string& path, mode_t mode) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveAll(const std::string& path) override;

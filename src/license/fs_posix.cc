@@ -94,6 +94,11 @@ Status PosixFilesystem::WriteAtomic(const std::string& path, std::string_view co
   return WriteFileAtomically(path, content, mode);
 }
 
+Status PosixFilesystem::WriteAtomicNoSync(const std::string& path, std::string_view content,
+                                          mode_t mode) {
+  return WriteFileAtomically(path, content, mode, Durability::kVisibleOnly);
+}
+
 Status PosixFilesystem::MakeDir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) return Status::Ok();
   int err = errno;

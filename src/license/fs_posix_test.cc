@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "license/fs.h"
+
+namespace lm::license {
+namespace {
+
+class PosixFilesystemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lm-fs-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)fs_.RemoveAll(dir_); }
+  // Names in the directory, so a leftover temp file shows.
+  std::vector<std::string> Names() {
+    std::vector<std::string> out;
+    auto entries = fs_.List(dir_);
+    for (const DirEntry& e : *entries) out.push_back(e.name);
+    return out;
+  }
+  mode_t Mode(const std::string& path) {
+    struct stat st {};
+    ::stat(path.c_str(), &st);
+    return st.st_mode & 0777;
+  }
+  PosixFilesystem fs_;
+  std::string dir_;
+};
+
+TEST_F(PosixFilesystemTest, BothWritesReplaceWholeFilesAndLeaveNoTempFiles) {
+  const std::string synced = dir_ + "/claim", hint = dir_ + "/hint";
+  ASSERT_TRUE(fs_.WriteAtomic(synced, "first, longer content\n", 0640).ok());
+  ASSERT_TRUE(fs_.WriteAtomic(synced, "second\n", 0644).ok());
+  ASSERT_TRUE(fs_.WriteAtomicNoSync(hint, "license7\n", 0600).ok());
+  ASSERT_TRUE(fs_.WriteAtomicNoSync(hint, "license8\n", 0644).ok());
+  EXPECT_EQ(*fs_.Read(synced, 100), "second\n");
+  EXPECT_EQ(*fs_.Read(hint, 100), "license8\n");
+  EXPECT_EQ(Mode(synced), 0644u);
+  EXPECT_EQ(Mode(hint), 0644u);
+  EXPECT_EQ(Names(), (std::vector<std::string>{"claim", "hint"}));
+}
+
+TEST_F(PosixFilesystemTest, WritesIntoAMissingDirectoryFailAndCreateNothing) {
+  EXPECT_FALSE(fs_.WriteAtomic(dir_ + "/missing/claim", "x", 0644).ok());
+  EXPECT_FALSE(fs_.WriteAtomicNoSync(dir_ + "/missing/hint", "x", 0644).ok());
+  EXPECT_TRUE(Names().empty());
+}
+
+TEST_F(PosixFilesystemTest, WritesNeverFollowASymlinkOrReplaceADirectory) {
+  ASSERT_EQ(::symlink("/etc/passwd", (dir_ + "/link").c_str()), 0);
+  ASSERT_TRUE(fs_.WriteAtomicNoSync(dir_ + "/link", "mine\n", 0644).ok());  // replaces the link
+  EXPECT_EQ(fs_.Stat(dir_ + "/link")->type, FileType::kFile);
+  ASSERT_TRUE(fs_.MakeDir(dir_ + "/sub", 0755).ok());
+  EXPECT_FALSE(fs_.WriteAtomicNoSync(dir_ + "/sub", "x", 0644).ok());
+  EXPECT_EQ(fs_.Stat(dir_ + "/sub")->type, FileType::kDir);
+  EXPECT_EQ(Names(), (std::vector<std::string>{"link", "sub"}));
+}
+
+}  // namespace
+}  // namespace lm::license
