@@ -3,12 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <boost/asio/io_context.hpp>
-
 #include <nlohmann/json.hpp>
 
-#include "common/clock.h"
-#include "store/embedded_lock_service.h"
+#include "http/in_process_api.h"
 
 namespace lm::http {
 namespace {
@@ -47,29 +44,14 @@ TEST(HttpStatusFor, MapsEveryCode) {
 class TokenServiceRoutes : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto lock = store::EmbeddedLockService::Open(io_, clock_, {}, "");
-    ASSERT_TRUE(lock.ok());
-    lock_ = std::move(*lock);
-    api_ = std::make_unique<TokenService>(*lock_, TokenServiceOptions{});
+    ASSERT_TRUE(in_process_.Open().ok());
+    api_ = &in_process_.api();
   }
-  void TearDown() override { lock_->Shutdown(); }
   Response Call(std::string method, std::string target) {
-    Request req;
-    req.method = std::move(method);
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string::npos ? "" : target.substr(q + 1);
-    req.target = std::move(target);
-    Response out;
-    out.status = 0;
-    api_->Handle(req, std::make_shared<Responder>([&out](Response r) { out = std::move(r); }));
-    io_.poll();
-    return out;
+    return in_process_.Call(std::move(method), std::move(target));
   }
-  boost::asio::io_context io_;
-  FakeClock clock_;
-  std::unique_ptr<lock::LockService> lock_;
-  std::unique_ptr<TokenService> api_;
+  InProcessApi in_process_;
+  TokenService* api_ = nullptr;
 };
 
 TEST_F(TokenServiceRoutes, StatsAreKeyedByRouteNeverByRawUri) {

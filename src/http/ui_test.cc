@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "store/embedded_lock_service.h"
+#include "http/in_process_api.h"
 
 namespace lm::http {
 namespace {
@@ -105,34 +105,20 @@ TEST(RenderPage, ShowsHolderCountdownAndPoolTotals) {
 class WebUiRoutes : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto lock = store::EmbeddedLockService::Open(io_, clock_, {}, "");
-    ASSERT_TRUE(lock.ok());
-    lock_ = std::move(*lock);
-    api_ = std::make_unique<TokenService>(*lock_, TokenServiceOptions{});
-    auto ui = WebUi::Install(io_, *api_, {.claim_ttl = std::chrono::seconds(60)});
+    ASSERT_TRUE(in_process_.Open().ok());
+    auto ui = WebUi::Install(in_process_.io(), in_process_.api(),
+                             {.claim_ttl = std::chrono::seconds(60)});
     ASSERT_TRUE(ui.ok());
     ui_ = std::move(*ui);
   }
   void TearDown() override {
     if (ui_) ui_->Stop();
-    if (lock_) lock_->Shutdown();
   }
   Response Call(std::string method, std::string target, std::string body = "",
                 std::vector<std::pair<std::string, std::string>> headers = {}) {
-    Request req;
-    req.method = std::move(method);
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string::npos ? "" : target.substr(q + 1);
-    req.body = std::move(body);
-    req.headers = std::move(headers);
-    req.headers.emplace_back("host", "127.0.0.1:8080");
-    Response out;
-    out.status = 0;
-    api_->Handle(req, std::make_shared<Responder>([&out](Response r) { out = std::move(r); }));
-    io_.poll();
-    return out;
+    headers.emplace_back("host", "127.0.0.1:8080");
+    return in_process_.Call(std::move(method), std::move(target), std::move(body),
+                            std::move(headers));
   }
   std::string Csrf() {
     std::string page = Call("GET", "/html/tmpl/index").body;
@@ -143,10 +129,7 @@ class WebUiRoutes : public ::testing::Test {
     return page.substr(at, page.find('"', at) - at);
   }
 
-  boost::asio::io_context io_;
-  FakeClock clock_;
-  std::unique_ptr<lock::LockService> lock_;
-  std::unique_ptr<TokenService> api_;
+  InProcessApi in_process_;
   std::unique_ptr<WebUi> ui_;
 };
 
