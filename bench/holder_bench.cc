@@ -610,7 +610,7 @@ class SmallThread {
 int Sim(const Args& a) {
   std::string pool_dir = a.Get("pool"), work = a.Get("work");
   long n = a.Int("n"), settle_ms = a.Int("settle-ms"), timeout_s = a.Int("timeout-s", 300);
-  long threads = a.Int("threads", n);
+  long threads = std::min(a.Int("threads", n), n);  // more workers than agents would idle
   long heartbeat_s = a.Int("heartbeat-s", 1);
   license::PosixFilesystem fs;
   std::vector<SimHolder> hs(n);
