@@ -180,8 +180,8 @@ TEST_F(AgentTest, RestartAfterALongOutageReclaimsUnderTheMutex) {
 }
 
 TEST_F(AgentTest, DeadHoldersLicenseGoesToWaiterWithinTtlPlusHeartbeat) {
-  fs_.RemoveAll("/pool/license2");
-  fs_.RemoveAll("/pool/license3");
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
   auto a = Make("a"), b = Make("b");
   Run({a.get(), b.get()}, 2);
   ASSERT_TRUE(a->Snapshot().ready);
@@ -214,8 +214,8 @@ TEST_F(AgentTest, HigherTokenTakesOverAndOlderHolderWithdraws) {
 }
 
 TEST_F(AgentTest, WithdrawalThatFailedIsRetriedUntilTheFilesAreGone) {
-  fs_.RemoveAll("/pool/license2");
-  fs_.RemoveAll("/pool/license3");
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
   auto a = Make("a");
   Run({a.get()}, 1);
   ASSERT_EQ(Installed("a"), "ID1");
@@ -301,8 +301,8 @@ TEST_F(AgentTest, GarbageAndSeedClaimsAreHeldUntilStale) {
 }
 
 TEST_F(AgentTest, SeedClaimThatKeepsBeingRefreshedIsNotStale) {
-  fs_.RemoveAll("/pool/license2");
-  fs_.RemoveAll("/pool/license3");
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
   fs_.AddFile("/pool/license1/lockedby", "flexdirect-seedpod\n");
   auto a = Make("a");
   for (int i = 0; i < 12; ++i) {
@@ -326,7 +326,7 @@ TEST_F(AgentTest, ReadOnlyHostDirIsReportedAndRetried) {
 }
 
 TEST_F(AgentTest, MissingPoolIsReportedNotFatal) {
-  fs_.RemoveAll("/pool");
+  ASSERT_TRUE(fs_.RemoveAll("/pool").ok());
   auto a = Make("a");
   Run({a.get()}, 2);
   EXPECT_FALSE(a->Snapshot().ready);
