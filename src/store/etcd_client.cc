@@ -370,21 +370,25 @@ void EtcdClient::Call(std::string path, json body, JsonDone done, bool idempoten
                   idempotent);
     }
   }
-  Connect(current_, [this, path = std::move(path), text = std::move(text), done = std::move(done),
-                     idempotent, ep = current_](StatusOr<std::shared_ptr<Conn>> c) mutable {
-    if (!c.ok()) {
-      Failed(ep);
-      if (idempotent && endpoints_.size() > 1 && !stopped_) {
-        // Try the next endpoint once.
-        return Connect(current_, [this, path = std::move(path), text = std::move(text),
-                                  done = std::move(done)](StatusOr<std::shared_ptr<Conn>> c2) mutable {
-          if (!c2.ok()) return done(c2.status());
-          Send(std::move(*c2), std::move(path), std::move(text), std::move(done), false, true);
-        });
-      }
-      return done(c.status());
-    }
-    Send(std::move(*c), std::move(path), std::move(text), std::move(done), idempotent, idempotent);
+  ConnectAny(endpoints_.size(),
+             [this, path = std::move(path), text = std::move(text), done = std::move(done),
+              idempotent](StatusOr<std::shared_ptr<Conn>> c) mutable {
+               if (!c.ok()) return done(c.status());
+               Send(std::move(*c), std::move(path), std::move(text), std::move(done), idempotent,
+                    idempotent);
+             });
+}
+
+void EtcdClient::ConnectAny(size_t tries,
+                            std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
+  Connect(current_, [this, tries, ep = current_,
+                     done = std::move(done)](StatusOr<std::shared_ptr<Conn>> c) mutable {
+    if (c.ok() || stopped_) return done(std::move(c));
+    Failed(ep);
+    // Nothing was sent (no connection, or no TLS session), so any call may go to the next
+    // endpoint: a member that is down must not make etcd look down while others serve.
+    if (tries > 1) return ConnectAny(tries - 1, std::move(done));
+    done(c.status());
   });
 }
 

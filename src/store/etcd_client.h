@@ -79,8 +79,10 @@ class EtcdClient {
                                                       EtcdClientOptions options);
   ~EtcdClient();
 
-  // One unary call; `done` runs exactly once (UNAVAILABLE after Shutdown). A failed call moves
-  // to the next endpoint for later calls; `idempotent` calls are retried there once.
+  // One unary call; `done` runs exactly once (UNAVAILABLE after Shutdown). An endpoint that
+  // cannot be connected to is skipped for the next one, up to every endpoint once, for any
+  // call (nothing was sent). A call that failed after it was sent moves later calls to the
+  // next endpoint; `idempotent` calls are retried there once.
   void Call(std::string path, nlohmann::json body, JsonDone done, bool idempotent = false);
 
   // Opens a watch stream (POST /v3/watch with `create_request`). `on_result` gets every
@@ -104,6 +106,8 @@ class EtcdClient {
   void Send(std::shared_ptr<Conn> conn, std::string path, std::string body, JsonDone done,
             bool retry_left, bool idempotent);
   void Connect(size_t endpoint, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
+  // Connect() to the current endpoint, moving on to the next after a failure, `tries` in all.
+  void ConnectAny(size_t tries, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   static void Handshake(std::shared_ptr<Conn> conn, const std::string& name,
                         const std::string& host,
                         std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);

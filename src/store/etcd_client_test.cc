@@ -4,8 +4,12 @@
 #include <stdlib.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <vector>
 
 namespace lm::store {
@@ -103,6 +107,100 @@ TEST_F(EtcdClientTls, FilesWithHttpEndpointsAndMixedSchemesAreRefused) {
       Create({"http://127.0.0.1:2379"}, {.ca_file = garbage_, .cert_file = "", .key_file = ""})
           .ok());
   EXPECT_FALSE(Create({"https://127.0.0.1:2379", "http://127.0.0.1:2380"}, {}).ok());
+}
+
+// Runs `io` until `done()` holds, for at most 10 s.
+template <typename F>
+void RunUntil(boost::asio::io_context& io, F done) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < end) {
+    io.run_one_for(std::chrono::milliseconds(100));
+  }
+}
+
+// A port on 127.0.0.1 that refuses connections: bound, then closed.
+uint16_t RefusingPort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::address_v4::loopback(), 0});
+  return a.local_endpoint().port();
+}
+
+// Answers one HTTP request on 127.0.0.1 with `body`, from its own thread.
+class OneAnswer {
+ public:
+  explicit OneAnswer(std::string body)
+      : acceptor_(io_, {boost::asio::ip::address_v4::loopback(), 0}),
+        thread_([this, body = std::move(body)] {
+          boost::system::error_code ec;
+          boost::asio::ip::tcp::socket s(io_);
+          acceptor_.accept(s, ec);
+          if (ec) return;
+          std::string in;
+          boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+          requests_ = ec ? 0 : 1;
+          std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          boost::asio::write(s, boost::asio::buffer(out), ec);
+        }) {}
+  ~OneAnswer() {
+    // Wakes the thread if it still waits in accept() (a call that never came): a connection
+    // that sends nothing ends its read at once.
+    boost::system::error_code ec;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket poke(io);
+    poke.connect({boost::asio::ip::address_v4::loopback(), port()}, ec);
+    poke.close(ec);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int requests() const { return requests_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<int> requests_{0};
+  std::thread thread_;  // last: starts after the fields it uses exist
+};
+
+TEST(EtcdClientFailover, MembersThatRefuseAreSkippedEvenForACallThatIsNotIdempotent) {
+  OneAnswer live(R"({"header":{"revision":"7"}})");
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  boost::asio::io_context io;
+  EtcdClientOptions options;
+  options.endpoints = {url(RefusingPort()), url(RefusingPort()), url(live.port())};
+  auto client = EtcdClient::Create(io, options);
+  ASSERT_TRUE(client.ok());
+  std::optional<StatusOr<nlohmann::json>> got;
+  (*client)->Call("/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
+                  /*idempotent=*/false);
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->ok()) << got->status().message();
+  EXPECT_EQ((**got)["header"]["revision"], "7");
+  EXPECT_EQ(live.requests(), 1);
+  EXPECT_EQ((*client)->current_endpoint(), url(live.port()));  // later calls go there directly
+  (*client)->Shutdown();
+}
+
+TEST(EtcdClientFailover, EveryMemberRefusingFailsTheCallOnceNamingTheLast) {
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  const std::string a = url(RefusingPort()), b = url(RefusingPort());
+  boost::asio::io_context io;
+  EtcdClientOptions options;
+  options.endpoints = {a, b};
+  auto client = EtcdClient::Create(io, options);
+  ASSERT_TRUE(client.ok());
+  int calls = 0;
+  Status last;
+  (*client)->Call("/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) {
+    ++calls;
+    last = r.status();
+  }, /*idempotent=*/true);
+  RunUntil(io, [&] { return calls > 0; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(last.code(), StatusCode::kUnavailable);
+  EXPECT_NE(last.message().find(b), std::string::npos) << last.message();
+  (*client)->Shutdown();
 }
 
 }  // namespace
