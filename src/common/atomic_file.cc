@@ -46,7 +46,6 @@ std::string DirName(const std::string& path) {
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
                                    mode_t mode, Durability durability) {
   const bool sync = durability == Durability::kDurable;
-  std::string dir = DirName(path);
   char suffix[24];
   std::snprintf(suffix, sizeof suffix, ".tmp.%016llx",
                 static_cast<unsigned long long>(RandomU64()));
@@ -68,7 +67,7 @@ StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view con
     ::unlink(tmp.c_str());
     return s;
   }
-  int dfd = sync ? ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  int dfd = sync ? ::open(DirName(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     ::fsync(dfd);  // best effort: some filesystems refuse fsync on directories
     ::close(dfd);

@@ -381,8 +381,10 @@ void EtcdClient::Call(std::string path, json body, JsonDone done, bool idempoten
 
 void EtcdClient::ConnectAny(size_t tries,
                             std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
-  Connect(current_, [this, tries, ep = current_,
-                     done = std::move(done)](StatusOr<std::shared_ptr<Conn>> c) mutable {
+  Connect(current_, [this, tries, ep = current_, done = std::move(done),
+                     alive = std::weak_ptr<bool>(alive_)](
+                        StatusOr<std::shared_ptr<Conn>> c) mutable {
+    if (alive.expired()) return;  // the client is gone (its sockets were closed)
     if (c.ok() || stopped_) return done(std::move(c));
     Failed(ep);
     // Nothing was sent (no connection, or no TLS session), so any call may go to the next
@@ -463,15 +465,13 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
   w->on_closed = std::move(on_closed);
   watch_ = w;
   if (stopped_) return w->Close(Unavailable("etcd client stopped"));
-  size_t ep = current_;
-  Connect(ep, [this, w, ep, create_request = std::move(create_request),
-               alive = std::weak_ptr<bool>(alive_)](StatusOr<std::shared_ptr<Conn>> c) {
+  ConnectAny(endpoints_.size(), [this, w, create_request = std::move(create_request),
+                                 alive = std::weak_ptr<bool>(alive_)](
+                                    StatusOr<std::shared_ptr<Conn>> c) {
     if (alive.expired() || w->closed) return;
-    if (!c.ok()) {
-      Failed(ep);
-      return w->Close(c.status());
-    }
+    if (!c.ok()) return w->Close(c.status());
     w->conn = *c;
+    const size_t ep = w->conn->endpoint;
     const EtcdEndpoint& e = endpoints_[ep];
     w->request = {http::verb::post, "/v3/watch", 11};
     w->request.set(http::field::host, e.host + ":" + e.port);

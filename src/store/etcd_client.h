@@ -85,7 +85,8 @@ class EtcdClient {
   // next endpoint; `idempotent` calls are retried there once.
   void Call(std::string path, nlohmann::json body, JsonDone done, bool idempotent = false);
 
-  // Opens a watch stream (POST /v3/watch with `create_request`). `on_result` gets every
+  // Opens a watch stream (POST /v3/watch with `create_request`) on the first endpoint, from the
+  // current one on, that accepts the connection. `on_result` gets every
   // streamed "result" object; `on_closed` runs once when the stream ends for any reason or
   // CancelWatch() is called. One watch at a time.
   void Watch(nlohmann::json create_request, EventFn on_result, ClosedFn on_closed);
