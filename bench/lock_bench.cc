@@ -4,6 +4,12 @@
 //   lock_bench --tm-port=P --tm-pid=PID --tm-file-port=P2
 //              --redis-port=R --redis-pid=RPID --redis-aof-port=R2 [--quick]
 //   lock_bench --cycles --tm-port=P --clients=N --seconds=S [--warmup=W]
+//   lock_bench --single-only --tm-port=P --tm-pid=PID --redis-port=R --redis-pid=RPID
+//              [--slices=N] [--pin-cpu=C] [--tm-b-port=P2 --tm-b-pid=PID2]
+//
+// --single-only: the memory-only 1-client rows of case 2 and nothing else, for work on that
+// path. --slices=N: slices per side in case 2 (default 30, or 6 with --quick). --tm-b-*: a
+// second tokenmgr (another build) as one more side, and a row B/A: for A/B tests of a change.
 //
 // --cycles (used by bench/etcd_run.sh): N clients on one tokenmgr, each doing lock (long poll)
 // + release back to back on its own keep-alive connection; prints one line
@@ -18,7 +24,8 @@
 // Cases (each printed as tokenmgr / Redis ratio):
 //   1. Resident memory with 1,000 idle keep-alive connections (/proc/PID/status VmRSS).
 //   2. One client, lock+release cycles: GET /api/token/lock/0 + POST release/:id against
-//      SET lock tok NX PX 30000 + DEL lock. Memory-only pair and persistent pair.
+//      SET lock tok NX PX 30000 + DEL lock. Memory-only pair and persistent pair. The sides
+//      take turns in short slices on connections kept open (see SingleClient).
 //   3. 50 and 500 clients contending for one lock (sharing one CPU with the server, and again
 //      where the scheduler puts them, as information): tokenmgr clients long-poll
 //      (GET lock/30); Redis clients retry SET NX with a fixed backoff (0 = pure spin).
@@ -40,12 +47,14 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <map>
-#include <sstream>
 #include <memory>
+#include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -68,7 +77,7 @@ constexpr uint64_t kMaxCyclesPerRun = 50'000'000;  // count bound next to the ti
 // One keep-alive TCP connection to 127.0.0.1:port. Not thread-safe; one request at a time.
 class Conn {
  public:
-  explicit Conn(net::io_context& io) : socket_(io) { in_.reserve(8192); }
+  explicit Conn(net::io_context& io) : socket_(io) {}
 
   awaitable<void> Connect(uint16_t port) {
     // Loopback only, by construction: the driver never sends traffic elsewhere.
@@ -83,21 +92,31 @@ class Conn {
   }
 
  protected:
+  // Reads what has arrived (at least one byte) after the bytes held.
   awaitable<void> ReadMore() {
-    size_t old = in_.size();
-    in_.resize(old + 4096);
-    size_t n = co_await socket_.async_read_some(net::buffer(in_.data() + old, 4096), use_awaitable);
-    in_.resize(old + n);
+    if (have_ == in_.size()) in_.resize(2 * in_.size());
+    have_ += co_await socket_.async_read_some(
+        net::buffer(in_.data() + have_, in_.size() - have_), use_awaitable);
+  }
+  std::string_view Held() const { return {in_.data(), have_}; }
+  void Consume(size_t n) {  // drops the first n bytes held
+    std::memmove(in_.data(), in_.data() + n, have_ - n);
+    have_ -= n;
   }
 
   tcp::socket socket_;
-  std::string in_;   // received, not yet consumed
   std::string out_;  // request being sent
+
+ private:
+  // Received bytes are in_[0, have_); the rest is room, sized once, so that a read does not
+  // zero-fill it first (a resize per read did) and no request allocates.
+  std::string in_ = std::string(8192, '\0');
+  size_t have_ = 0;
 };
 
 struct HttpReply {
   int status = 0;
-  std::string body;
+  std::string_view body;  // valid until the next Call on the connection
 };
 
 // Minimal HTTP/1.1 client: Content-Length framed responses only (all tokenmgr sends).
@@ -111,25 +130,43 @@ class HttpConn : public Conn {
         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
     co_await net::async_write(socket_, net::buffer(out_), use_awaitable);
     size_t header_end;
-    while ((header_end = in_.find("\r\n\r\n")) == std::string::npos) co_await ReadMore();
-    std::string_view head(in_.data(), header_end);
+    while ((header_end = Held().find("\r\n\r\n")) == std::string_view::npos) co_await ReadMore();
+    const std::string_view head = Held().substr(0, header_end);
     if (head.size() < 12 || head.substr(0, 5) != "HTTP/") throw std::runtime_error("bad reply");
     HttpReply reply;
-    reply.status = std::atoi(in_.data() + 9);
+    reply.status = std::atoi(head.data() + 9);
     size_t body_len = 0;
     for (std::string_view name : {"\r\nContent-Length:", "\r\ncontent-length:"}) {
       auto at = head.find(name);
       if (at != std::string_view::npos) {
-        body_len = std::strtoull(in_.data() + at + name.size(), nullptr, 10);
+        body_len = std::strtoull(head.data() + at + name.size(), nullptr, 10);
         break;
       }
     }
-    size_t total = header_end + 4 + body_len;
-    while (in_.size() < total) co_await ReadMore();
-    reply.body.assign(in_, header_end + 4, body_len);
-    in_.erase(0, total);
+    const size_t total = header_end + 4 + body_len;
+    while (Held().size() < total) co_await ReadMore();
+    body_.assign(Held().substr(header_end + 4, body_len));
+    Consume(total);
+    reply.body = body_;
     co_return reply;
   }
+
+  // "/api/token/release/<id>" for the grant `body` (the answer of a lock call), in a buffer of
+  // this connection: valid until the next ReleaseTarget.
+  std::string_view ReleaseTarget(std::string_view body) {
+    static constexpr std::string_view kKey = "\"id\":\"";
+    auto at = body.find(kKey);
+    if (at == std::string_view::npos) {
+      throw std::runtime_error("no id in grant: " + std::string(body.substr(0, 200)));
+    }
+    at += kKey.size();
+    target_.assign("/api/token/release/").append(body.substr(at, body.find('"', at) - at));
+    return target_;
+  }
+
+ private:
+  std::string body_;    // the last reply's body, reused
+  std::string target_;  // see ReleaseTarget
 };
 
 struct RedisReply {
@@ -158,9 +195,9 @@ class RedisConn : public Conn {
         freeReplyObject(r);
         co_return out;
       }
-      in_.clear();
+      Consume(Held().size());
       co_await ReadMore();
-      redisReaderFeed(reader_, in_.data(), in_.size());
+      redisReaderFeed(reader_, Held().data(), Held().size());
     }
   }
 
@@ -177,14 +214,6 @@ std::string Format(const char* fmt, A... args) {
   std::string s(cmd, static_cast<size_t>(len));
   redisFreeCommand(cmd);
   return s;
-}
-
-std::string ExtractId(const std::string& body) {
-  static constexpr std::string_view kKey = "\"id\":\"";
-  auto at = body.find(kKey);
-  if (at == std::string::npos) throw std::runtime_error("no id in grant: " + body);
-  at += kKey.size();
-  return body.substr(at, body.find('"', at) - at);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,68 +347,122 @@ Window MakeWindow(double warmup_s, double seconds) {
   return {from, from + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(seconds))};
 }
 
-// Runs `cycle` back to back on one connection for warmup_s + seconds; times those that start
-// after the warm-up.
-template <typename C>
-RunResult TimeCycles(uint16_t port, int server_pid, double warmup_s, double seconds,
-                     const char* what, std::function<awaitable<void>(C&)> cycle) {
-  net::io_context io(1);
-  auto conns = ConnectMany<C>(io, port, 1, what);
-  C& c = *conns[0];
-  std::vector<int64_t> samples;
-  samples.reserve(1 << 20);
-  uint64_t cycles = 0;
-  const double server0 = server_pid > 0 ? ProcessCpuUs(server_pid) : 0, self0 = SelfCpuUs();
-  Window w = MakeWindow(warmup_s, seconds);
-  RunAll(
-      io,
-      {[&]() -> awaitable<void> {
-        for (uint64_t i = 0; i < kMaxCyclesPerRun; ++i) {
-          auto t0 = SteadyClock::now();
-          if (t0 >= w.end) break;
-          co_await cycle(c);
-          ++cycles;
-          if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
-        }
-      }},
-      std::chrono::seconds(static_cast<int>(warmup_s + seconds) + 30), what);
-  RunResult r = Summarize(std::move(samples), seconds);
-  if (cycles > 0) {
-    if (server_pid > 0) r.server_cpu_us = (ProcessCpuUs(server_pid) - server0) / double(cycles);
-    r.driver_cpu_us = (SelfCpuUs() - self0) / double(cycles);
+// One side of a 1-client comparison: a keep-alive connection doing lock+release cycles back
+// to back, in slices that alternate with the other sides' (see SingleClient).
+struct CycleSide {
+  CycleSide(const char* name, int server_pid, std::function<awaitable<void>()> cycle)
+      : name(name), server_pid(server_pid), cycle(std::move(cycle)) {}
+
+  const char* name;
+  int server_pid;  // 0: its CPU time is not measured
+  std::function<awaitable<void>()> cycle;
+  std::vector<int64_t> samples;     // ns per cycle, measured slices only
+  std::vector<double> slice_rates;  // cycles/s of each measured slice
+  uint64_t cycles = 0;              // measured slices only
+  double seconds = 0, server_cpu_us = 0, driver_cpu_us = 0;
+
+  // Runs cycles for slice_s seconds; counts them when `measure`.
+  void Slice(net::io_context& io, double slice_s, bool measure) {
+    const double server0 = server_pid > 0 ? ProcessCpuUs(server_pid) : 0, self0 = SelfCpuUs();
+    uint64_t n = 0;
+    const TimePoint t_start = SteadyClock::now();
+    const TimePoint end =
+        t_start + std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(slice_s));
+    TimePoint t_end = t_start;
+    RunAll(
+        io,
+        {[&]() -> awaitable<void> {
+          for (uint64_t i = 0; i < kMaxCyclesPerRun; ++i) {
+            auto t0 = SteadyClock::now();
+            if (t0 >= end) break;
+            co_await cycle();
+            t_end = SteadyClock::now();
+            ++n;
+            if (measure) samples.push_back((t_end - t0).count());
+          }
+        }},
+        std::chrono::seconds(static_cast<int>(slice_s) + 30), name);
+    if (!measure || n == 0) return;
+    const double s = std::chrono::duration<double>(t_end - t_start).count();
+    cycles += n;
+    seconds += s;
+    slice_rates.push_back(static_cast<double>(n) / s);
+    if (server_pid > 0) server_cpu_us += ProcessCpuUs(server_pid) - server0;
+    driver_cpu_us += SelfCpuUs() - self0;
   }
-  return r;
+
+  RunResult Result() const {
+    RunResult r = Summarize(samples, seconds);
+    r.rate = seconds > 0 ? static_cast<double>(cycles) / seconds : 0;
+    if (cycles > 0) {
+      r.server_cpu_us = server_pid > 0 ? server_cpu_us / static_cast<double>(cycles) : 0;
+      r.driver_cpu_us = driver_cpu_us / static_cast<double>(cycles);
+    }
+    return r;
+  }
+};
+
+// The 1-client comparison. A noisy VM drifts by 20-40% over seconds, so one long run per side
+// compares two different machines. Instead the sides take turns in short slices on connections
+// that stay open, in one driver process, each slice order reversed from the last
+// (A B C, C B A, ...): drift slower than a slice hits every side alike. Warm-up: one slice each,
+// not counted. Rate of a side: its cycles over its measured time.
+void SingleClient(net::io_context& io, std::vector<CycleSide*> sides, int slices,
+                  double slice_s) {
+  for (CycleSide* side : sides) side->Slice(io, slice_s, false);
+  for (int i = 0; i < slices; ++i) {
+    if (i % 2 == 0) {
+      for (CycleSide* side : sides) side->Slice(io, slice_s, true);
+    } else {
+      for (auto it = sides.rbegin(); it != sides.rend(); ++it) (*it)->Slice(io, slice_s, true);
+    }
+  }
 }
 
-RunResult TokenmgrCycles(uint16_t port, int pid, double warmup_s, double seconds) {
-  return TimeCycles<HttpConn>(
-      port, pid, warmup_s, seconds, "tokenmgr 1-client", [](HttpConn& c) -> awaitable<void> {
-        HttpReply g = co_await c.Call("GET", "/api/token/lock/0?ttl=30&holder=bench");
-        if (g.status != 200) throw std::runtime_error("lock answered " + std::to_string(g.status));
-        HttpReply r = co_await c.Call("POST", "/api/token/release/" + ExtractId(g.body));
-        if (r.status != 200) throw std::runtime_error("release answered " + r.body);
-      });
+// "median (p10-p90)" of a's slice rates over b's, slice by slice (slice i of each side ran
+// next to each other).
+std::string PairRatios(const CycleSide& a, const CycleSide& b) {
+  std::vector<double> r;
+  for (size_t i = 0; i < a.slice_rates.size() && i < b.slice_rates.size(); ++i) {
+    r.push_back(a.slice_rates[i] / b.slice_rates[i]);
+  }
+  if (r.empty()) return "-";
+  std::sort(r.begin(), r.end());
+  auto at = [&](double q) { return r[std::min(r.size() - 1, static_cast<size_t>(q * r.size()))]; };
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f (%.2f-%.2f)", at(0.5), at(0.1), at(0.9));
+  return buf;
 }
 
-RunResult RedisCycles(uint16_t port, int pid, double warmup_s, double seconds,
-                      bool compare_and_delete) {
-  const std::string set = Format("SET %s %s NX PX %lld", "lock", "tok-bench", 30000LL);
-  const std::string del =
-      compare_and_delete
-          ? Format("EVAL %s 1 %s %s",
-                   "if redis.call('get', KEYS[1]) == ARGV[1] then "
-                   "return redis.call('del', KEYS[1]) else return 0 end",
-                   "lock", "tok-bench")
-          : Format("DEL %s", "lock");
-  return TimeCycles<RedisConn>(
-      port, pid, warmup_s, seconds, "redis 1-client", [&](RedisConn& c) -> awaitable<void> {
-        RedisReply g = co_await c.Call(set);
-        if (g.type != REDIS_REPLY_STATUS) throw std::runtime_error("SET NX did not answer OK");
-        RedisReply r = co_await c.Call(del);
-        if (r.type != REDIS_REPLY_INTEGER || r.integer != 1) {
-          throw std::runtime_error("release did not delete the key");
-        }
-      });
+// lock+release on tokenmgr: GET /api/token/lock/0 + POST /api/token/release/:id.
+awaitable<void> TokenmgrCycle(HttpConn& c) {
+  HttpReply g = co_await c.Call("GET", "/api/token/lock/0?ttl=30&holder=bench");
+  if (g.status != 200) throw std::runtime_error("lock answered " + std::to_string(g.status));
+  HttpReply r = co_await c.Call("POST", c.ReleaseTarget(g.body));
+  if (r.status != 200) throw std::runtime_error("release answered " + std::string(r.body));
+}
+
+// The Redis lock: SET lock tok NX PX 30000, then DEL lock or (compare_and_delete) an EVAL that
+// deletes the key only while it still holds tok.
+struct RedisLockCommands {
+  std::string set, release;
+  explicit RedisLockCommands(bool compare_and_delete)
+      : set(Format("SET %s %s NX PX %lld", "lock", "tok-bench", 30000LL)),
+        release(compare_and_delete
+                    ? Format("EVAL %s 1 %s %s",
+                             "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                             "return redis.call('del', KEYS[1]) else return 0 end",
+                             "lock", "tok-bench")
+                    : Format("DEL %s", "lock")) {}
+};
+
+awaitable<void> RedisCycle(RedisConn& c, const RedisLockCommands& cmd) {
+  RedisReply g = co_await c.Call(cmd.set);
+  if (g.type != REDIS_REPLY_STATUS) throw std::runtime_error("SET NX did not answer OK");
+  RedisReply r = co_await c.Call(cmd.release);
+  if (r.type != REDIS_REPLY_INTEGER || r.integer != 1) {
+    throw std::runtime_error("release did not delete the key");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,7 +531,7 @@ void DrainTokenmgr(uint16_t port) {
       {[&]() -> awaitable<void> {
         HttpReply g = co_await conns[0]->Call("GET", "/api/token/lock/10?ttl=1&holder=drain");
         if (g.status != 200) throw std::runtime_error("lock still held after the run");
-        co_await conns[0]->Call("POST", "/api/token/release/" + ExtractId(g.body));
+        co_await conns[0]->Call("POST", conns[0]->ReleaseTarget(g.body));
       }},
       std::chrono::seconds(20), "tokenmgr drain");
 }
@@ -469,8 +552,8 @@ RunResult TokenmgrContended(uint16_t port, int clients, double seconds, uint64_t
           }
           k.Granted(i, asked, SteadyClock::now());
           k.Releasing();
-          HttpReply r = co_await c.Call("POST", "/api/token/release/" + ExtractId(g.body));
-          if (r.status != 200) throw std::runtime_error("release answered " + r.body);
+          HttpReply r = co_await c.Call("POST", c.ReleaseTarget(g.body));
+          if (r.status != 200) throw std::runtime_error("release answered " + std::string(r.body));
         }
       });
   DrainTokenmgr(port);
@@ -530,11 +613,11 @@ RunResult TokenmgrCycleClients(uint16_t port, int clients, double warmup_s, doub
         if (t0 >= w.end) break;
         HttpReply g = co_await c->Call("GET", target);
         if (g.status == 409) continue;  // waited 30 s without a grant: ask again
-        if (g.status != 200) throw std::runtime_error("lock answered " + g.body);
+        if (g.status != 200) throw std::runtime_error("lock answered " + std::string(g.body));
         if (++inside > 1) ++*overlaps;
         --inside;  // before the release is sent: nobody else can be granted before this
-        HttpReply r = co_await c->Call("POST", "/api/token/release/" + ExtractId(g.body));
-        if (r.status != 200) throw std::runtime_error("release answered " + r.body);
+        HttpReply r = co_await c->Call("POST", c->ReleaseTarget(g.body));
+        if (r.status != 200) throw std::runtime_error("release answered " + std::string(r.body));
         if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
       }
     });
@@ -618,9 +701,13 @@ struct Args {
   uint16_t tm_port = 0, tm_file_port = 0, redis_port = 0, redis_aof_port = 0;
   int tm_pid = 0, redis_pid = 0;
   int tm_file_pid = 0, redis_aof_pid = 0;  // optional: CPU time and placement of those
+  uint16_t tm_b_port = 0;                  // --single-only: optional second tokenmgr
+  int tm_b_pid = 0;
   int pin_cpu = -1;  // the server under test and this driver share this CPU (-1: no)
   bool quick = false;
   bool cycles = false;                     // --cycles mode (see the top)
+  bool single_only = false;                // --single-only (see the top)
+  int slices = 0;                          // --slices=N; 0: 6 with --quick, else 30
   std::map<std::string, std::string> kv;  // every --name=value
 };
 
@@ -629,8 +716,8 @@ Args ParseArgs(int argc, char** argv) {
   std::map<std::string, std::string>& kv = a.kv;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--quick" || s == "--cycles") {
-      (s == "--quick" ? a.quick : a.cycles) = true;
+    if (s == "--quick" || s == "--cycles" || s == "--single-only") {
+      (s == "--quick" ? a.quick : s == "--cycles" ? a.cycles : a.single_only) = true;
       continue;
     }
     auto eq = s.find('=');
@@ -646,14 +733,18 @@ Args ParseArgs(int argc, char** argv) {
     return std::stol(it->second);
   };
   a.tm_port = static_cast<uint16_t>(num("tm-port"));
-  a.tm_file_port = static_cast<uint16_t>(num("tm-file-port"));
   a.redis_port = static_cast<uint16_t>(num("redis-port"));
-  a.redis_aof_port = static_cast<uint16_t>(num("redis-aof-port"));
   a.tm_pid = static_cast<int>(num("tm-pid"));
   a.redis_pid = static_cast<int>(num("redis-pid"));
+  if (kv.count("slices")) a.slices = std::clamp(static_cast<int>(num("slices")), 1, 10000);
+  if (kv.count("pin-cpu")) a.pin_cpu = static_cast<int>(num("pin-cpu"));
+  if (kv.count("tm-b-port")) a.tm_b_port = static_cast<uint16_t>(num("tm-b-port"));
+  if (kv.count("tm-b-pid")) a.tm_b_pid = static_cast<int>(num("tm-b-pid"));
+  if (a.single_only) return a;
+  a.tm_file_port = static_cast<uint16_t>(num("tm-file-port"));
+  a.redis_aof_port = static_cast<uint16_t>(num("redis-aof-port"));
   if (kv.count("tm-file-pid")) a.tm_file_pid = static_cast<int>(num("tm-file-pid"));
   if (kv.count("redis-aof-pid")) a.redis_aof_pid = static_cast<int>(num("redis-aof-pid"));
-  if (kv.count("pin-cpu")) a.pin_cpu = static_cast<int>(num("pin-cpu"));
   return a;
 }
 
@@ -729,8 +820,8 @@ void Progress(const char* fmt, double a = 0, double b = 0, double c = 0) {
 int Run(const Args& a) {
   RaiseFdLimit(4096);
   const int rounds = a.quick ? 1 : 3;
-  const double warmup = a.quick ? 0.1 : 0.3;
-  const double single_s = a.quick ? 0.5 : 2.0;
+  const int slices = a.slices > 0 ? a.slices : a.quick ? 6 : 30;
+  const double slice_s = a.quick ? 0.1 : 0.25;
   const double contended_s = a.quick ? 1.0 : 3.0;
   const std::vector<int> backoffs_us = a.quick ? std::vector<int>{0, 1000}
                                                : std::vector<int>{0, 1000, 100000};
@@ -742,14 +833,16 @@ int Run(const Args& a) {
   const char* not_met = "**NOT met**";
 
   // 1. Memory first, on the fresh memory-only instance, before any load has grown its heap.
-  Progress("idle connections: %.0f to tokenmgr and to Redis...\n", kIdle);
-  IdleResult tm_idle = IdleMemory<HttpConn>(
+  const bool all = !a.single_only;
+  IdleResult tm_idle, redis_idle;
+  if (all) Progress("idle connections: %.0f to tokenmgr and to Redis...\n", kIdle);
+  if (all) tm_idle = IdleMemory<HttpConn>(
       a.tm_port, a.tm_pid, kIdle, [](HttpConn& c) -> awaitable<void> {
         HttpReply r = co_await c.Call("GET", "/healthz");
-        if (r.status != 200) throw std::runtime_error("/healthz answered " + r.body);
+        if (r.status != 200) throw std::runtime_error("/healthz answered " + std::string(r.body));
       });
   const std::string ping = Format("PING");
-  IdleResult redis_idle = IdleMemory<RedisConn>(
+  if (all) redis_idle = IdleMemory<RedisConn>(
       a.redis_port, a.redis_pid, kIdle, [&ping](RedisConn& c) -> awaitable<void> {
         co_await c.Call(ping);
       });
@@ -771,50 +864,69 @@ int Run(const Args& a) {
   // server and this driver share one CPU for its 1-client runs: the same placement for
   // tokenmgr and for Redis.
   Placement placement(a.pin_cpu);
-  for (const Pair& p : pairs) {
-    std::vector<RunResult> tm, rd, rd_cad;
-    for (int r = 0; r < rounds; ++r) {
-      placement.Share(p.tm_pid);
-      tm.push_back(TokenmgrCycles(p.tm, p.tm_pid, warmup, single_s));
-      placement.Share(p.redis_pid);
-      rd.push_back(RedisCycles(p.redis, p.redis_pid, warmup, single_s, false));
-      if (!a.quick) rd_cad.push_back(RedisCycles(p.redis, p.redis_pid, warmup, single_s, true));
-      Progress("1 client: tokenmgr %.0f/s, Redis SET NX+DEL %.0f/s (%.2fx)\n", tm.back().rate,
-               rd.back().rate, tm.back().rate / rd.back().rate);
+  for (const Pair& p : std::span<const Pair>(pairs, all ? std::size(pairs) : 1)) {
+    net::io_context io(1);
+    auto tm_conn = ConnectMany<HttpConn>(io, p.tm, 1, "tokenmgr 1-client");
+    auto rd_conn = ConnectMany<RedisConn>(io, p.redis, 2, "redis 1-client");
+    const RedisLockCommands del(false), cad(true);
+    CycleSide tm{"tokenmgr 1-client", p.tm_pid, [&] { return TokenmgrCycle(*tm_conn[0]); }};
+    CycleSide rd{"redis 1-client", p.redis_pid, [&] { return RedisCycle(*rd_conn[0], del); }};
+    CycleSide rd_cad{"redis 1-client EVAL", p.redis_pid,
+                     [&] { return RedisCycle(*rd_conn[1], cad); }};
+    std::vector<CycleSide*> sides = {&tm, &rd};
+    if (!a.quick) sides.push_back(&rd_cad);
+    std::vector<std::unique_ptr<HttpConn>> b_conn;
+    std::unique_ptr<CycleSide> tm_b;
+    if (a.tm_b_port != 0 && &p == &pairs[0]) {
+      b_conn = ConnectMany<HttpConn>(io, a.tm_b_port, 1, "tokenmgr B 1-client");
+      tm_b = std::make_unique<CycleSide>("tokenmgr B 1-client", a.tm_b_pid,
+                                         [&] { return TokenmgrCycle(*b_conn[0]); });
+      sides.insert(sides.begin() + 1, tm_b.get());
+      placement.Share(a.tm_b_pid);
     }
-    RunResult t = Median(tm), d = Median(rd);
+    placement.Share(p.tm_pid);
+    placement.Share(p.redis_pid);
+    Progress("1 client, %.0f slices of %.2f s per side...\n", slices, slice_s);
+    SingleClient(io, sides, slices, slice_s);
+    placement.Release();
+    const RunResult t = tm.Result(), d = rd.Result();
+    Progress("1 client: tokenmgr %.0f/s, Redis SET NX+DEL %.0f/s (%.2fx)\n", t.rate, d.rate,
+             t.rate / d.rate);
     std::string prefix = std::string("1 client, ") + p.name + ": ";
-    rows.push_back({prefix + "lock+release cycles/s (Redis: SET NX PX + DEL)", RateCell(tm),
-                    RateCell(rd), Fmt("%.2f", t.rate / d.rate), ">= 1.0",
-                    t.rate >= d.rate ? met : not_met});
+    rows.push_back({prefix + "lock+release cycles/s (Redis: SET NX PX + DEL)",
+                    Fmt("%.0f", t.rate), Fmt("%.0f", d.rate), Fmt("%.2f", t.rate / d.rate),
+                    ">= 1.0", t.rate >= d.rate ? met : not_met});
+    rows.push_back({prefix + "the same, ratio of each slice to the Redis slice next to it: "
+                    "median (p10-p90)", "-", "-", PairRatios(tm, rd), "(info)", "-"});
     rows.push_back({prefix + "cycle p50 / p99 (us)",
                     Fmt("%.0f", t.p50_us) + " / " + Fmt("%.0f", t.p99_us),
                     Fmt("%.0f", d.p50_us) + " / " + Fmt("%.0f", d.p99_us),
                     Fmt("%.2f", t.p50_us / d.p50_us) + " / " + Fmt("%.2f", t.p99_us / d.p99_us),
                     "-", "-"});
     if (p.tm_pid > 0 && p.redis_pid > 0) {
-      auto median = [](const std::vector<RunResult>& runs, double RunResult::*field) {
-        std::vector<double> v;
-        for (const RunResult& x : runs) v.push_back(x.*field);
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-      };
-      double ts = median(tm, &RunResult::server_cpu_us);
-      double rs = median(rd, &RunResult::server_cpu_us);
-      double td = median(tm, &RunResult::driver_cpu_us);
-      double rdd = median(rd, &RunResult::driver_cpu_us);
-      rows.push_back({prefix + "CPU per cycle, server / driver (us)", Fmt("%.1f", ts) + " / " +
-                      Fmt("%.1f", td), Fmt("%.1f", rs) + " / " + Fmt("%.1f", rdd),
-                      Fmt("%.2f", ts / rs) + " / " + Fmt("%.2f", td / rdd), "(info)", "-"});
+      rows.push_back({prefix + "CPU per cycle, server / driver (us)",
+                      Fmt("%.1f", t.server_cpu_us) + " / " + Fmt("%.1f", t.driver_cpu_us),
+                      Fmt("%.1f", d.server_cpu_us) + " / " + Fmt("%.1f", d.driver_cpu_us),
+                      Fmt("%.2f", t.server_cpu_us / d.server_cpu_us) + " / " +
+                          Fmt("%.2f", t.driver_cpu_us / d.driver_cpu_us),
+                      "(info)", "-"});
     }
-    if (!rd_cad.empty()) {
-      RunResult c = Median(rd_cad);
+    if (tm_b) {
+      const RunResult b = tm_b->Result();
+      rows.push_back({prefix + "tokenmgr B / tokenmgr A: cycles/s; slice by slice, median "
+                      "(p10-p90); CPU per cycle, server / driver (us)",
+                      Fmt("B %.0f", b.rate) + "; " + Fmt("%.1f", b.server_cpu_us) + " / " +
+                          Fmt("%.1f", b.driver_cpu_us),
+                      Fmt("A %.0f", t.rate), Fmt("%.3f", b.rate / t.rate) + "; " +
+                      PairRatios(*tm_b, tm), "(info)", "-"});
+    }
+    if (!a.quick) {
+      const RunResult c = rd_cad.Result();
       rows.push_back({prefix + "cycles/s vs Redis SET NX PX + EVAL compare-and-delete",
-                      RateCell(tm), RateCell(rd_cad), Fmt("%.2f", t.rate / c.rate),
+                      Fmt("%.0f", t.rate), Fmt("%.0f", c.rate), Fmt("%.2f", t.rate / c.rate),
                       "(info)", "-"});
     }
   }
-
 
   // 3. Contention. The same placement question as above: a handoff is a release and a grant,
   // two wake-ups between driver and server. The target rows share one CPU like the 1-client
@@ -828,8 +940,8 @@ int Run(const Args& a) {
     const char* label;
   };
   std::vector<Where> placements;
-  if (a.pin_cpu >= 0) placements.push_back({true, ""});
-  placements.push_back({false, a.pin_cpu >= 0 ? ", scheduler's placement" : ""});
+  if (all && a.pin_cpu >= 0) placements.push_back({true, ""});
+  if (all) placements.push_back({false, a.pin_cpu >= 0 ? ", scheduler's placement" : ""});
   for (const Where& where : placements) {
     // Unpinned, when the pinned rows carry the target: pure spin only, as information.
     const bool info_only = !where.pinned && a.pin_cpu >= 0;
@@ -884,12 +996,17 @@ int Run(const Args& a) {
     }
   }
 
-  if (a.pin_cpu >= 0) {
+  if (a.pin_cpu >= 0 && all) {
     std::printf("1-client rows and contended rows without \"scheduler's placement\": each server "
                 "and the driver shared CPU %d (see --pin-cpu).\n\n", a.pin_cpu);
   }
 
   // Memory rows last in the table, measured first.
+  if (!all) {
+    std::printf("\nlock_bench (--single-only, %d slices per side)\n\n", slices);
+    PrintTable(rows);
+    return 0;
+  }
   double tm_mib = tm_idle.with_idle.rss_kib / 1024.0;
   double rd_mib = redis_idle.with_idle.rss_kib / 1024.0;
   rows.push_back({"Resident memory (VmRSS) with 1,000 idle keep-alive connections, MiB",
@@ -904,8 +1021,9 @@ int Run(const Args& a) {
                       Fmt("%.1f", tm_end.hwm_kib / 1024.0),
                   "-", "-", "(info)", "-"});
 
-  std::printf("\nlock_bench (%s mode, %d round(s), median round reported)\n\n",
-              a.quick ? "quick" : "full", rounds);
+  std::printf("\nlock_bench (%s mode: 1 client in %d slices of %.2f s per side; contended: %d "
+              "round(s), median round reported)\n\n",
+              a.quick ? "quick" : "full", slices, slice_s, rounds);
   PrintTable(rows);
   std::printf("\nholder overlaps observed by the driver: %" PRIu64 "\n", overlaps);
   return overlaps == 0 ? 0 : 1;

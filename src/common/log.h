@@ -4,6 +4,9 @@
 //   spdlog::info("granted lock to {} token={}", holder, token);
 #pragma once
 
+#include <spdlog/formatter.h>
+
+#include <memory>
 #include <string_view>
 
 #include "common/status.h"
@@ -21,6 +24,11 @@ enum class LogFlush {
 
 // format: "text" or "json". Anything else is INVALID_ARGUMENT.
 Status InitLogging(std::string_view format, LogFlush flush = LogFlush::kEachLine);
+
+// The formatter InitLogging installs: "text" (or "") gives `<ts> <level> <message>`, "json"
+// gives {"ts":"<ts>","level":"<level>","msg":"<message, JSON-escaped>"}, <ts> being UTC to the
+// millisecond (2026-11-28T01:27:46.360Z); anything else, nullptr. Exposed for tests.
+std::unique_ptr<spdlog::formatter> MakeLineFormatter(std::string_view format);
 
 // Writes pending buffered lines and stops the background flusher. Call before exiting.
 void ShutdownLogging();

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include "common/histogram.h"
@@ -102,8 +104,24 @@ int HttpStatusFor(StatusCode code) {
   return 500;
 }
 
-StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
-  std::map<std::string, std::string> out;
+QueryParams::const_iterator QueryParams::find(std::string_view name) const {
+  return std::find_if(pairs_.begin(), pairs_.end(), [&](const Pair& p) { return p.first == name; });
+}
+
+const std::string& QueryParams::at(std::string_view name) const {
+  auto it = find(name);
+  if (it == end()) throw std::out_of_range("no query parameter " + std::string(name));
+  return it->second;
+}
+
+bool QueryParams::Add(std::string name, std::string value) {
+  if (find(name) != end()) return false;
+  pairs_.emplace_back(std::move(name), std::move(value));
+  return true;
+}
+
+StatusOr<QueryParams> ParseQuery(std::string_view query) {
+  QueryParams out;
   if (query.empty()) return out;
   int count = 0;
   while (true) {
@@ -115,7 +133,7 @@ StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query) 
       auto key = PercentDecode(pair.substr(0, eq));
       auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
       if (!key.ok() || !value.ok()) return InvalidArgument("malformed query string");
-      if (!out.emplace(std::move(*key), std::move(*value)).second) {
+      if (!out.Add(std::move(*key), std::move(*value))) {
         return InvalidArgument("repeated query parameter");
       }
     }
@@ -314,10 +332,10 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
 void TokenService::HandleRelease(const Request& req, std::string_view id,
                                  std::shared_ptr<Responder> r) {
   if (RefuseMutation(req, *r)) return;
-  std::string id_str(id);
-  lock_.Release(id_str, [r, id_str](Status s) {
+  // The log shows the id redacted; only that is kept (short enough for no heap block).
+  lock_.Release(std::string(id), [r, shown = Redact(id)](Status s) {
     if (!s.ok()) return r->Send(ErrorResponse(HttpStatusFor(s.code()), s.message()));
-    spdlog::info("lock released id={}", Redact(id_str));
+    spdlog::info("lock released id={}", shown);
     r->Send(JsonResponse(200, "\"Released\""));
   });
 }

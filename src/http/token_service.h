@@ -91,9 +91,29 @@ class TokenService final : public Handler, private ResponseObserver {
   std::map<std::string, ExtraPath, std::less<>> extra_;  // path -> its route and handlers
 };
 
+// Decoded query (or form) parameters in the order given; names are unique. A flat vector, not a
+// map: a request has a handful, and the lock route parses one per request without a node
+// allocation per parameter.
+class QueryParams {
+ public:
+  using Pair = std::pair<std::string, std::string>;
+  using const_iterator = std::vector<Pair>::const_iterator;
+
+  const_iterator begin() const { return pairs_.begin(); }
+  const_iterator end() const { return pairs_.end(); }
+  size_t size() const { return pairs_.size(); }
+  const_iterator find(std::string_view name) const;  // end() when absent
+  const std::string& at(std::string_view name) const;  // throws std::out_of_range when absent
+  // Adds name=value unless `name` is there already; returns whether it was added.
+  bool Add(std::string name, std::string value);
+
+ private:
+  std::vector<Pair> pairs_;
+};
+
 // Parses "a=1&b=x%20y". Keys and values are percent-decoded. Fails on malformed escapes, more
 // than 32 parameters, or a repeated key.
-StatusOr<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+StatusOr<QueryParams> ParseQuery(std::string_view query);
 
 // True for a browser request from another site (Sec-Fetch-Site or an Origin not matching Host).
 // Non-browser clients send neither header and pass.

@@ -313,7 +313,7 @@ Response AssetResponse(std::string_view content_type, std::string_view body) {
 }
 
 // application/x-www-form-urlencoded: like a query string, but '+' means a space.
-StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body) {
+StatusOr<QueryParams> ParseForm(std::string_view body) {
   std::string s;
   s.reserve(body.size());
   for (char c : body) {
@@ -343,7 +343,7 @@ std::string PercentEncode(std::string_view s) {
   return out;
 }
 
-std::string Field(const std::map<std::string, std::string>& form, const char* key) {
+std::string Field(const QueryParams& form, const char* key) {
   auto it = form.find(key);
   return it == form.end() ? "" : std::string(Trim(it->second));
 }
@@ -354,8 +354,7 @@ class WebUi::Impl {
  public:
   Impl(boost::asio::io_context& io, TokenService& api, WebUiOptions options,
        std::chrono::seconds claim_ttl)
-      : io_(io),
-        api_(api),
+      : api_(api),
         options_(std::move(options)),
         pool_(fs_, RealClock::Get(), {.dir = options_.pool_dir, .claim_ttl = claim_ttl}),
         timer_(io),
@@ -407,7 +406,7 @@ class WebUi::Impl {
 
   // A same-origin browser request carrying this process's form token. Browsers that send
   // Sec-Fetch-Site are judged by it (it cannot be set by a page's script); older ones by Origin.
-  bool FormAllowed(const Request& req, const std::map<std::string, std::string>& form) const {
+  bool FormAllowed(const Request& req, const QueryParams& form) const {
     std::string_view site = req.Header("sec-fetch-site");
     bool same_origin = site.empty() ? !CrossSite(req) : (site == "same-origin" || site == "none");
     return same_origin && ConstantTimeEquals(Field(form, "csrf"), csrf_);
@@ -497,7 +496,6 @@ class WebUi::Impl {
     });
   }
 
-  boost::asio::io_context& io_;
   TokenService& api_;
   WebUiOptions options_;
   license::PosixFilesystem fs_;

@@ -42,7 +42,7 @@ LockTable::LockTable(const Clock& clock, Options options, LockState restored, Pe
 
 uint64_t LockTable::Acquire(std::string holder, Seconds ttl, Seconds wait, Done done,
                             std::function<bool()> alive) {
-  std::vector<Completion> completions;
+  Completions completions;
   ExpireIfDue(completions);
   HandOff(completions);
   uint64_t queued = 0;
@@ -82,7 +82,7 @@ void LockTable::Cancel(uint64_t waiter_id) {
 }
 
 Status LockTable::Release(std::string_view id) {
-  std::vector<Completion> completions;
+  Completions completions;
   ExpireIfDue(completions);
   Status result = Status::Ok();
   if (!lease_ || !ConstantTimeEquals(lease_->id, id)) {
@@ -99,7 +99,7 @@ Status LockTable::Release(std::string_view id) {
 }
 
 StatusOr<Grant> LockTable::Renew(std::string_view id, Seconds ttl) {
-  std::vector<Completion> completions;
+  Completions completions;
   ExpireIfDue(completions);
   StatusOr<Grant> result = NotFound("lock id " + Redact(id) + " does not hold the lock");
   if (lease_ && ConstantTimeEquals(lease_->id, id)) {
@@ -120,7 +120,7 @@ StatusOr<Grant> LockTable::Renew(std::string_view id, Seconds ttl) {
 }
 
 void LockTable::Tick() {
-  std::vector<Completion> completions;
+  Completions completions;
   ExpireIfDue(completions);
   HandOff(completions);
   Run(completions);
@@ -136,14 +136,14 @@ std::optional<SteadyTime> LockTable::NextWakeup() const {
 }
 
 void LockTable::FailAllWaiters(const Status& why) {
-  std::vector<Completion> completions;
+  Completions completions;
   for (Waiter& w : waiters_) completions.emplace_back(std::move(w.done), why);
   waiters_.clear();
   Run(completions);
 }
 
 View LockTable::Snapshot() {
-  std::vector<Completion> completions;
+  Completions completions;
   ExpireIfDue(completions);
   HandOff(completions);
   Run(completions);
@@ -163,7 +163,7 @@ View LockTable::Snapshot() {
   return v;
 }
 
-void LockTable::ExpireIfDue(std::vector<Completion>& out) {
+void LockTable::ExpireIfDue(Completions& out) {
   SteadyTime now = clock_.Now();
   std::optional<SteadyTime> freed_at;
   if (lease_ && now >= lease_->expires_at) {
@@ -186,7 +186,7 @@ void LockTable::ExpireIfDue(std::vector<Completion>& out) {
   }
 }
 
-void LockTable::HandOff(std::vector<Completion>& out) {
+void LockTable::HandOff(Completions& out) {
   while (!lease_ && !waiters_.empty()) {
     Waiter w = std::move(waiters_.front());
     waiters_.pop_front();
@@ -204,7 +204,7 @@ void LockTable::HandOff(std::vector<Completion>& out) {
 }
 
 StatusOr<Grant> LockTable::GrantTo(const std::string& holder, Seconds ttl) {
-  Lease l;
+  Lease& l = lease_.emplace();  // in place: the id and holder are not copied twice
   l.id = ids_();
   l.holder = holder;
   l.token = last_token_ + 1;
@@ -212,7 +212,6 @@ StatusOr<Grant> LockTable::GrantTo(const std::string& holder, Seconds ttl) {
   l.acquired_wall = clock_.WallNow();
   l.acquired_at = clock_.Now();
   l.expires_at = l.acquired_at + ttl;
-  lease_ = l;
   ++last_token_;
   if (Status s = PersistNow(); !s.ok()) {
     lease_.reset();
@@ -269,7 +268,7 @@ Status LockTable::BusyError(std::string_view prefix) const {
   return FailedPrecondition(std::move(msg));
 }
 
-void LockTable::Run(std::vector<Completion>& completions) {
+void LockTable::Run(Completions& completions) {
   for (auto& [done, result] : completions) {
     if (done) done(std::move(result));
   }

@@ -7,7 +7,7 @@
 namespace lm::store {
 
 EmbeddedLockService::EmbeddedLockService(boost::asio::io_context& io, const Clock& clock)
-    : io_(io), clock_(clock), timer_(io), flush_timer_(io) {}
+    : clock_(clock), timer_(io), flush_timer_(io) {}
 
 StatusOr<std::unique_ptr<EmbeddedLockService>> EmbeddedLockService::Open(
     boost::asio::io_context& io, const Clock& clock, lock::Options options,

@@ -42,7 +42,6 @@ class EmbeddedLockService final : public lock::LockService {
   void Rearm();
   void ScheduleFlush();
 
-  boost::asio::io_context& io_;
   const Clock& clock_;
   std::optional<StateFile> file_;
   std::unique_ptr<lock::LockTable> table_;

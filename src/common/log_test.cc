@@ -1,0 +1,82 @@
+#include "common/log.h"
+
+#include <gtest/gtest.h>
+#include <spdlog/details/log_msg.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace lm {
+namespace {
+
+using std::chrono::milliseconds;
+
+// 2026-11-28T01:27:46.360Z
+constexpr int64_t kSomeMs = 1795829266360;
+
+std::string Format(spdlog::formatter& f, int64_t unix_ms, spdlog::level::level_enum level,
+                   std::string_view payload) {
+  spdlog::details::log_msg msg("lm", level, spdlog::string_view_t(payload.data(), payload.size()));
+  msg.time = spdlog::log_clock::time_point(milliseconds(unix_ms));
+  spdlog::memory_buf_t out;
+  f.format(msg, out);
+  return std::string(out.data(), out.size());
+}
+
+TEST(LineFormatter, TextIsTimestampLevelMessage) {
+  auto f = MakeLineFormatter("text");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(Format(*f, kSomeMs, spdlog::level::info, "lock granted to 'a'"),
+            "2026-11-28T01:27:46.360Z info lock granted to 'a'\n");
+  EXPECT_EQ(Format(*f, kSomeMs + 5, spdlog::level::warn, "w"),
+            "2026-11-28T01:27:46.365Z warning w\n");
+  EXPECT_NE(MakeLineFormatter(""), nullptr);  // the default is text
+}
+
+TEST(LineFormatter, FollowsTheClockAcrossSecondsBothWays) {
+  auto f = MakeLineFormatter("text");
+  EXPECT_EQ(Format(*f, kSomeMs + 1000, spdlog::level::info, "m"),
+            "2026-11-28T01:27:47.360Z info m\n");
+  EXPECT_EQ(Format(*f, kSomeMs + 24 * 3600 * 1000 - 360, spdlog::level::info, "m"),
+            "2026-11-29T01:27:46.000Z info m\n");
+  EXPECT_EQ(Format(*f, kSomeMs - 360 - 1, spdlog::level::info, "m"),  // back in time
+            "2026-11-28T01:27:45.999Z info m\n");
+  EXPECT_EQ(Format(*f, -500, spdlog::level::info, "m"),  // before the epoch: no garbage
+            "1969-12-31T23:59:59.500Z info m\n");
+}
+
+TEST(LineFormatter, JsonEscapesTheMessageAndParses) {
+  auto f = MakeLineFormatter("json");
+  ASSERT_NE(f, nullptr);
+  const std::string hostile = std::string("q\"b\\s\nn\rr\tt") + '\x01' + '\x1f' + "</script>é";
+  std::string line = Format(*f, kSomeMs, spdlog::level::err, hostile);
+  ASSERT_FALSE(line.empty());
+  EXPECT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);  // one line, whatever the message holds
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["ts"], "2026-11-28T01:27:46.360Z");
+  EXPECT_EQ(j["level"], "error");
+  EXPECT_EQ(j["msg"], hostile);
+  EXPECT_NE(line.find("\\u0001"), std::string::npos);
+  EXPECT_EQ(Format(*f, kSomeMs, spdlog::level::info, "plain"),
+            "{\"ts\":\"2026-11-28T01:27:46.360Z\",\"level\":\"info\",\"msg\":\"plain\"}\n");
+}
+
+TEST(LineFormatter, CloneKeepsTheFormat) {
+  auto f = MakeLineFormatter("json")->clone();
+  EXPECT_EQ(Format(*f, kSomeMs, spdlog::level::info, "").rfind("{\"ts\":", 0), 0u);
+}
+
+TEST(InitLogging, RejectsAnUnknownFormatNamingTheVariable) {
+  for (const std::string& bad : {std::string("yaml"), std::string("JSON"), std::string("text "),
+                                 std::string(200, 'x')}) {
+    Status s = InitLogging(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("LOG_FORMAT"), std::string::npos);
+    EXPECT_LT(s.message().size(), 100u);
+  }
+}
+
+}  // namespace
+}  // namespace lm
