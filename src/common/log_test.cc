@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <spdlog/details/log_msg.h>
+#include <spdlog/sinks/ostream_sink.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 namespace lm {
@@ -66,6 +70,24 @@ TEST(LineFormatter, JsonEscapesTheMessageAndParses) {
 TEST(LineFormatter, CloneKeepsTheFormat) {
   auto f = MakeLineFormatter("json")->clone();
   EXPECT_EQ(Format(*f, kSomeMs, spdlog::level::info, "").rfind("{\"ts\":", 0), 0u);
+}
+
+TEST(LogInfoCompiled, WritesTheLineAtInfoAndNothingWhenInfoIsOff) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  auto logger = std::make_shared<spdlog::logger>("compiled-test", sink);
+  logger->set_formatter(MakeLineFormatter("text"));
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  LogInfoCompiled(FMT_COMPILE("lock granted to '{}' token={} ttl={}s"), "node-1", uint64_t{42}, 10);
+  logger->set_level(spdlog::level::warn);
+  LogInfoCompiled(FMT_COMPILE("not {}"), "written");
+  spdlog::set_default_logger(previous);
+  const std::string text = out.str();
+  EXPECT_NE(text.find(" info lock granted to 'node-1' token=42 ttl=10s\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("written"), std::string::npos);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);
 }
 
 TEST(InitLogging, RejectsAnUnknownFormatNamingTheVariable) {

@@ -87,6 +87,10 @@ int HexValue(char c) {
 }  // namespace
 
 StatusOr<std::string> PercentDecode(std::string_view s) {
+  if (s.find('%') == std::string_view::npos) {  // the usual case: nothing to decode
+    if (s.find('\0') != std::string_view::npos) return InvalidArgument("NUL in URL");
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {

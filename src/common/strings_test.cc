@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string_view>
+
 namespace lm {
 namespace {
 
@@ -61,6 +63,14 @@ TEST(PercentDecode, DecodesAndRejectsMalformed) {
   EXPECT_FALSE(PercentDecode("%4").ok());
   EXPECT_FALSE(PercentDecode("%zz").ok());
   EXPECT_FALSE(PercentDecode("a%00b").ok());
+}
+
+TEST(PercentDecode, PlainTextIsCopiedButARawNulIsStillRefused) {
+  EXPECT_EQ(*PercentDecode("holder=node-1.example"), "holder=node-1.example");
+  EXPECT_EQ(*PercentDecode(""), "");
+  EXPECT_FALSE(PercentDecode(std::string_view("ab\0c", 4)).ok());      // no '%' anywhere
+  EXPECT_FALSE(PercentDecode(std::string_view("%41\0c", 5)).ok());     // and with one
+  EXPECT_EQ(*PercentDecode("%41+b"), "A+b");  // '+' is literal here (forms decode it first)
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/histogram.h"
+#include "common/log.h"
 #include "common/strings.h"
 
 namespace lm::http {
@@ -317,8 +318,8 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
     if (!g.ok()) {
       return r->Send(ErrorResponse(HttpStatusFor(g.status().code()), g.status().message()));
     }
-    spdlog::info("lock granted to '{}' token={} ttl={}s id={}", holder, g->token, g->ttl.count(),
-                 Redact(g->id));
+    LogInfoCompiled(FMT_COMPILE("lock granted to '{}' token={} ttl={}s id={}"), holder, g->token,
+                    g->ttl.count(), Redact(g->id));
     r->Send(JsonResponse(200, GrantJson(*g)));
   });
   if (!r->done()) {
@@ -335,7 +336,7 @@ void TokenService::HandleRelease(const Request& req, std::string_view id,
   // The log shows the id redacted; only that is kept (short enough for no heap block).
   lock_.Release(std::string(id), [r, shown = Redact(id)](Status s) {
     if (!s.ok()) return r->Send(ErrorResponse(HttpStatusFor(s.code()), s.message()));
-    spdlog::info("lock released id={}", shown);
+    LogInfoCompiled(FMT_COMPILE("lock released id={}"), shown);
     r->Send(JsonResponse(200, "\"Released\""));
   });
 }
