@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <deque>
 
 #include "common/clock.h"
 
@@ -44,12 +45,17 @@ class EmbeddedLockServiceTest : public ::testing::Test {
                                                                  start);
   }
 
-  // Queues a waiter; *granted becomes true when it gets the lock.
-  void Wait(std::string holder, bool* granted) {
+  // Queues a waiter; the flag returned becomes true when it gets the lock. The flag belongs to
+  // the fixture: a waiter still queued at the end is answered by Shutdown in TearDown, after
+  // the test body's locals are gone.
+  const bool* Wait(std::string holder) {
+    bool* granted = &flags_.emplace_back(false);
     service_->Acquire({std::move(holder), seconds(10), seconds(30), {}},
                       [granted](StatusOr<lock::Grant> g) { *granted = g.ok(); });
+    return granted;
   }
 
+  std::deque<bool> flags_;  // see Wait; a deque keeps their addresses
   boost::asio::io_context io_;
   FakeClock clock_;
   std::unique_ptr<EmbeddedLockService> service_;
@@ -65,11 +71,10 @@ TEST_F(EmbeddedLockServiceTest, ATimerArmedForAnEarlierLeaseStillHandsTheNextOne
   service_->Release(first, [&](Status s) { released = s.ok(); });
   ASSERT_TRUE(released);
   ASSERT_FALSE(Grant("b", seconds(5)).empty());
-  bool c_granted = false;
-  Wait("c", &c_granted);
+  const bool* c_granted = Wait("c");
   clock_.Advance(seconds(5));  // b's lease is due; nothing but the timer can notice
-  RunUntil([&] { return c_granted; }, std::chrono::milliseconds(7000));
-  EXPECT_TRUE(c_granted);
+  RunUntil([&] { return *c_granted; }, std::chrono::milliseconds(7000));
+  EXPECT_TRUE(*c_granted);
   EXPECT_EQ(service_->CountersSnapshot().expiries, 1u);
 }
 
@@ -77,23 +82,21 @@ TEST_F(EmbeddedLockServiceTest, AShorterLeaseAfterALongerOneIsHandedOverWithoutW
   std::string first = Grant("a", seconds(30));
   service_->Release(first, [](Status) {});
   ASSERT_FALSE(Grant("b", seconds(1)).empty());
-  bool c_granted = false;
-  Wait("c", &c_granted);
+  const bool* c_granted = Wait("c");
   clock_.Advance(seconds(1));
   // The timer was armed for 30 s; the 1 s lease must re-arm it earlier.
-  RunUntil([&] { return c_granted; }, std::chrono::milliseconds(5000));
-  EXPECT_TRUE(c_granted);
+  RunUntil([&] { return *c_granted; }, std::chrono::milliseconds(5000));
+  EXPECT_TRUE(*c_granted);
 }
 
 TEST_F(EmbeddedLockServiceTest, ALeaseIsNotEndedBeforeItIsDue) {
   std::string first = Grant("a", seconds(1));
   service_->Release(first, [](Status) {});
   ASSERT_FALSE(Grant("b", seconds(5)).empty());
-  bool c_granted = false;
-  Wait("c", &c_granted);
+  const bool* c_granted = Wait("c");
   // The early timer (1 s) fires; b's lease has 5 s left on the fake clock.
   RunUntil([] { return false; }, std::chrono::milliseconds(1200));
-  EXPECT_FALSE(c_granted);
+  EXPECT_FALSE(*c_granted);
   EXPECT_EQ(service_->CountersSnapshot().expiries, 0u);
 }
 
