@@ -204,7 +204,10 @@ void LockTable::HandOff(Completions& out) {
 }
 
 StatusOr<Grant> LockTable::GrantTo(const std::string& holder, Seconds ttl) {
-  Lease& l = lease_.emplace();  // in place: the id and holder are not copied twice
+  // Filled in place: the id and holder are not copied twice. (Not lease_.emplace(): clang
+  // decides Lease is not default-constructible while LockTable is still incomplete.)
+  lease_ = Lease{};
+  Lease& l = *lease_;
   l.id = ids_();
   l.holder = holder;
   l.token = last_token_ + 1;
