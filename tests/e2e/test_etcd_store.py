@@ -205,8 +205,9 @@ def test_kill9_the_replica_a_holder_used_then_release_through_another(etcd, repl
     s, g = lock(a.port, holder="h", ttl=60)
     assert s == 200
     a.stop(signal.SIGKILL)
-    st = status(b.port)
-    assert st["held"] and st["token"] == g["token"]
+    # b learns of a's grant through its watch: soon, not necessarily by this request.
+    eventually_status(b.port, lambda st: st["held"] and st["token"] == g["token"],
+                      "a's grant seen on b")
     assert release(b.port, g["id"]) == (200, '"Released"')
     s, g2 = lock(b.port)
     assert s == 200 and g2["token"] > g["token"]
