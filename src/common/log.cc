@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "common/strings.h"
 
 namespace lm {
 
@@ -49,7 +50,7 @@ class LineFormatter final : public spdlog::formatter {
       Append(dest, R"(Z","level":")");
       Append(dest, std::string_view(level.data(), level.size()));
       Append(dest, R"(","msg":")");
-      AppendJsonEscaped(dest, payload);
+      JsonEscapeInto(payload, [&dest](std::string_view piece) { Append(dest, piece); });
       Append(dest, "\"}\n");
     } else {
       Append(dest, seconds_text_);
@@ -69,29 +70,6 @@ class LineFormatter final : public spdlog::formatter {
  private:
   static void Append(spdlog::memory_buf_t& dest, std::string_view s) {
     dest.append(s.data(), s.data() + s.size());
-  }
-
-  static void AppendJsonEscaped(spdlog::memory_buf_t& dest, std::string_view s) {
-    size_t plain = 0;  // start of the run of characters that need no escape
-    for (size_t i = 0; i < s.size(); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      Append(dest, s.substr(plain, i - plain));
-      plain = i + 1;
-      switch (c) {
-        case '"': Append(dest, "\\\""); break;
-        case '\\': Append(dest, "\\\\"); break;
-        case '\n': Append(dest, "\\n"); break;
-        case '\r': Append(dest, "\\r"); break;
-        case '\t': Append(dest, "\\t"); break;
-        default: {
-          static constexpr char kHex[] = "0123456789abcdef";
-          const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-          Append(dest, std::string_view(u, 6));
-        }
-      }
-    }
-    Append(dest, s.substr(plain));
   }
 
   // seconds_text_ = "YYYY-MM-DDTHH:MM:SS." for `secs` since the epoch, in UTC.

@@ -1,6 +1,5 @@
 #include "common/strings.h"
 
-#include <cstdio>
 #include <string>
 
 namespace lm {
@@ -57,23 +56,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 std::string JsonEscape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
+  JsonEscapeInto(s, [&out](std::string_view piece) { out.append(piece); });
   return out;
 }
 

@@ -29,6 +29,32 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Escapes a string for inclusion in a JSON string literal (no surrounding quotes).
 std::string JsonEscape(std::string_view s);
 
+// JsonEscape for any output: calls append(std::string_view) with runs of plain characters and
+// with each escape, in order. For writers that append into their own buffer (the log line).
+template <typename Append>
+void JsonEscapeInto(std::string_view s, Append&& append) {
+  size_t plain = 0;  // start of the run of characters that need no escape
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    append(s.substr(plain, i - plain));
+    plain = i + 1;
+    switch (c) {
+      case '"': append("\\\""); break;
+      case '\\': append("\\\\"); break;
+      case '\n': append("\\n"); break;
+      case '\r': append("\\r"); break;
+      case '\t': append("\\t"); break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        append(std::string_view(u, 6));
+      }
+    }
+  }
+  append(s.substr(plain));
+}
+
 // Percent-decodes a URL component; '+' is kept literally. Fails on malformed escapes or NUL.
 StatusOr<std::string> PercentDecode(std::string_view s);
 
