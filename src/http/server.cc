@@ -152,7 +152,14 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
       ++server_->stats.timeouts;
       return Close();
     }
-    if (!busy_ && !reading_ && buffer_.size() == 0 && now - idle_since_ >= kTrimAfter) Trim();
+    if (!busy_ && !reading_ && buffer_.size() == 0 && now - idle_since_ >= server_->opts.trim_after) {
+      if (!read_pending_) return Trim();
+      // The pending read holds the buffer: cancel it, its handler trims and waits again.
+      if (!trimmed_) {
+        beast::error_code ec;
+        socket_.cancel(ec);
+      }
+    }
   }
 
  private:
@@ -165,8 +172,8 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
 
   // Idle keep-alive connections hold as little memory as possible (measured: 11.9 -> 8.5 MiB
   // at 1,000 idle). A busy connection keeps its parser, buffer and request strings between
-  // requests, so a request on it allocates less; one idle this long gives them back.
-  static constexpr std::chrono::milliseconds kTrimAfter{1000};
+  // requests, so a request on it allocates less; one idle for ServerOptions::trim_after gives
+  // them back.
   static constexpr size_t kKeepMemoryUpTo = 64;  // open connections
   // With many connections open, each gives its memory back between requests at once (never
   // while its request is being dispatched: the handler still reads it).
@@ -176,6 +183,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   void Trim() {
     if (trimmed_) return;
     trimmed_ = true;
+    ++server_->stats.trims;
     parser_.reset();
     fields_pool_.Clear();
     buffer_.shrink_to_fit();
@@ -192,6 +200,8 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   // 3, 7 and at most 15 while the misses go on; a hit starts over. A client that never has its
   // next request ready costs one wasted read per 16 requests.
   static constexpr int kMaxMissStreak = 4;
+  // What a read between requests asks for (a request's first bytes).
+  static constexpr size_t kFirstReadBytes = 512;
 
   // How the next request is read.
   enum class Next {
@@ -256,13 +266,14 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
         if (ec && ec != bhttp::error::need_more) return OnParseError(ec);
         if (!ec && used > 0) continue;  // the parser took something; it may take more
       }
-      size_t want = reading_ ? std::min<size_t>(4096, server_->max_request_bytes() + 1) : 512;
+      size_t want = reading_ ? std::min<size_t>(4096, server_->max_request_bytes() + 1)
+                             : kFirstReadBytes;
       beast::error_code ec;
       size_t n = 0;
       if (buffer_.capacity() == 0) {
         // A trimmed (or new) connection reads into the stack first: a read that finds nothing
         // then allocates nothing (1,000 idle connections would otherwise keep 512 bytes each).
-        char first[512];
+        char first[kFirstReadBytes];
         n = socket_.read_some(net::buffer(first, std::min(want, sizeof first)), ec);
         if (!ec) std::memcpy(buffer_.prepare(n).data(), first, n);
       } else {
@@ -319,7 +330,35 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
     parser_->eager(true);
   }
 
+  // Waits for the next bytes. A connection that still has its buffer (it was busy lately)
+  // queues the read itself: Asio then reads when epoll says the socket is readable, with no
+  // EPOLL_CTL_MOD (which it makes for every async_wait) and, after a read that drained the
+  // socket, no speculative read either. Per request that is epoll_wait, recv and send, as in
+  // Redis. A trimmed connection waits for readability without holding a buffer.
   void WaitReadable() {
+    if (!trimmed_ && buffer_.capacity() > 0) {
+      read_pending_ = true;
+      socket_.async_read_some(
+          buffer_.prepare(kFirstReadBytes),
+          [self = shared_from_this()](beast::error_code ec, size_t n) {
+            self->read_pending_ = false;
+            if (!self->socket_.is_open()) return;
+            if (ec == net::error::operation_aborted) {
+              // Cancelled by CheckDeadline to give the memory of an idle connection back.
+              self->Trim();
+              return self->WaitReadable();
+            }
+            if (!ec) {
+              self->buffer_.commit(n);
+              self->now_ = Clock::now();
+              self->now_valid_ = true;
+            }
+            // An error (end of stream, reset) is met again by ReadAndParse's own read, which
+            // knows whether a request was under way.
+            self->ReadAndParse();
+          });
+      return;
+    }
     socket_.async_wait(tcp::socket::wait_read,
                        [self = shared_from_this()](beast::error_code ec) {
                          if (ec || !self->socket_.is_open()) return self->Close();
@@ -490,6 +529,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   bool keep_alive_ = false;
   bool busy_ = false;
   bool watching_ = false;
+  bool read_pending_ = false;  // an async_read_some into buffer_ is queued (see WaitReadable)
   bool header_checked_ = false;
   bool trimmed_ = true;  // nothing to give back yet
   bool dispatching_ = false;
@@ -505,7 +545,8 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
 void HttpServer::Impl::StartSweep() {
   if (sweeping || stopping) return;
   sweeping = true;
-  auto shortest = std::min({opts.read_timeout, opts.idle_timeout, opts.write_timeout});
+  auto shortest =
+      std::min({opts.read_timeout, opts.idle_timeout, opts.write_timeout, opts.trim_after});
   auto interval = std::clamp(shortest / 4, std::chrono::milliseconds(10),
                              std::chrono::milliseconds(250));
   sweep_timer.expires_after(interval);

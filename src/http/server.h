@@ -29,6 +29,8 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{10000};  // from first byte to whole request
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive between requests
   std::chrono::milliseconds write_timeout{10000};
+  // A kept-alive connection idle this long between requests gives its buffers back.
+  std::chrono::milliseconds trim_after{1000};
   std::string server_name = "tokenmgr";
 };
 
@@ -38,6 +40,7 @@ struct ServerStats {
   uint64_t rejected_connections = 0;  // over max_connections
   uint64_t bad_requests = 0;          // unparsable, oversized
   uint64_t timeouts = 0;              // idle or slow clients closed
+  uint64_t trims = 0;                 // connections that gave their buffers back
 };
 
 class HttpServer {
