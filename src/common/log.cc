@@ -98,10 +98,9 @@ class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
   }
 
  protected:
+  // The line is formatted straight onto the pending ones (the formatter appends).
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t formatted;
-    formatter_->format(msg, formatted);
-    pending_.append(formatted.data(), formatted.size());
+    formatter_->format(msg, pending_);
     if (pending_.size() >= kMaxPending) flush_();
   }
   void flush_() override {
@@ -112,12 +111,12 @@ class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
       if (n <= 0) break;  // stderr gone: drop the lines rather than block or spin
       done += static_cast<size_t>(n);
     }
-    pending_.clear();
+    pending_.clear();  // keeps its capacity
   }
 
  private:
   static constexpr size_t kMaxPending = 64 * 1024;
-  std::string pending_;
+  spdlog::memory_buf_t pending_;
 };
 
 // Flushes the default logger every 100 ms until stopped (spdlog's own flush_every counts in

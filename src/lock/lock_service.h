@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "lock/lock_table.h"
@@ -33,7 +34,8 @@ class LockService {
 
   // `done` runs exactly once, unless the returned function is called first.
   virtual CancelFn Acquire(AcquireRequest request, GrantDone done) = 0;
-  virtual void Release(std::string id, StatusDone done) = 0;
+  // `id` is only valid during the call: an implementation that answers later copies it.
+  virtual void Release(std::string_view id, StatusDone done) = 0;
   virtual void Renew(std::string id, Seconds ttl, GrantDone done) = 0;
   virtual void GetView(ViewDone done) = 0;
 

@@ -60,7 +60,7 @@ lock::LockService::CancelFn EmbeddedLockService::Acquire(lock::AcquireRequest re
   };
 }
 
-void EmbeddedLockService::Release(std::string id, StatusDone done) {
+void EmbeddedLockService::Release(std::string_view id, StatusDone done) {
   Status s = table_->Release(id);
   Rearm();
   done(std::move(s));

@@ -29,7 +29,7 @@ class EmbeddedLockService final : public lock::LockService {
                                                              const std::string& state_file);
 
   CancelFn Acquire(lock::AcquireRequest request, GrantDone done) override;
-  void Release(std::string id, StatusDone done) override;
+  void Release(std::string_view id, StatusDone done) override;
   void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
   void GetView(ViewDone done) override;
   lock::Counters CountersSnapshot() const override { return table_->counters(); }

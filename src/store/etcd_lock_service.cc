@@ -683,8 +683,9 @@ Status EtcdLockService::NotHeld(const std::string& id) const {
                   " does not hold the lock (wrong, expired or already released)");
 }
 
-void EtcdLockService::Release(std::string id, StatusDone done) {
+void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
+  std::string id(id_view);
   if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
   if (lock_ && lock_->mod_revision > 0 && ConstantTimeEquals(lock_->id, id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the

@@ -84,7 +84,7 @@ class EtcdLockService final : public lock::LockService {
   ~EtcdLockService() override;
 
   CancelFn Acquire(lock::AcquireRequest request, GrantDone done) override;
-  void Release(std::string id, StatusDone done) override;
+  void Release(std::string_view id, StatusDone done) override;
   void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
   void GetView(ViewDone done) override;
   lock::Counters CountersSnapshot() const override { return counters_; }
