@@ -11,12 +11,14 @@
 #   make clean            remove the static build, the staged contexts and the two images
 #
 # Variables: DOCKER (podman; docker works too), VERSION (1.0.0), REGISTRY (a prefix such as
-# registry.example.com/bitfusion/, empty by default as in the seed), BUILD_DIR (build/static).
+# registry.example.com/bitfusion/, empty by default as in the seed), BUILD_DIR (build/static),
+# PGO (1: profile-guided build in build/static-pgo, ~4 more minutes; see docs/benchmarks.md).
 
 DOCKER ?= podman
 VERSION ?= 1.0.0
 REGISTRY ?=
-BUILD_DIR ?= build/static
+PGO ?= 0
+BUILD_DIR ?= build/static$(if $(filter 1,$(PGO)),-pgo)
 CMAKE ?= cmake
 STRIP ?= strip
 MAX_IMAGE_BYTES ?= 10000000
@@ -42,8 +44,14 @@ binaries: $(BUILD_DIR)/build.ninja
 	$(CMAKE) --build $(BUILD_DIR) --target tokenmgr license-holder
 
 # The static preset uses spdlog and fmt header-only (cmake/static-deps.cmake).
+# PGO=1: profile-guided and link-time optimized (scripts/build-pgo.sh: an instrumented build, a
+# training run on 127.0.0.1, the optimized build), in build/static-pgo.
 $(BUILD_DIR)/build.ninja:
+ifeq ($(PGO),1)
+	scripts/build-pgo.sh static $(BUILD_DIR)
+else
 	$(CMAKE) --preset static -B $(BUILD_DIR)
+endif
 
 # stage_context(image, binary, extra shell commands run in rootfs/)
 define stage_context
