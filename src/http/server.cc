@@ -152,13 +152,12 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
       ++server_->stats.timeouts;
       return Close();
     }
-    if (!busy_ && !reading_ && buffer_.size() == 0 && now - idle_since_ >= server_->opts.trim_after) {
+    const bool idle = !busy_ && !reading_ && buffer_.size() == 0;
+    if (idle && now - idle_since_ >= server_->opts.trim_after) {
       if (!read_pending_) return Trim();
       // The pending read holds the buffer: cancel it, its handler trims and waits again.
-      if (!trimmed_) {
-        beast::error_code ec;
-        socket_.cancel(ec);
-      }
+      beast::error_code ec;
+      socket_.cancel(ec);
     }
   }
 
@@ -298,9 +297,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
         continue;
       }
       if (ec) return Close();  // end of stream between requests, or a socket error
-      buffer_.commit(n);
-      now_ = Clock::now();
-      now_valid_ = true;
+      Received(n);
     }
   }
 
@@ -330,6 +327,14 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
     parser_->eager(true);
   }
 
+  // `n` bytes were read into buffer_.prepare(): they join the buffer, and the time they came is
+  // the reading deadlines use (see Now()).
+  void Received(size_t n) {
+    buffer_.commit(n);
+    now_ = Clock::now();
+    now_valid_ = true;
+  }
+
   // Waits for the next bytes. A connection that still has its buffer (it was busy lately)
   // queues the read itself: Asio then reads when epoll says the socket is readable, with no
   // EPOLL_CTL_MOD (which it makes for every async_wait) and, after a read that drained the
@@ -348,11 +353,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
               self->Trim();
               return self->WaitReadable();
             }
-            if (!ec) {
-              self->buffer_.commit(n);
-              self->now_ = Clock::now();
-              self->now_valid_ = true;
-            }
+            if (!ec) self->Received(n);
             // An error (end of stream, reset) is met again by ReadAndParse's own read, which
             // knows whether a request was under way.
             self->ReadAndParse();

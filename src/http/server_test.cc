@@ -147,7 +147,8 @@ TEST_F(ServerTest, RequestCutShortByHangUpIsAnsweredWithBadRequest) {
   boost::system::error_code ec;
   net::read(s, net::dynamic_buffer(in), ec);  // to the server's close
   EXPECT_EQ(in.rfind("HTTP/1.1 400", 0), 0u) << in;
-  EXPECT_TRUE(AwaitStats([](const ServerStats& st) { return st.open == 0 && st.bad_requests == 1; }));
+  EXPECT_TRUE(
+      AwaitStats([](const ServerStats& st) { return st.open == 0 && st.bad_requests == 1; }));
 }
 
 TEST_F(ServerTest, StopClosesAConnectionWaitingForItsNextRequest) {
