@@ -1,34 +1,22 @@
 #!/usr/bin/env bash
-# The training run of a profile-guided build (scripts/build-pgo.sh): drives an instrumented
-# tokenmgr on 127.0.0.1 with the work it is optimized for, then stops it with SIGTERM so that
-# it writes its profile. Usage: bench/pgo-train.sh TOKENMGR LOCK_BENCH
+# The training run of a profile-guided build (scripts/build-pgo.sh): drives the (instrumented)
+# tokenmgr of $LM_BUILD_DIR (default build/release) on 127.0.0.1 with the work it is optimized
+# for, then stops it with SIGTERM so that it writes its profile. lock_bench is the load.
+# Usage: LM_BUILD_DIR=build/release-pgo bench/pgo-train.sh
 # Work: 1-client lock+release cycles (memory-only, then with a state file), 50 contending
 # clients, and the read-only endpoints once each (text logs, the default).
 set -euo pipefail
-[ $# -eq 2 ] || { echo "usage: $0 TOKENMGR LOCK_BENCH" >&2; exit 2; }
-tokenmgr=$1 driver=$2
-for bin in "$tokenmgr" "$driver"; do
-  [ -x "$bin" ] || { echo "pgo-train: $bin is not an executable" >&2; exit 2; }
-done
-work="$(mktemp -d /tmp/lm-pgo.XXXXXX)"
-pid=""
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cd "$(dirname "$0")/.."
+[ $# -eq 0 ] || { echo "usage: [LM_BUILD_DIR=dir] $0" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh  # $tokenmgr, $driver, $work, start_tokenmgr; stops what it started at exit
 
-train() {  # extra tokenmgr flags...
-  rm -f "$work/port"
-  "$tokenmgr" --bind-address 127.0.0.1 --listen-port 0 --port-file "$work/port" \
-    --max-wait 60 "$@" 2>>"$work/tokenmgr.log" &
-  pid=$!
-  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  [ -s "$work/port" ] || { echo "pgo-train: tokenmgr did not start" >&2; cat "$work/tokenmgr.log" >&2; exit 1; }
-  local port; port=$(cat "$work/port")
-  "$driver" --cycles --tm-port="$port" --clients=1 --seconds="${SECONDS_1:-3}" --warmup=0.2
-  "$driver" --cycles --tm-port="$port" --clients=50 --seconds=1 --warmup=0.2
-  python3 - "$port" <<'EOF'
+train() {  # seconds of 1-client cycles, a name, then extra tokenmgr flags
+  local seconds=$1; shift
+  start_tokenmgr "$@"
+  "$driver" --cycles --tm-port="$tm_port" --clients=1 --seconds="$seconds" --warmup=0.2
+  "$driver" --cycles --tm-port="$tm_port" --clients=50 --seconds=1 --warmup=0.2
+  python3 - "$tm_port" <<'EOF'
 import socket, sys
 port = int(sys.argv[1])
 for path in ["/api/token/status", "/api/stats", "/metrics", "/healthz", "/readyz",
@@ -39,12 +27,12 @@ for path in ["/api/token/status", "/api/stats", "/metrics", "/healthz", "/readyz
         while s.recv(65536):
             pass
 EOF
-  kill -TERM "$pid"
-  local rc=0; wait "$pid" || rc=$?
+  kill -TERM "$tm_pid"
+  local rc=0
+  wait "$tm_pid" || rc=$?
   [ "$rc" -eq 0 ] || { echo "pgo-train: tokenmgr exited with $rc" >&2; exit 1; }
-  pid=""
 }
 
-train
-SECONDS_1=1 train --state-file "$work/state.json"
+train 3 memory
+train 1 file --state-file "$work/file/state.json"
 echo "pgo-train: done" >&2

@@ -16,7 +16,7 @@ rm -rf "$profile"
 cmake --preset "$preset" -B "$dir" -DLM_PGO=generate -DLM_PGO_DIR="$profile" \
   -DLM_BUILD_BENCH=ON -DLM_BUILD_TESTS=OFF -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF >/dev/null
 cmake --build "$dir" --target tokenmgr lock_bench
-bench/pgo-train.sh "$dir/src/bin/tokenmgr" "$dir/bench/lock_bench"
+LM_BUILD_DIR="$dir" bench/pgo-train.sh
 cmake "$dir" -DLM_PGO=use -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON >/dev/null
 cmake --build "$dir"
 echo "build-pgo: optimized build in $dir" >&2
