@@ -55,7 +55,8 @@ StatusOr<ParsedUrl> ParseHttpUrl(const std::string& url) {
     out.host = hostport.substr(0, colon);
     if (colon != std::string::npos) port_text = hostport.substr(colon + 1);
     if (out.host.find(':') != std::string::npos) {
-      return InvalidArgument("TOKENMGR_URL: an IPv6 address needs brackets, e.g. http://[::1]:8080");
+      return InvalidArgument(
+          "TOKENMGR_URL: an IPv6 address needs brackets, e.g. http://[::1]:8080");
     }
     for (char c : out.host) {
       bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

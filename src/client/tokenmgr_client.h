@@ -41,7 +41,7 @@ class TokenmgrClient {
 };
 
 struct ParsedUrl {
-  std::string host;       // a DNS name, IPv4 address or IPv6 address (no brackets: "::1")
+  std::string host;  // a DNS name, IPv4 address or IPv6 address (no brackets: "::1")
   std::string port;
   std::string authority;  // host[:port] as written in the URL, e.g. "[::1]:8080" (Host header)
   std::string base_path;  // without trailing slash, e.g. "/api/token"

@@ -40,11 +40,26 @@ TEST(ParseHttpUrl, AcceptsBracketedIpv6) {
 }
 
 TEST(ParseHttpUrl, RejectsOthers) {
-  for (const char* bad : {"", "https://x/api", "ftp://x", "http://", "http://h:0/a", "http://h:99999/",
-                          "http://h:x/", "http://h/a b", "http://h/a?q", "http://bad host/",
-                          "http://h:/", "http://[::1/", "http://[]:80/", "http://[::g]:80/",
-                          "http://[1.2.3.4]:80/", "http://[::1]x/", "http://[::1]:/", "http://::1:80/",
-                          "http://[fe80::1%eth0]:80/", "http://[fe80::1%25lo]/",
+  for (const char* bad : {"",
+                          "https://x/api",
+                          "ftp://x",
+                          "http://",
+                          "http://h:0/a",
+                          "http://h:99999/",
+                          "http://h:x/",
+                          "http://h/a b",
+                          "http://h/a?q",
+                          "http://bad host/",
+                          "http://h:/",
+                          "http://[::1/",
+                          "http://[]:80/",
+                          "http://[::g]:80/",
+                          "http://[1.2.3.4]:80/",
+                          "http://[::1]x/",
+                          "http://[::1]:/",
+                          "http://::1:80/",
+                          "http://[fe80::1%eth0]:80/",
+                          "http://[fe80::1%25lo]/",
                           "http://[::1%\r\nX: y]/"}) {
     auto u = ParseHttpUrl(bad);
     ASSERT_FALSE(u.ok()) << bad;
@@ -96,8 +111,8 @@ class StubTokenmgr {
   }
   std::string url() const {
     auto ep = acceptor_.local_endpoint();
-    std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
-                                            : ep.address().to_string();
+    std::string host =
+        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     return "http://" + host + ":" + std::to_string(ep.port()) + "/api/token";
   }
   // Host headers seen, in order.

@@ -66,7 +66,8 @@ std::string ServerProblem(std::string_view s) {
 }
 
 // The variables that look like entries of `group` under another spelling (case differs).
-std::string OtherSpellings(const std::map<std::string, std::string>& env, const std::string& group) {
+std::string OtherSpellings(const std::map<std::string, std::string>& env,
+                           const std::string& group) {
   std::string found;
   std::string want = Lower(group) + "_1";
   for (const auto& [var, value] : env) {
@@ -124,15 +125,16 @@ StatusOr<std::vector<ServerGroup>> ParseServerGroups(
     }
     if (g.servers.empty()) {
       std::string others = OtherSpellings(env, g.name);
-      return InvalidArgument("GPUTYPES lists '" + g.name + "' but " + g.name + "_1 is not set" +
-                             (others.empty() ? "" : " (" + others +
-                                                        " is: names are case-sensitive)"));
+      return InvalidArgument(
+          "GPUTYPES lists '" + g.name + "' but " + g.name + "_1 is not set" +
+          (others.empty() ? "" : " (" + others + " is: names are case-sensitive)"));
     }
     if (std::string stray = StrayEntry(env, g.name, g.servers.size()); !stray.empty()) {
       return InvalidArgument(stray + " is set but " + g.name + "_" +
                              std::to_string(g.servers.size() + 1) +
                              " is not: number the entries 1, 2, 3, ... without gaps or leading "
-                             "zeros (at most " + std::to_string(kMaxServers) + ")");
+                             "zeros (at most " +
+                             std::to_string(kMaxServers) + ")");
     }
     groups.push_back(std::move(g));
   }
