@@ -40,6 +40,17 @@ def test_bad_server_groups_stop_start_up_naming_the_variable(tmp_path, case):
     assert os.listdir(os.path.join(pool, "license1")) == ["lic"]  # no claim written
 
 
+def test_unbracketed_ipv6_tokenmgr_url_stops_start_up(tmp_path):
+    pool = str(tmp_path / "pool")
+    make_pool(pool, 1)
+    h = Holder("node1", pool, str(tmp_path / "host"), "http://::1:8080/api/token", str(tmp_path))
+    r = subprocess.run([binary("license-holder")], env=h.env(), capture_output=True, text=True,
+                       timeout=30)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "TOKENMGR_URL" in out and "brackets" in out, out
+
+
 def start_tokenmgr_on(address, workdir):
     """A real tokenmgr on <address>:0 (Tokenmgr in procs.py binds 127.0.0.1 only)."""
     port_file = os.path.join(workdir, "tokenmgr.port")
