@@ -10,11 +10,13 @@
 #   make sizes            print the image sizes
 #   make clean            remove the static build, the staged contexts and the two images
 #
-# Variables: DOCKER (podman; docker works too), VERSION (1.0.0), REGISTRY (a prefix such as
+# Variables: DOCKER (podman if installed, else docker), VERSION (1.0.0), REGISTRY (a prefix such as
 # registry.example.com/bitfusion/, empty by default as in the seed), BUILD_DIR (build/static),
 # PGO (1: profile-guided build in build/static-pgo, ~4 more minutes; see docs/benchmarks.md).
 
-DOCKER ?= podman
+# The container engine: podman if it is on PATH, else docker. The image targets stop at once,
+# before building anything, when there is none (scripts/install-deps.sh --with-images installs one).
+DOCKER ?= $(firstword $(foreach t,podman docker,$(if $(shell command -v $(t) 2>/dev/null),$(t))))
 VERSION ?= 1.0.0
 REGISTRY ?=
 PGO ?= 0
@@ -33,6 +35,19 @@ IMAGE_ARGS := --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
               --build-arg CREATED=$(CREATED)
 
 .DEFAULT_GOAL := all
+IMAGE_GOALS := all default images tokenmgr-image flexdirect-image tcontainer fdcontainer sizes
+ifneq ($(filter $(IMAGE_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifeq ($(DOCKER),)
+$(error no container engine: neither podman nor docker is on PATH. Install one with \
+  'scripts/install-deps.sh --with-images' (Debian: apt-get install podman runc), or set \
+  DOCKER=/path/to/podman-or-docker; 'make binaries' needs neither)
+endif
+ifeq ($(shell command -v $(firstword $(DOCKER)) 2>/dev/null),)
+$(error DOCKER=$(DOCKER): no such command on PATH. Install podman or docker with \
+  'scripts/install-deps.sh --with-images', or set DOCKER to one that is installed)
+endif
+endif
+
 .PHONY: all default images binaries tokenmgr-image flexdirect-image tcontainer fdcontainer \
         sizes clean
 
@@ -91,4 +106,4 @@ sizes:
 
 clean:
 	rm -rf $(BUILD_DIR)
-	-$(DOCKER) rmi -f $(TOKENMGR_IMAGE) $(FLEXDIRECT_IMAGE) 2>/dev/null
+	$(if $(DOCKER),-$(DOCKER) rmi -f $(TOKENMGR_IMAGE) $(FLEXDIRECT_IMAGE) 2>/dev/null)

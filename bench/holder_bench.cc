@@ -421,7 +421,7 @@ int Procs(const Args& a) {
         "NODE_NAME=" + nodes[i], "POD_NAME=" + nodes[i] + "-pod", "POOL_DIR=" + pool_dir,
         "HOST_DIR=" + hosts[i], "TOKENMGR_URL=" + url, "HEARTBEAT_SECONDS=" + std::to_string(heartbeat_s),
         "SETTLE_MS=" + std::to_string(settle_ms), "HEALTH_PORT=0", "HEALTH_BIND=127.0.0.1",
-        "GPUTYPES=gpu", "gpu_0=10.0.0.1:56001", "LOG_FORMAT=text", "PATH=/usr/bin:/bin"};
+        "GPUTYPES=gpu", "gpu_1=10.0.0.1:56001", "LOG_FORMAT=text", "PATH=/usr/bin:/bin"};
     std::string port_file = work + "/ports/" + nodes[i];
     std::string log = work + "/logs/" + nodes[i] + ".log";
     std::vector<char*> envp, argv;

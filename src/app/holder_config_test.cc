@@ -63,6 +63,29 @@ TEST(HolderConfig, BadValuesNameTheVariable) {
   }
 }
 
+TEST(HolderConfig, ServerGroupMistakesFailAtStartUpNamingTheVariable) {
+  const std::pair<EnvMap, const char*> bad[] = {
+      {{{"GPUTYPES", "K80"}}, "K80_1"},
+      {{{"GPUTYPES", "K80"}, {"k80_1", "10.0.0.1:56001"}}, "k80_1"},
+      {{{"GPUTYPES", "K80 K80"}, {"K80_1", "10.0.0.1:56001"}}, "GPUTYPES"},
+      {{{"GPUTYPES", "K80"}, {"K80_1", "10.0.0.1:56001"}, {"K80_3", "10.0.0.3:56001"}}, "K80_3"},
+      {{{"GPUTYPES", "K80"}, {"K80_1", "fd00::1:56001"}}, "K80_1"},
+  };
+  for (const auto& [vars, name] : bad) {
+    EnvMap env = vars;
+    env["NODE_NAME"] = "n";
+    auto c = ParseHolder({}, env);
+    ASSERT_FALSE(c.ok()) << name;
+    EXPECT_NE(c.status().message().find(name), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(HolderConfig, Ipv6ServersAreWrittenAsGiven) {
+  auto c = ParseHolder({}, {{"NODE_NAME", "n"}, {"GPUTYPES", "K80"}, {"K80_1", "[fd00::1]:56001"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->agent.servers_conf, "### K80.conf\n[fd00::1]:56001\n\n");
+}
+
 TEST(HolderConfig, ClaimTtlMustCoverThreeHeartbeats) {
   EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "29"}}).ok());
   EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"HEARTBEAT_SECONDS", "10"}, {"CLAIM_TTL_SECONDS", "30"}}).ok());

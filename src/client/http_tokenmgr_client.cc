@@ -26,22 +26,48 @@ StatusOr<ParsedUrl> ParseHttpUrl(const std::string& url) {
   std::string path = slash == std::string::npos ? "" : rest.substr(slash);
   while (!path.empty() && path.back() == '/') path.pop_back();
   ParsedUrl out;
-  auto colon = hostport.rfind(':');
-  if (colon != std::string::npos && hostport.find(']') == std::string::npos) {
-    out.host = hostport.substr(0, colon);
-    out.port = hostport.substr(colon + 1);
+  out.authority = hostport;
+  out.port = "80";
+  std::optional<std::string> port_text;  // after the host's ':', when there is one
+  if (!hostport.empty() && hostport[0] == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string::npos) return InvalidArgument("TOKENMGR_URL: '[' without ']'");
+    out.host = hostport.substr(1, close - 1);
+    std::string_view after = std::string_view(hostport).substr(close + 1);
+    if (!after.empty() && after[0] != ':') {
+      return InvalidArgument("TOKENMGR_URL: expected ':port' after ']'");
+    }
+    if (!after.empty()) port_text = std::string(after.substr(1));
+    // Only hex digits, ':' and '.': no zone id ("%eth0"), which boost would take with any
+    // characters after the '%', and which would then go into the Host header.
+    boost::system::error_code ec;
+    if (out.host.find_first_not_of("0123456789abcdefABCDEF:.") == std::string::npos) {
+      net::ip::make_address_v6(out.host, ec);
+    } else {
+      ec = boost::asio::error::invalid_argument;
+    }
+    if (ec) {
+      return InvalidArgument("TOKENMGR_URL: '" + out.host.substr(0, 64) +
+                             "' in brackets is not an IPv6 address");
+    }
   } else {
-    out.host = hostport;
-    out.port = "80";
+    auto colon = hostport.rfind(':');
+    out.host = hostport.substr(0, colon);
+    if (colon != std::string::npos) port_text = hostport.substr(colon + 1);
+    if (out.host.find(':') != std::string::npos) {
+      return InvalidArgument(
+          "TOKENMGR_URL: an IPv6 address needs brackets, e.g. http://[::1]:8080");
+    }
+    for (char c : out.host) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '-';
+      if (!ok) return InvalidArgument("TOKENMGR_URL host has bad characters");
+    }
   }
+  if (port_text) out.port = *port_text;
   auto port = ParseWholeNumber(out.port, "TOKENMGR_URL port", 65535);
   if (!port.ok() || *port == 0) return InvalidArgument("TOKENMGR_URL has a bad port");
   if (out.host.empty()) return InvalidArgument("TOKENMGR_URL has no host");
-  for (char c : out.host) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-';
-    if (!ok) return InvalidArgument("TOKENMGR_URL host has bad characters");
-  }
   for (char c : path) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == '?' || c == '#' || c == 0x7f) {
       return InvalidArgument("TOKENMGR_URL path has bad characters");
@@ -125,7 +151,7 @@ StatusOr<HttpTokenmgrClient::Reply> HttpTokenmgrClient::Call(const std::string& 
   t.kept.reset();  // anything else kept is closed: a Lock always opens a new connection
   bool reused = stream != nullptr;
   bhttp::request<bhttp::empty_body> req(bhttp::string_to_verb(method), target, 11);
-  req.set(bhttp::field::host, url_.host);
+  req.set(bhttp::field::host, url_.authority);
   req.set(bhttp::field::user_agent, "license-holder/1.0.0");
   if (auth_) req.set(bhttp::field::authorization, "Bearer " + *auth_);
   req.keep_alive(keep_alive);
@@ -188,7 +214,7 @@ StatusOr<HttpTokenmgrClient::Reply> HttpTokenmgrClient::Call(const std::string& 
       continue;
     }
     if (result) {
-      return Unavailable("tokenmgr " + url_.host + ":" + url_.port + ": " + result.message());
+      return Unavailable("tokenmgr " + url_.authority + ": " + result.message());
     }
     if (keep_alive && parser.get().keep_alive()) t.kept = std::move(stream);
     return Reply{static_cast<int>(parser.get().result_int()), parser.get().body()};

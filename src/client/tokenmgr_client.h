@@ -41,11 +41,13 @@ class TokenmgrClient {
 };
 
 struct ParsedUrl {
-  std::string host;
+  std::string host;  // a DNS name, IPv4 address or IPv6 address (no brackets: "::1")
   std::string port;
+  std::string authority;  // host[:port] as written in the URL, e.g. "[::1]:8080" (Host header)
   std::string base_path;  // without trailing slash, e.g. "/api/token"
 };
-// Accepts only http://host[:port][/path]; INVALID_ARGUMENT otherwise.
+// Accepts only http://host[:port][/path], host an IPv6 literal in brackets
+// (http://[::1]:8080/api/token); INVALID_ARGUMENT naming TOKENMGR_URL otherwise.
 StatusOr<ParsedUrl> ParseHttpUrl(const std::string& url);
 
 // Interprets a lock response (status code + body). Exposed for tests and fuzzing.

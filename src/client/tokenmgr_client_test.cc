@@ -25,11 +25,47 @@ TEST(ParseHttpUrl, AcceptsSeedDefault) {
   EXPECT_EQ(v->base_path, "/api/tokenmgr");
 }
 
+TEST(ParseHttpUrl, AcceptsBracketedIpv6) {
+  auto u = ParseHttpUrl("http://[::1]:8080/api/token");
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->port, "8080");
+  EXPECT_EQ(u->authority, "[::1]:8080");
+  EXPECT_EQ(u->base_path, "/api/token");
+  auto v = ParseHttpUrl("http://[fd00::1]/api/token");
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ(v->host, "fd00::1");
+  EXPECT_EQ(v->port, "80");
+  EXPECT_EQ(v->authority, "[fd00::1]");
+}
+
 TEST(ParseHttpUrl, RejectsOthers) {
-  for (const char* bad : {"", "https://x/api", "ftp://x", "http://", "http://h:0/a", "http://h:99999/",
-                          "http://h:x/", "http://h/a b", "http://h/a?q", "http://bad host/"}) {
-    EXPECT_FALSE(ParseHttpUrl(bad).ok()) << bad;
+  for (const char* bad : {"",
+                          "https://x/api",
+                          "ftp://x",
+                          "http://",
+                          "http://h:0/a",
+                          "http://h:99999/",
+                          "http://h:x/",
+                          "http://h/a b",
+                          "http://h/a?q",
+                          "http://bad host/",
+                          "http://h:/",
+                          "http://[::1/",
+                          "http://[]:80/",
+                          "http://[::g]:80/",
+                          "http://[1.2.3.4]:80/",
+                          "http://[::1]x/",
+                          "http://[::1]:/",
+                          "http://::1:80/",
+                          "http://[fe80::1%eth0]:80/",
+                          "http://[fe80::1%25lo]/",
+                          "http://[::1%\r\nX: y]/"}) {
+    auto u = ParseHttpUrl(bad);
+    ASSERT_FALSE(u.ok()) << bad;
+    EXPECT_NE(u.status().message().find("TOKENMGR_URL"), std::string::npos) << u.status().message();
   }
+  EXPECT_NE(ParseHttpUrl("http://::1:80/").status().message().find("brackets"), std::string::npos);
 }
 
 TEST(ParseLockResponse, Grant) {
@@ -55,10 +91,13 @@ TEST(ParseLockResponse, BusyAndErrors) {
 class StubTokenmgr {
  public:
   // close_after_lock: close each connection right after answering a lock (keep-alive promised).
-  explicit StubTokenmgr(bool close_after_lock) : close_after_lock_(close_after_lock) {
+  // address: where to listen (port 0), "127.0.0.1" or "::1".
+  explicit StubTokenmgr(bool close_after_lock, const std::string& address = "127.0.0.1")
+      : close_after_lock_(close_after_lock) {
     namespace net = boost::asio;
-    acceptor_.open(net::ip::tcp::v4());
-    acceptor_.bind({net::ip::make_address("127.0.0.1"), 0});
+    auto ip = net::ip::make_address(address);
+    acceptor_.open(ip.is_v6() ? net::ip::tcp::v6() : net::ip::tcp::v4());
+    acceptor_.bind({ip, 0});
     acceptor_.listen();
     thread_ = std::thread([this] { Serve(); });
   }
@@ -70,7 +109,17 @@ class StubTokenmgr {
     s.connect(acceptor_.local_endpoint(), ec);
     thread_.join();
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/api/token"; }
+  std::string url() const {
+    auto ep = acceptor_.local_endpoint();
+    std::string host =
+        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    return "http://" + host + ":" + std::to_string(ep.port()) + "/api/token";
+  }
+  // Host headers seen, in order.
+  std::vector<std::string> hosts() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return hosts_;
+  }
   int connections() const { return connections_; }
   // Request targets in order, each prefixed with the connection number.
   std::vector<std::string> seen() const {
@@ -96,6 +145,7 @@ class StubTokenmgr {
         {
           std::lock_guard<std::mutex> l(mu_);
           seen_.push_back(std::to_string(conn) + " " + target);
+          hosts_.emplace_back(req[boost::beast::http::field::host]);
         }
         bool lock = target.find("/lock/") != std::string::npos;
         bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
@@ -109,7 +159,8 @@ class StubTokenmgr {
   }
   bool close_after_lock_;
   mutable std::mutex mu_;
-  std::vector<std::string> seen_;  // Guarded by mu_
+  std::vector<std::string> seen_;   // Guarded by mu_
+  std::vector<std::string> hosts_;  // Guarded by mu_
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   boost::asio::io_context io_;
@@ -147,6 +198,19 @@ TEST(HttpTokenmgrClient, ReleaseRetriesOnceWhenTheKeptConnectionWasClosed) {
   auto seen = tm.seen();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1], "2 /api/token/release/g1");
+}
+
+TEST(HttpTokenmgrClient, ConnectsToAnIpv6Literal) {
+  StubTokenmgr tm(/*close_after_lock=*/false, "::1");
+  ASSERT_EQ(tm.url().substr(0, 12), "http://[::1]");
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  auto g = (*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  ASSERT_TRUE((*c)->Release(g->id).ok());
+  auto hosts = tm.hosts();
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_EQ(hosts[0], tm.url().substr(7, tm.url().find("/api") - 7));  // "[::1]:<port>"
 }
 
 TEST(HttpTokenmgrClient, AbortedClientFailsFast) {

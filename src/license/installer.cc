@@ -214,7 +214,7 @@ Status Installer::Withdraw() {
 }
 
 Status Installer::WriteServersConf(const std::string& content) {
-  return fs_.WriteAtomic(JoinPath(host_, kServersConf), content, 0644);
+  return fs_.WriteAtomic(JoinPath(host_, kServersConf), content, kLicenseFileMode);
 }
 
 }  // namespace lm::license

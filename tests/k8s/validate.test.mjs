@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import Ajv from "ajv";
 import { parseYamlStream, validateObject, validateYaml } from "./validate.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -235,4 +236,68 @@ test("validator rejects unknown kinds and bad enum values", async () => {
   const d = structuredClone(tokenmgr);
   d.spec.template.spec.containers[0].imagePullPolicy = "Sometimes";
   assert.ok((await validateObject(d)).some((e) => e.includes("imagePullPolicy")));
+});
+
+// --- examples/kind: the kind cluster config and its overlay (docs/operations.md, "Try it on kind").
+// kind itself cannot run here: its config is checked against a hand-written schema of kind's
+// v1alpha4 types (kind-cluster-v1alpha4.schema.json), and the overlay against the Kubernetes schemas.
+const kindDir = resolve(here, "../../examples/kind");
+const kindSchema = JSON.parse(readFileSync(join(here, "kind-cluster-v1alpha4.schema.json"), "utf8"));
+const validateKind = new Ajv({ allErrors: true, strict: true }).compile(kindSchema);
+const kindConfig = () => {
+  const { objects, errors } = parseYamlStream(readFileSync(join(kindDir, "kind-multi-node.yaml"), "utf8"));
+  assert.deepEqual(errors, []);
+  assert.equal(objects.length, 1);
+  return objects[0];
+};
+const kindErrors = (config) =>
+  validateKind(config) ? [] : validateKind.errors.map((e) => `${e.instancePath} ${e.message}`);
+
+test("kind config matches kind's v1alpha4 Cluster schema", () => {
+  assert.deepEqual(kindErrors(kindConfig()), []);
+});
+
+test("kind config: one control plane and two workers sharing one pool directory", () => {
+  const nodes = kindConfig().nodes;
+  assert.deepEqual(nodes.map((n) => n.role), ["control-plane", "worker", "worker"]);
+  const workers = nodes.filter((n) => n.role === "worker");
+  const mounts = workers.map((n) => n.extraMounts);
+  for (const m of mounts) assert.equal(m.length, 1);
+  assert.deepEqual(mounts[0], mounts[1], "both workers mount the same host directory at one path");
+  assert.ok(mounts[0][0].hostPath.startsWith("/"), "absolute: kind resolves relative paths from the cwd");
+  assert.notEqual(mounts[0][0].readOnly, true, "holders write their claims into the pool");
+});
+
+test("kind overlay: the license volume is the workers' shared mount; the rest validates", async () => {
+  const objects = await validRendered(kustomize(kindDir));
+  const pv = byKind(objects, "PersistentVolume", "flexdirect-licenses");
+  const mount = kindConfig().nodes.find((n) => n.role === "worker").extraMounts[0];
+  assert.equal(pv.spec.nfs, undefined);
+  assert.deepEqual(pv.spec.hostPath, { path: mount.containerPath, type: "Directory" });
+  assert.deepEqual(pv.spec.accessModes, ["ReadWriteMany"]);
+  const kinds = (list) => list.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+  assert.deepEqual(kinds(objects), kinds(base), "same objects as examples/kubernetes");
+  // The DaemonSet must stay off kind's control plane (which has no pool mount).
+  const ds = byKind(objects, "DaemonSet", "flexdirect").spec.template.spec;
+  assert.ok(ds.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
+    .every((t) => t.matchExpressions.some(
+      (e) => e.key === "node-role.kubernetes.io/control-plane" && e.operator === "DoesNotExist")));
+});
+
+test("kind schema rejects what kind would refuse", () => {
+  const bad = {
+    "old apiVersion": (c) => { c.apiVersion = "kind.sigs.k8s.io/v1alpha3"; },
+    "unknown node field": (c) => { c.nodes[1].extraMount = c.nodes[1].extraMounts; },
+    "unknown mount field": (c) => { c.nodes[1].extraMounts[0].readonly = true; },
+    "bad role": (c) => { c.nodes[0].role = "master"; },
+    "bad propagation": (c) => { c.nodes[1].extraMounts[0].propagation = "shared"; },
+    "mount without hostPath": (c) => { delete c.nodes[2].extraMounts[0].hostPath; },
+    "relative containerPath": (c) => { c.nodes[2].extraMounts[0].containerPath = "srv/pool"; },
+    "unknown top-level field": (c) => { c.workers = 2; },
+  };
+  for (const [what, mutate] of Object.entries(bad)) {
+    const c = kindConfig();
+    mutate(c);
+    assert.notDeepEqual(kindErrors(c), [], what);
+  }
 });
