@@ -1,5 +1,6 @@
 // Offline validation of Kubernetes objects against the Kubernetes OpenAPI schemas, as compiled
-// into the npm package kubernetes-models, plus a check for unknown fields, which those schemas
+// into the npm package kubernetes-models (and the Prometheus operator's CRD schemas, from
+// @kubernetes-models/prometheus-operator), plus a check for unknown fields, which those schemas
 // do not reject by themselves (the API server's strict field validation does).
 //
 //   import { validateObject } from "./validate.mjs";
@@ -17,9 +18,14 @@ import { parseAllDocuments } from "yaml";
 // apiVersion "apps/v1" -> module "kubernetes-models/apps/v1"; core "v1" -> "kubernetes-models/v1".
 async function modelFor(apiVersion, kind) {
   if (typeof apiVersion !== "string" || typeof kind !== "string") return null;
+  // Custom resources of the Prometheus operator (the monitoring component) have their CRD
+  // schemas compiled into @kubernetes-models/prometheus-operator.
+  const from = apiVersion.startsWith("monitoring.coreos.com/")
+    ? `@kubernetes-models/prometheus-operator/${apiVersion}`
+    : `kubernetes-models/${apiVersion}`;
   let mod;
   try {
-    mod = await import(`kubernetes-models/${apiVersion}`);
+    mod = await import(from);
   } catch {
     return null;
   }

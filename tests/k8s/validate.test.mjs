@@ -301,3 +301,31 @@ test("kind schema rejects what kind would refuse", () => {
     assert.notDeepEqual(kindErrors(c), [], what);
   }
 });
+
+// --- components/monitoring: ServiceMonitor, PodMonitor and PrometheusRule against the Prometheus
+// operator's CRD schemas; the alerts themselves are tested by tests/prometheus/run.sh.
+test("the monitoring component matches the Prometheus operator's schemas", async () => {
+  const objects = await validRendered(renderWithComponents(["components/monitoring"]));
+  const rule = byKind(objects, "PrometheusRule", "bitfusion-license-manager");
+  assert.ok(rule.spec.groups[0].rules.length >= 8);
+  const pm = byKind(objects, "PodMonitor", "flexdirect");
+  const ds = byKind(objects, "DaemonSet", "flexdirect");
+  const ports = ds.spec.template.spec.containers[0].ports.map((p) => p.name);
+  assert.ok(ports.includes(pm.spec.podMetricsEndpoints[0].port), "PodMonitor port is a pod port");
+  for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) {
+    assert.equal(ds.spec.template.metadata.labels[k], v, `PodMonitor selects the holders (${k})`);
+  }
+  const sm = byKind(objects, "ServiceMonitor", "tokenmgr");
+  const svc = byKind(objects, "Service", "tokenmgr");
+  assert.ok(svc.spec.ports.some((p) => p.name === sm.spec.endpoints[0].port));
+  for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) {
+    assert.equal(svc.metadata.labels[k], v, `ServiceMonitor selects the Service (${k})`);
+  }
+});
+
+test("a misspelt field in a monitoring object is an error", async () => {
+  const text = renderWithComponents(["components/monitoring"])
+    .replace("podMetricsEndpoints:", "podMetricEndpoints:");
+  const { errors } = await validateYaml(text);
+  assert.ok(errors.some((e) => e.includes("PodMonitor/flexdirect")), errors.join("\n"));
+});
