@@ -1,4 +1,4 @@
-// Router: a tiny Handler for exact-path GET endpoints (the license-holder's /healthz, /readyz,
+// Router: a tiny Handler for exact-path GET (and HEAD) endpoints (the license-holder's /healthz, /readyz,
 // /metrics). Handlers run on the server's thread and must be quick and thread-safe with respect
 // to whatever state they read.
 //
