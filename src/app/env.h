@@ -7,14 +7,14 @@
 //   StatusOr<int64_t> port = v.Number(65535);  // error names LISTENPORT or --listen-port
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <spdlog/common.h>
 
 #include "common/status.h"
 

@@ -147,8 +147,8 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
   app.set_version_flag("--version", "tokenmgr 1.0.0");
   std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl, auth_file,
-      log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl, idle_timeout,
-      read_timeout;
+      log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
+      idle_timeout, read_timeout;
   StoreFlags sf;
   app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
   app.add_option("-d,--lock-duration", lock_duration,

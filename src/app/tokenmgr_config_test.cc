@@ -69,12 +69,14 @@ TEST(TokenmgrConfig, SeedStyleFlagsAreAccepted) {
 
 TEST(TokenmgrConfig, BadEnvValuesNameTheVariable) {
   const std::pair<const char*, const char*> bad[] = {
-      {"LISTENPORT", "abc"},     {"LISTENPORT", "70000"}, {"LISTENPORT", "-1"},
-      {"LOCKDURATION", "0"},     {"LOCKDURATION", "1.5"}, {"MAX_WAIT", "0x10"},
-      {"MAX_TTL", "99999999999"}, {"LOG_FORMAT", "xml"},  {"MAX_CONNECTIONS", "0"},
-      {"AUTH_TOKEN_FILE", "/nonexistent/token"},
-      {"MAX_HEADER_BYTES", "100"}, {"MAX_HEADER_BYTES", "99999999"}, {"MAX_HEADER_COUNT", "2"},
-      {"MAX_HEADER_COUNT", "x"},   {"MAX_BODY_BYTES", "-5"},       {"MAX_BODY_BYTES", "1e9"},
+      {"LISTENPORT", "abc"},       {"LISTENPORT", "70000"},
+      {"LISTENPORT", "-1"},        {"LOCKDURATION", "0"},
+      {"LOCKDURATION", "1.5"},     {"MAX_WAIT", "0x10"},
+      {"MAX_TTL", "99999999999"},  {"LOG_FORMAT", "xml"},
+      {"MAX_CONNECTIONS", "0"},    {"AUTH_TOKEN_FILE", "/nonexistent/token"},
+      {"MAX_HEADER_BYTES", "100"}, {"MAX_HEADER_BYTES", "99999999"},
+      {"MAX_HEADER_COUNT", "2"},   {"MAX_HEADER_COUNT", "x"},
+      {"MAX_BODY_BYTES", "-5"},    {"MAX_BODY_BYTES", "1e9"},
       {"LOG_LEVEL", "verbose"},    {"LOG_LEVEL", "warning"},
   };
   for (auto [var, value] : bad) {

@@ -31,9 +31,9 @@ int main(int argc, char** argv) {
 
   // One thread runs every socket, timer and signal, so Asio's per-descriptor locks are skipped.
   boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-  // Catch SIGTERM/SIGINT/SIGHUP from here on (they queue until io.run()), so a signal sent as soon as
-  // the port file appears still means a clean stop with exit 0, not death by signal.
-  // SIGHUP too: a closed terminal or a "reload" must not kill the process without a word.
+  // Catch SIGTERM/SIGINT/SIGHUP from here on (they queue until io.run()), so a signal sent as soon
+  // as the port file appears still means a clean stop with exit 0, not death by signal. SIGHUP too:
+  // a closed terminal or a "reload" must not kill the process without a word.
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
   if (config->store == "etcd") {

@@ -1,18 +1,17 @@
 #include "common/log.h"
 
-#include <unistd.h>
-
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -165,8 +164,10 @@ StatusOr<spdlog::level::level_enum> ParseLogLevel(std::string_view text, std::st
   std::string lower(Trim(text));
   for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
-      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"trace", spdlog::level::trace},
+      {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},
+      {"warn", spdlog::level::warn},
       {"error", spdlog::level::err}};
   for (const auto& [name, level] : kLevels) {
     if (lower == name) return level;

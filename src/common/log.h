@@ -40,7 +40,8 @@ StatusOr<spdlog::level::level_enum> ParseLogLevel(std::string_view text, std::st
 // client can cause at any rate (e.g. refused requests). Not thread-safe.
 //
 //   RateLimitedLog limit(std::chrono::seconds(10));
-//   if (uint64_t held_back; limit.Allow(clock.Now(), held_back)) spdlog::warn("... ({} more)", held_back);
+//   uint64_t held_back = 0;
+//   if (limit.Allow(clock.Now(), held_back)) spdlog::warn("refused ({} more)", held_back);
 class RateLimitedLog {
  public:
   explicit RateLimitedLog(std::chrono::steady_clock::duration interval) : interval_(interval) {}

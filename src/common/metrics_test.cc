@@ -44,8 +44,8 @@ TEST(ProcessMetrics, RendersBuildInfoWithTheVersionAndTheStartTime) {
             std::string::npos)
       << out;
   EXPECT_NE(out.find("# TYPE process_start_time_seconds gauge\n"), std::string::npos) << out;
-  double now = std::chrono::duration<double>(
-                   std::chrono::system_clock::now().time_since_epoch()).count();
+  double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_LE(ProcessStartTimeSeconds(), now);
   EXPECT_GT(ProcessStartTimeSeconds(), now - 3600);
 }

@@ -51,9 +51,8 @@ Status ParseTarget(std::string_view target, std::string& path, std::string& quer
   path.clear();
   while (true) {
     auto slash = raw_path.find('/', 1);
-    std::string_view segment = raw_path.substr(1, slash == std::string_view::npos
-                                                      ? std::string_view::npos
-                                                      : slash - 1);
+    std::string_view segment =
+        raw_path.substr(1, slash == std::string_view::npos ? std::string_view::npos : slash - 1);
     auto decoded = PercentDecode(segment);
     if (!decoded.ok()) return InvalidArgument("request path: " + decoded.status().message());
     if (decoded->find('/') != std::string::npos) {

@@ -533,7 +533,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   bool watching_ = false;
   bool read_pending_ = false;  // an async_read_some into buffer_ is queued (see WaitReadable)
   bool header_checked_ = false;
-  bool head_ = false;  // the request being answered is a HEAD: the response has no body
+  bool head_ = false;    // the request being answered is a HEAD: the response has no body
   bool trimmed_ = true;  // nothing to give back yet
   bool dispatching_ = false;
   bool sent_in_dispatch_ = false;  // the response went out during OnRequest's dispatch
@@ -625,8 +625,7 @@ StatusOr<uint16_t> HttpServer::Listen(const std::string& address, uint16_t port)
   if (ec) {
     const std::string& setting = impl_->opts.listen_setting;
     return Unavailable("cannot listen on " + address + ":" + std::to_string(port) +
-                       (setting.empty() ? "" : " (set by " + setting + ")") + ": " +
-                       ec.message());
+                       (setting.empty() ? "" : " (set by " + setting + ")") + ": " + ec.message());
   }
   impl_->Accept();
   return a.local_endpoint().port();

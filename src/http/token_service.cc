@@ -232,7 +232,7 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
   std::string_view path = req.path;
   R which = R::kNone;
   int route = kUnmatchedRoute;
-  std::string_view wanted = "GET";     // the method a built-in route takes
+  std::string_view wanted = "GET";       // the method a built-in route takes
   std::string_view allow = "GET, HEAD";  // what a 405 names
   std::string_view arg;  // :timeout or :id
   for (size_t p = 0; p < std::size(kPrefixes); ++p) {
@@ -300,7 +300,8 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
       resp.body = RenderMetrics();
       return r->Send(std::move(resp));
     }
-    case R::kExtra: return extra->by_method.find(method)->second(req, r);
+    case R::kExtra:
+      return extra->by_method.find(method)->second(req, r);
     case R::kNone: break;
   }
 }
@@ -313,11 +314,11 @@ bool TokenService::RefuseMutation(const Request& req, Responder& r) {
     path = path.substr(0, std::min<size_t>(path.rfind('/') + 1, 128));
     if (uint64_t held_back = 0;
         unauthorized_log_.Allow(std::chrono::steady_clock::now(), held_back)) {
-      spdlog::warn("refused {} {}… from {}: 401, {} bearer token{}", req.method, JsonEscape(path),
-                   req.remote_address.empty() ? "?" : req.remote_address,
-                   req.Header("authorization").empty() ? "no" : "wrong",
-                   held_back ? fmt::format(" ({} more 401s since the last such line)", held_back)
-                             : "");
+      spdlog::warn(
+          "refused {} {}… from {}: 401, {} bearer token{}", req.method, JsonEscape(path),
+          req.remote_address.empty() ? "?" : req.remote_address,
+          req.Header("authorization").empty() ? "no" : "wrong",
+          held_back ? fmt::format(" ({} more 401s since the last such line)", held_back) : "");
     }
     Response resp = ErrorResponse(401, "missing or wrong bearer token");
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");

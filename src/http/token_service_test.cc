@@ -171,7 +171,9 @@ class TokenServiceAuth : public ::testing::Test {
   }
   class NoLock : public lock::LockService {
    public:
-    CancelFn Acquire(lock::AcquireRequest, GrantDone) override { return [] {}; }
+    CancelFn Acquire(lock::AcquireRequest, GrantDone) override {
+      return [] {};
+    }
     void Release(std::string_view, StatusDone) override {}
     void Renew(std::string, lock::Seconds, GrantDone) override {}
     void GetView(ViewDone) override {}

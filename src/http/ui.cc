@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <ctime>
-#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -371,8 +371,8 @@ std::string PoolMetricsStub(const PoolSnapshot& s) {
                                                    {"stale", s.totals.stale},
                                                    {"unreadable", s.totals.unreadable}};
   for (const auto& [state, n] : states) {
-    out += std::string("tokenmgr_pool_licenses{state=\"") + state + "\"} " + std::to_string(n) +
-           "\n";
+    out +=
+        std::string("tokenmgr_pool_licenses{state=\"") + state + "\"} " + std::to_string(n) + "\n";
   }
   return out;
 }
@@ -537,9 +537,8 @@ class WebUi::Impl {
     const SteadyTime now = RealClock::Get().Now();
     std::erase_if(outcomes_, [&](const auto& kv) { return now - kv.second.at > kOutcomeLifetime; });
     if (outcomes_.size() >= kMaxOutcomes) {
-      outcomes_.erase(std::min_element(outcomes_.begin(), outcomes_.end(), [](auto& a, auto& b) {
-        return a.second.at < b.second.at;
-      }));
+      outcomes_.erase(std::min_element(outcomes_.begin(), outcomes_.end(),
+                                       [](auto& a, auto& b) { return a.second.at < b.second.at; }));
     }
     o.at = now;
     std::string key = NewUuidV4();

@@ -143,7 +143,9 @@ class WebUiRoutes : public ::testing::Test {
     return page.substr(at, page.find('"', at) - at);
   }
 
-  uint64_t api_stats_lock_requests() { return in_process_.api().stats()["/api/token/lock/:timeout"]; }
+  uint64_t api_stats_lock_requests() {
+    return in_process_.api().stats()["/api/token/lock/:timeout"];
+  }
 
   InProcessApi in_process_;
   std::unique_ptr<WebUi> ui_;
@@ -194,7 +196,8 @@ TEST_F(WebUiRoutes, FormLockThenReleaseWithToken) {
   ASSERT_NE(at, std::string::npos);
   at += std::string("<code id=\"flash-id\">").size();
   std::string id = granted.body.substr(at, granted.body.find('<', at) - at);
-  Response released = FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=" + id));
+  Response released =
+      FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=" + id));
   EXPECT_EQ(released.status, 200);
   EXPECT_THAT(released.body, HasSubstr("Released."));
   EXPECT_THAT(released.body, HasSubstr("id=\"lock-state\" class=\"badge free\""));
@@ -217,9 +220,11 @@ TEST_F(WebUiRoutes, CrossSiteFormIsRefusedEvenWithToken) {
 
 TEST_F(WebUiRoutes, FormErrorsAreInPlainWords) {
   std::string csrf = Csrf();
-  Response r = FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=not-a-lease"));
+  Response r =
+      FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=not-a-lease"));
   EXPECT_THAT(r.body, HasSubstr("does not hold the lock"));
-  Response bad = FollowRedirect(Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&wait=5%3Fttl%3D1"));
+  Response bad =
+      FollowRedirect(Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&wait=5%3Fttl%3D1"));
   EXPECT_THAT(bad.body, HasSubstr("Not accepted"));
 }
 
@@ -227,7 +232,8 @@ TEST_F(WebUiRoutes, ReloadingTheResultPageShowsTheOutcomeAgainWithoutPostingAgai
   std::string csrf = Csrf();
   Response posted = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-3");
   std::string location;
-  for (const auto& [k, v] : posted.headers) if (k == "Location") location = v;
+  for (const auto& [k, v] : posted.headers)
+    if (k == "Location") location = v;
   ASSERT_FALSE(location.empty());
   EXPECT_THAT(location, Not(HasSubstr("web-3")));
   Response first = Call("GET", location);
