@@ -406,10 +406,7 @@ def test_busy_health_port_error_names_health_port(tmp_path):
     # settings.
     with _busy_port() as s:
         port = s.getsockname()[1]
-        h = procs.Holder("n1", str(tmp_path / "pool"), str(tmp_path / "host"),
-                         "http://127.0.0.1:1", str(tmp_path),
-                         extra_env={"HEALTH_PORT": str(port)})
-        os.makedirs(tmp_path / "pool", exist_ok=True)
+        h = _holder(tmp_path, extra_env={"HEALTH_PORT": str(port)})
         h.start(wait_port=False)
         try:
             rc = h.proc.wait(timeout=10)
@@ -419,6 +416,35 @@ def test_busy_health_port_error_names_health_port(tmp_path):
     assert rc != 0, out
     assert f"cannot listen on 127.0.0.1:{port}" in out, out
     assert "HEALTH_PORT/--health-port" in out, out
+
+
+def _holder(tmp_path, **kw):
+    os.makedirs(tmp_path / "pool", exist_ok=True)
+    return procs.Holder("n1", str(tmp_path / "pool"), str(tmp_path / "host"), "http://127.0.0.1:1",
+                        str(tmp_path), **kw)
+
+
+def test_license_holder_metrics_have_build_info_and_start_time(tmp_path):
+    h = _holder(tmp_path)
+    h.start()
+    try:
+        body = h.metrics()
+    finally:
+        h.stop(signal.SIGKILL)
+    assert 'license_holder_build_info{version="1.0.0"} 1\n' in body, body
+    start = [ln for ln in body.splitlines() if ln.startswith("process_start_time_seconds ")]
+    assert len(start) == 1 and 0 < time.time() - float(start[0].split()[1]) < 600, body
+
+
+def test_license_holder_bad_log_level_exits_2_naming_it(tmp_path):
+    h = _holder(tmp_path, extra_env={"LOG_LEVEL": "chatty"})
+    h.start(wait_port=False)
+    try:
+        rc = h.proc.wait(timeout=10)
+    finally:
+        h.stop(signal.SIGKILL)
+    assert rc == 2, h.logs()
+    assert "LOG_LEVEL" in h.logs() and "chatty" in h.logs(), h.logs()
 
 
 def test_startup_failure_log_is_json_too(tmp_path):
