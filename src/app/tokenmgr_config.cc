@@ -8,6 +8,8 @@
 #include <iostream>
 #include <vector>
 
+#include "common/process_metrics.h"
+
 namespace lm::app {
 
 namespace {
@@ -145,7 +147,8 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
 StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                                              const EnvMap& env) {
   CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
-  app.set_version_flag("--version", "tokenmgr 1.0.0");
+  const std::string version = "tokenmgr " + std::string(BuildVersion());
+  app.set_version_flag("--version", version);
   std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl, auth_file,
       log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
       idle_timeout, read_timeout;
@@ -190,7 +193,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.push_back(TranslateSeedFlag(argv[i]));
   TokenmgrConfig c;
-  auto shown = ParseCommandLine(app, args, "tokenmgr 1.0.0");
+  auto shown = ParseCommandLine(app, args, version);
   if (!shown.ok()) return shown.status();
   if (*shown) {
     c.help_shown = true;
