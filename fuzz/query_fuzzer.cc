@@ -3,13 +3,17 @@
 //   - ParseQuery: at most 32 parameters, no NUL in any decoded key or value;
 //   - PercentDecode: never longer than its input, and decode(encode(x)) == x;
 //   - ParseWholeNumber: accepts exactly the all-digit strings <= max, with their value;
-//   - ValidateLabel: accepts exactly 1..253 characters of [A-Za-z0-9._:-].
+//   - ValidateLabel: accepts exactly 1..253 characters of [A-Za-z0-9._:-];
+//   - ParseTarget: an accepted target gives a path that starts with '/', holds no NUL and has
+//     as many segments as the raw path (an escape never adds a '/').
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "common/strings.h"
+#include "http/message.h"
 #include "http/token_service.h"
 
 #include "fuzz_check.h"
@@ -62,6 +66,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n.ok()) Check(*n == v, "ParseWholeNumber value");
   } else {
     Check(!n.ok(), "ParseWholeNumber accepted a non-number");
+  }
+
+  std::string path, query;
+  if (lm::http::ParseTarget(in, path, query).ok()) {
+    Check(!path.empty() && path.front() == '/', "ParseTarget path does not start with '/'");
+    Check(path.find('\0') == std::string::npos, "ParseTarget let a NUL into the path");
+    if (!in.empty() && in.front() == '/') {
+      std::string_view raw = in.substr(0, in.find('?'));
+      Check(std::count(path.begin(), path.end(), '/') == std::count(raw.begin(), raw.end(), '/'),
+            "ParseTarget changed the number of path segments");
+    }
   }
 
   bool label_ok = lm::ValidateLabel(in, "label").ok();

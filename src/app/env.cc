@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/atomic_file.h"
+#include "common/log.h"
 #include "common/strings.h"
 
 extern char** environ;
@@ -34,6 +35,13 @@ StatusOr<int64_t> ConfigValue::Number(int64_t max, int64_t fallback) const {
   auto v = ParseWholeNumber(Trim(*text), source, max);
   if (!v.ok()) return v.status();
   return *v;
+}
+
+StatusOr<spdlog::level::level_enum> PickLogLevel(const std::optional<std::string>& flag,
+                                                 const EnvMap& env) {
+  ConfigValue v = Pick(flag, env, "LOG_LEVEL", "--log-level");
+  if (!v.text) return spdlog::level::info;
+  return ParseLogLevel(*v.text, v.source);
 }
 
 StatusOr<bool> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args,

@@ -7,6 +7,8 @@
 //   StatusOr<int64_t> port = v.Number(65535);  // error names LISTENPORT or --listen-port
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -35,6 +37,11 @@ struct ConfigValue {
 // Flags win over env. Empty env values count as unset.
 ConfigValue Pick(const std::optional<std::string>& flag, const EnvMap& env, const std::string& var,
                  const std::string& flag_name);
+
+// The log level from `flag` (named --log-level) or else env LOG_LEVEL; info when neither is set.
+// A bad value is INVALID_ARGUMENT naming where it came from (see ParseLogLevel in common/log.h).
+StatusOr<spdlog::level::level_enum> PickLogLevel(const std::optional<std::string>& flag,
+                                                 const EnvMap& env);
 
 // Parses `args` (argv without argv[0]) with `app`. Returns true when --help or --version was
 // printed (the caller exits 0); INVALID_ARGUMENT naming the problem for a bad command line.

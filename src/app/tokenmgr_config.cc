@@ -8,6 +8,8 @@
 #include <iostream>
 #include <vector>
 
+#include "common/process_metrics.h"
+
 namespace lm::app {
 
 namespace {
@@ -145,10 +147,11 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
 StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                                              const EnvMap& env) {
   CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
-  app.set_version_flag("--version", "tokenmgr 1.0.0");
+  const std::string version = "tokenmgr " + std::string(BuildVersion());
+  app.set_version_flag("--version", version);
   std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl, auth_file,
-      log_format, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl, idle_timeout,
-      read_timeout;
+      log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
+      idle_timeout, read_timeout;
   StoreFlags sf;
   app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
   app.add_option("-d,--lock-duration", lock_duration,
@@ -159,6 +162,8 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.add_option("--max-ttl", max_ttl, "largest lease in seconds (env MAX_TTL, 3600)");
   app.add_option("--auth-token-file", auth_file, "bearer token file (env AUTH_TOKEN_FILE)");
   app.add_option("--log-format", log_format, "text or json (env LOG_FORMAT)");
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn or error (env LOG_LEVEL, default info)");
   app.add_option("--pool-dir", pool_dir, "license pool, read-only, for the web page (env POOL_DIR)");
   app.add_option("--max-connections", max_conn, "open connection limit (env MAX_CONNECTIONS, 4096)");
   app.add_option("--max-waiters", max_waiters, "waiter queue limit (env MAX_WAITERS, 10000)");
@@ -188,7 +193,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.push_back(TranslateSeedFlag(argv[i]));
   TokenmgrConfig c;
-  auto shown = ParseCommandLine(app, args, "tokenmgr 1.0.0");
+  auto shown = ParseCommandLine(app, args, version);
   if (!shown.ok()) return shown.status();
   if (*shown) {
     c.help_shown = true;
@@ -241,12 +246,16 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   ConfigValue bind_value = Pick(bind, env, "BIND_ADDRESS", "--bind-address");
   if (Status s = ValidateBindAddress(bind_value); !s.ok()) return s;
   c.bind_address = bind_value.Text("0.0.0.0");
+  c.server.listen_setting = "LISTENPORT/--listen-port, BIND_ADDRESS/--bind-address";
   c.state_file = Pick(state_file, env, "STATE_FILE", "--state-file").Text("");
   c.log_format = Pick(log_format, env, "LOG_FORMAT", "--log-format").Text("text");
   if (c.log_format != "text" && c.log_format != "json") {
     return InvalidArgument(Pick(log_format, env, "LOG_FORMAT", "--log-format").source +
                            " must be 'text' or 'json'");
   }
+  auto level = PickLogLevel(log_level, env);
+  if (!level.ok()) return level.status();
+  c.log_level = *level;
   c.pool_dir = Pick(pool_dir, env, "POOL_DIR", "--pool-dir").Text("");
   c.port_file = port_file.value_or("");
   if (Status s = ParseStoreConfig(sf, env, c); !s.ok()) return s;

@@ -24,6 +24,7 @@ struct TokenmgrConfig {
   std::string state_file;  // empty = memory only
   std::optional<std::string> auth_token;
   std::string log_format = "text";
+  spdlog::level::level_enum log_level = spdlog::level::info;  // LOG_LEVEL / --log-level
   std::string pool_dir;  // read-only view of the license pool for the web page
   http::ServerOptions server;
   // Where the lock lives: "embedded" (default) or "etcd" (issue 6, several replicas).

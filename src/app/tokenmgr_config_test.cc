@@ -38,6 +38,21 @@ TEST(TokenmgrConfig, EnvIsRead) {
   EXPECT_EQ(c->log_format, "json");
 }
 
+TEST(TokenmgrConfig, LogLevelComesFromEnvOrFlagAndDefaultsToInfo) {
+  EXPECT_EQ(Parse({})->log_level, spdlog::level::info);
+  EXPECT_EQ(Parse({}, {{"LOG_LEVEL", "debug"}})->log_level, spdlog::level::debug);
+  EXPECT_EQ(Parse({"--log-level", "error"}, {{"LOG_LEVEL", "debug"}})->log_level,
+            spdlog::level::err);
+  auto bad = Parse({"--log-level", "loud"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--log-level"), std::string::npos);
+}
+
+TEST(TokenmgrConfig, ListenErrorsNameThePortAndAddressSettings) {
+  EXPECT_EQ(Parse({})->server.listen_setting,
+            "LISTENPORT/--listen-port, BIND_ADDRESS/--bind-address");
+}
+
 TEST(TokenmgrConfig, FlagsWinOverEnv) {
   auto c = Parse({"--listen-port", "7000", "-d", "5"}, {{"LISTENPORT", "9090"}, {"LOCKDURATION", "30"}});
   ASSERT_TRUE(c.ok());
@@ -54,12 +69,15 @@ TEST(TokenmgrConfig, SeedStyleFlagsAreAccepted) {
 
 TEST(TokenmgrConfig, BadEnvValuesNameTheVariable) {
   const std::pair<const char*, const char*> bad[] = {
-      {"LISTENPORT", "abc"},     {"LISTENPORT", "70000"}, {"LISTENPORT", "-1"},
-      {"LOCKDURATION", "0"},     {"LOCKDURATION", "1.5"}, {"MAX_WAIT", "0x10"},
-      {"MAX_TTL", "99999999999"}, {"LOG_FORMAT", "xml"},  {"MAX_CONNECTIONS", "0"},
-      {"AUTH_TOKEN_FILE", "/nonexistent/token"},
-      {"MAX_HEADER_BYTES", "100"}, {"MAX_HEADER_BYTES", "99999999"}, {"MAX_HEADER_COUNT", "2"},
-      {"MAX_HEADER_COUNT", "x"},   {"MAX_BODY_BYTES", "-5"},       {"MAX_BODY_BYTES", "1e9"},
+      {"LISTENPORT", "abc"},       {"LISTENPORT", "70000"},
+      {"LISTENPORT", "-1"},        {"LOCKDURATION", "0"},
+      {"LOCKDURATION", "1.5"},     {"MAX_WAIT", "0x10"},
+      {"MAX_TTL", "99999999999"},  {"LOG_FORMAT", "xml"},
+      {"MAX_CONNECTIONS", "0"},    {"AUTH_TOKEN_FILE", "/nonexistent/token"},
+      {"MAX_HEADER_BYTES", "100"}, {"MAX_HEADER_BYTES", "99999999"},
+      {"MAX_HEADER_COUNT", "2"},   {"MAX_HEADER_COUNT", "x"},
+      {"MAX_BODY_BYTES", "-5"},    {"MAX_BODY_BYTES", "1e9"},
+      {"LOG_LEVEL", "verbose"},    {"LOG_LEVEL", "warning"},
   };
   for (auto [var, value] : bad) {
     auto c = Parse({}, {{var, value}});

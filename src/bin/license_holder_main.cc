@@ -15,6 +15,7 @@
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/process_metrics.h"
 #include "common/strings.h"
 #include "holder/agent.h"
 #include "holder/release.h"
@@ -44,12 +45,13 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
   router.Get("/metrics", [&] {
     http::Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = agent.RenderMetrics();
+    r.body = agent.RenderMetrics() + RenderProcessMetrics("license_holder");
     return r;
   });
   http::ServerOptions options;
   options.server_name = "license-holder";
   options.max_connections = 64;
+  options.listen_setting = "HEALTH_PORT/--health-port, HEALTH_BIND/--health-bind";
   http::HttpServer server(io, options, router);
   auto port = server.Listen(config.health_bind, config.health_port);
   if (!port.ok()) {
@@ -113,7 +115,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config->command == app::HolderCommand::kHelp) return 0;
-  if (Status s = InitLogging(config->log_format); !s.ok()) {
+  auto log_level = app::PickLogLevel(std::nullopt, app::EnvFromEnviron());
+  if (!log_level.ok()) {
+    std::cerr << "license-holder: " << log_level.status().message() << "\n";
+    return 2;
+  }
+  if (Status s = InitLogging(config->log_format, LogFlush::kEachLine, *log_level); !s.ok()) {
     std::cerr << "license-holder: " << s.message() << "\n";
     return 2;
   }

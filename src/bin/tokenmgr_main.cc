@@ -24,16 +24,17 @@ int main(int argc, char** argv) {
   }
   if (config->help_shown) return 0;
   // Buffered: grant and release lines would otherwise cost a write(2) each on the hot path.
-  if (Status s = InitLogging(config->log_format, LogFlush::kBuffered); !s.ok()) {
+  if (Status s = InitLogging(config->log_format, LogFlush::kBuffered, config->log_level); !s.ok()) {
     std::cerr << "tokenmgr: " << s.message() << "\n";
     return 2;
   }
 
   // One thread runs every socket, timer and signal, so Asio's per-descriptor locks are skipped.
   boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-  // Catch SIGTERM/SIGINT from here on (they queue until io.run()), so a signal sent as soon as
-  // the port file appears still means a clean stop with exit 0, not death by signal.
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  // Catch SIGTERM/SIGINT/SIGHUP from here on (they queue until io.run()), so a signal sent as soon
+  // as the port file appears still means a clean stop with exit 0, not death by signal. SIGHUP too:
+  // a closed terminal or a "reload" must not kill the process without a word.
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(

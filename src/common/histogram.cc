@@ -1,7 +1,9 @@
 #include "common/histogram.h"
 
+#include <charconv>
 #include <cmath>
-#include <cstdio>
+#include <string>
+#include <system_error>
 
 namespace lm {
 
@@ -26,9 +28,12 @@ std::string MetricHeader(std::string_view name, std::string_view type, std::stri
 std::string FormatMetricValue(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
+  // The shortest text that reads back as the same double: 0.1 prints as "0.1", never
+  // "0.10000000000000001", so a query for le="0.1" finds the bucket.
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  if (ec != std::errc()) return "NaN";  // cannot happen: 64 bytes hold any double
+  return std::string(buf, end);
 }
 
 std::string Histogram::Render(std::string_view name, std::string_view help) const {

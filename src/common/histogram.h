@@ -29,7 +29,8 @@ class Histogram {
 
 // "# HELP name help\n# TYPE name type\n"
 std::string MetricHeader(std::string_view name, std::string_view type, std::string_view help);
-// Formats a double the way Prometheus expects ("+Inf", no locale).
+// Formats a double the way Prometheus expects ("+Inf", "NaN", no locale), in the shortest form
+// that reads back as the same double ("0.1", "0.0017329489999999999" never).
 std::string FormatMetricValue(double v);
 
 }  // namespace lm

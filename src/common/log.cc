@@ -1,22 +1,22 @@
 #include "common/log.h"
 
-#include <unistd.h>
-
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "common/strings.h"
 
@@ -160,7 +160,34 @@ std::unique_ptr<spdlog::formatter> MakeLineFormatter(std::string_view format) {
   return nullptr;
 }
 
-Status InitLogging(std::string_view format, LogFlush flush) {
+StatusOr<spdlog::level::level_enum> ParseLogLevel(std::string_view text, std::string_view source) {
+  std::string lower(Trim(text));
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
+      {"trace", spdlog::level::trace},
+      {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},
+      {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err}};
+  for (const auto& [name, level] : kLevels) {
+    if (lower == name) return level;
+  }
+  return InvalidArgument(std::string(source) +
+                         " must be one of trace, debug, info, warn, error; got '" +
+                         std::string(text.substr(0, 32)) + "'");
+}
+
+bool RateLimitedLog::Allow(std::chrono::steady_clock::time_point now, uint64_t& held_back) {
+  if (last_ && now - *last_ < interval_) {
+    ++held_back_;
+    return false;
+  }
+  last_ = now;
+  held_back = std::exchange(held_back_, 0);
+  return true;
+}
+
+Status InitLogging(std::string_view format, LogFlush flush, spdlog::level::level_enum level) {
   std::shared_ptr<spdlog::logger> logger;
   if (flush == LogFlush::kBuffered) {
     logger = std::make_shared<spdlog::logger>("lm", std::make_shared<BufferedStderrSink>());
@@ -175,6 +202,7 @@ Status InitLogging(std::string_view format, LogFlush flush) {
                            std::string(format.substr(0, 32)) + "'");
   }
   logger->set_formatter(std::move(formatter));
+  logger->set_level(level);
   logger->flush_on(flush == LogFlush::kBuffered ? spdlog::level::warn : spdlog::level::info);
   spdlog::set_default_logger(logger);
   if (flush == LogFlush::kBuffered) TheFlusher() = std::make_unique<Flusher>();

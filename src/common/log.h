@@ -8,8 +8,11 @@
 #include <spdlog/formatter.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdint>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "common/status.h"
@@ -25,8 +28,32 @@ enum class LogFlush {
   kBuffered,
 };
 
-// format: "text" or "json". Anything else is INVALID_ARGUMENT.
-Status InitLogging(std::string_view format, LogFlush flush = LogFlush::kEachLine);
+// format: "text" or "json". Anything else is INVALID_ARGUMENT. Lines below `level` are dropped.
+Status InitLogging(std::string_view format, LogFlush flush = LogFlush::kEachLine,
+                   spdlog::level::level_enum level = spdlog::level::info);
+
+// A LOG_LEVEL value: "trace", "debug", "info", "warn" or "error" (any case). Anything else is
+// INVALID_ARGUMENT naming `source` (the variable or flag it came from) and the allowed values.
+StatusOr<spdlog::level::level_enum> ParseLogLevel(std::string_view text, std::string_view source);
+
+// Lets at most one line through per `interval` and counts the ones held back, for events a
+// client can cause at any rate (e.g. refused requests). Not thread-safe.
+//
+//   RateLimitedLog limit(std::chrono::seconds(10));
+//   uint64_t held_back = 0;
+//   if (limit.Allow(clock.Now(), held_back)) spdlog::warn("refused ({} more)", held_back);
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(std::chrono::steady_clock::duration interval) : interval_(interval) {}
+  // True when a line may be written at `now`; `held_back` is then the number of events refused
+  // since the last line. False counts this event as held back.
+  bool Allow(std::chrono::steady_clock::time_point now, uint64_t& held_back);
+
+ private:
+  std::chrono::steady_clock::duration interval_;
+  std::optional<std::chrono::steady_clock::time_point> last_;
+  uint64_t held_back_ = 0;
+};
 
 // The formatter InitLogging installs: "text" (or "") gives `<ts> <level> <message>`, "json"
 // gives {"ts":"<ts>","level":"<level>","msg":"<message, JSON-escaped>"}, <ts> being UTC to the

@@ -100,5 +100,35 @@ TEST(InitLogging, RejectsAnUnknownFormatNamingTheVariable) {
   }
 }
 
+TEST(ParseLogLevel, AcceptsTheFiveLevelsInAnyCase) {
+  EXPECT_EQ(*ParseLogLevel("trace", "LOG_LEVEL"), spdlog::level::trace);
+  EXPECT_EQ(*ParseLogLevel("DEBUG", "LOG_LEVEL"), spdlog::level::debug);
+  EXPECT_EQ(*ParseLogLevel("info", "LOG_LEVEL"), spdlog::level::info);
+  EXPECT_EQ(*ParseLogLevel("Warn", "LOG_LEVEL"), spdlog::level::warn);
+  EXPECT_EQ(*ParseLogLevel("error", "LOG_LEVEL"), spdlog::level::err);
+}
+
+TEST(ParseLogLevel, RefusesAnythingElseNamingTheSource) {
+  auto bad = ParseLogLevel("verbose", "LOG_LEVEL");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("LOG_LEVEL"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("'verbose'"), std::string::npos);
+  EXPECT_FALSE(ParseLogLevel("", "--log-level").ok());
+}
+
+TEST(RateLimitedLog, LetsOneLineThroughPerIntervalAndCountsTheRest) {
+  RateLimitedLog limit(std::chrono::seconds(10));
+  std::chrono::steady_clock::time_point t0{std::chrono::seconds(1000)};
+  uint64_t held_back = 99;
+  ASSERT_TRUE(limit.Allow(t0, held_back));
+  EXPECT_EQ(held_back, 0u);
+  for (int i = 1; i <= 5; ++i) EXPECT_FALSE(limit.Allow(t0 + std::chrono::seconds(i), held_back));
+  EXPECT_FALSE(limit.Allow(t0 + std::chrono::milliseconds(9999), held_back));
+  ASSERT_TRUE(limit.Allow(t0 + std::chrono::seconds(10), held_back));
+  EXPECT_EQ(held_back, 6u);
+  ASSERT_TRUE(limit.Allow(t0 + std::chrono::seconds(30), held_back));
+  EXPECT_EQ(held_back, 0u);
+}
+
 }  // namespace
 }  // namespace lm

@@ -40,9 +40,7 @@ class InProcessApi {
                 std::vector<std::pair<std::string, std::string>> headers = {}) {
     Request req;
     req.method = std::move(method);
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    if (!ParseTarget(target, req.path, req.query).ok()) return ErrorResponse(400, "bad target");
     req.target = std::move(target);
     req.body = std::move(body);
     req.headers = std::move(headers);

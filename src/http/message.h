@@ -14,12 +14,14 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
+
 namespace lm::http {
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
+  std::string method;  // "GET", "POST", ... ("HEAD" is answered like "GET" without the body)
   std::string target;  // raw, e.g. "/api/token/lock/5?ttl=10"
-  std::string path;    // target before '?', not decoded
+  std::string path;    // target before '?', each segment percent-decoded (see ParseTarget)
   std::string query;   // target after '?', not decoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
@@ -35,6 +37,13 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// Splits a request target into `path` (each '/'-separated segment percent-decoded) and `query`
+// (after the first '?', raw). Origin-form "/a/b?q" and absolute-form "http://host/a/b?q" are
+// accepted; the latter is taken as origin-form, its authority ignored (RFC 9112 3.2.2).
+// INVALID_ARGUMENT for any other form, a malformed escape, or an escape that decodes to '/' or
+// NUL (it would change which route is meant). Reuses the strings' capacity.
+Status ParseTarget(std::string_view target, std::string& path, std::string& query);
 
 // {"Error": message} with the status.
 Response ErrorResponse(int status, std::string_view message);

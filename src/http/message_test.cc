@@ -87,5 +87,60 @@ TEST(Responder, DoesNotReportACancelledRequestToItsObserver) {
   EXPECT_TRUE(observer.seen.empty());
 }
 
+struct Target {
+  std::string path = "junk", query = "junk";
+  Status status;
+};
+Target Parse(std::string_view raw) {
+  Target t;
+  t.status = ParseTarget(raw, t.path, t.query);
+  return t;
+}
+
+TEST(ParseTarget, SplitsOriginFormAtTheFirstQuestionMark) {
+  Target t = Parse("/api/token/lock/5?ttl=10&x=a?b");
+  ASSERT_TRUE(t.status.ok());
+  EXPECT_EQ(t.path, "/api/token/lock/5");
+  EXPECT_EQ(t.query, "ttl=10&x=a?b");
+  t = Parse("/healthz");
+  EXPECT_EQ(t.path, "/healthz");
+  EXPECT_EQ(t.query, "");
+}
+
+TEST(ParseTarget, DecodesPercentEncodingInEachPathSegment) {
+  Target t = Parse("/api/token/lock/%35?ttl=%31");
+  ASSERT_TRUE(t.status.ok());
+  EXPECT_EQ(t.path, "/api/token/lock/5");
+  EXPECT_EQ(t.query, "ttl=%31");  // the query is decoded per parameter, later
+  EXPECT_EQ(Parse("/api/%74oken/status").path, "/api/token/status");
+  EXPECT_EQ(Parse("/a%20b/").path, "/a b/");
+}
+
+TEST(ParseTarget, RefusesEscapesThatWouldChangeTheRouteOrAreMalformed) {
+  EXPECT_EQ(Parse("/api/token/release/a%2fb").status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("/a/%00").status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("/a/%3").status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("/a/%zz").status.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ParseTarget, TakesAbsoluteFormAsOriginForm) {
+  Target t = Parse("http://tokenmgr:8080/api/token/status?x=1");
+  ASSERT_TRUE(t.status.ok());
+  EXPECT_EQ(t.path, "/api/token/status");
+  EXPECT_EQ(t.query, "x=1");
+  EXPECT_EQ(Parse("HTTPS://h/%35").path, "/5");
+  EXPECT_EQ(Parse("http://h").path, "/");
+  t = Parse("http://h?q");
+  EXPECT_EQ(t.path, "/");
+  EXPECT_EQ(t.query, "q");
+}
+
+TEST(ParseTarget, RefusesOtherForms) {
+  EXPECT_FALSE(Parse("*").status.ok());
+  EXPECT_FALSE(Parse("api/x").status.ok());
+  EXPECT_FALSE(Parse("ftp://h/x").status.ok());
+  EXPECT_FALSE(Parse("").status.ok());
+}
+
 }  // namespace
 }  // namespace lm::http

@@ -5,9 +5,10 @@ namespace lm::http {
 void Router::Handle(const Request& request, std::shared_ptr<Responder> responder) {
   auto it = routes_.find(request.path);
   if (it == routes_.end()) return responder->Send(ErrorResponse(404, "Resource not found"));
-  if (request.method != "GET") {
+  // HEAD gets the GET response; the server leaves out the body.
+  if (request.method != "GET" && request.method != "HEAD") {
     Response r = ErrorResponse(405, "Method not allowed");
-    r.headers.emplace_back("Allow", "GET");
+    r.headers.emplace_back("Allow", "GET, HEAD");
     return responder->Send(std::move(r));
   }
   responder->Send(it->second());

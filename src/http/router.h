@@ -1,6 +1,6 @@
-// Router: a tiny Handler for exact-path GET endpoints (the license-holder's /healthz, /readyz,
-// /metrics). Handlers run on the server's thread and must be quick and thread-safe with respect
-// to whatever state they read.
+// Router: a tiny Handler for exact-path GET (and HEAD) endpoints (the license-holder's /healthz,
+// /readyz, /metrics). Handlers run on the server's thread and must be quick and thread-safe with
+// respect to whatever state they read.
 //
 //   Router r;
 //   r.Get("/healthz", [&] { return JsonResponse(200, R"({"status":"ok"})"); });

@@ -29,8 +29,9 @@ class Session;
 namespace {
 
 // The response's bytes on the wire (HTTP/1.1, Content-Length, "Connection: close" unless kept).
+// A response to HEAD (`with_body` false) has the same header fields, Content-Length included.
 void SerializeResponse(const Response& r, std::string_view server_name, bool keep_alive,
-                       std::string& out) {
+                       std::string& out, bool with_body = true) {
   out.clear();
   out.reserve(160 + r.body.size());
   out += "HTTP/1.1 ";
@@ -51,7 +52,7 @@ void SerializeResponse(const Response& r, std::string_view server_name, bool kee
   out += "\r\nContent-Length: ";
   out += std::to_string(r.body.size());
   out += "\r\n\r\n";
-  out += r.body;
+  if (with_body) out += r.body;
 }
 
 std::string SerializeResponse(const Response& r, std::string_view server_name, bool keep_alive) {
@@ -322,6 +323,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
     parser_.emplace(std::piecewise_construct, std::make_tuple(),
                     std::make_tuple(PoolAllocator<char>(&fields_pool_)));
     header_checked_ = false;
+    head_ = false;
     parser_->header_limit(static_cast<uint32_t>(server_->opts.max_header_bytes));
     parser_->body_limit(server_->opts.max_body_bytes);
     parser_->eager(true);
@@ -385,13 +387,12 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
     Request& req = request_;
     req.method.assign(msg.method_string());
     req.target.assign(msg.target());
-    auto q = req.target.find('?');
-    req.path.assign(req.target, 0, q);
-    if (q != std::string::npos) {
-      req.query.assign(req.target, q + 1);
-    } else {
-      req.query.clear();
+    if (Status s = ParseTarget(req.target, req.path, req.query); !s.ok()) {
+      ++server_->stats.bad_requests;
+      SendAndClose(400, s.message());
+      return false;
     }
+    head_ = msg.method() == bhttp::verb::head;
     size_t n = 0;
     for (const auto& field : msg) {
       if (n == req.headers.size()) req.headers.emplace_back();
@@ -471,7 +472,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
       watching_ = false;
     }
     keep_alive_ = keep_alive_ && !server_->stopping;
-    SerializeResponse(r, server_->opts.server_name, keep_alive_, out_);
+    SerializeResponse(r, server_->opts.server_name, keep_alive_, out_, !head_);
     sent_ = 0;
     SetDeadline(server_->opts.write_timeout);
     Send();
@@ -532,6 +533,7 @@ class Session final : public ResponseSink, public std::enable_shared_from_this<S
   bool watching_ = false;
   bool read_pending_ = false;  // an async_read_some into buffer_ is queued (see WaitReadable)
   bool header_checked_ = false;
+  bool head_ = false;    // the request being answered is a HEAD: the response has no body
   bool trimmed_ = true;  // nothing to give back yet
   bool dispatching_ = false;
   bool sent_in_dispatch_ = false;  // the response went out during OnRequest's dispatch
@@ -621,8 +623,9 @@ StatusOr<uint16_t> HttpServer::Listen(const std::string& address, uint16_t port)
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Unavailable("cannot listen on " + address + ":" + std::to_string(port) + ": " +
-                       ec.message());
+    const std::string& setting = impl_->opts.listen_setting;
+    return Unavailable("cannot listen on " + address + ":" + std::to_string(port) +
+                       (setting.empty() ? "" : " (set by " + setting + ")") + ": " + ec.message());
   }
   impl_->Accept();
   return a.local_endpoint().port();

@@ -32,6 +32,9 @@ struct ServerOptions {
   // A kept-alive connection idle this long between requests gives its buffers back.
   std::chrono::milliseconds trim_after{1000};
   std::string server_name = "tokenmgr";
+  // Where the listen address and port were configured, named in Listen's error (e.g.
+  // "LISTENPORT/--listen-port, BIND_ADDRESS/--bind-address"). Empty: nothing named.
+  std::string listen_setting;
 };
 
 struct ServerStats {
@@ -50,7 +53,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts accepting. Returns the bound port.
+  // Binds and starts accepting. Returns the bound port, or UNAVAILABLE naming the address, the
+  // port, ServerOptions::listen_setting and the system's reason.
   StatusOr<uint16_t> Listen(const std::string& address, uint16_t port);
 
   // Stops accepting; idle connections close now, busy ones after their response.

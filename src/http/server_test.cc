@@ -31,6 +31,8 @@ class EchoTarget : public Handler {
     r.status = 200;
     r.content_type = "text/plain";
     r.body = request.target;
+    r.headers.emplace_back("X-Path", request.path);
+    r.headers.emplace_back("X-Method", request.method);
     responder->Send(std::move(r));
   }
 };
@@ -80,6 +82,16 @@ class ServerTest : public ::testing::Test {
     s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
     return s;
   }
+  // Sends `raw` and reads to the server's close.
+  std::string RawExchange(const std::string& raw) {
+    auto s = Connect();
+    net::write(s, net::buffer(raw));
+    std::string in;
+    boost::system::error_code ec;
+    net::read(s, net::dynamic_buffer(in), ec);
+    return in;
+  }
+
   // One request and its whole response (Content-Length framed) on `s`.
   std::string Call(tcp::socket& s, const std::string& target) {
     std::string req = "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -162,6 +174,62 @@ TEST_F(ServerTest, StopClosesAConnectionWaitingForItsNextRequest) {
   net::read(s, net::dynamic_buffer(in), ec);
   EXPECT_EQ(ec, net::error::eof);
   EXPECT_EQ(in, "");
+}
+
+TEST_F(ServerTest, BusyPortErrorNamesTheSettingThatChoseIt) {
+  StartServer({});
+  ServerOptions o;
+  o.listen_setting = "HEALTH_PORT/--health-port";
+  HttpServer second(client_io_, o, handler_);
+  auto port = second.Listen("127.0.0.1", port_);
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(port.status().message().find("127.0.0.1:" + std::to_string(port_) +
+                                         " (set by HEALTH_PORT/--health-port)"),
+            std::string::npos)
+      << port.status().message();
+}
+
+TEST_F(ServerTest, HeadIsAnsweredWithTheHeadersOfGetAndNoBody) {
+  StartServer({});
+  std::string in = RawExchange("HEAD /abc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(in.rfind("HTTP/1.1 200", 0), 0u) << in;
+  EXPECT_NE(in.find("Content-Length: 4\r\n"), std::string::npos) << in;  // the GET body's
+  EXPECT_NE(in.find("X-Method: HEAD\r\n"), std::string::npos) << in;
+  EXPECT_EQ(in.substr(in.find("\r\n\r\n") + 4), "");
+}
+
+TEST_F(ServerTest, HeadOnAKeptAliveConnectionIsFollowedByTheNextResponse) {
+  StartServer({});
+  std::string in = RawExchange(
+      "HEAD /a HTTP/1.1\r\nHost: t\r\n\r\nGET /bc HTTP/1.1\r\nHost: t\r\n"
+      "Connection: close\r\n\r\n");
+  auto second = in.find("HTTP/1.1 200", 1);
+  ASSERT_NE(second, std::string::npos) << in;
+  EXPECT_EQ(in.substr(in.size() - 3), "/bc");
+}
+
+TEST_F(ServerTest, AbsoluteFormTargetIsRoutedByItsPath) {
+  StartServer({});
+  std::string in = RawExchange(
+      "GET http://example:8080/api/x?y=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(in.find("X-Path: /api/x\r\n"), std::string::npos) << in;
+}
+
+TEST_F(ServerTest, PercentEncodedPathSegmentsAreDecoded) {
+  StartServer({});
+  std::string in =
+      RawExchange("GET /api/lock/%35 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(in.find("X-Path: /api/lock/5\r\n"), std::string::npos) << in;
+}
+
+TEST_F(ServerTest, UndecodableTargetIsABadRequestNamingTheProblem) {
+  StartServer({});
+  std::string in =
+      RawExchange("GET /api/lock/a%2Fb HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(in.rfind("HTTP/1.1 400", 0), 0u) << in;
+  EXPECT_NE(in.find("%2F"), std::string::npos) << in;
+  EXPECT_TRUE(AwaitStats([](const ServerStats& st) { return st.bad_requests == 1; }));
 }
 
 }  // namespace

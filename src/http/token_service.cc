@@ -16,6 +16,7 @@
 
 #include "common/histogram.h"
 #include "common/log.h"
+#include "common/process_metrics.h"
 #include "common/strings.h"
 
 namespace lm::http {
@@ -145,6 +146,21 @@ StatusOr<QueryParams> ParseQuery(std::string_view query) {
   return out;
 }
 
+StatusOr<QueryParams> ParseQuery(std::string_view query,
+                                 std::initializer_list<std::string_view> known) {
+  auto params = ParseQuery(query);
+  if (!params.ok()) return params;
+  for (const auto& [name, value] : *params) {
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string list;
+    for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+    return InvalidArgument("unknown query parameter '" + JsonEscape(name.substr(0, 64)) + "'" +
+                           (list.empty() ? "; this route takes none"
+                                         : "; this route takes: " + list + " (lower case)"));
+  }
+  return params;
+}
+
 TokenService::TokenService(lock::LockService& lock, TokenServiceOptions options)
     : lock_(lock), options_(std::move(options)) {
   for (std::string_view prefix : kPrefixes) {
@@ -171,7 +187,10 @@ void TokenService::AddRoute(std::string method, std::string path, ExtraRoute han
   ExtraPath& e = it->second;
   e.by_method[std::move(method)] = std::move(handler);
   e.allow.clear();
-  for (const auto& [m, h] : e.by_method) e.allow += (e.allow.empty() ? "" : ", ") + m;
+  for (const auto& [m, h] : e.by_method) {
+    e.allow += (e.allow.empty() ? "" : ", ") + m;
+    if (m == "GET" && !e.by_method.count("HEAD")) e.allow += ", HEAD";
+  }
 }
 
 std::map<std::string, uint64_t> TokenService::stats() const {
@@ -197,9 +216,15 @@ void TokenService::OnResponse(int route, int status) {
 bool TokenService::Authorized(const Request& req) const {
   if (!options_.auth_token) return true;
   std::string_view h = req.Header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (h.size() <= kBearer.size() || h.substr(0, kBearer.size()) != kBearer) return false;
-  return ConstantTimeEquals(h.substr(kBearer.size()), *options_.auth_token);
+  // The scheme is case-insensitive (RFC 9110 11.1), then one or more spaces, then the token.
+  constexpr std::string_view kBearer = "bearer";
+  if (h.size() <= kBearer.size() + 1 || h[kBearer.size()] != ' ') return false;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if ((h[i] | 0x20) != kBearer[i]) return false;
+  }
+  h.remove_prefix(kBearer.size());
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  return ConstantTimeEquals(h, *options_.auth_token);
 }
 
 void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
@@ -207,7 +232,8 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
   std::string_view path = req.path;
   R which = R::kNone;
   int route = kUnmatchedRoute;
-  std::string_view allow = "GET";
+  std::string_view wanted = "GET";       // the method a built-in route takes
+  std::string_view allow = "GET, HEAD";  // what a 405 names
   std::string_view arg;  // :timeout or :id
   for (size_t p = 0; p < std::size(kPrefixes); ++p) {
     std::string_view prefix = kPrefixes[p];
@@ -221,9 +247,10 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
     } else {
       arg = rest.substr(slash + 1);
       if (!arg.empty() && arg.find('/') == std::string_view::npos) {
-        if (first == "lock") which = R::kLock;
-        if (first == "release") which = R::kRelease, allow = "POST";
-        if (first == "renew") which = R::kRenew, allow = "POST";
+        // Not HEAD: a lease whose id nobody sees would hold the lock for its whole TTL.
+        if (first == "lock") which = R::kLock, allow = "GET";
+        if (first == "release") which = R::kRelease, wanted = allow = "POST";
+        if (first == "renew") which = R::kRenew, wanted = allow = "POST";
       }
     }
     if (which != R::kNone) route = static_cast<int>(p) * kPerPrefix + static_cast<int>(which);
@@ -245,7 +272,11 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
   r->Observe(this, route);
 
   if (which == R::kNone) return r->Send(ErrorResponse(404, "Resource not found"));
-  bool method_ok = extra ? extra->by_method.count(req.method) > 0 : req.method == allow;
+  // HEAD is answered as GET where GET is allowed (and not the lock route); the server leaves
+  // out the body.
+  std::string_view method = req.method;
+  if (method == "HEAD" && allow.find("HEAD") != std::string_view::npos) method = "GET";
+  bool method_ok = extra ? extra->by_method.count(method) > 0 : method == wanted;
   if (!method_ok) return r->Send(MethodNotAllowed(allow));
 
   switch (which) {
@@ -269,13 +300,26 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
       resp.body = RenderMetrics();
       return r->Send(std::move(resp));
     }
-    case R::kExtra: return extra->by_method.at(req.method)(req, r);
+    case R::kExtra:
+      return extra->by_method.find(method)->second(req, r);
     case R::kNone: break;
   }
 }
 
-bool TokenService::RefuseMutation(const Request& req, Responder& r) const {
+bool TokenService::RefuseMutation(const Request& req, Responder& r) {
   if (!Authorized(req)) {
+    // A client can cause these at any rate: one line per 10 s, with the count held back.
+    // The path's last segment may be a lease id: it is not logged.
+    std::string_view path = req.path;
+    path = path.substr(0, std::min<size_t>(path.rfind('/') + 1, 128));
+    if (uint64_t held_back = 0;
+        unauthorized_log_.Allow(std::chrono::steady_clock::now(), held_back)) {
+      spdlog::warn(
+          "refused {} {}… from {}: 401, {} bearer token{}", req.method, JsonEscape(path),
+          req.remote_address.empty() ? "?" : req.remote_address,
+          req.Header("authorization").empty() ? "no" : "wrong",
+          held_back ? fmt::format(" ({} more 401s since the last such line)", held_back) : "");
+    }
     Response resp = ErrorResponse(401, "missing or wrong bearer token");
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");
     r.Send(std::move(resp));
@@ -294,7 +338,7 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
   const lock::Options& o = lock_.options();
   auto wait = ParseWholeNumber(timeout, "timeout", o.max_wait.count());
   if (!wait.ok()) return r->Send(ErrorResponse(400, wait.status().message()));
-  auto query = ParseQuery(req.query);
+  auto query = ParseQuery(req.query, {"ttl", "holder"});
   if (!query.ok()) return r->Send(ErrorResponse(400, query.status().message()));
   lock::AcquireRequest ar;
   ar.wait = lock::Seconds(*wait);
@@ -336,10 +380,20 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
 void TokenService::HandleRelease(const Request& req, std::string_view id,
                                  std::shared_ptr<Responder> r) {
   if (RefuseMutation(req, *r)) return;
-  // The log shows the id redacted; only that is kept (short enough for no heap block).
-  lock_.Release(id, [r, shown = Redact(id)](Status s) {
+  if (auto query = ParseQuery(req.query, {}); !query.ok()) {
+    return r->Send(ErrorResponse(400, query.status().message()));
+  }
+  // Who held the lock, for the log line: a release that succeeds ended the lease this view
+  // shows (GetView answers at once in both stores, and there is one lock).
+  std::string holder;
+  uint64_t token = 0;
+  lock_.GetView([&](StatusOr<lock::View> v) {
+    if (v.ok() && v->held) holder = v->holder, token = v->token;
+  });
+  // The log shows the id redacted.
+  lock_.Release(id, [r, shown = Redact(id), holder = std::move(holder), token](Status s) {
     if (!s.ok()) return r->Send(ErrorResponse(HttpStatusFor(s.code()), s.message()));
-    LogInfoCompiled(FMT_COMPILE("lock released id={}"), shown);
+    LogInfoCompiled(FMT_COMPILE("lock released by '{}' token={} id={}"), holder, token, shown);
     r->Send(JsonResponse(200, "\"Released\""));
   });
 }
@@ -348,7 +402,7 @@ void TokenService::HandleRenew(const Request& req, std::string_view id,
                                std::shared_ptr<Responder> r) {
   if (RefuseMutation(req, *r)) return;
   const lock::Options& o = lock_.options();
-  auto query = ParseQuery(req.query);
+  auto query = ParseQuery(req.query, {"ttl"});
   if (!query.ok()) return r->Send(ErrorResponse(400, query.status().message()));
   lock::Seconds ttl = o.default_ttl;
   if (auto it = query->find("ttl"); it != query->end()) {
@@ -442,6 +496,8 @@ std::string TokenService::RenderMetrics() {
   }
   gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
         static_cast<double>(ResidentBytes()));
+  out += RenderProcessMetrics("tokenmgr");
+  for (const auto& render : extra_metrics_) out += render();
   return out;
 }
 

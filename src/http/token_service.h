@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "http/message.h"
 #include "http/server.h"
 #include "lock/lock_service.h"
@@ -42,10 +44,17 @@ class TokenService final : public Handler, private ResponseObserver {
   void SetServerStats(const ServerStats* stats) { server_stats_ = stats; }
 
   // Adds a route for an exact path and method (e.g. the HTML page and its form POSTs). The path
-  // is its stats key. Other methods on a registered path get 405 with Allow.
+  // is its stats key. Other methods on a registered path get 405 with Allow. A GET route also
+  // answers HEAD (the same response; the server sends no body).
   void AddRoute(std::string method, std::string path, ExtraRoute handler);
   void AddGetRoute(std::string path, ExtraRoute handler) {
     AddRoute("GET", std::move(path), std::move(handler));
+  }
+
+  // Adds series to /metrics: `render` runs on every scrape and returns Prometheus text (HELP,
+  // TYPE and samples), appended after the built-in series. E.g. the pool view's gauges.
+  void AddMetrics(std::function<std::string()> render) {
+    extra_metrics_.push_back(std::move(render));
   }
 
   // The seed's /api/stats map: route -> hits (routes with at least one hit).
@@ -60,7 +69,8 @@ class TokenService final : public Handler, private ResponseObserver {
  private:
   // Sends 401 (auth on, wrong or missing token) or 403 (cross-site) and returns true, or
   // returns false when the lock may be taken, renewed or released.
-  bool RefuseMutation(const Request& req, Responder& r) const;
+  // 401s are logged, at most one line per 10 s.
+  bool RefuseMutation(const Request& req, Responder& r);
   void HandleLock(const Request& req, std::string_view timeout, std::shared_ptr<Responder> r);
   void HandleRelease(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
   void HandleRenew(const Request& req, std::string_view id, std::shared_ptr<Responder> r);
@@ -79,8 +89,8 @@ class TokenService final : public Handler, private ResponseObserver {
   };
   struct ExtraPath {
     int route = 0;
-    std::map<std::string, ExtraRoute> by_method;
-    std::string allow;  // "GET, POST"
+    std::map<std::string, ExtraRoute, std::less<>> by_method;
+    std::string allow;  // "GET, HEAD, POST"
   };
 
   lock::LockService& lock_;
@@ -89,6 +99,8 @@ class TokenService final : public Handler, private ResponseObserver {
   std::vector<RouteCounts> routes_;
   lock::View last_view_;  // for /metrics; refreshed on every render
   std::map<std::string, ExtraPath, std::less<>> extra_;  // path -> its route and handlers
+  std::vector<std::function<std::string()>> extra_metrics_;
+  RateLimitedLog unauthorized_log_{std::chrono::seconds(10)};
 };
 
 // Decoded query (or form) parameters in the order given; names are unique. A flat vector, not a
@@ -114,6 +126,11 @@ class QueryParams {
 // Parses "a=1&b=x%20y". Keys and values are percent-decoded. Fails on malformed escapes, more
 // than 32 parameters, or a repeated key.
 StatusOr<QueryParams> ParseQuery(std::string_view query);
+// ParseQuery for a route that takes only the `known` parameters (names compare exactly): any
+// other is INVALID_ARGUMENT naming it and listing the known ones, so a typo ("TTL") is an error,
+// never silently ignored.
+StatusOr<QueryParams> ParseQuery(std::string_view query,
+                                 std::initializer_list<std::string_view> known);
 
 // True for a browser request from another site (Sec-Fetch-Site or an Origin not matching Host).
 // Non-browser clients send neither header and pass.

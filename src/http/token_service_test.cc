@@ -32,6 +32,16 @@ TEST(ParseQuery, RejectsMalformedRepeatedAndTooMany) {
   EXPECT_TRUE(ParseQuery("&&").ok());
 }
 
+TEST(ParseQuery, RefusesAParameterTheRouteDoesNotTakeNamingIt) {
+  auto q = ParseQuery("TTL=300", {"ttl", "holder"});
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(q.status().message(), ::testing::HasSubstr("'TTL'"));
+  EXPECT_THAT(q.status().message(), ::testing::HasSubstr("ttl, holder"));
+  EXPECT_TRUE(ParseQuery("ttl=3&holder=a", {"ttl", "holder"}).ok());
+  EXPECT_THAT(ParseQuery("x", {}).status().message(), ::testing::HasSubstr("takes none"));
+}
+
 TEST(HttpStatusFor, MapsEveryCode) {
   EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
   EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
@@ -106,7 +116,7 @@ TEST_F(TokenServiceRoutes, ExtraRoutesHaveTheirOwnKeyAndAllowHeader) {
   Response r = Call("DELETE", "/x");
   EXPECT_EQ(r.status, 405);
   ASSERT_EQ(r.headers.size(), 1u);
-  EXPECT_EQ(r.headers[0].second, "GET, POST");
+  EXPECT_EQ(r.headers[0].second, "GET, HEAD, POST");
   EXPECT_EQ(api_->stats()["/x"], 3u);
 }
 
@@ -116,6 +126,74 @@ TEST_F(TokenServiceRoutes, GrantIsJsonWithAUuidAndAToken) {
   auto j = nlohmann::json::parse(r.body);
   EXPECT_EQ(j["id"].get<std::string>().size(), 36u);
   EXPECT_GT(j["token"].get<uint64_t>(), 0u);
+}
+
+TEST_F(TokenServiceRoutes, HeadIsAnsweredAsGetOnReadOnlyRoutes) {
+  for (const char* path : {"/api/token/status", "/api/stats", "/healthz", "/readyz", "/metrics"}) {
+    Response get = Call("GET", path);
+    Response head = Call("HEAD", path);
+    EXPECT_EQ(head.status, 200) << path;
+    EXPECT_EQ(head.content_type, get.content_type) << path;
+  }
+  Response r = Call("POST", "/api/token/status");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers[0].second, "GET, HEAD");
+}
+
+TEST_F(TokenServiceRoutes, HeadNeverTakesTheLock) {
+  Response r = Call("HEAD", "/api/token/lock/0?holder=a");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers[0].second, "GET");
+  EXPECT_EQ(Call("GET", "/api/token/lock/0?holder=b").status, 200);
+}
+
+TEST_F(TokenServiceRoutes, UnknownQueryParameterIsRefusedNotIgnored) {
+  Response r = Call("GET", "/api/token/lock/0?TTL=300");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, ::testing::HasSubstr("'TTL'"));
+  EXPECT_EQ(Call("POST", "/api/token/renew/x?ttl=5&holder=a").status, 400);
+  EXPECT_EQ(Call("POST", "/api/token/release/x?force=1").status, 400);
+  EXPECT_EQ(Call("GET", "/api/token/lock/0?ttl=300&holder=a").status, 200);
+}
+
+TEST_F(TokenServiceRoutes, PercentEncodedTimeoutIsDecoded) {
+  EXPECT_EQ(Call("GET", "/api/token/lock/%30?holder=a").status, 200);
+}
+
+// A service with a bearer token configured.
+class TokenServiceAuth : public ::testing::Test {
+ protected:
+  TokenServiceAuth() : api_(lock_, {.auth_token = "s3cret"}) {}
+  bool Authorized(std::string header) {
+    Request req;
+    req.headers.emplace_back("authorization", std::move(header));
+    return api_.Authorized(req);
+  }
+  class NoLock : public lock::LockService {
+   public:
+    CancelFn Acquire(lock::AcquireRequest, GrantDone) override {
+      return [] {};
+    }
+    void Release(std::string_view, StatusDone) override {}
+    void Renew(std::string, lock::Seconds, GrantDone) override {}
+    void GetView(ViewDone) override {}
+    lock::Counters CountersSnapshot() const override { return {}; }
+    bool Ready() const override { return true; }
+    void Shutdown() override {}
+    const lock::Options& options() const override { return options_; }
+    lock::Options options_;
+  } lock_;
+  TokenService api_;
+};
+
+TEST_F(TokenServiceAuth, BearerSchemeIsCaseInsensitive) {
+  EXPECT_TRUE(Authorized("Bearer s3cret"));
+  EXPECT_TRUE(Authorized("bearer s3cret"));
+  EXPECT_TRUE(Authorized("BEARER  s3cret"));
+  EXPECT_FALSE(Authorized("Basic s3cret"));
+  EXPECT_FALSE(Authorized("Bearers3cret"));
+  EXPECT_FALSE(Authorized("bearer S3cret"));  // the token itself is exact
+  EXPECT_FALSE(Authorized("bearer "));
 }
 
 }  // namespace

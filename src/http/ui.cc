@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "common/histogram.h"
 #include "common/random.h"
 #include "common/strings.h"
 #include "license/fs.h"
@@ -68,6 +70,10 @@ std::string FormatUtc(int64_t unix_ms) {
   return buf;
 }
 
+// What a holder label may be (common/strings.h ValidateLabel), in words.
+constexpr std::string_view kHolderRule =
+    "Letters, digits and . _ - : only (no spaces), at most 253 characters.";
+
 std::string Dash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(s); }
 
 // The API's error, in words an operator can act on. Same wording as ui.js.
@@ -105,9 +111,11 @@ void RenderLock(const PageModel& m, std::string& h) {
        (m.lock_known ? (v.held ? "held" : "free") : "unknown") + "</span></div>";
   h += "<p class=\"holder-line\"><span class=\"muted\">Holder</span> <span id=\"lock-holder\" "
        "class=\"holder\">" + (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
+  // Free: "No lease", not "— left of — s lease".
   h += "<div class=\"countdown\"><span id=\"lock-left\" class=\"big\">" +
-       (v.held ? HumanDuration(v.expires_in) : "\u2014") + "</span> <span class=\"muted\">left of "
-       "<span id=\"lock-ttl\">" + (v.held ? std::to_string(v.ttl.count()) : "\u2014") +
+       (v.held ? HumanDuration(v.expires_in) : "No lease") +
+       "</span> <span id=\"lock-of\" class=\"muted\"" + (v.held ? "" : " hidden") +
+       ">left of <span id=\"lock-ttl\">" + (v.held ? std::to_string(v.ttl.count()) : "") +
        "</span> s lease</span></div>";
   int64_t max_ms = v.held ? std::max<int64_t>(1, v.ttl.count() * 1000) : 1;
   h += "<progress id=\"lock-bar\" max=\"" + std::to_string(max_ms) + "\" value=\"" +
@@ -136,9 +144,13 @@ void RenderForms(const PageModel& m, std::string& h) {
   h += "</div>";
   h += "<form id=\"form-lock\" class=\"action\" method=\"post\" action=\"/html/tmpl/lock\" "
        "data-action=\"lock\">" + csrf;
+  // The title is what the browser adds to its "match the requested format" message.
   h += "<div class=\"fields\"><label class=\"wide\">Holder label<input name=\"holder\" "
-       "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" placeholder=\"e.g. gpu-node-7\" "
-       "autocomplete=\"off\" spellcheck=\"false\"></label>";
+       "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" title=\"" +
+       std::string(kHolderRule) +
+       "\" placeholder=\"e.g. gpu-node-7\" autocomplete=\"off\" spellcheck=\"false\" "
+       "aria-describedby=\"holder-rule\"><span id=\"holder-rule\" class=\"hint\">" +
+       std::string(kHolderRule) + "</span></label>";
   h += "<label>Wait (s)<input name=\"wait\" type=\"number\" min=\"0\" value=\"0\" "
        "inputmode=\"numeric\"></label>";
   h += "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" + ttl +
@@ -348,6 +360,23 @@ std::string Field(const QueryParams& form, const char* key) {
   return it == form.end() ? "" : std::string(Trim(it->second));
 }
 
+// MERGE: stands in for `RenderPoolMetrics(const PoolSnapshot&)`, which engineer "holder" adds
+// to http/pool_view.h (with the `unusable` state). When that lands, delete this function and
+// call RenderPoolMetrics(...) in WebUi::Impl::Register instead.
+std::string PoolMetricsStub(const PoolSnapshot& s) {
+  std::string out = MetricHeader("tokenmgr_pool_licenses", "gauge",
+                                 "Licenses in the pool directory by state, at the last scan.");
+  const std::pair<const char*, size_t> states[] = {{"free", s.totals.free},
+                                                   {"held", s.totals.held},
+                                                   {"stale", s.totals.stale},
+                                                   {"unreadable", s.totals.unreadable}};
+  for (const auto& [state, n] : states) {
+    out +=
+        std::string("tokenmgr_pool_licenses{state=\"") + state + "\"} " + std::to_string(n) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 class WebUi::Impl {
@@ -367,6 +396,17 @@ class WebUi::Impl {
       r->Send(std::move(resp));
     });
     api_.AddGetRoute(std::string(kIndex), [this](const Request& req, std::shared_ptr<Responder> r) {
+      // After a form post (redirected here): its outcome, while it is kept.
+      auto query = ParseQuery(req.query);
+      if (query.ok()) {
+        if (auto it = query->find("result"); it != query->end()) {
+          if (const Outcome* o = FindOutcome(it->second)) {
+            return Render(200, o->flash, o->ok, o->lease_id, r);
+          }
+          return Render(200, "That result is no longer kept; the page shows the current state.",
+                        true, "", r);
+        }
+      }
       Render(200, "", true, "", r);
     });
     api_.AddGetRoute(std::string(kCssPath), [](const Request&, std::shared_ptr<Responder> r) {
@@ -386,7 +426,11 @@ class WebUi::Impl {
                       FormAction(action, req, std::move(r));
                     });
     }
-    if (pool_.configured()) Tick();
+    if (pool_.configured()) {
+      // The same (rate-limited) scan as /api/licenses and the page. No pool: no pool series.
+      api_.AddMetrics([this] { return PoolMetricsStub(pool_.Get()); });
+      Tick();
+    }
   }
 
   void Stop() {
@@ -450,29 +494,65 @@ class WebUi::Impl {
       api_req.headers.emplace_back("authorization", std::string(auth));
     }
 
+    // The outcome is shown by a redirect to the page (303 See Other: post/redirect/get), so a
+    // reload shows it again instead of posting again.
     auto inner = std::make_shared<Responder>([this, action, id, r](Response resp) {
       json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
       if (resp.status != 200) {
         std::string error = body.is_object() && body.contains("Error") && body["Error"].is_string()
                                 ? body["Error"].get<std::string>()
                                 : "unexpected answer";
-        return Render(resp.status, PlainWords(resp.status, error), false,
-                      action == "lock" ? "" : id, r);
+        return Redirect({PlainWords(resp.status, error), false, action == "lock" ? "" : id}, r);
       }
       if (action == "release") {
-        return Render(200, "Released. The lock is free for the next waiter.", true, "", r);
+        return Redirect({"Released. The lock is free for the next waiter.", true, ""}, r);
       }
-      if (!body.is_object()) return Render(500, "unexpected answer from the lock API", false, "", r);
+      if (!body.is_object()) return Redirect({"unexpected answer from the lock API", false, ""}, r);
       std::string granted = body.value("id", id);
       std::string what = action == "lock" ? "Lock granted" : "Lease renewed";
-      Render(200,
-             what + ": fencing token " + std::to_string(body.value("token", uint64_t{0})) +
-                 ", lease " + std::to_string(body.value("ttl", int64_t{0})) +
-                 " s. Your lease id (needed to renew or release):",
-             true, granted, r);
+      Redirect({what + ": fencing token " + std::to_string(body.value("token", uint64_t{0})) +
+                    ", lease " + std::to_string(body.value("ttl", int64_t{0})) +
+                    " s. Your lease id (needed to renew or release):",
+                true, granted},
+               r);
     });
     r->OnCancel([inner] { inner->Cancel(); });
     api_.Handle(api_req, inner);
+  }
+
+  // The outcome of a form post, kept for the page it redirects to.
+  struct Outcome {
+    std::string flash;
+    bool ok = true;
+    std::string lease_id;
+    SteadyTime at{};
+  };
+  static constexpr size_t kMaxOutcomes = 64;
+  static constexpr std::chrono::minutes kOutcomeLifetime{10};
+
+  // Keeps `o` under a fresh random key and sends 303 to the page showing it. The key is as hard
+  // to guess as a lease id, so the lease id shown is never in a URL.
+  void Redirect(Outcome o, const std::shared_ptr<Responder>& r) {
+    if (r->done()) return;
+    const SteadyTime now = RealClock::Get().Now();
+    std::erase_if(outcomes_, [&](const auto& kv) { return now - kv.second.at > kOutcomeLifetime; });
+    if (outcomes_.size() >= kMaxOutcomes) {
+      outcomes_.erase(std::min_element(outcomes_.begin(), outcomes_.end(),
+                                       [](auto& a, auto& b) { return a.second.at < b.second.at; }));
+    }
+    o.at = now;
+    std::string key = NewUuidV4();
+    outcomes_[key] = std::move(o);
+    Response resp = HtmlResponse(303, "");
+    resp.headers.emplace_back("Location", std::string(kIndex) + "?result=" + key);
+    r->Send(std::move(resp));
+  }
+
+  const Outcome* FindOutcome(const std::string& key) const {
+    auto it = outcomes_.find(key);
+    if (it == outcomes_.end()) return nullptr;
+    if (RealClock::Get().Now() - it->second.at > kOutcomeLifetime) return nullptr;
+    return &it->second;
   }
 
   void Render(int status, std::string flash, bool ok, std::string lease_id,
@@ -502,6 +582,7 @@ class WebUi::Impl {
   PoolView pool_;
   boost::asio::steady_timer timer_;
   std::string csrf_;
+  std::map<std::string, Outcome> outcomes_;  // by key; at most kMaxOutcomes
   bool stopped_ = false;
 };
 

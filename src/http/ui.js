@@ -98,7 +98,8 @@
     state.className = 'badge ' + (held ? 'held' : 'free');
     state.textContent = held ? 'held' : 'free';
     setText('lock-holder', held && lock.holder ? lock.holder : DASH);
-    setText('lock-ttl', held ? lock.ttl : DASH);
+    setText('lock-ttl', held ? lock.ttl : '');
+    $('lock-of').hidden = !held;
     setText('lock-token', held ? lock.token : DASH);
     setText('lock-acquired', held ? utc(lock.acquired_at_unix_ms) : DASH);
     setText('lock-waiters', lock ? lock.waiters : DASH);
@@ -109,7 +110,7 @@
   function tick() {
     const bar = $('lock-bar');
     if (!lock || !lock.held) {
-      setText('lock-left', DASH);
+      setText('lock-left', 'No lease');
       bar.max = 1;
       bar.value = 0;
       return;
@@ -381,6 +382,14 @@
       e.preventDefault();
       act(form.dataset.action, form);
     });
+  }
+
+  // A field that breaks its pattern says what is allowed (its title), not only the browser's
+  // generic "match the requested format".
+  for (const input of doc.querySelectorAll('input[pattern][title]')) {
+    const check = () => input.setCustomValidity(input.validity.patternMismatch ? input.title : '');
+    input.addEventListener('input', check);
+    input.addEventListener('invalid', check);
   }
 
   // The token fields are for JavaScript-off use; here the token comes from the tab's storage.

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -120,6 +122,18 @@ class WebUiRoutes : public ::testing::Test {
     return in_process_.Call(std::move(method), std::move(target), std::move(body),
                             std::move(headers));
   }
+  // A form post's answer must be 303 to the page; returns that page.
+  Response FollowRedirect(const Response& posted) {
+    EXPECT_EQ(posted.status, 303) << posted.body;
+    for (const auto& [k, v] : posted.headers) {
+      if (k == "Location") {
+        EXPECT_EQ(v.rfind("/html/tmpl/index?result=", 0), 0u) << v;
+        return Call("GET", v);
+      }
+    }
+    ADD_FAILURE() << "no Location";
+    return {};
+  }
   std::string Csrf() {
     std::string page = Call("GET", "/html/tmpl/index").body;
     std::string marker = "name=\"csrf\" value=\"";
@@ -127,6 +141,10 @@ class WebUiRoutes : public ::testing::Test {
     if (at == std::string::npos) return "";
     at += marker.size();
     return page.substr(at, page.find('"', at) - at);
+  }
+
+  uint64_t api_stats_lock_requests() {
+    return in_process_.api().stats()["/api/token/lock/:timeout"];
   }
 
   InProcessApi in_process_;
@@ -168,8 +186,9 @@ TEST_F(WebUiRoutes, FormRouteRefusesGetWith405) {
 TEST_F(WebUiRoutes, FormLockThenReleaseWithToken) {
   std::string csrf = Csrf();
   ASSERT_FALSE(csrf.empty());
-  Response granted = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-1&wait=0&ttl=30",
-                          {{"origin", "http://127.0.0.1:8080"}, {"sec-fetch-site", "same-origin"}});
+  Response posted = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-1&wait=0&ttl=30",
+                         {{"origin", "http://127.0.0.1:8080"}, {"sec-fetch-site", "same-origin"}});
+  Response granted = FollowRedirect(posted);
   ASSERT_EQ(granted.status, 200) << granted.body;
   EXPECT_THAT(granted.body, HasSubstr("Lock granted"));
   EXPECT_THAT(granted.body, HasSubstr(">web-1</span>"));
@@ -177,7 +196,8 @@ TEST_F(WebUiRoutes, FormLockThenReleaseWithToken) {
   ASSERT_NE(at, std::string::npos);
   at += std::string("<code id=\"flash-id\">").size();
   std::string id = granted.body.substr(at, granted.body.find('<', at) - at);
-  Response released = Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=" + id);
+  Response released =
+      FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=" + id));
   EXPECT_EQ(released.status, 200);
   EXPECT_THAT(released.body, HasSubstr("Released."));
   EXPECT_THAT(released.body, HasSubstr("id=\"lock-state\" class=\"badge free\""));
@@ -200,12 +220,40 @@ TEST_F(WebUiRoutes, CrossSiteFormIsRefusedEvenWithToken) {
 
 TEST_F(WebUiRoutes, FormErrorsAreInPlainWords) {
   std::string csrf = Csrf();
-  Response r = Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=not-a-lease");
-  EXPECT_EQ(r.status, 404);
+  Response r =
+      FollowRedirect(Call("POST", "/html/tmpl/release", "csrf=" + csrf + "&id=not-a-lease"));
   EXPECT_THAT(r.body, HasSubstr("does not hold the lock"));
-  Response bad = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&wait=5%3Fttl%3D1");
-  EXPECT_EQ(bad.status, 400);
+  Response bad =
+      FollowRedirect(Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&wait=5%3Fttl%3D1"));
   EXPECT_THAT(bad.body, HasSubstr("Not accepted"));
+}
+
+TEST_F(WebUiRoutes, ReloadingTheResultPageShowsTheOutcomeAgainWithoutPostingAgain) {
+  std::string csrf = Csrf();
+  Response posted = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-3");
+  std::string location;
+  for (const auto& [k, v] : posted.headers)
+    if (k == "Location") location = v;
+  ASSERT_FALSE(location.empty());
+  EXPECT_THAT(location, Not(HasSubstr("web-3")));
+  Response first = Call("GET", location);
+  Response again = Call("GET", location);
+  EXPECT_THAT(again.body, HasSubstr("Lock granted"));
+  EXPECT_EQ(api_stats_lock_requests(), 1u);  // the reload asked for nothing
+  Response unknown = Call("GET", "/html/tmpl/index?result=nope");
+  EXPECT_EQ(unknown.status, 200);
+  EXPECT_THAT(unknown.body, HasSubstr("no longer kept"));
+}
+
+TEST_F(WebUiRoutes, FreeLockSaysNoLeaseInsteadOfDashes) {
+  std::string page = Call("GET", "/html/tmpl/index").body;
+  EXPECT_THAT(page, HasSubstr("id=\"lock-left\" class=\"big\">No lease</span>"));
+  EXPECT_THAT(page, HasSubstr("id=\"lock-of\" class=\"muted\" hidden>"));
+}
+
+TEST_F(WebUiRoutes, HolderFieldSaysWhatIsAllowed) {
+  std::string page = Call("GET", "/html/tmpl/index").body;
+  EXPECT_THAT(page, HasSubstr("title=\"Letters, digits and . _ - : only"));
 }
 
 }  // namespace
@@ -214,12 +262,35 @@ TEST_F(WebUiRoutes, FormErrorsAreInPlainWords) {
 namespace lm::http {
 namespace {
 
+TEST_F(WebUiRoutes, MetricsHaveNoPoolSeriesWithoutAPool) {
+  EXPECT_THAT(Call("GET", "/metrics").body, Not(HasSubstr("tokenmgr_pool_licenses")));
+}
+
+// The metrics of a pool in a real temp directory: one free license.
+TEST(WebUiPoolMetrics, MetricsCountThePoolsLicensesByState) {
+  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "ui_pool_metrics";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "license1" / "lic");
+  std::ofstream(dir / "license1" / "lic" / "host_id") << "id\n";
+  InProcessApi in_process;
+  ASSERT_TRUE(in_process.Open().ok());
+  auto ui = WebUi::Install(in_process.io(), in_process.api(),
+                           {.pool_dir = dir.string(), .claim_ttl = std::chrono::seconds(60)});
+  ASSERT_TRUE(ui.ok());
+  std::string m = in_process.Call("GET", "/metrics").body;
+  (*ui)->Stop();
+  EXPECT_THAT(m, HasSubstr("# TYPE tokenmgr_pool_licenses gauge\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_pool_licenses{state=\"free\"} 1\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_pool_licenses{state=\"held\"} 0\n"));
+  std::filesystem::remove_all(dir);
+}
+
 // Chrome sends "Origin: null" on form posts under some referrer policies; Sec-Fetch-Site decides.
 TEST_F(WebUiRoutes, SameOriginFormWithNullOriginIsAccepted) {
   std::string csrf = Csrf();
   Response r = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-2",
                     {{"origin", "null"}, {"sec-fetch-site", "same-origin"}});
-  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.status, 303) << r.body;
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "common/strings.h"
 
 namespace lm::lock {
@@ -168,6 +170,8 @@ void LockTable::ExpireIfDue(Completions& out) {
   std::optional<SteadyTime> freed_at;
   if (lease_ && now >= lease_->expires_at) {
     freed_at = lease_->expires_at;
+    spdlog::info("lease of '{}' expired (token {}, not renewed or released within {}s)",
+                 lease_->holder, lease_->token, lease_->ttl.count());
     lease_.reset();
     ++counters_.expiries;
     dirty_ = true;

@@ -237,7 +237,9 @@ describe('JavaScript off', () => {
                 'gpu-node-1');
             await page.fill('#form-lock input[name=holder]', 'no-js-node');
             await Promise.all([page.waitForNavigation(), page.click('#form-lock button[type=submit]')]);
-            assert.equal(new URL(page.url()).pathname, '/html/tmpl/lock');
+            // Post/redirect/get: the answer is a 303 to the page, so a reload posts nothing.
+            assert.equal(new URL(page.url()).pathname, INDEX);
+            assert.match(new URL(page.url()).search, /^\?result=[0-9a-f-]{36}$/);
             assert.match(await page.textContent('#flash'), /Lock granted/);
             assert.equal(await page.textContent('#lock-state'), 'held');
             assert.equal(await page.textContent('#lock-holder'), 'no-js-node');
@@ -264,6 +266,137 @@ describe('JavaScript off', () => {
       pool.close();
     }
   });
+});
+
+describe('narrow screen (400 px)', () => {
+  const narrow = (javaScriptEnabled) => ({ viewport: { width: 400, height: 900 }, javaScriptEnabled });
+
+  for (const js of [true, false]) {
+    test(`badges stay whole and the pool fits the screen (JavaScript ${js ? 'on' : 'off'})`,
+        async () => {
+          const pool = new Pool();
+          try {
+            for (const n of ['license1', 'license2', 'license-with-a-rather-long-name-10']) {
+              pool.addLicense(n);
+            }
+            pool.claim('license1', { node: 'gpu-node-1.cluster.example.com', pod: 'flexdirect-a1b2c3',
+              token: 7 });
+            pool.addLicense('license4');
+            pool.writeRaw('license4', '{broken json');
+            await withServer({ poolDir: pool.dir, context: narrow(js) }, async (server, context) => {
+              const { page, problems } = await watchedPage(context, server.url);
+              await page.goto(server.url + INDEX);
+              if (js) await page.waitForSelector('#live.on');
+              const layout = await page.evaluate(() => {
+                const card = document.querySelector('#pool-card').getBoundingClientRect();
+                return {
+                  pageOverflow: document.documentElement.scrollWidth -
+                      document.documentElement.clientWidth,
+                  cardRight: card.right,
+                  // A badge broken over lines has more than one box.
+                  brokenBadges: [...document.querySelectorAll('.badge')]
+                      .filter((b) => b.getClientRects().length !== 1).map((b) => b.textContent),
+                  // Every cell of the pool table inside the card: nothing runs off it.
+                  cellsOutside: [...document.querySelectorAll('#pool-table td, #pool-table th')]
+                      .filter((c) => c.getBoundingClientRect().right > card.right + 0.5)
+                      .map((c) => c.textContent),
+                  // A node name is not split into pieces.
+                  nodeLines: (() => {
+                    const td = document.querySelector('#pool-body tr[data-name=license1] td:nth-child(3)');
+                    const range = document.createRange();
+                    range.selectNodeContents(td);
+                    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+                  })(),
+                };
+              });
+              assert.ok(layout.pageOverflow <= 0, 'no horizontal page scroll: ' + layout.pageOverflow);
+              assert.ok(layout.cardRight <= 400, 'pool card inside the screen: ' + layout.cardRight);
+              assert.deepEqual(layout.brokenBadges, [], 'badges broken into pieces');
+              assert.deepEqual(layout.cellsOutside, [], 'pool cells off the card');
+              assert.equal(layout.nodeLines, 1, 'the node name on one line');
+              await shot(page, `12-narrow-pool-${js ? 'js' : 'nojs'}`);
+              assertClean(problems);
+            });
+          } finally {
+            pool.close();
+          }
+        });
+  }
+});
+
+describe('page details', () => {
+  for (const js of [true, false]) {
+    test(`a free lock says "No lease", not dashes (JavaScript ${js ? 'on' : 'off'})`, async () => {
+      await withServer({ context: { javaScriptEnabled: js } }, async (server, context) => {
+        const { page, problems } = await watchedPage(context, server.url);
+        await page.goto(server.url + INDEX);
+        if (js) await page.waitForSelector('#live.on');
+        assert.equal(await page.textContent('#lock-left'), 'No lease');
+        assert.equal(await page.isHidden('#lock-of'), true);
+        const text = await page.innerText('#lock-card');  // rendered text: hidden parts left out
+        assert.ok(!text.includes('left of'), text);
+        assertClean(problems);
+      });
+    });
+  }
+
+  test('a held lock then freed goes back to "No lease" without a reload', async () => {
+    await withServer({}, async (server, context) => {
+      const { page, problems } = await watchedPage(context, server.url);
+      await page.goto(server.url + INDEX);
+      await page.waitForSelector('#live.on');
+      await page.fill('#form-lock input[name=holder]', 'n1');
+      await page.click('#form-lock button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('#lock-state').textContent === 'held');
+      assert.equal(await page.isVisible('#lock-of'), true);
+      await page.click('#form-release button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('#lock-left').textContent === 'No lease');
+      assert.equal(await page.isHidden('#lock-of'), true);
+      assertClean(problems);
+    });
+  });
+
+  test('reloading after a form post (JavaScript off) does not post again', async () => {
+    await withServer({ context: { javaScriptEnabled: false } }, async (server, context) => {
+      const { page, problems } = await watchedPage(context, server.url);
+      await page.goto(server.url + INDEX);
+      await page.fill('#form-lock input[name=holder]', 'once');
+      const [resp] = await Promise.all([
+        page.waitForNavigation(), page.click('#form-lock button[type=submit]')]);
+      assert.equal(resp.request().method(), 'GET', 'the page after the post is a GET');
+      assert.equal(resp.request().redirectedFrom()?.method(), 'POST');
+      const lockCount = async () => (await (await context.request.get(server.url + '/api/stats'))
+          .json())['/api/token/lock/:timeout'];
+      assert.equal(await lockCount(), 1);
+      await page.reload();
+      await page.reload();
+      assert.match(await page.textContent('#flash'), /Lock granted/);
+      assert.equal(await lockCount(), 1, 'a reload asked for the lock again');
+      assertClean(problems);
+    });
+  });
+
+  for (const js of [true, false]) {
+    test(`a bad holder label says what is allowed (JavaScript ${js ? 'on' : 'off'})`, async () => {
+      await withServer({ context: { javaScriptEnabled: js } }, async (server, context) => {
+        const { page, problems } = await watchedPage(context, server.url);
+        await page.goto(server.url + INDEX);
+        if (js) await page.waitForSelector('#live.on');
+        await page.fill('#form-lock input[name=holder]', 'my node!');
+        await page.click('#form-lock button[type=submit]');  // the browser refuses to submit
+        const input = page.locator('#form-lock input[name=holder]');
+        const message = await input.evaluate((el) => el.validationMessage);
+        const title = await input.getAttribute('title');
+        assert.match(title, /Letters, digits and \. _ - : only/);
+        if (js) assert.match(message, /Letters, digits and \. _ - : only/);
+        assert.equal(await page.isVisible('#holder-rule'), true, 'the rule is on the page');
+        assert.equal(new URL(page.url()).pathname, INDEX, 'nothing was posted');
+        assert.equal(await page.textContent('#lock-state'), 'free');
+        await shot(page, `13-bad-holder-${js ? 'js' : 'nojs'}`);
+        assertClean(problems);
+      });
+    });
+  }
 });
 
 describe('auth on', () => {

@@ -2,6 +2,7 @@
 import json
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -173,7 +174,7 @@ def test_waiter_that_times_out_gets_409_and_is_never_granted(tm):
 # bad parameters -> 400
 
 
-@pytest.mark.parametrize("timeout", ["abc", "-1", "1.5", "0x10", "%31", "6", "1e2",
+@pytest.mark.parametrize("timeout", ["abc", "-1", "1.5", "0x10", "%2D1", "6", "1e2",
                                      "99999999999999999999999"])
 def test_lock_bad_timeout_is_400(start_tm, timeout):
     t = start_tm(args=["--max-wait", "5"])
@@ -288,6 +289,37 @@ def test_metrics_names_and_values(tm):
     assert headers["content-type"].startswith("text/plain")
 
 
+def test_metrics_print_numbers_in_shortest_form(tm):
+    c = Client(tm.port)
+    _, g = c.lock(0, holder="m", ttl=10)
+    c.release(g["id"])
+    _, _, body = c.call("GET", "/metrics")
+    assert 'tokenmgr_lock_wait_seconds_bucket{le="0.1"} ' in body, body
+    assert 'tokenmgr_lock_wait_seconds_bucket{le="0.001"} ' in body, body
+    assert "0000000000" not in body and "9999999999" not in body, body
+
+
+def test_metrics_have_build_info_and_start_time(tm):
+    m = metrics(tm.port)
+    assert m['tokenmgr_build_info{version="1.0.0"}'] == 1, m
+    assert 0 < time.time() - m["process_start_time_seconds"] < 600, m
+
+
+def test_metrics_count_the_pool_by_state(start_tm, tmp_path):
+    pool = tmp_path / "pool"
+    procs.make_pool(str(pool), 3)
+    t = start_tm(args=["--pool-dir", str(pool)])
+    m = metrics(t.port)
+    assert m['tokenmgr_pool_licenses{state="free"}'] == 3, m
+    assert m['tokenmgr_pool_licenses{state="held"}'] == 0, m
+    _, licenses = procs.get_json(t.port, "/api/licenses")
+    assert licenses["totals"]["free"] == 3  # the same scan
+
+
+def test_metrics_have_no_pool_series_without_a_pool(tm):
+    assert not [k for k in metrics(tm.port) if k.startswith("tokenmgr_pool_")]
+
+
 def test_metrics_pass_promtool(tm):
     promtool = shutil.which("promtool")
     if not promtool:
@@ -323,18 +355,68 @@ def test_unknown_path_is_404_json(tm, path):
     ("GET", "/api/token/release/abc", "POST"),
     ("PUT", "/api/tokenmgr/release/abc", "POST"),
     ("GET", "/api/token/renew/abc", "POST"),
-    ("POST", "/api/token/status", "GET"),
-    ("POST", "/api/stats", "GET"),
-    ("POST", "/healthz", "GET"),
-    ("PUT", "/readyz", "GET"),
-    ("DELETE", "/metrics", "GET"),
+    ("POST", "/api/token/status", "GET, HEAD"),
+    ("POST", "/api/stats", "GET, HEAD"),
+    ("POST", "/healthz", "GET, HEAD"),
+    ("PUT", "/readyz", "GET, HEAD"),
+    ("DELETE", "/metrics", "GET, HEAD"),
+    ("HEAD", "/api/token/lock/0", "GET"),  # HEAD never takes the lock
 ])
 def test_wrong_method_is_405_with_allow(tm, method, path, allow):
     s, headers, body = procs.request(tm.port, method, path)
     assert s == 405, (method, path)
     assert headers.get("allow") == allow
-    assert "Error" in json.loads(body)
+    assert method == "HEAD" or "Error" in json.loads(body)
     assert status(tm.port)["held"] is False
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/token/status", "/api/stats", "/metrics",
+                                  "/html/tmpl/index", "/api/licenses"])
+def test_head_answers_like_get_without_a_body(tm, path):
+    s, get_headers, get_body = procs.request(tm.port, "GET", path)
+    assert s == 200
+    raw = raw_exchange(tm.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                       .encode())
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert rest == b"", raw
+    status_line, *lines = head.decode().split("\r\n")
+    assert status_line.startswith("HTTP/1.1 200"), raw
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    assert headers["content-type"] == get_headers["content-type"]
+    if path not in ("/metrics", "/html/tmpl/index"):  # these count the requests they saw
+        assert headers["content-length"] == get_headers["content-length"] == str(len(get_body))
+    else:
+        assert int(headers["content-length"]) > 0
+
+
+def test_unknown_query_parameter_is_400_naming_it(tm):
+    s, body = Client(tm.port).json("GET", "/api/token/lock/0?TTL=300")
+    assert s == 400, body
+    assert "'TTL'" in body["Error"] and "ttl" in body["Error"], body
+    assert status(tm.port)["held"] is False
+    s, body = Client(tm.port).json("POST", "/api/token/release/x?force=1")
+    assert s == 400 and "'force'" in body["Error"], body
+
+
+def test_percent_encoded_path_segment_is_decoded(tm):
+    s, g = Client(tm.port).json("GET", "/api/token/lock/%30?holder=enc")
+    assert s == 200, g
+    s, body = Client(tm.port).json("POST", f"/api/token/release/{g['id'].replace('-', '%2D')}")
+    assert s == 200, body
+
+
+def test_encoded_slash_in_path_is_400(tm):
+    s, _, body = procs.request(tm.port, "POST", "/api/token/release/a%2Fb")
+    assert s == 400, body
+    assert "%2F" in json.loads(body)["Error"]
+
+
+def test_absolute_form_target_is_served(tm):
+    raw = raw_exchange(tm.port, b"GET http://tokenmgr.example:8080/api/token/status HTTP/1.1\r\n"
+                                b"Host: tokenmgr.example:8080\r\nConnection: close\r\n\r\n")
+    s, _, body = parse_raw_response(raw)
+    assert s == 200, raw
+    assert json.loads(body)["held"] is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,8 +539,8 @@ def auth_tm(start_tm, tmp_path):
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", "Bearer " + SECRET + "x",
-                                  "Bearer " + SECRET[:-1], "bearer " + SECRET, SECRET,
-                                  "Basic " + SECRET, "Bearer  " + SECRET])
+                                  "Bearer " + SECRET[:-1], "bearer " + SECRET.lower(), SECRET,
+                                  "Basic " + SECRET, "Bearer" + SECRET])
 def test_auth_required_for_lock_release_renew(auth_tm, auth):
     good = Client(auth_tm.port, headers={"Authorization": "Bearer " + SECRET})
     bad = Client(auth_tm.port, headers={"Authorization": auth} if auth else {})
@@ -475,6 +557,26 @@ def test_auth_required_for_lock_release_renew(auth_tm, auth):
     assert status(auth_tm.port)["held"] is True
     assert good.call("POST", f"/api/token/renew/{g['id']}?ttl=5")[0] == 200
     assert good.release(g["id"])[0] == 200
+
+
+@pytest.mark.parametrize("auth", ["bearer " + SECRET, "BEARER " + SECRET, "Bearer  " + SECRET])
+def test_auth_scheme_is_case_insensitive(auth_tm, auth):
+    c = Client(auth_tm.port, headers={"Authorization": auth})
+    s, g = c.lock(0)
+    assert s == 200, g
+    assert c.release(g["id"])[0] == 200
+
+
+def test_refused_requests_are_logged_at_most_once_per_10_s(auth_tm):
+    bad = Client(auth_tm.port, headers={"Authorization": "Bearer wrong"})
+    for _ in range(20):
+        assert bad.call("GET", "/api/token/lock/0")[0] == 401
+    assert procs.request(auth_tm.port, "POST", "/api/token/release/x")[0] == 401
+    assert auth_tm.stop() == 0
+    lines = [ln for ln in auth_tm.logs().splitlines() if "401" in ln]
+    assert len(lines) == 1, lines  # 21 refusals within 10 s: one line
+    assert "refused GET /api/token/lock/" in lines[0] and "127.0.0.1" in lines[0], lines
+    assert "wrong bearer token" in lines[0], lines
 
 
 def test_auth_leaves_read_only_routes_open(auth_tm):

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 
@@ -202,6 +203,7 @@ def test_state_file_in_missing_directory_stops_startup(tmp_path):
     ({"LOCKDURATION": "abc"}, "LOCKDURATION"),
     ({"LOCKDURATION": "100", "MAX_TTL": "50"}, "LOCKDURATION"),
     ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"MAX_TTL": "0"}, "MAX_TTL"),
     ({"MAX_TTL": "ten"}, "MAX_TTL"),
     ({"MAX_WAIT": "-5"}, "MAX_WAIT"),
@@ -225,6 +227,7 @@ def test_bad_env_value_exits_2_naming_variable(env, name):
     (["--lock-duration", "-1"], "--lock-duration"),
     (["--max-ttl", "0"], "--max-ttl"),
     (["--log-format", "xml"], "--log-format"),
+    (["--log-level", "loud"], "--log-level"),
     (["--max-wait", "1.5"], "--max-wait"),
     (["--bind-address", "256.1.1.1"], "--bind-address"),
     (["--no-such-flag"], "--no-such-flag"),
@@ -273,7 +276,7 @@ def test_help_exits_0():
 # shutdown
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_answers_pending_waiter_and_exits_0_fast(start_tm, sig):
     t = start_tm()
     holder = Client(t.port)
@@ -303,6 +306,7 @@ def test_signal_answers_pending_waiter_and_exits_0_fast(start_tm, sig):
         elapsed = time.monotonic() - started
         assert rc == 0, t.logs()
         assert elapsed < 2.0, elapsed
+        assert f"signal {int(sig)}: stopping" in t.logs(), t.logs()
     finally:
         waiter.join(timeout=10)
     # The lease survives the shutdown in the state file.
@@ -349,6 +353,98 @@ def test_json_logs_parse(start_tm):
         rec = json.loads(line)
         assert {"ts", "level", "msg"} <= set(rec), line
     assert any("json-node" in json.loads(ln)["msg"] for ln in lines)
+
+
+def test_lease_expiry_and_release_are_logged_naming_the_holder(start_tm):
+    t = start_tm()
+    c = Client(t.port)
+    _, g = c.lock(0, holder="short-lived", ttl=1)
+    procs.wait_for(lambda: status(t.port)["held"] is False, timeout=5, what="lease expiry")
+    _, g2 = c.lock(0, holder="releaser", ttl=30)
+    assert c.release(g2["id"])[0] == 200
+    assert t.stop() == 0
+    logs = t.logs()
+    assert f"lease of 'short-lived' expired (token {g['token']}" in logs, logs
+    assert f"lock released by 'releaser' token={g2['token']}" in logs, logs
+
+
+def test_log_level_warn_hides_info_lines(start_tm):
+    t = start_tm(env={"LOG_LEVEL": "warn"})
+    c = Client(t.port)
+    _, g = c.lock(0, holder="quiet", ttl=30)
+    c.release(g["id"])
+    assert t.stop() == 0
+    logs = t.logs()
+    assert "granted" not in logs and "listening" not in logs, logs
+
+
+def test_log_level_debug_keeps_info_lines(start_tm):
+    t = start_tm(env={"LOG_LEVEL": "debug"})
+    assert t.stop() == 0
+    assert "listening" in t.logs()
+
+
+def _busy_port():
+    """A socket listening on 127.0.0.1:<some port>; close it when done."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
+
+
+def test_busy_port_error_names_the_port_setting(tmp_path):
+    with _busy_port() as s:
+        port = s.getsockname()[1]
+        rc, out = run_binary(["--bind-address", "127.0.0.1", "--listen-port", str(port)])
+    assert rc not in (0, None), out
+    assert f"cannot listen on 127.0.0.1:{port}" in out, out
+    assert "LISTENPORT/--listen-port" in out, out
+
+
+def test_busy_health_port_error_names_health_port(tmp_path):
+    # The license-holder's health server is the same HTTP server; its error names its own
+    # settings.
+    with _busy_port() as s:
+        port = s.getsockname()[1]
+        h = _holder(tmp_path, extra_env={"HEALTH_PORT": str(port)})
+        h.start(wait_port=False)
+        try:
+            rc = h.proc.wait(timeout=10)
+        finally:
+            h.stop(signal.SIGKILL)
+    out = h.logs()
+    assert rc != 0, out
+    assert f"cannot listen on 127.0.0.1:{port}" in out, out
+    assert "HEALTH_PORT/--health-port" in out, out
+
+
+def _holder(tmp_path, **kw):
+    os.makedirs(tmp_path / "pool", exist_ok=True)
+    return procs.Holder("n1", str(tmp_path / "pool"), str(tmp_path / "host"), "http://127.0.0.1:1",
+                        str(tmp_path), **kw)
+
+
+def test_license_holder_metrics_have_build_info_and_start_time(tmp_path):
+    h = _holder(tmp_path)
+    h.start()
+    try:
+        body = h.metrics()
+    finally:
+        h.stop(signal.SIGKILL)
+    assert 'license_holder_build_info{version="1.0.0"} 1\n' in body, body
+    start = [ln for ln in body.splitlines() if ln.startswith("process_start_time_seconds ")]
+    assert len(start) == 1 and 0 < time.time() - float(start[0].split()[1]) < 600, body
+
+
+def test_license_holder_bad_log_level_exits_2_naming_it(tmp_path):
+    h = _holder(tmp_path, extra_env={"LOG_LEVEL": "chatty"})
+    h.start(wait_port=False)
+    try:
+        rc = h.proc.wait(timeout=10)
+    finally:
+        h.stop(signal.SIGKILL)
+    assert rc == 2, h.logs()
+    assert "LOG_LEVEL" in h.logs() and "chatty" in h.logs(), h.logs()
 
 
 def test_startup_failure_log_is_json_too(tmp_path):
