@@ -461,14 +461,14 @@ std::string TokenService::RenderMetrics() {
   counter("tokenmgr_store_persist_failures_total", "State changes the store failed to persist.",
           c.persist_failures);
   out += c.wait_seconds.Render("tokenmgr_lock_wait_seconds", "Time from lock request to grant.");
-  // Status() completes synchronously for the embedded store; for remote stores the gauges
-  // show the last known view.
   // The embedded store answers at once; a remote store may answer later, so the callback only
   // refreshes a member and the gauges show the last known view.
   lock_.GetView([this](StatusOr<lock::View> v) {
     if (v.ok()) last_view_ = *v;
   });
   const lock::View& view = last_view_;
+  gauge("tokenmgr_ready", "1 if this replica can serve the lock (what /readyz says).",
+        lock_.Ready() ? 1 : 0);
   gauge("tokenmgr_lock_held", "1 if the lock is held.", view.held ? 1 : 0);
   gauge("tokenmgr_lock_waiters", "Clients waiting for the lock.", static_cast<double>(view.waiters));
   gauge("tokenmgr_lock_holder_lease_age_seconds", "How long the current holder has held the lock.",

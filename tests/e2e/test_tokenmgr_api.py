@@ -305,6 +305,11 @@ def test_metrics_have_build_info_and_start_time(tm):
     assert 0 < time.time() - m["process_start_time_seconds"] < 600, m
 
 
+def test_metrics_say_ready(tm):
+    # What /readyz says, for alerting (BitfusionTokenmgrNotReady); the etcd tests cover 0.
+    assert metrics(tm.port)["tokenmgr_ready"] == 1
+
+
 def test_metrics_count_the_pool_by_state(start_tm, tmp_path):
     pool = tmp_path / "pool"
     procs.make_pool(str(pool), 3)
