@@ -502,7 +502,8 @@ std::chrono::nanoseconds Agent::Acquire() {
     }
     if (grant.status().code() == StatusCode::kUnauthenticated) {
       SetError("tokenmgr refused this agent's credentials (HTTP 401: " + grant.status().message() +
-               "): check that AUTH_TOKEN_FILE holds the token tokenmgr expects");
+               "): check that this agent's TOKENMGR_AUTH_TOKEN_FILE holds the same token as "
+               "tokenmgr's AUTH_TOKEN_FILE");
     } else {
       SetError("tokenmgr: " + grant.status().message());
     }
