@@ -409,8 +409,9 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
     int64_t claimed_at = UnixMillis(clock_.WallNow());
     switch (c.kind) {
       case Candidate::kMine:
-        ok = v.state == ClaimState::kClaimed && !v.record->seed_format &&
-             v.record->node == config_.node;
+        // Another pod's claim on this node only as it was when judged abandoned.
+        ok = license::ClaimsNode(v, config_.node) &&
+             (!OtherPod(*v.record) || v.fingerprint == c.fingerprint);
         if (ok) claimed_at = v.record->claimed_at_ms;
         break;
       case Candidate::kFree:
