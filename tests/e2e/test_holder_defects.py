@@ -1,9 +1,11 @@
 """End-to-end regression tests for the license-holder defects of issue 15 (items 1, 2, 4-9, 12,
 13): real tokenmgr + real license-holder processes on 127.0.0.1, heartbeat 1 s, claim TTL 4 s."""
+import contextlib
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -193,6 +195,46 @@ def test_host_dir_that_cannot_be_created_costs_no_license(cluster, tmp_path):  #
     assert read_claim(cluster.pool_dir, "license1") is None  # the license stays in the pool
     other = cluster.holder("node-b")
     wait_for(other.ready, timeout=20, what="another node gets the license")
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """Makes a directory unwritable even for root (chattr +i), or skips the test."""
+    r = subprocess.run(["chattr", "+i", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"chattr +i not available here: {r.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", path], check=False)
+
+
+def test_read_only_host_dir_claims_nothing(cluster):  # noqa: F811
+    cluster.pool(1)
+    h = cluster.holder("node-a", start=False)
+    with read_only(h.host_dir):
+        h.start()
+        wait_for(lambda: "cannot be written" in readyz(h)[2], timeout=10, what="readyz says why")
+        assert "HOST_DIR " + h.host_dir in readyz(h)[2]
+        assert read_claim(cluster.pool_dir, "license1") is None
+        other = cluster.holder("node-b")
+        wait_for(other.ready, timeout=20, what="another node gets the license")
+
+
+def test_installs_failing_after_the_claim_give_the_license_back(cluster):  # noqa: F811
+    cluster.pool(1)
+    a = cluster.holder("node-a")
+    wait_for(a.ready, timeout=20, what="ready")
+    b = cluster.holder("node-b")
+    with read_only(a.host_dir), read_only(os.path.join(a.host_dir, "lic")):
+        # The license changes in the pool: node-a must reinstall, and cannot.
+        with open(os.path.join(cluster.pool_dir, "license1", "lic", "host_id"), "w") as f:
+            f.write("HOSTID-renewed\n")
+        wait_for(lambda: (metric(a.metrics(), "license_holder_install_giveups_total") or 0) >= 1,
+                 timeout=10, what="node-a gives the license back")
+        wait_for(b.ready, timeout=20, what="node-b gets it")
+        assert read_claim(cluster.pool_dir, "license1")["node"] == "node-b"
+        assert b.installed() == "HOSTID-renewed"
 
 
 # ---- item 8: release ----------------------------------------------------------------------------
