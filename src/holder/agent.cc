@@ -271,7 +271,8 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
   SteadyTime now = clock_.Now();
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
     license::LicenseStatus st =
-        license::Classify(pool_, observer_, name, now, config_.claim_ttl);
+        license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                          license::ShapeCheck::kClaimable);
     if (st.state == license::LicenseState::kUnusable) {
       NoteUnusable(name, st.content_fingerprint, st.problem);
       continue;
@@ -298,7 +299,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
   std::map<std::string, Unusable> still_unusable;
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
     license::LicenseStatus st =
-        license::Classify(pool_, observer_, name, now, config_.claim_ttl);
+        license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                          license::ShapeCheck::kClaimable);
     ++n[static_cast<int>(st.state)];
     if (st.state == license::LicenseState::kUnusable) {
       NoteUnusable(name, st.content_fingerprint, st.problem);

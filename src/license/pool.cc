@@ -317,29 +317,39 @@ std::string_view LicenseStateName(LicenseState state) {
 }
 
 LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
-                       SteadyTime now, std::chrono::nanoseconds claim_ttl) {
+                       SteadyTime now, std::chrono::nanoseconds claim_ttl, ShapeCheck check) {
   LicenseStatus st;
-  LicenseCheck check = pool.CheckLicense(name);
-  st.content_fingerprint = std::move(check.fingerprint);
-  if (!check.usable()) {
+  auto unusable = [&](LicenseCheck& c) {
     observer.Forget(name);
+    st = LicenseStatus{};
     st.state = LicenseState::kUnusable;
-    st.problem = std::move(check.problem);
+    st.problem = std::move(c.problem);
+    st.content_fingerprint = std::move(c.fingerprint);
     return st;
+  };
+  if (check == ShapeCheck::kAll) {
+    LicenseCheck c = pool.CheckLicense(name);
+    if (!c.usable()) return unusable(c);
+    st.content_fingerprint = std::move(c.fingerprint);
   }
   st.claim = pool.ReadClaim(name);
   if (st.claim.state == ClaimState::kFree) {
     observer.Forget(name);
     st.state = LicenseState::kFree;
-    return st;
-  }
-  observer.Observe(name, st.claim.fingerprint, now);
-  st.stale = observer.IsStale(name, st.claim.fingerprint, now, claim_ttl);
-  if (st.claim.state == ClaimState::kClaimed) {
-    st.state = st.stale ? LicenseState::kStale : LicenseState::kHeld;
   } else {
-    st.state = LicenseState::kUnreadable;
-    st.problem = st.claim.error.empty() ? "unreadable claim" : st.claim.error;
+    observer.Observe(name, st.claim.fingerprint, now);
+    st.stale = observer.IsStale(name, st.claim.fingerprint, now, claim_ttl);
+    if (st.claim.state == ClaimState::kClaimed) {
+      st.state = st.stale ? LicenseState::kStale : LicenseState::kHeld;
+    } else {
+      st.state = LicenseState::kUnreadable;
+      st.problem = st.claim.error.empty() ? "unreadable claim" : st.claim.error;
+    }
+  }
+  if (check == ShapeCheck::kClaimable && (st.state == LicenseState::kFree || st.stale)) {
+    LicenseCheck c = pool.CheckLicense(name);
+    if (!c.usable()) return unusable(c);
+    st.content_fingerprint = std::move(c.fingerprint);
   }
   return st;
 }

@@ -156,10 +156,16 @@ struct LicenseStatus {
   bool stale = false;
 };
 
+// Which entries Classify checks with CheckLicense: all (the pool view: an operator wants to see
+// every problem), or only those someone could claim now (free or stale; an agent looking for a
+// license, which then needs no metadata walk for the many fresh claims of a large pool).
+enum class ShapeCheck { kAll, kClaimable };
+
 // Classifies one pool entry and keeps `observer` fed (observes claims, forgets free and
 // unusable entries). An unreadable claim stays kUnreadable when stale, with `stale` set.
 LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
-                       SteadyTime now, std::chrono::nanoseconds claim_ttl);
+                       SteadyTime now, std::chrono::nanoseconds claim_ttl,
+                       ShapeCheck check = ShapeCheck::kAll);
 
 // True if `claim` is a claim in our format naming `node` (any pod): "this node's claim".
 bool ClaimsNode(const ClaimView& claim, std::string_view node);
