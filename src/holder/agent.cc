@@ -84,8 +84,10 @@ void Agent::Start() {
       // Another pod with our NODE_NAME: alive (a duplicate) or gone (a rolling update)? Acquire
       // watches the claim before deciding; the files stay meanwhile (the host dir may be that
       // pod's too).
-      spdlog::info("this node's claim on '{}' was written by pod '{}' (this pod is '{}'); "
-                   "watching whether that pod still renews it", name, v.record->pod, config_.pod);
+      spdlog::info(
+          "this node's claim on '{}' was written by pod '{}' (this pod is '{}'); "
+          "watching whether that pod still renews it",
+          name, v.record->pod, config_.pod);
       Publish();
       return;
     }
@@ -204,8 +206,10 @@ std::optional<Agent::Candidate> Agent::NodeClaimCandidate(const std::string& nam
   auto [it, first] = other_pod_seen_.try_emplace(name, now);
   auto unchanged = observer_.UnchangedFor(name, now).value_or(std::chrono::nanoseconds(0));
   if (unchanged >= config_.AdoptAfter()) {
-    spdlog::info("this node's claim on '{}' by pod '{}' has not changed for {:.0f}s: that pod is "
-                 "gone; taking the claim over", name, v.record->pod, Seconds(unchanged));
+    spdlog::info(
+        "this node's claim on '{}' by pod '{}' has not changed for {:.0f}s: that pod is "
+        "gone; taking the claim over",
+        name, v.record->pod, Seconds(unchanged));
     other_pod_seen_.erase(it);
     return Candidate{name, Candidate::kMine, v.fingerprint};
   }
@@ -270,9 +274,8 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
   size_t free_found = 0;
   SteadyTime now = clock_.Now();
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
-    license::LicenseStatus st =
-        license::Classify(pool_, observer_, name, now, config_.claim_ttl,
-                          license::ShapeCheck::kClaimable);
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                                                  license::ShapeCheck::kClaimable);
     if (st.state == license::LicenseState::kUnusable) {
       NoteUnusable(name, st.content_fingerprint, st.problem);
       continue;
@@ -298,9 +301,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
   bool refuse = false;
   std::map<std::string, Unusable> still_unusable;
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
-    license::LicenseStatus st =
-        license::Classify(pool_, observer_, name, now, config_.claim_ttl,
-                          license::ShapeCheck::kClaimable);
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                                                  license::ShapeCheck::kClaimable);
     ++n[static_cast<int>(st.state)];
     if (st.state == license::LicenseState::kUnusable) {
       NoteUnusable(name, st.content_fingerprint, st.problem);
@@ -342,7 +344,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
     std::string msg = "POOL_DIR " + config_.pool_dir + " holds no license (" +
                       std::to_string(n_unusable) + " entries that are not licenses)";
     if (auto likely = pool_.LikelyPoolDir()) {
-      msg += ", but " + *likely + " does: is POOL_DIR one level too high? (POOL_DIR=" + *likely + ")";
+      msg +=
+          ", but " + *likely + " does: is POOL_DIR one level too high? (POOL_DIR=" + *likely + ")";
     } else {
       msg += "; a license is a directory holding a non-empty lic/host_id";
     }
@@ -681,7 +684,8 @@ std::chrono::nanoseconds Agent::Keep() {
   }
   if (install_failures_ >= AgentConfig::kMaxInstallFailures) {
     GiveBack("installing into HOST_DIR " + config_.host_dir + " failed " +
-             std::to_string(install_failures_) + " times in a row; giving the license back so "
+             std::to_string(install_failures_) +
+             " times in a row; giving the license back so "
              "another node can use it");
     return config_.heartbeat;
   }
@@ -719,7 +723,8 @@ void Agent::Publish() {
   snap_.installed = installed_;
   SteadyTime now = clock_.Now();
   snap_.claim_age_s.reset();
-  if (phase_ == Phase::kHolding && last_confirmed_) snap_.claim_age_s = Seconds(now - *last_confirmed_);
+  if (phase_ == Phase::kHolding && last_confirmed_)
+    snap_.claim_age_s = Seconds(now - *last_confirmed_);
   snap_.ready = phase_ == Phase::kHolding && installed_ && last_confirmed_ &&
                 now - *last_confirmed_ < config_.claim_ttl;
 }

@@ -110,8 +110,8 @@ class Agent {
   // This node's claim on `name` (read as `v`): a candidate to (re-)claim, or nullopt. A claim
   // written by another pod is one only once that pod stopped renewing it (AdoptAfter); while it
   // renews, *refuse is set and the agent serves nothing.
-  std::optional<Candidate> NodeClaimCandidate(const std::string& name,
-                                              const license::ClaimView& v, bool* refuse);
+  std::optional<Candidate> NodeClaimCandidate(const std::string& name, const license::ClaimView& v,
+                                              bool* refuse);
   bool OtherPod(const license::ClaimRecord& r) const;
   // Remembers (and logs once per change) that `name` cannot be installed.
   void NoteUnusable(const std::string& name, const std::string& fingerprint,
@@ -121,8 +121,8 @@ class Agent {
   // Gives our claim back to the pool (if it is still ours) and withdraws the files.
   void GiveBack(const std::string& why);
   // Claims one candidate under the mutex; sets *token_regression (and claims nothing) if a
-  // claim it reads carries a higher token than the grant. *claimed_at_ms: the claim record's claimed_at_ms
-  // (when it was written, or the adopted claim's own).
+  // claim it reads carries a higher token than the grant. *claimed_at_ms: the claim record's
+  // claimed_at_ms (when it was written, or the adopted claim's own).
   std::optional<std::string> ClaimUnderMutex(const std::vector<Candidate>& candidates,
                                              const client::LockGrant& grant, SteadyTime granted_at,
                                              license::LicenseFiles& files_out,

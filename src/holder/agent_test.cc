@@ -382,9 +382,10 @@ TEST_F(AgentTest, MetricsNameEveryFamily) {
   auto a = Make("a");
   a->Step();
   std::string m = a->RenderMetrics();
-  for (const char* name : {"license_holder_license_held 1", "license_holder_claim_age_seconds",
-                           "license_holder_acquire_attempts_total", "license_holder_acquire_wait_seconds_bucket",
-                           "license_holder_withdrawals_total", "license_holder_token_regressions_total 0"}) {
+  for (const char* name :
+       {"license_holder_license_held 1", "license_holder_claim_age_seconds",
+        "license_holder_acquire_attempts_total", "license_holder_acquire_wait_seconds_bucket",
+        "license_holder_withdrawals_total", "license_holder_token_regressions_total 0"}) {
     EXPECT_NE(m.find(name), std::string::npos) << name;
   }
 }
@@ -413,7 +414,7 @@ int StepFor(Agent& a, FakeClock& clock, seconds seconds_total, std::vector<Agent
 TEST_F(AgentTest, UnusableLicensesAreNeverClaimedAndTheAgentBacksOff) {
   ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
   ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
-  fs_.AddDir("/pool/broken/lic");                                   // no host_id
+  fs_.AddDir("/pool/broken/lic");  // no host_id
   fs_.AddFile("/pool/huge/lic/host_id", std::string(license::kMaxLicenseFileBytes + 1, 'x'));
   fs_.AddFile("/pool/linked/lic/host_id", "id");
   fs_.AddSymlink("/pool/linked/lic/passwd");

@@ -50,11 +50,13 @@ StatusOr<ReleaseReport> ReleaseNode(const AgentConfig& config, license::Filesyst
 
   // 3. Take everything the agent installed off the node.
   if (!host_ok) {
-    std::string why = !host.ok() ? host.status().message()
+    std::string why = !host.ok()                                  ? host.status().message()
                       : host->type == license::FileType::kMissing ? "does not exist"
-                                                                    : "is not a directory";
-    return FailedPrecondition("HOST_DIR " + config.host_dir + " " + why + ": nothing removed "
-                              "there (" + std::to_string(report.released.size()) +
+                                                                  : "is not a directory";
+    return FailedPrecondition("HOST_DIR " + config.host_dir + " " + why +
+                              ": nothing removed "
+                              "there (" +
+                              std::to_string(report.released.size()) +
                               " claim(s) released in the pool)");
   }
   if (Status s = installer.WithdrawAll(); !s.ok()) {
@@ -71,7 +73,8 @@ ReleaseOutcome DescribeRelease(const StatusOr<ReleaseReport>& result, const Agen
     return {kReleaseNothing, "license-holder release: no claim in POOL_DIR " + config.pool_dir +
                                  " names node '" + config.node +
                                  "': nothing released (check NODE_NAME); files the agent "
-                                 "installed in HOST_DIR " + config.host_dir + " were removed"};
+                                 "installed in HOST_DIR " +
+                                 config.host_dir + " were removed"};
   }
   std::string names;
   for (const std::string& n : result->released) names += (names.empty() ? "'" : ", '") + n + "'";

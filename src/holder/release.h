@@ -22,9 +22,9 @@ struct ReleaseReport {
 };
 
 // Exit codes of `license-holder release` (documented in docs/operations.md).
-inline constexpr int kReleaseOk = 0;         // at least one claim released, host dir cleaned
-inline constexpr int kReleaseFailed = 1;     // an error (pool, host dir, tokenmgr): see message
-inline constexpr int kReleaseNothing = 3;    // no claim in the pool names NODE_NAME
+inline constexpr int kReleaseOk = 0;       // at least one claim released, host dir cleaned
+inline constexpr int kReleaseFailed = 1;   // an error (pool, host dir, tokenmgr): see message
+inline constexpr int kReleaseNothing = 3;  // no claim in the pool names NODE_NAME
 
 // The claims released, or an error naming the variable and path (HOST_DIR missing, pool
 // unreadable, files that could not be removed). The host files are withdrawn regardless.

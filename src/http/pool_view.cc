@@ -86,8 +86,7 @@ const PoolSnapshot& PoolView::Refresh() {
   observed_.clear();
 
   for (const std::string& name : *names) {
-    license::LicenseStatus st =
-        license::Classify(pool_, observer_, name, now, options_.claim_ttl);
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, options_.claim_ttl);
     LicenseRow row;
     row.name = name;
     row.state = st.state;
@@ -110,11 +109,21 @@ const PoolSnapshot& PoolView::Refresh() {
     }
     row.error = st.problem;
     switch (st.state) {
-      case LicenseState::kFree: ++s.totals.free; break;
-      case LicenseState::kHeld: ++s.totals.held; break;
-      case LicenseState::kStale: ++s.totals.stale; break;
-      case LicenseState::kUnreadable: ++s.totals.unreadable; break;
-      case LicenseState::kUnusable: ++s.totals.unusable; break;
+      case LicenseState::kFree:
+        ++s.totals.free;
+        break;
+      case LicenseState::kHeld:
+        ++s.totals.held;
+        break;
+      case LicenseState::kStale:
+        ++s.totals.stale;
+        break;
+      case LicenseState::kUnreadable:
+        ++s.totals.unreadable;
+        break;
+      case LicenseState::kUnusable:
+        ++s.totals.unusable;
+        break;
     }
     ++s.totals.total;
     if (s.rows.size() < kMaxPoolRows) {

@@ -141,9 +141,9 @@ TEST_F(PoolViewTest, RowsAreInNaturalOrderHiddenSkippedSymlinksUnusable) {
 
 TEST_F(PoolViewTest, WhatIsNotALicenseIsUnusableWithItsReasonNotFree) {
   fs_.AddFile("/pool/good/lic/host_id", "id");
-  fs_.AddDir("/pool/broken/lic");                      // no host_id
-  fs_.AddFile("/pool/emptyid/lic/host_id", "");        // empty
-  fs_.AddFile("/pool/readme/README", "x");             // no lic/
+  fs_.AddDir("/pool/broken/lic");                // no host_id
+  fs_.AddFile("/pool/emptyid/lic/host_id", "");  // empty
+  fs_.AddFile("/pool/readme/README", "x");       // no lic/
   fs_.AddFile("/pool/huge/lic/host_id", std::string(license::kMaxLicenseFileBytes + 1, 'x'));
   fs_.AddFile("/pool/linked/lic/host_id", "id");
   fs_.AddSymlink("/pool/linked/lic/passwd");
@@ -153,7 +153,8 @@ TEST_F(PoolViewTest, WhatIsNotALicenseIsUnusableWithItsReasonNotFree) {
   EXPECT_EQ(s.totals.free, 1u);
   EXPECT_EQ(s.totals.unusable, 7u);
   EXPECT_EQ(s.totals.total, 8u);
-  for (const char* name : {"broken", "emptyid", "readme", "huge", "linked", "nested", "notes.txt"}) {
+  for (const char* name :
+       {"broken", "emptyid", "readme", "huge", "linked", "nested", "notes.txt"}) {
     const LicenseRow* r = Row(s, name);
     ASSERT_NE(r, nullptr) << name;
     EXPECT_EQ(r->state, LicenseState::kUnusable) << name;

@@ -211,14 +211,19 @@ Status Installer::Withdraw() {
 
 Status Installer::CheckHostDir() {
   auto info = fs_.Stat(host_);
-  if (!info.ok()) return Status(info.status().code(), "HOST_DIR " + host_ + ": " + info.status().message());
+  if (!info.ok())
+    return Status(info.status().code(), "HOST_DIR " + host_ + ": " + info.status().message());
   switch (info->type) {
-    case FileType::kDir: return Status::Ok();
-    case FileType::kMissing: return NotFound("HOST_DIR " + host_ + " does not exist");
+    case FileType::kDir:
+      return Status::Ok();
+    case FileType::kMissing:
+      return NotFound("HOST_DIR " + host_ + " does not exist");
     case FileType::kSymlink:
-      return FailedPrecondition("HOST_DIR " + host_ + " is a symlink (refused: mount the real "
+      return FailedPrecondition("HOST_DIR " + host_ +
+                                " is a symlink (refused: mount the real "
                                 "directory)");
-    default: return FailedPrecondition("HOST_DIR " + host_ + " is not a directory");
+    default:
+      return FailedPrecondition("HOST_DIR " + host_ + " is not a directory");
   }
 }
 
@@ -226,8 +231,10 @@ Status Installer::PrepareHostDir() {
   Status s = CheckHostDir();
   if (s.code() == StatusCode::kNotFound) {
     if (Status m = fs_.MakeDir(host_, 0755); !m.ok()) {
-      return Status(m.code(), "HOST_DIR " + host_ + " does not exist and cannot be created (its "
-                              "parent must exist): " + m.message());
+      return Status(m.code(), "HOST_DIR " + host_ +
+                                  " does not exist and cannot be created (its "
+                                  "parent must exist): " +
+                                  m.message());
     }
     s = CheckHostDir();
   }

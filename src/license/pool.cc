@@ -108,7 +108,8 @@ Status Pool::Inspect(const std::string& abs, const std::string& rel, int depth, 
     if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
     if (depth == 0 && e.name == kClaimFile) continue;
     std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
-    if (BadName(e.name)) return InvalidArgument(child_rel + ": name with control characters or not UTF-8");
+    if (BadName(e.name))
+      return InvalidArgument(child_rel + ": name with control characters or not UTF-8");
     if (++walk.files > kMaxLicenseFiles) {
       return InvalidArgument("more than " + std::to_string(kMaxLicenseFiles) + " files");
     }
@@ -153,10 +154,10 @@ LicenseCheck Pool::CheckLicense(const std::string& name) {
     out.problem = info.status().message();
     return out;
   }
-  out.fingerprint = std::to_string(static_cast<int>(info->type)) + ":" +
-                    std::to_string(info->inode) + "\n";
+  out.fingerprint =
+      std::to_string(static_cast<int>(info->type)) + ":" + std::to_string(info->inode) + "\n";
   if (info->type != FileType::kDir) {
-    out.problem = info->type == FileType::kSymlink ? "a symlink, not a license directory"
+    out.problem = info->type == FileType::kSymlink   ? "a symlink, not a license directory"
                   : info->type == FileType::kMissing ? "removed from the pool"
                                                      : "not a directory";
     return out;
@@ -307,11 +308,16 @@ std::vector<std::string> RendezvousOrder(std::vector<std::string> names, const s
 
 std::string_view LicenseStateName(LicenseState state) {
   switch (state) {
-    case LicenseState::kFree: return "free";
-    case LicenseState::kHeld: return "held";
-    case LicenseState::kStale: return "stale";
-    case LicenseState::kUnreadable: return "unreadable";
-    case LicenseState::kUnusable: return "unusable";
+    case LicenseState::kFree:
+      return "free";
+    case LicenseState::kHeld:
+      return "held";
+    case LicenseState::kStale:
+      return "stale";
+    case LicenseState::kUnreadable:
+      return "unreadable";
+    case LicenseState::kUnusable:
+      return "unusable";
   }
   return "unusable";
 }
