@@ -191,7 +191,8 @@ void Agent::WriteHint(const std::string& name) {
 }
 
 bool Agent::OtherPod(const license::ClaimRecord& r) const {
-  return !r.pod.empty() && !config_.pod.empty() && r.pod != config_.pod;
+  // A pod that left its claim to the node as it stopped (a rolling update) is no other pod.
+  return !r.exiting && !r.pod.empty() && !config_.pod.empty() && r.pod != config_.pod;
 }
 
 std::optional<Agent::Candidate> Agent::NodeClaimCandidate(const std::string& name,
@@ -359,8 +360,9 @@ std::vector<Agent::Candidate> Agent::FullScan() {
 }
 
 Status Agent::WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
-                            int64_t claimed_at_ms) {
+                            int64_t claimed_at_ms, bool exiting) {
   license::ClaimRecord c;
+  c.exiting = exiting;
   c.node = config_.node;
   c.pod = config_.pod;
   c.token = token;
@@ -710,9 +712,21 @@ void Agent::GiveBack(const std::string& why) {
 }
 
 void Agent::OnExit() {
-  if (!config_.release_on_exit || phase_ != Phase::kHolding) return;
-  GiveBack("release on exit");
-  Publish();
+  if (phase_ != Phase::kHolding) return;
+  if (config_.release_on_exit) {
+    GiveBack("release on exit");
+    Publish();
+    return;
+  }
+  // Keep the claim and files for this node's next pod, and say so in the claim, so that a new
+  // pod (a rolling update) adopts it at once instead of watching whether this one still renews.
+  if (!last_confirmed_ || clock_.Now() - *last_confirmed_ > config_.FenceAfter()) return;
+  ClaimView v = pool_.ReadClaim(license_);
+  if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
+    Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_, /*exiting=*/true);
+    if (!w.ok()) spdlog::warn("cannot mark the claim on '{}' as left to this node: {}", license_,
+                              w.message());
+  }
 }
 
 void Agent::Publish() {

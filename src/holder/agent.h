@@ -88,7 +88,8 @@ class Agent {
   std::chrono::nanoseconds Step();
   // Start(), then Step() and sleep until the sleeper is stopped.
   void Run();
-  // On shutdown: with release_on_exit, gives the claim back and withdraws the files.
+  // On shutdown: with release_on_exit, gives the claim back and withdraws the files; otherwise
+  // marks the claim as left to this node's next pod (claim and files stay).
   void OnExit();
 
   AgentSnapshot Snapshot() const;
@@ -129,7 +130,7 @@ class Agent {
                                              int64_t* claimed_at_ms, bool* token_regression);
   bool Settle(const std::string& name, uint64_t token);
   Status WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
-                       int64_t claimed_at_ms);
+                       int64_t claimed_at_ms, bool exiting = false);
   bool Confirmed(const std::string& name, uint64_t token);
   void Withdraw(const std::string& why);
   // Removes the installed files; on failure they are removed again at every step until done.

@@ -533,6 +533,29 @@ TEST_F(AgentTest, NewPodOfARollingUpdateAdoptsTheGonePodsClaim) {
   EXPECT_EQ(license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->pod, "pod-a-new");
 }
 
+TEST_F(AgentTest, NewPodAdoptsAtOnceTheClaimAStoppedPodLeftToTheNode) {
+  auto old_pod = Make("a");
+  Run({old_pod.get()}, 2);
+  std::string lic = old_pod->Snapshot().license;
+  old_pod->OnExit();  // SIGTERM: the claim says it was left to the node
+  EXPECT_TRUE(license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->exiting);
+  old_pod.reset();
+  AgentConfig c = Config("a");
+  c.pod = "pod-a-new";
+  Agent fresh(c, fs_, client_, clock_, sleeper_);
+  int calls = client_.calls;
+  int writes = fs_.writes();
+  fresh.Start();
+  fresh.Step();
+  EXPECT_TRUE(fresh.Snapshot().ready);
+  EXPECT_EQ(fresh.Snapshot().license, lic);
+  EXPECT_EQ(client_.calls, calls);           // adopted without the mutex, like a restart
+  EXPECT_LE(fs_.writes() - writes, 2);       // the renewal only: host files untouched
+  auto claim = license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"));
+  EXPECT_EQ(claim->pod, "pod-a-new");
+  EXPECT_FALSE(claim->exiting);
+}
+
 TEST_F(AgentTest, MissingHostDirIsCreatedBeforeClaiming) {
   AgentConfig c = Config("a");
   c.host_dir = "/host/new";  // its parent exists

@@ -161,6 +161,31 @@ def test_second_agent_with_the_same_node_name_refuses_and_the_first_keeps_the_li
     assert read_claim(cluster.pool_dir, lic)["pod"] == "flexdirect-dup"
 
 
+def test_rolling_update_new_pod_takes_over_at_once_after_sigterm(cluster):  # noqa: F811
+    ids = cluster.pool(1)
+    a = cluster.holder("node-x")
+    wait_for(a.ready, timeout=20, what="old pod ready")
+    host_file = os.path.join(a.host_dir, "lic", "host_id")
+    before = os.stat(host_file)
+    assert a.stop(signal.SIGTERM) == 0
+    assert read_claim(cluster.pool_dir, "license1")["exiting"] is True
+    new = Holder("node-x", cluster.pool_dir, a.host_dir, cluster.url, a.workdir,
+                 extra_env={"POD_NAME": "flexdirect-new"})
+    new.port_file += ".new"
+    new.log_path += ".new"
+    new.start()
+    try:
+        t0 = time.monotonic()
+        wait_for(new.ready, timeout=10, what="new pod ready")
+        assert time.monotonic() - t0 < 2.5  # no watching for three heartbeats
+        assert ids[new.installed()] == "license1"
+        after = os.stat(host_file)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert read_claim(cluster.pool_dir, "license1")["pod"] == "flexdirect-new"
+    finally:
+        new.stop(signal.SIGKILL)
+
+
 # ---- item 6: SIGHUP -------------------------------------------------------------------------------
 
 def test_sighup_stops_gracefully_like_sigterm(cluster):  # noqa: F811
