@@ -724,8 +724,8 @@ void Agent::OnExit() {
   ClaimView v = pool_.ReadClaim(license_);
   if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
     Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_, /*exiting=*/true);
-    if (!w.ok()) spdlog::warn("cannot mark the claim on '{}' as left to this node: {}", license_,
-                              w.message());
+    if (!w.ok())
+      spdlog::warn("cannot mark the claim on '{}' as left to this node: {}", license_, w.message());
   }
 }
 

@@ -549,8 +549,8 @@ TEST_F(AgentTest, NewPodAdoptsAtOnceTheClaimAStoppedPodLeftToTheNode) {
   fresh.Step();
   EXPECT_TRUE(fresh.Snapshot().ready);
   EXPECT_EQ(fresh.Snapshot().license, lic);
-  EXPECT_EQ(client_.calls, calls);           // adopted without the mutex, like a restart
-  EXPECT_LE(fs_.writes() - writes, 2);       // the renewal only: host files untouched
+  EXPECT_EQ(client_.calls, calls);      // adopted without the mutex, like a restart
+  EXPECT_LE(fs_.writes() - writes, 2);  // the renewal only: host files untouched
   auto claim = license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"));
   EXPECT_EQ(claim->pod, "pod-a-new");
   EXPECT_FALSE(claim->exiting);

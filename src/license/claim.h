@@ -8,8 +8,9 @@
 //               "claimed_at_ms":1795786672223,"renewed_at_ms":1795786842223}
 // `token` is the fencing token of the tokenmgr grant under which the claim was written: of two
 // claims for one license, the higher token wins. `"exiting":true` (only then present) is the
-// writing pod's last word as it stopped: a new pod of the same node may adopt the claim at once. Times are the writer's wall clock, for humans
-// only; staleness never compares them with anyone's clock.
+// writing pod's last word as it stopped: a new pod of the same node may adopt the claim at once.
+// Times are the writer's wall clock, for humans only; staleness never compares them with anyone's
+// clock.
 #pragma once
 
 #include <cstdint>
