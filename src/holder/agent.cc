@@ -547,6 +547,7 @@ std::chrono::nanoseconds Agent::Acquire() {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.acquisitions;
     acquire_wait_.Observe(Seconds(clock_.Now() - *acquiring_since_));
+    snap_.pool_scanned = false;  // counts from a scan made while looking; old from now on
   }
   acquiring_since_.reset();
   if (FenceIfUnconfirmed()) return std::chrono::nanoseconds(0);

@@ -439,6 +439,8 @@ TEST_F(AgentTest, UnusableLicensesAreNeverClaimedAndTheAgentBacksOff) {
   StepFor(*b, clock_, seconds(2), {a.get()});
   EXPECT_TRUE(b->Snapshot().ready);
   EXPECT_EQ(Installed("b"), "FIXED");
+  // Holding a license, it scans no more: the counts it had are not exported as current.
+  EXPECT_EQ(b->RenderMetrics().find("license_holder_pool_licenses"), std::string::npos);
 }
 
 TEST_F(AgentTest, LicenseFailingToReadUnderTheMutexIsNotRetriedInALoop) {
