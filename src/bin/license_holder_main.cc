@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -24,6 +25,17 @@
 #include "license/fs.h"
 
 namespace {
+
+// The signals that stop the agent gracefully. SIGHUP too (a closed terminal, `kill -HUP`): its
+// default action would end the process at once and leave its files behind.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
 
 int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
              lm::client::TokenmgrClient& client) {
@@ -68,10 +80,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
   std::thread io_thread([&] { io.run(); });
   auto agent_done = std::async(std::launch::async, [&] { agent.Run(); });
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  sigset_t set = StopSignals();
   int sig = 0;
   while (true) {
     // Also wake if the agent loop ended on its own (it should not).
@@ -83,7 +92,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
     }
     if (agent_done.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
   }
-  spdlog::info("signal {}: stopping", sig);
+  spdlog::info("signal {} ({}): stopping", sig, sig > 0 ? strsignal(sig) : "agent loop ended");
   sleeper.Stop();
   client.Abort();
   if (agent_done.wait_for(std::chrono::milliseconds(1500)) != std::future_status::ready) {
@@ -103,10 +112,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
 int main(int argc, char** argv) {
   using namespace lm;
   // Signals are taken synchronously by the main thread; block them before threads start.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  sigset_t set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   auto config = app::ParseHolderConfig(argc, argv, app::EnvFromEnviron());
@@ -131,14 +137,10 @@ int main(int argc, char** argv) {
   }
   license::PosixFilesystem fs;
   if (config->command == app::HolderCommand::kRelease) {
-    auto removed = holder::ReleaseNode(config->agent, fs, **client, RealClock::Get());
-    if (!removed.ok()) {
-      std::cerr << "license-holder release: " << removed.status().message() << "\n";
-      return 1;
-    }
-    std::cout << "released " << *removed << " license claim(s) of node " << config->agent.node
-              << "; license files removed from " << config->agent.host_dir << "\n";
-    return 0;
+    auto result = holder::ReleaseNode(config->agent, fs, **client, RealClock::Get());
+    holder::ReleaseOutcome outcome = holder::DescribeRelease(result, config->agent);
+    (outcome.exit_code == holder::kReleaseOk ? std::cout : std::cerr) << outcome.message << "\n";
+    return outcome.exit_code;
   }
   return RunAgent(*config, fs, **client);
 }

@@ -88,6 +88,7 @@ StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body) {
     return "HTTP " + std::to_string(status);
   };
   if (status == 409) return FailedPrecondition("lock busy: " + error_text());
+  if (status == 401) return Unauthenticated("tokenmgr answered HTTP 401: " + error_text());
   if (status != 200) return Unavailable("tokenmgr answered " + error_text());
   if (!j.is_object()) return Unavailable("tokenmgr answered garbage");
   auto id = j.find("id");

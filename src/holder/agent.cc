@@ -20,6 +20,22 @@ constexpr const char* kHintDir = ".holders";
 constexpr size_t kMaxCandidates = 16;
 
 double Seconds(std::chrono::nanoseconds d) { return duration<double>(d).count(); }
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string EscapeLabelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 }  // namespace
 
 std::string_view PhaseName(Phase p) {
@@ -64,7 +80,18 @@ void Agent::Start() {
   if (auto hint = ReadHint(); hint && hint != installed_license) names.push_back(*hint);
   for (const std::string& name : names) {
     ClaimView v = pool_.ReadClaim(name);
-    if (v.state == ClaimState::kClaimed && !v.record->seed_format && v.record->node == config_.node) {
+    if (license::ClaimsNode(v, config_.node) && OtherPod(*v.record)) {
+      // Another pod with our NODE_NAME: alive (a duplicate) or gone (a rolling update)? Acquire
+      // watches the claim before deciding; the files stay meanwhile (the host dir may be that
+      // pod's too).
+      spdlog::info(
+          "this node's claim on '{}' was written by pod '{}' (this pod is '{}'); "
+          "watching whether that pod still renews it",
+          name, v.record->pod, config_.pod);
+      Publish();
+      return;
+    }
+    if (license::ClaimsNode(v, config_.node)) {
       // Our node's claim, written by an earlier process of this agent on this node (so by this
       // node's clock). Continue it without the mutex only while nobody can have judged it stale
       // yet; an older claim is re-claimed under the mutex by Acquire() like any other.
@@ -105,6 +132,11 @@ std::chrono::nanoseconds Agent::Step() {
       if (phase_ == Phase::kHolding) Withdraw("release requested");
       spdlog::info("release requested on this node: not claiming a license again until restarted");
       phase_ = Phase::kReleased;
+      std::lock_guard<std::mutex> l(mu_);
+      snap_.last_error =
+          "released by `license-holder release`: this agent claims no license until its pod "
+          "restarts";
+      snap_.degraded = false;
     }
   } else if (phase_ == Phase::kHolding) {
     next = Keep();
@@ -158,32 +190,99 @@ void Agent::WriteHint(const std::string& name) {
   }
 }
 
+bool Agent::OtherPod(const license::ClaimRecord& r) const {
+  // A pod that left its claim to the node as it stopped (a rolling update) is no other pod.
+  return !r.exiting && !r.pod.empty() && !config_.pod.empty() && r.pod != config_.pod;
+}
+
+std::optional<Agent::Candidate> Agent::NodeClaimCandidate(const std::string& name,
+                                                          const ClaimView& v, bool* refuse) {
+  if (!license::ClaimsNode(v, config_.node)) return std::nullopt;
+  if (!OtherPod(*v.record)) {
+    other_pod_seen_.erase(name);
+    return Candidate{name, Candidate::kMine, v.fingerprint};
+  }
+  SteadyTime now = clock_.Now();
+  observer_.Observe(name, v.fingerprint, now);
+  auto [it, first] = other_pod_seen_.try_emplace(name, now);
+  auto unchanged = observer_.UnchangedFor(name, now).value_or(std::chrono::nanoseconds(0));
+  if (unchanged >= config_.AdoptAfter()) {
+    spdlog::info(
+        "this node's claim on '{}' by pod '{}' has not changed for {:.0f}s: that pod is "
+        "gone; taking the claim over",
+        name, v.record->pod, Seconds(unchanged));
+    other_pod_seen_.erase(it);
+    return Candidate{name, Candidate::kMine, v.fingerprint};
+  }
+  *refuse = true;
+  if (now - unchanged > it->second) {  // changed since we first saw it: the other pod renews it
+    SetError("NODE_NAME '" + config_.node + "' is served by another pod: '" + v.record->pod +
+             "' keeps renewing this node's claim on '" + name + "', so this pod ('" + config_.pod +
+             "') claims and installs nothing. Two license-holders run with the same NODE_NAME; "
+             "give each node its own name");
+  } else {
+    SetError("this node's claim on '" + name + "' was written by pod '" + v.record->pod +
+             "' (this pod is '" + config_.pod + "'); waiting " +
+             std::to_string(static_cast<int64_t>(Seconds(config_.AdoptAfter()))) +
+             "s to see whether that pod still renews it");
+  }
+  return std::nullopt;
+}
+
+void Agent::NoteUnusable(const std::string& name, const std::string& fingerprint,
+                         const std::string& problem) {
+  auto it = unusable_.find(name);
+  if (it != unusable_.end() && it->second.fingerprint == fingerprint &&
+      it->second.problem == problem) {
+    return;
+  }
+  spdlog::warn("license '{}' in {} is unusable, not claiming it until it changes: {}", name,
+               config_.pool_dir, problem);
+  unusable_[name] = Unusable{fingerprint, problem, clock_.Now()};
+}
+
+bool Agent::RecentlyUnusable(const std::string& name, const std::string& fingerprint) const {
+  auto it = unusable_.find(name);
+  // A failure that the metadata check did not predict (an I/O error, content changed under
+  // us) is retried once per claim TTL even if nothing seems to change.
+  return it != unusable_.end() && it->second.fingerprint == fingerprint &&
+         clock_.Now() - it->second.since < config_.claim_ttl;
+}
+
 std::vector<Agent::Candidate> Agent::ChooseCandidates() {
-  auto names = pool_.Names();
+  auto names = pool_.Entries();
   if (!names.ok()) {
     SetError("pool " + config_.pool_dir + ": " + names.status().message());
     return {};
   }
   std::vector<Candidate> out;
+  bool refuse = false;
   // 1. This node's own claim (restart keeps its license), found in O(1) via hint or manifest.
   std::vector<std::string> mine;
   if (auto hint = ReadHint()) mine.push_back(*hint);
   if (auto m = installer_.ReadManifest(); m.ok() && *m) mine.push_back((*m)->license);
   for (const std::string& name : mine) {
     if (!std::binary_search(names->begin(), names->end(), name)) continue;
-    ClaimView v = pool_.ReadClaim(name);
-    if (v.state == ClaimState::kClaimed && !v.record->seed_format && v.record->node == config_.node &&
-        std::none_of(out.begin(), out.end(), [&](const Candidate& c) { return c.name == name; })) {
-      out.push_back({name, Candidate::kMine, v.fingerprint});
+    if (std::any_of(out.begin(), out.end(), [&](const Candidate& c) { return c.name == name; })) {
+      continue;
     }
+    if (auto c = NodeClaimCandidate(name, pool_.ReadClaim(name), &refuse)) out.push_back(*c);
   }
+  if (refuse) return {};  // another pod serves this node (or may): claim nothing else either
   // 2. Free licenses, in this node's rendezvous order, stopping at the first few. Several, so
   // that nodes started together and chasing the same license rarely come away empty: each
   // extra candidate costs one claim read under the mutex, and only when the earlier are taken.
   size_t free_found = 0;
+  SteadyTime now = clock_.Now();
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
-    if (std::find(bad_licenses_.begin(), bad_licenses_.end(), name) != bad_licenses_.end()) continue;
-    if (pool_.ReadClaim(name).state == ClaimState::kFree) {
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                                                  license::ShapeCheck::kClaimable);
+    if (st.state == license::LicenseState::kUnusable) {
+      NoteUnusable(name, st.content_fingerprint, st.problem);
+      continue;
+    }
+    if (st.state == license::LicenseState::kFree &&
+        !RecentlyUnusable(name, st.content_fingerprint)) {
       out.push_back({name, Candidate::kFree, ""});
       if (++free_found >= kMaxCandidates) break;
     }
@@ -195,56 +294,75 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
 }
 
 std::vector<Agent::Candidate> Agent::FullScan() {
-  auto names = pool_.Names();
+  auto names = pool_.Entries();
   if (!names.ok()) return {};
-  bad_licenses_.clear();
   SteadyTime now = clock_.Now();
   std::vector<Candidate> mine, free, stale;
-  uint64_t n_free = 0, n_held = 0, n_stale = 0, n_unreadable = 0;
+  uint64_t n[5] = {0, 0, 0, 0, 0};  // by license::LicenseState
+  bool refuse = false;
+  std::map<std::string, Unusable> still_unusable;
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
-    ClaimView v = pool_.ReadClaim(name);
-    if (v.state == ClaimState::kFree) {
-      ++n_free;
-      observer_.Forget(name);
-      free.push_back({name, Candidate::kFree, ""});
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, config_.claim_ttl,
+                                                  license::ShapeCheck::kClaimable);
+    ++n[static_cast<int>(st.state)];
+    if (st.state == license::LicenseState::kUnusable) {
+      NoteUnusable(name, st.content_fingerprint, st.problem);
+      still_unusable[name] = unusable_[name];
       continue;
     }
-    observer_.Observe(name, v.fingerprint, now);
-    bool is_stale = observer_.IsStale(name, v.fingerprint, now, config_.claim_ttl);
-    if (v.state == ClaimState::kUnreadable) {
-      ++n_unreadable;
-    } else {
-      ++n_held;
-    }
-    if (is_stale) {
-      ++n_stale;
-      stale.push_back({name, Candidate::kStale, v.fingerprint});
-    } else if (v.state == ClaimState::kClaimed && !v.record->seed_format &&
-               v.record->node == config_.node) {
-      mine.push_back({name, Candidate::kMine, v.fingerprint});
+    if (auto it = unusable_.find(name); it != unusable_.end()) still_unusable.insert(*it);
+    if (RecentlyUnusable(name, st.content_fingerprint)) continue;
+    if (st.state == license::LicenseState::kFree) {
+      free.push_back({name, Candidate::kFree, ""});
+    } else if (st.stale) {
+      stale.push_back({name, Candidate::kStale, st.claim.fingerprint});
+    } else if (auto c = NodeClaimCandidate(name, st.claim, &refuse)) {
+      mine.push_back(*c);
     }
   }
+  unusable_ = std::move(still_unusable);  // forget licenses that left the pool or were fixed
+  using license::LicenseState;
+  uint64_t n_free = n[static_cast<int>(LicenseState::kFree)];
+  uint64_t n_held = n[static_cast<int>(LicenseState::kHeld)];
+  uint64_t n_stale = n[static_cast<int>(LicenseState::kStale)];
+  uint64_t n_unreadable = n[static_cast<int>(LicenseState::kUnreadable)];
+  uint64_t n_unusable = n[static_cast<int>(LicenseState::kUnusable)];
   {
     std::lock_guard<std::mutex> l(mu_);
     snap_.pool_free = n_free;
     snap_.pool_held = n_held;
     snap_.pool_stale = n_stale;
     snap_.pool_unreadable = n_unreadable;
+    snap_.pool_unusable = n_unusable;
     snap_.pool_scanned = true;
   }
+  if (refuse) return {};
   std::vector<Candidate> out = std::move(mine);
   out.insert(out.end(), free.begin(), free.end());
   out.insert(out.end(), stale.begin(), stale.end());
-  if (out.empty()) {
+  if (!out.empty()) return out;
+  if (n_free + n_held + n_stale + n_unreadable == 0) {
+    std::string msg = "POOL_DIR " + config_.pool_dir + " holds no license (" +
+                      std::to_string(n_unusable) + " entries that are not licenses)";
+    if (auto likely = pool_.LikelyPoolDir()) {
+      msg +=
+          ", but " + *likely + " does: is POOL_DIR one level too high? (POOL_DIR=" + *likely + ")";
+    } else {
+      msg += "; a license is a directory holding a non-empty lic/host_id";
+    }
+    SetError(msg);
+  } else {
     SetError("no license available: " + std::to_string(n_held) + " held, " +
-             std::to_string(n_unreadable) + " unreadable; waiting for one to be freed or go stale");
+             std::to_string(n_unreadable) + " unreadable, " + std::to_string(n_unusable) +
+             " unusable; waiting for one to be freed or go stale");
   }
   return out;
 }
 
 Status Agent::WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
-                            int64_t claimed_at_ms) {
+                            int64_t claimed_at_ms, bool exiting) {
   license::ClaimRecord c;
+  c.exiting = exiting;
   c.node = config_.node;
   c.pod = config_.pod;
   c.token = token;
@@ -263,7 +381,7 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
                                                   const client::LockGrant& grant,
                                                   SteadyTime granted_at,
                                                   license::LicenseFiles& files_out,
-                                                  int64_t* claimed_at_ms) {
+                                                  int64_t* claimed_at_ms, bool* token_regression) {
   // Stop a second before the mutex lease ends: past it another agent may be in here too.
   auto lease = std::chrono::seconds(std::max<int64_t>(grant.ttl_s, 1));
   auto budget = lease - std::min<std::chrono::nanoseconds>(std::chrono::seconds(1), lease / 2);
@@ -275,12 +393,32 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
     }
     if (ReleaseRequested()) return std::nullopt;
     ClaimView v = pool_.ReadClaim(c.name);
+    if (v.state == ClaimState::kClaimed && !v.record->seed_format &&
+        v.record->token > grant.token) {
+      // Tokens only grow, so tokenmgr's store was reset or replaced: a claim written with our
+      // lower token would lose to the older one's late renewal. Never write with it.
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        ++snap_.token_regressions;
+      }
+      spdlog::error(
+          "tokenmgr granted fencing token {}, but the claim on '{}' (node '{}') already carries "
+          "token {}: tokenmgr's tokens went backwards (its store was reset or replaced). Not "
+          "claiming with it. To recover, restart tokenmgr so that it hands out tokens above {} "
+          "(see docs/operations.md, \"Fencing tokens went backwards\")",
+          grant.token, c.name, v.record->node, v.record->token, v.record->token);
+      SetError("token regression: granted " + std::to_string(grant.token) + " < " +
+               std::to_string(v.record->token) + " on '" + c.name + "'");
+      *token_regression = true;
+      return std::nullopt;
+    }
     bool ok = false;
     int64_t claimed_at = UnixMillis(clock_.WallNow());
     switch (c.kind) {
       case Candidate::kMine:
-        ok = v.state == ClaimState::kClaimed && !v.record->seed_format &&
-             v.record->node == config_.node;
+        // Another pod's claim on this node only as it was when judged abandoned.
+        ok = license::ClaimsNode(v, config_.node) &&
+             (!OtherPod(*v.record) || v.fingerprint == c.fingerprint);
         if (ok) claimed_at = v.record->claimed_at_ms;
         break;
       case Candidate::kFree:
@@ -299,8 +437,7 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
     if (!ok) continue;
     auto files = pool_.ReadLicense(c.name);
     if (!files.ok()) {
-      SetError("license '" + c.name + "' is unusable: " + files.status().message());
-      bad_licenses_.push_back(c.name);
+      NoteUnusable(c.name, pool_.CheckLicense(c.name).fingerprint, files.status().message());
       continue;
     }
     Status w = WriteOwnClaim(c.name, grant.token, 0, claimed_at);
@@ -345,6 +482,13 @@ std::chrono::nanoseconds Agent::Acquire() {
   // After a long poll that ended without the mutex, queue again with the same candidates
   // instead of rescanning the pool: everything is re-checked under the mutex anyway, and at
   // thousands of waiting nodes the rescans would dominate the file server's load.
+  // A license is claimed only where it can be installed: a host dir that cannot be written would
+  // keep it out of the pool for nothing.
+  if (Status h = installer_.PrepareHostDir(); !h.ok()) {
+    SetError(h.message() + "; not claiming a license until it can be written");
+    queued_candidates_.clear();
+    return config_.heartbeat;
+  }
   std::vector<Candidate> candidates = std::move(queued_candidates_);
   queued_candidates_.clear();
   SteadyTime now = clock_.Now();
@@ -364,17 +508,25 @@ std::chrono::nanoseconds Agent::Acquire() {
       queued_candidates_ = std::move(candidates);
       return std::chrono::milliseconds(10);  // the long poll already waited
     }
-    SetError("tokenmgr: " + grant.status().message());
+    if (grant.status().code() == StatusCode::kUnauthenticated) {
+      SetError("tokenmgr refused this agent's credentials (HTTP 401: " + grant.status().message() +
+               "): check that this agent's TOKENMGR_AUTH_TOKEN_FILE holds the same token as "
+               "tokenmgr's AUTH_TOKEN_FILE");
+    } else {
+      SetError("tokenmgr: " + grant.status().message());
+    }
     return Backoff();
   }
   failures_ = 0;
   license::LicenseFiles files;
   int64_t claimed_at = 0;
+  bool token_regression = false;
   std::optional<std::string> chosen =
-      ClaimUnderMutex(candidates, *grant, asked_at, files, &claimed_at);
+      ClaimUnderMutex(candidates, *grant, asked_at, files, &claimed_at, &token_regression);
   if (Status s = client_.Release(grant->id); !s.ok()) {
     spdlog::info("mutex release: {} (the lease expires by itself)", s.message());
   }
+  if (token_regression) return std::max<std::chrono::nanoseconds>(config_.heartbeat, Backoff());
   // Nothing claimable among the candidates (others were faster): choose afresh and queue again
   // at once; a short pause only keeps a node with bad luck from spinning.
   if (!chosen) return std::chrono::milliseconds(10);
@@ -395,6 +547,7 @@ std::chrono::nanoseconds Agent::Acquire() {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.acquisitions;
     acquire_wait_.Observe(Seconds(clock_.Now() - *acquiring_since_));
+    snap_.pool_scanned = false;  // counts from a scan made while looking; old from now on
   }
   acquiring_since_.reset();
   if (FenceIfUnconfirmed()) return std::chrono::nanoseconds(0);
@@ -405,10 +558,13 @@ bool Agent::InstallHeld(const license::LicenseFiles& files) {
   Status s = installer_.Install(license_, files);
   if (s.ok()) s = installer_.WriteServersConf(config_.servers_conf);
   if (!s.ok()) {
-    SetError("install of '" + license_ + "' into " + config_.host_dir + " failed: " + s.message());
+    ++install_failures_;
+    SetError("install of '" + license_ + "' into HOST_DIR " + config_.host_dir + " failed (" +
+             std::to_string(install_failures_) + " in a row): " + s.message());
     installed_ = false;
     return false;
   }
+  install_failures_ = 0;
   if (!installed_ || installed_hash_ != files.hash) {
     spdlog::info("installed license '{}' into {}", license_, config_.host_dir);
   }
@@ -444,6 +600,7 @@ void Agent::Withdraw(const std::string& why) {
   }
   phase_ = Phase::kAcquiring;
   license_.clear();
+  install_failures_ = 0;
   token_ = 0;
   installed_ = false;
   installed_hash_.clear();
@@ -528,20 +685,49 @@ std::chrono::nanoseconds Agent::Keep() {
     auto same = installer_.Matches(*files);
     if (!installed_ || !same.ok() || !*same) InstallHeld(*files);
   }
+  if (install_failures_ >= AgentConfig::kMaxInstallFailures) {
+    GiveBack("installing into HOST_DIR " + config_.host_dir + " failed " +
+             std::to_string(install_failures_) +
+             " times in a row; giving the license back so "
+             "another node can use it");
+    return config_.heartbeat;
+  }
   return config_.heartbeat;
 }
 
-void Agent::OnExit() {
-  if (!config_.release_on_exit || phase_ != Phase::kHolding) return;
+void Agent::GiveBack(const std::string& why) {
   ClaimView v = pool_.ReadClaim(license_);
   if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
     if (Status s = fs_.RemoveAll(pool_.ClaimPath(license_)); !s.ok()) {
-      spdlog::error("release on exit: cannot remove claim: {}", s.message());
+      spdlog::error("cannot give '{}' back: cannot remove claim: {}", license_, s.message());
     }
   }
   (void)fs_.RemoveAll(license::JoinPath(license::JoinPath(config_.pool_dir, kHintDir), config_.node));
-  Withdraw("release on exit");
-  Publish();
+  bool install_failed = install_failures_ > 0;
+  install_failures_ = 0;
+  Withdraw(why);
+  if (install_failed) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++snap_.install_giveups;
+  }
+}
+
+void Agent::OnExit() {
+  if (phase_ != Phase::kHolding) return;
+  if (config_.release_on_exit) {
+    GiveBack("release on exit");
+    Publish();
+    return;
+  }
+  // Keep the claim and files for this node's next pod, and say so in the claim, so that a new
+  // pod (a rolling update) adopts it at once instead of watching whether this one still renews.
+  if (!last_confirmed_ || clock_.Now() - *last_confirmed_ > config_.FenceAfter()) return;
+  ClaimView v = pool_.ReadClaim(license_);
+  if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
+    Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_, /*exiting=*/true);
+    if (!w.ok())
+      spdlog::warn("cannot mark the claim on '{}' as left to this node: {}", license_, w.message());
+  }
 }
 
 void Agent::Publish() {
@@ -551,7 +737,9 @@ void Agent::Publish() {
   snap_.token = token_;
   snap_.installed = installed_;
   SteadyTime now = clock_.Now();
-  snap_.claim_age_s = (phase_ == Phase::kHolding && last_confirmed_) ? Seconds(now - *last_confirmed_) : -1;
+  snap_.claim_age_s.reset();
+  if (phase_ == Phase::kHolding && last_confirmed_)
+    snap_.claim_age_s = Seconds(now - *last_confirmed_);
   snap_.ready = phase_ == Phase::kHolding && installed_ && last_confirmed_ &&
                 now - *last_confirmed_ < config_.claim_ttl;
 }
@@ -590,22 +778,41 @@ std::string Agent::RenderMetrics() const {
   gauge("license_holder_ready", "1 if the license is installed and its claim verified within the TTL.",
         s.ready ? 1 : 0);
   gauge("license_holder_degraded", "1 if the last operation failed (see logs).", s.degraded ? 1 : 0);
-  gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed; -1 if none.",
-        s.claim_age_s);
+  if (s.claim_age_s) {  // no series when not holding: a sentinel would poison aggregations
+    gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed.",
+          *s.claim_age_s);
+  }
+  if (s.phase == Phase::kHolding) {
+    out += MetricHeader("license_holder_license_info", "gauge",
+                        "The license this node holds (always 1; for joins on node and license).");
+    out += "license_holder_license_info{node=\"" + EscapeLabelValue(config_.node) +
+           "\",license=\"" + EscapeLabelValue(s.license) + "\"} 1\n";
+  }
   counter("license_holder_acquire_attempts_total", "Attempts to acquire a license.", s.acquire_attempts);
   counter("license_holder_acquisitions_total", "Licenses acquired.", s.acquisitions);
   counter("license_holder_withdrawals_total", "Licenses withdrawn from the host directory.", s.withdrawals);
   counter("license_holder_renewals_total", "Claim renewals.", s.renewals);
   counter("license_holder_renew_failures_total", "Failed claim renewals.", s.renew_failures);
+  counter("license_holder_token_regressions_total",
+          "Grants refused because the pool already held a higher fencing token.",
+          s.token_regressions);
+  counter("license_holder_install_giveups_total",
+          "Claims given back because installing into HOST_DIR kept failing.", s.install_giveups);
   out += wait;
-  out += MetricHeader("license_holder_pool_licenses", "gauge", "Pool licenses by state at the last full scan.");
-  auto pool = [&](const char* state, uint64_t v) {
-    out += std::string("license_holder_pool_licenses{state=\"") + state + "\"} " + std::to_string(v) + "\n";
-  };
-  pool("free", s.pool_free);
-  pool("held", s.pool_held);
-  pool("stale", s.pool_stale);
-  pool("unreadable", s.pool_unreadable);
+  if (s.pool_scanned) {  // only what this agent saw; tokenmgr_pool_licenses is the pool's view
+    out += MetricHeader("license_holder_pool_licenses", "gauge",
+                        "Pool licenses by state at this agent's last full scan (made only while "
+                        "it looks for a license; absent before the first).");
+    auto pool = [&](const char* state, uint64_t v) {
+      out += std::string("license_holder_pool_licenses{state=\"") + state + "\"} " +
+             std::to_string(v) + "\n";
+    };
+    pool("free", s.pool_free);
+    pool("held", s.pool_held);
+    pool("stale", s.pool_stale);
+    pool("unreadable", s.pool_unreadable);
+    pool("unusable", s.pool_unusable);
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,6 +46,12 @@ struct AgentConfig {
   bool release_on_exit = false;
   // An unconfirmed claim is withdrawn after this long: claim_ttl - 2 * heartbeat.
   std::chrono::nanoseconds FenceAfter() const { return claim_ttl - 2 * heartbeat; }
+  // This node's claim written by another pod is taken over only after it stayed unchanged this
+  // long (the other pod is gone: a DaemonSet rolling update); while it changes, another pod with
+  // the same NODE_NAME keeps it alive and this agent refuses to serve.
+  std::chrono::nanoseconds AdoptAfter() const { return 3 * heartbeat; }
+  // Consecutive failed installs after which a claimed license is given back.
+  static constexpr int kMaxInstallFailures = 3;
 };
 
 enum class Phase { kAcquiring, kHolding, kReleased };
@@ -57,13 +64,16 @@ struct AgentSnapshot {
   bool ready = false;
   bool degraded = false;
   std::string last_error;
-  double claim_age_s = -1;  // since the last confirmed renewal; -1 when not holding
+  std::optional<double> claim_age_s;  // since the last confirmed renewal; unset when not holding
   uint64_t acquire_attempts = 0;
   uint64_t acquisitions = 0;
   uint64_t withdrawals = 0;
   uint64_t renewals = 0;
   uint64_t renew_failures = 0;
-  uint64_t pool_free = 0, pool_held = 0, pool_stale = 0, pool_unreadable = 0;
+  uint64_t token_regressions = 0;  // grants below a token already in the pool
+  uint64_t install_giveups = 0;    // claims given back because installs kept failing
+  // Counts at this agent's last full scan (it scans only while looking for a license).
+  uint64_t pool_free = 0, pool_held = 0, pool_stale = 0, pool_unreadable = 0, pool_unusable = 0;
   bool pool_scanned = false;
 };
 
@@ -78,7 +88,8 @@ class Agent {
   std::chrono::nanoseconds Step();
   // Start(), then Step() and sleep until the sleeper is stopped.
   void Run();
-  // On shutdown: with release_on_exit, gives the claim back and withdraws the files.
+  // On shutdown: with release_on_exit, gives the claim back and withdraws the files; otherwise
+  // marks the claim as left to this node's next pod (claim and files stay).
   void OnExit();
 
   AgentSnapshot Snapshot() const;
@@ -97,15 +108,29 @@ class Agent {
   std::chrono::nanoseconds Keep();
   std::vector<Candidate> ChooseCandidates();
   std::vector<Candidate> FullScan();
-  // Claims one candidate under the mutex. *claimed_at_ms: the claim record's claimed_at_ms
-  // (when it was written, or the adopted claim's own).
+  // This node's claim on `name` (read as `v`): a candidate to (re-)claim, or nullopt. A claim
+  // written by another pod is one only once that pod stopped renewing it (AdoptAfter); while it
+  // renews, *refuse is set and the agent serves nothing.
+  std::optional<Candidate> NodeClaimCandidate(const std::string& name, const license::ClaimView& v,
+                                              bool* refuse);
+  bool OtherPod(const license::ClaimRecord& r) const;
+  // Remembers (and logs once per change) that `name` cannot be installed.
+  void NoteUnusable(const std::string& name, const std::string& fingerprint,
+                    const std::string& problem);
+  // True if `name` failed to install with exactly this content recently.
+  bool RecentlyUnusable(const std::string& name, const std::string& fingerprint) const;
+  // Gives our claim back to the pool (if it is still ours) and withdraws the files.
+  void GiveBack(const std::string& why);
+  // Claims one candidate under the mutex; sets *token_regression (and claims nothing) if a
+  // claim it reads carries a higher token than the grant. *claimed_at_ms: the claim record's
+  // claimed_at_ms (when it was written, or the adopted claim's own).
   std::optional<std::string> ClaimUnderMutex(const std::vector<Candidate>& candidates,
                                              const client::LockGrant& grant, SteadyTime granted_at,
                                              license::LicenseFiles& files_out,
-                                             int64_t* claimed_at_ms);
+                                             int64_t* claimed_at_ms, bool* token_regression);
   bool Settle(const std::string& name, uint64_t token);
   Status WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
-                       int64_t claimed_at_ms);
+                       int64_t claimed_at_ms, bool exiting = false);
   bool Confirmed(const std::string& name, uint64_t token);
   void Withdraw(const std::string& why);
   // Removes the installed files; on failure they are removed again at every step until done.
@@ -141,7 +166,14 @@ class Agent {
   std::optional<SteadyTime> last_confirmed_;
   std::optional<SteadyTime> acquiring_since_;
   int failures_ = 0;
-  std::vector<std::string> bad_licenses_;  // unusable content; skipped until a full rescan
+  int install_failures_ = 0;  // consecutive, while holding
+  struct Unusable {
+    std::string fingerprint;  // license content (CheckLicense)
+    std::string problem;
+    SteadyTime since;
+  };
+  std::map<std::string, Unusable> unusable_;  // licenses that cannot be installed, logged once
+  std::map<std::string, SteadyTime> other_pod_seen_;  // node claims by other pods: first seen
   std::vector<Candidate> queued_candidates_;  // reused after a long poll ended without the mutex
   std::optional<SteadyTime> candidates_at_;
 

@@ -20,6 +20,7 @@ class FakeClient : public client::TokenmgrClient {
   StatusOr<client::LockGrant> Lock(seconds, seconds ttl, const std::string&) override {
     ++calls;
     if (down) return Unavailable("connection refused");
+    if (!refuse.ok()) return refuse;
     if (held) return FailedPrecondition("busy");
     held = true;
     return client::LockGrant{"id-" + std::to_string(token + 1), ++token, ttl.count(), ttl.count() * 1000};
@@ -32,6 +33,7 @@ class FakeClient : public client::TokenmgrClient {
   uint64_t token = 100;
   bool held = false;
   bool down = false;
+  Status refuse = Status::Ok();  // every Lock answers this error
   int calls = 0;
 };
 
@@ -108,12 +110,13 @@ TEST_F(AgentTest, HintIsWrittenWithoutFsyncAndTheClaimWith) {
   a->Step();
   ASSERT_TRUE(a->Snapshot().ready);
   EXPECT_EQ(fs_.Content("/pool/.holders/a"), a->Snapshot().license + "\n");
-  EXPECT_EQ(fs_.unsynced_writes(), 1);  // the hint only: a lost one costs a restart a scan
+  // The hint (a lost one costs a restart a scan) and the host dir's write probe only.
+  EXPECT_EQ(fs_.unsynced_writes(), 2);
   auto claim = license::ParseClaim(*fs_.Content("/pool/" + a->Snapshot().license + "/lockedby"));
   ASSERT_TRUE(claim.ok());
   EXPECT_EQ(claim->node, "a");
   Run({a.get()}, 3);  // renewals are durable writes too
-  EXPECT_EQ(fs_.unsynced_writes(), 1);
+  EXPECT_EQ(fs_.unsynced_writes(), 2);
 }
 
 TEST_F(AgentTest, RenewsEveryHeartbeat) {
@@ -319,7 +322,8 @@ TEST_F(AgentTest, ReadOnlyHostDirIsReportedAndRetried) {
   auto a = Make("a");
   Run({a.get()}, 2);
   EXPECT_FALSE(a->Snapshot().ready);
-  EXPECT_NE(a->Snapshot().last_error.find("install"), std::string::npos);
+  EXPECT_NE(a->Snapshot().last_error.find("HOST_DIR /host/a cannot be written"), std::string::npos);
+  EXPECT_EQ(client_.calls, 0);  // nothing claimed for a node that cannot install it
   fs_.ClearFaults();
   Run({a.get()}, 1);
   EXPECT_TRUE(a->Snapshot().ready);
@@ -378,11 +382,285 @@ TEST_F(AgentTest, MetricsNameEveryFamily) {
   auto a = Make("a");
   a->Step();
   std::string m = a->RenderMetrics();
-  for (const char* name : {"license_holder_license_held 1", "license_holder_claim_age_seconds",
-                           "license_holder_acquire_attempts_total", "license_holder_acquire_wait_seconds_bucket",
-                           "license_holder_withdrawals_total", "license_holder_pool_licenses{state=\"free\"}"}) {
+  for (const char* name :
+       {"license_holder_license_held 1", "license_holder_claim_age_seconds",
+        "license_holder_acquire_attempts_total", "license_holder_acquire_wait_seconds_bucket",
+        "license_holder_withdrawals_total", "license_holder_token_regressions_total 0"}) {
     EXPECT_NE(m.find(name), std::string::npos) << name;
   }
+}
+
+// ---- issue 15 -------------------------------------------------------------------------------
+
+// Steps `a` for `seconds_total` of fake time, advancing by what Step() asks for, and each of
+// `others` once per heartbeat (1 s); returns the number of steps of `a`.
+int StepFor(Agent& a, FakeClock& clock, seconds seconds_total, std::vector<Agent*> others = {}) {
+  SteadyTime start = clock.Now();
+  SteadyTime end = start + seconds_total;
+  int steps = 0;
+  int64_t beats = 0;
+  while (clock.Now() < end) {
+    auto d = a.Step();
+    clock.Advance(std::max<std::chrono::nanoseconds>(d, milliseconds(1)));
+    ++steps;
+    while (beats < std::chrono::duration_cast<seconds>(clock.Now() - start).count()) {
+      for (Agent* o : others) o->Step();
+      ++beats;
+    }
+  }
+  return steps;
+}
+
+TEST_F(AgentTest, UnusableLicensesAreNeverClaimedAndTheAgentBacksOff) {
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
+  fs_.AddDir("/pool/broken/lic");  // no host_id
+  fs_.AddFile("/pool/huge/lic/host_id", std::string(license::kMaxLicenseFileBytes + 1, 'x'));
+  fs_.AddFile("/pool/linked/lic/host_id", "id");
+  fs_.AddSymlink("/pool/linked/lic/passwd");
+  auto a = Make("a");
+  a->Step();
+  ASSERT_TRUE(a->Snapshot().ready);
+  auto b = Make("b");
+  int calls = client_.calls;
+  int steps = StepFor(*b, clock_, seconds(20), {a.get()});
+  EXPECT_LE(client_.calls - calls, 20 + 1);  // at most one mutex request per heartbeat
+  EXPECT_LE(steps, 20 + 1);
+  EXPECT_FALSE(b->Snapshot().ready);
+  EXPECT_EQ(Installed("b"), "");
+  for (const char* name : {"broken", "huge", "linked"}) {
+    EXPECT_FALSE(fs_.Exists(std::string("/pool/") + name + "/lockedby")) << name;
+  }
+  EXPECT_EQ(b->Snapshot().pool_unusable, 3u);
+  EXPECT_NE(b->RenderMetrics().find("license_holder_pool_licenses{state=\"unusable\"} 3"),
+            std::string::npos);
+  // Fixed content makes it a candidate again.
+  fs_.AddFile("/pool/broken/lic/host_id", "FIXED");
+  StepFor(*b, clock_, seconds(2), {a.get()});
+  EXPECT_TRUE(b->Snapshot().ready);
+  EXPECT_EQ(Installed("b"), "FIXED");
+  // Holding a license, it scans no more: the counts it had are not exported as current.
+  EXPECT_EQ(b->RenderMetrics().find("license_holder_pool_licenses"), std::string::npos);
+}
+
+TEST_F(AgentTest, LicenseFailingToReadUnderTheMutexIsNotRetriedInALoop) {
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
+  fs_.FailReads("/pool/license1/lic/host_id", Unavailable("Input/output error"));
+  auto a = Make("a");
+  int steps = StepFor(*a, clock_, seconds(5));
+  EXPECT_LE(client_.calls, 5 + 1);
+  EXPECT_LE(steps, 5 + 2);
+  EXPECT_FALSE(a->Snapshot().ready);
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
+}
+
+TEST_F(AgentTest, PoolDirOneLevelTooHighClaimsNothingAndNamesTheLikelyPoolDir) {
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(fs_.RemoveAll("/pool/license" + std::to_string(i)).ok());
+  fs_.AddFile("/pool/bitfusionio/license1/lic/host_id", "ID1");
+  fs_.AddFile("/pool/bitfusionio/license2/lic/host_id", "ID2");
+  fs_.AddFile("/pool/readme-only/README", "x");
+  auto a = Make("a");
+  StepFor(*a, clock_, seconds(3));
+  EXPECT_FALSE(a->Snapshot().ready);
+  EXPECT_FALSE(fs_.Exists("/pool/bitfusionio/lockedby"));
+  EXPECT_FALSE(fs_.Exists("/pool/readme-only/lockedby"));
+  EXPECT_EQ(client_.calls, 0);
+  EXPECT_FALSE(fs_.Exists("/host/a/license1"));
+  EXPECT_NE(a->Snapshot().last_error.find("POOL_DIR=/pool/bitfusionio"), std::string::npos)
+      << a->Snapshot().last_error;
+}
+
+TEST_F(AgentTest, GrantBelowATokenInThePoolIsNeverWrittenWith) {
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
+  // A claim from before tokenmgr's store was reset: token far above what tokenmgr hands out now.
+  license::ClaimRecord old{"z", "pod-z", 5000, 0, 0, 0, false};
+  fs_.AddFile("/pool/license1/lockedby", license::SerializeClaim(old));
+  auto a = Make("a");
+  StepFor(*a, clock_, seconds(20));  // the claim goes stale (ttl 6 s): a tries to take it over
+  EXPECT_FALSE(a->Snapshot().ready);
+  EXPECT_EQ(license::ParseClaim(*fs_.Content("/pool/license1/lockedby"))->token, 5000u);
+  EXPECT_GE(a->Snapshot().token_regressions, 1u);
+  EXPECT_LE(client_.calls, 20);  // backs off
+  EXPECT_NE(a->RenderMetrics().find("license_holder_token_regressions_total"), std::string::npos);
+  EXPECT_NE(a->Snapshot().last_error.find("5000"), std::string::npos);
+}
+
+TEST_F(AgentTest, SecondPodWithTheSameNodeNameRefusesWhileTheFirstRenews) {
+  auto first = Make("a");
+  first->Step();
+  ASSERT_TRUE(first->Snapshot().ready);
+  std::string lic = first->Snapshot().license;
+  AgentConfig c = Config("a");
+  c.pod = "pod-a-duplicate";
+  c.host_dir = "/host/a2";
+  fs_.AddDir(c.host_dir);
+  Agent second(c, fs_, client_, clock_, sleeper_);
+  second.Start();
+  for (int i = 0; i < 30; ++i) {
+    first->Step();
+    second.Step();
+    clock_.Advance(seconds(1));
+    ASSERT_FALSE(second.Snapshot().ready) << i;
+  }
+  EXPECT_FALSE(fs_.Exists("/host/a2/lic/host_id"));
+  EXPECT_TRUE(first->Snapshot().ready);
+  EXPECT_EQ(license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->pod, "pod-a");
+  std::string err = second.Snapshot().last_error;
+  EXPECT_NE(err.find("pod-a'"), std::string::npos) << err;
+  EXPECT_NE(err.find("pod-a-duplicate"), std::string::npos) << err;
+  EXPECT_NE(err.find("same NODE_NAME"), std::string::npos) << err;
+}
+
+TEST_F(AgentTest, NewPodOfARollingUpdateAdoptsTheGonePodsClaim) {
+  auto old_pod = Make("a");
+  Run({old_pod.get()}, 2);
+  std::string lic = old_pod->Snapshot().license;
+  old_pod.reset();  // terminated by the rolling update: claim and files stay
+  AgentConfig c = Config("a");
+  c.pod = "pod-a-new";
+  Agent fresh(c, fs_, client_, clock_, sleeper_);
+  fresh.Start();
+  EXPECT_EQ(Installed("a"), "ID" + lic.substr(7));  // files stay while it watches
+  int beats = 0;
+  while (!fresh.Snapshot().ready && beats < 20) {
+    fresh.Step();
+    clock_.Advance(seconds(1));
+    ++beats;
+  }
+  EXPECT_TRUE(fresh.Snapshot().ready);
+  EXPECT_EQ(fresh.Snapshot().license, lic);
+  EXPECT_LE(beats, 3 + 2);  // AdoptAfter (3 heartbeats) and one claim round
+  EXPECT_EQ(license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->pod, "pod-a-new");
+}
+
+TEST_F(AgentTest, NewPodAdoptsAtOnceTheClaimAStoppedPodLeftToTheNode) {
+  auto old_pod = Make("a");
+  Run({old_pod.get()}, 2);
+  std::string lic = old_pod->Snapshot().license;
+  old_pod->OnExit();  // SIGTERM: the claim says it was left to the node
+  EXPECT_TRUE(license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->exiting);
+  old_pod.reset();
+  AgentConfig c = Config("a");
+  c.pod = "pod-a-new";
+  Agent fresh(c, fs_, client_, clock_, sleeper_);
+  int calls = client_.calls;
+  int writes = fs_.writes();
+  fresh.Start();
+  fresh.Step();
+  EXPECT_TRUE(fresh.Snapshot().ready);
+  EXPECT_EQ(fresh.Snapshot().license, lic);
+  EXPECT_EQ(client_.calls, calls);      // adopted without the mutex, like a restart
+  EXPECT_LE(fs_.writes() - writes, 2);  // the renewal only: host files untouched
+  auto claim = license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"));
+  EXPECT_EQ(claim->pod, "pod-a-new");
+  EXPECT_FALSE(claim->exiting);
+}
+
+TEST_F(AgentTest, MissingHostDirIsCreatedBeforeClaiming) {
+  AgentConfig c = Config("a");
+  c.host_dir = "/host/new";  // its parent exists
+  Agent a(c, fs_, client_, clock_, sleeper_);
+  a.Start();
+  a.Step();
+  EXPECT_TRUE(a.Snapshot().ready);
+  EXPECT_TRUE(fs_.Exists("/host/new/lic/host_id"));
+}
+
+TEST_F(AgentTest, HostDirWithoutParentIsReportedAndNothingIsClaimed) {
+  AgentConfig c = Config("a");
+  c.host_dir = "/nowhere/at/all";
+  Agent a(c, fs_, client_, clock_, sleeper_);
+  a.Start();
+  StepFor(a, clock_, seconds(3));
+  EXPECT_FALSE(a.Snapshot().ready);
+  EXPECT_EQ(client_.calls, 0);
+  std::string err = a.Snapshot().last_error;
+  EXPECT_NE(err.find("HOST_DIR /nowhere/at/all"), std::string::npos) << err;
+  EXPECT_EQ(err.find("symlinks are refused"), std::string::npos) << err;
+}
+
+TEST_F(AgentTest, InstallsFailingAfterTheClaimGiveTheLicenseBackWithinAFewHeartbeats) {
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+  ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
+  auto a = Make("a");
+  a->Step();
+  ASSERT_TRUE(a->Snapshot().ready);
+  fs_.FailWrites("/host/a", {StatusCode::kPermissionDenied, "Read-only file system"});
+  fs_.AddFile("/pool/license1/lic/host_id", "NEW");  // the license changes: must reinstall
+  Run({a.get()}, 5);
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));  // given back to the pool
+  EXPECT_EQ(a->Snapshot().phase, Phase::kAcquiring);
+  EXPECT_NE(a->RenderMetrics().find("license_holder_install_giveups_total 1"), std::string::npos);
+  auto b = Make("b");
+  b->Step();
+  EXPECT_TRUE(b->Snapshot().ready);
+}
+
+TEST_F(AgentTest, ReleasedAgentSaysWhyItIsNotReady) {
+  auto a = Make("a");
+  a->Step();
+  ASSERT_TRUE(ReleaseNode(Config("a"), fs_, client_, clock_).ok());
+  a->Step();
+  EXPECT_EQ(a->Snapshot().phase, Phase::kReleased);
+  EXPECT_NE(a->Snapshot().last_error.find("license-holder release"), std::string::npos);
+}
+
+TEST_F(AgentTest, ReleaseRemovesServersConfAndSaysWhenNothingNamesTheNode) {
+  auto a = Make("a");
+  a->Step();
+  auto r = ReleaseNode(Config("a"), fs_, client_, clock_);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->released.size(), 1u);
+  EXPECT_EQ(DescribeRelease(r, Config("a")).exit_code, kReleaseOk);
+  EXPECT_FALSE(fs_.Exists("/host/a/servers.conf"));
+  EXPECT_FALSE(fs_.Exists("/host/a/lic"));
+  auto again = ReleaseNode(Config("a"), fs_, client_, clock_);
+  ASSERT_TRUE(again.ok());
+  ReleaseOutcome o = DescribeRelease(again, Config("a"));
+  EXPECT_EQ(o.exit_code, kReleaseNothing);
+  EXPECT_NE(o.message.find("no claim"), std::string::npos);
+  AgentConfig missing = Config("a");
+  missing.host_dir = "/host/none";
+  ASSERT_TRUE(fs_.RemoveAll("/host/none").ok());
+  EXPECT_EQ(DescribeRelease(ReleaseNode(missing, fs_, client_, clock_), missing).exit_code,
+            kReleaseFailed);
+}
+
+TEST_F(AgentTest, MetricsLeaveOutWhatTheAgentDoesNotKnow) {
+  auto a = Make("a");
+  std::string before = a->RenderMetrics();
+  EXPECT_EQ(before.find("license_holder_claim_age_seconds"), std::string::npos);
+  EXPECT_EQ(before.find("license_holder_pool_licenses"), std::string::npos);  // never scanned
+  EXPECT_EQ(before.find("license_holder_license_info"), std::string::npos);
+  a->Step();  // free licenses found without a full scan
+  std::string m = a->RenderMetrics();
+  EXPECT_EQ(m.find("license_holder_pool_licenses"), std::string::npos);
+  EXPECT_NE(m.find("license_holder_claim_age_seconds 0"), std::string::npos);
+  EXPECT_NE(m.find("license_holder_license_info{node=\"a\",license=\"" + a->Snapshot().license +
+                   "\"} 1\n"),
+            std::string::npos)
+      << m;
+}
+
+TEST_F(AgentTest, LicenseInfoEscapesLabelValues) {
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(fs_.RemoveAll("/pool/license" + std::to_string(i)).ok());
+  fs_.AddFile("/pool/we\"ird\\lic/lic/host_id", "ID");
+  auto a = Make("a");
+  a->Step();
+  ASSERT_TRUE(a->Snapshot().ready);
+  EXPECT_NE(a->RenderMetrics().find("license=\"we\\\"ird\\\\lic\"} 1\n"), std::string::npos);
+}
+
+TEST_F(AgentTest, TokenmgrRefusingCredentialsSaysHttp401AndAuthTokenFile) {
+  client_.refuse =
+      client::ParseLockResponse(401, R"({"Error":"missing or invalid bearer token"})").status();
+  auto a = Make("a");
+  a->Step();
+  std::string err = a->Snapshot().last_error;
+  EXPECT_NE(err.find("401"), std::string::npos) << "[" << err << "]";
+  EXPECT_NE(err.find("AUTH_TOKEN_FILE"), std::string::npos) << err;
 }
 
 }  // namespace

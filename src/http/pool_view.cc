@@ -4,21 +4,12 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "common/histogram.h"
 #include "common/strings.h"
 
 namespace lm::http {
 
 using nlohmann::json;
-
-std::string_view LicenseStateName(LicenseState state) {
-  switch (state) {
-    case LicenseState::kFree: return "free";
-    case LicenseState::kHeld: return "held";
-    case LicenseState::kStale: return "stale";
-    case LicenseState::kUnreadable: return "unreadable";
-  }
-  return "unreadable";
-}
 
 bool NaturalLess(std::string_view a, std::string_view b) {
   auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
@@ -78,7 +69,7 @@ const PoolSnapshot& PoolView::Refresh() {
   s.claim_ttl = options_.claim_ttl;
   s.scanned_at_ms = UnixMillis(clock_.WallNow());
 
-  auto names = pool_.Names();
+  auto names = pool_.Entries();
   if (!names.ok()) {
     s.error = names.status().message();
     snapshot_ = std::move(s);
@@ -95,36 +86,44 @@ const PoolSnapshot& PoolView::Refresh() {
   observed_.clear();
 
   for (const std::string& name : *names) {
-    license::ClaimView claim = pool_.ReadClaim(name);
+    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, options_.claim_ttl);
     LicenseRow row;
     row.name = name;
-    if (claim.state == license::ClaimState::kFree) {
-      observer_.Forget(name);
-      row.state = LicenseState::kFree;
-      ++s.totals.free;
-    } else {
-      observer_.Observe(name, claim.fingerprint, now);
+    row.state = st.state;
+    if (st.state == LicenseState::kHeld || st.state == LicenseState::kStale ||
+        st.state == LicenseState::kUnreadable) {
       observed_.push_back(name);
       if (auto d = observer_.UnchangedFor(name, now)) {
         row.unchanged_for = std::chrono::duration_cast<Millis>(*d);
       }
-      if (claim.state == license::ClaimState::kClaimed && claim.record) {
-        const license::ClaimRecord& c = *claim.record;
-        row.node = c.node;
-        row.pod = c.pod;
-        row.token = c.token;
-        row.renewals = c.renewals;
-        row.claimed_at_ms = c.claimed_at_ms;
-        row.renewed_at_ms = c.renewed_at_ms;
-        row.seed_format = c.seed_format;
-        bool stale = observer_.IsStale(name, claim.fingerprint, now, options_.claim_ttl);
-        row.state = stale ? LicenseState::kStale : LicenseState::kHeld;
-        ++(stale ? s.totals.stale : s.totals.held);
-      } else {
-        row.state = LicenseState::kUnreadable;
-        row.error = claim.error.empty() ? "unreadable claim" : claim.error;
+    }
+    if (st.claim.state == license::ClaimState::kClaimed && st.claim.record) {
+      const license::ClaimRecord& c = *st.claim.record;
+      row.node = c.node;
+      row.pod = c.pod;
+      row.token = c.token;
+      row.renewals = c.renewals;
+      row.claimed_at_ms = c.claimed_at_ms;
+      row.renewed_at_ms = c.renewed_at_ms;
+      row.seed_format = c.seed_format;
+    }
+    row.error = st.problem;
+    switch (st.state) {
+      case LicenseState::kFree:
+        ++s.totals.free;
+        break;
+      case LicenseState::kHeld:
+        ++s.totals.held;
+        break;
+      case LicenseState::kStale:
+        ++s.totals.stale;
+        break;
+      case LicenseState::kUnreadable:
         ++s.totals.unreadable;
-      }
+        break;
+      case LicenseState::kUnusable:
+        ++s.totals.unusable;
+        break;
     }
     ++s.totals.total;
     if (s.rows.size() < kMaxPoolRows) {
@@ -142,7 +141,8 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
                  {"held", s.totals.held},
                  {"free", s.totals.free},
                  {"stale", s.totals.stale},
-                 {"unreadable", s.totals.unreadable}};
+                 {"unreadable", s.totals.unreadable},
+                 {"unusable", s.totals.unusable}};
   json j = {{"configured", s.configured}, {"totals", totals}, {"licenses", json::array()}};
   if (s.configured) {
     j["dir"] = s.dir;
@@ -162,11 +162,35 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
       row["renewed_at_ms"] = r.renewed_at_ms;
       row["seed_format"] = r.seed_format;
     }
-    if (r.state == LicenseState::kUnreadable) row["error"] = r.error;
+    if (r.state == LicenseState::kUnreadable || r.state == LicenseState::kUnusable) {
+      row["error"] = r.error;
+    }
     row["unchanged_for_ms"] = r.unchanged_for ? json(r.unchanged_for->count()) : json(nullptr);
     j["licenses"].push_back(std::move(row));
   }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace lm::http
+
+namespace lm::http {
+
+std::string RenderPoolMetrics(const PoolSnapshot& s) {
+  if (!s.configured || !s.error.empty()) return "";
+  const std::pair<LicenseState, size_t> counts[] = {
+      {LicenseState::kFree, s.totals.free},
+      {LicenseState::kHeld, s.totals.held},
+      {LicenseState::kStale, s.totals.stale},
+      {LicenseState::kUnreadable, s.totals.unreadable},
+      {LicenseState::kUnusable, s.totals.unusable}};
+  std::string out = MetricHeader("tokenmgr_pool_licenses", "gauge",
+                                 "Licenses in the pool by state, at the last pool scan.");
+  for (const auto& [state, n] : counts) {
+    out += "tokenmgr_pool_licenses{state=\"";
+    out += LicenseStateName(state);
+    out += "\"} " + std::to_string(n) + "\n";
+  }
+  return out;
 }
 
 }  // namespace lm::http

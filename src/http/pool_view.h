@@ -23,10 +23,9 @@
 
 namespace lm::http {
 
-enum class LicenseState { kFree, kHeld, kStale, kUnreadable };
-
-// "free", "held", "stale", "unreadable".
-std::string_view LicenseStateName(LicenseState state);
+// The states and their rule live in license/pool.h (license::Classify).
+using license::LicenseState;
+using license::LicenseStateName;
 
 struct LicenseRow {
   std::string name;  // the license directory's name: untrusted text
@@ -41,7 +40,7 @@ struct LicenseRow {
   bool seed_format = false;  // written by the seed's bash agent (a pod name only)
   // How long this process has seen the claim file unchanged; unset for free rows.
   std::optional<Millis> unchanged_for;
-  std::string error;  // unreadable rows: why
+  std::string error;  // unreadable rows: the claim's error; unusable rows: why not a license
 };
 
 struct PoolTotals {
@@ -50,6 +49,7 @@ struct PoolTotals {
   size_t free = 0;
   size_t stale = 0;
   size_t unreadable = 0;
+  size_t unusable = 0;
 };
 
 struct PoolSnapshot {
@@ -94,6 +94,11 @@ class PoolView {
 
 // The body of GET /api/licenses. Invalid UTF-8 in names is replaced, never an error.
 std::string PoolSnapshotJson(const PoolSnapshot& snapshot);
+
+// tokenmgr_pool_licenses{state="free|held|stale|unreadable|unusable"} gauges with HELP/TYPE
+// lines, from the same scan as /api/licenses. Empty when the pool is not configured or its
+// directory could not be listed (nothing is known, so nothing is claimed).
+std::string RenderPoolMetrics(const PoolSnapshot& snapshot);
 
 // Orders "license2" before "license10": digit runs compare by value.
 bool NaturalLess(std::string_view a, std::string_view b);

@@ -50,6 +50,7 @@ TEST_F(PoolViewTest, LicenseWithoutClaimIsFree) {
 }
 
 TEST_F(PoolViewTest, ValidClaimIsHeldWithItsFields) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42, 3));
   const PoolSnapshot& s = view_.Refresh();
   const LicenseRow* r = Row(s, "license1");
@@ -64,6 +65,7 @@ TEST_F(PoolViewTest, ValidClaimIsHeldWithItsFields) {
 }
 
 TEST_F(PoolViewTest, ClaimUnchangedForAFullTtlIsStale) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42));
   view_.Refresh();
   clock_.Advance(seconds(59));
@@ -77,6 +79,7 @@ TEST_F(PoolViewTest, ClaimUnchangedForAFullTtlIsStale) {
 }
 
 TEST_F(PoolViewTest, RenewedClaimIsNeverStale) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42, 0));
   view_.Refresh();
   for (int i = 1; i <= 5; ++i) {
@@ -89,6 +92,7 @@ TEST_F(PoolViewTest, RenewedClaimIsNeverStale) {
 }
 
 TEST_F(PoolViewTest, WallClockJumpsDoNotMakeClaimsStale) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 42));
   view_.Refresh();
   clock_.StepWall(std::chrono::hours(24));
@@ -96,6 +100,7 @@ TEST_F(PoolViewTest, WallClockJumpsDoNotMakeClaimsStale) {
 }
 
 TEST_F(PoolViewTest, GarbageClaimIsUnreadableWithReason) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", "{not json");
   const PoolSnapshot& s = view_.Refresh();
   EXPECT_EQ(s.rows[0].state, LicenseState::kUnreadable);
@@ -104,12 +109,14 @@ TEST_F(PoolViewTest, GarbageClaimIsUnreadableWithReason) {
 }
 
 TEST_F(PoolViewTest, ReadErrorIsUnreadable) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
   fs_.FailReads("/pool/license1/lockedby", Unavailable("EIO"));
   EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kUnreadable);
 }
 
 TEST_F(PoolViewTest, SeedFormatClaimIsHeldWithoutToken) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", "flexdirect-x2k9\n");
   const LicenseRow& r = view_.Refresh().rows[0];
   EXPECT_EQ(r.state, LicenseState::kHeld);
@@ -117,17 +124,54 @@ TEST_F(PoolViewTest, SeedFormatClaimIsHeldWithoutToken) {
   EXPECT_EQ(r.node, "flexdirect-x2k9");
 }
 
-TEST_F(PoolViewTest, RowsAreInNaturalOrderAndSymlinksAreSkipped) {
-  fs_.AddDir("/pool/license10");
-  fs_.AddDir("/pool/license2");
-  fs_.AddDir("/pool/license1");
+TEST_F(PoolViewTest, RowsAreInNaturalOrderHiddenSkippedSymlinksUnusable) {
+  fs_.AddFile("/pool/license10/lic/host_id", "id");
+  fs_.AddFile("/pool/license2/lic/host_id", "id");
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddSymlink("/pool/license3");
   fs_.AddDir("/pool/.hidden");
   const PoolSnapshot& s = view_.Refresh();
-  ASSERT_EQ(s.rows.size(), 3u);
+  ASSERT_EQ(s.rows.size(), 4u);
   EXPECT_EQ(s.rows[0].name, "license1");
   EXPECT_EQ(s.rows[1].name, "license2");
-  EXPECT_EQ(s.rows[2].name, "license10");
+  EXPECT_EQ(s.rows[2].name, "license3");
+  EXPECT_EQ(s.rows[2].state, LicenseState::kUnusable);
+  EXPECT_EQ(s.rows[3].name, "license10");
+}
+
+TEST_F(PoolViewTest, WhatIsNotALicenseIsUnusableWithItsReasonNotFree) {
+  fs_.AddFile("/pool/good/lic/host_id", "id");
+  fs_.AddDir("/pool/broken/lic");                // no host_id
+  fs_.AddFile("/pool/emptyid/lic/host_id", "");  // empty
+  fs_.AddFile("/pool/readme/README", "x");       // no lic/
+  fs_.AddFile("/pool/huge/lic/host_id", std::string(license::kMaxLicenseFileBytes + 1, 'x'));
+  fs_.AddFile("/pool/linked/lic/host_id", "id");
+  fs_.AddSymlink("/pool/linked/lic/passwd");
+  fs_.AddFile("/pool/nested/license1/lic/host_id", "id");  // a pool, not a license
+  fs_.AddFile("/pool/notes.txt", "x");
+  const PoolSnapshot& s = view_.Refresh();
+  EXPECT_EQ(s.totals.free, 1u);
+  EXPECT_EQ(s.totals.unusable, 7u);
+  EXPECT_EQ(s.totals.total, 8u);
+  for (const char* name :
+       {"broken", "emptyid", "readme", "huge", "linked", "nested", "notes.txt"}) {
+    const LicenseRow* r = Row(s, name);
+    ASSERT_NE(r, nullptr) << name;
+    EXPECT_EQ(r->state, LicenseState::kUnusable) << name;
+    EXPECT_FALSE(r->error.empty()) << name;
+  }
+  EXPECT_NE(Row(s, "broken")->error.find("lic/host_id"), std::string::npos);
+  EXPECT_NE(Row(s, "linked")->error.find("symlink"), std::string::npos);
+  auto j = nlohmann::json::parse(PoolSnapshotJson(s));
+  EXPECT_EQ(j["totals"]["unusable"], 7);
+  for (const auto& row : j["licenses"]) {
+    if (row["name"] == "broken") {
+      EXPECT_EQ(row["state"], "unusable");
+      EXPECT_NE(row["error"].get<std::string>().find("lic/host_id"), std::string::npos);
+    }
+  }
+  EXPECT_NE(RenderPoolMetrics(s).find("tokenmgr_pool_licenses{state=\"unusable\"} 7\n"),
+            std::string::npos);
 }
 
 TEST_F(PoolViewTest, MissingPoolDirectoryIsReportedNotFatal) {
@@ -140,13 +184,14 @@ TEST_F(PoolViewTest, MissingPoolDirectoryIsReportedNotFatal) {
 
 TEST_F(PoolViewTest, GetRescansAtMostOncePerInterval) {
   view_.Get();
-  fs_.AddDir("/pool/license1");
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   EXPECT_TRUE(view_.Get().rows.empty());  // cached
   clock_.Advance(Millis(1000));
   EXPECT_EQ(view_.Get().rows.size(), 1u);
 }
 
 TEST_F(PoolViewTest, RemovedAndReclaimedLicenseStartsFresh) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
   view_.Refresh();
   clock_.Advance(seconds(50));
@@ -170,25 +215,29 @@ TEST(PoolViewUnconfigured, SaysSoInJson) {
 }
 
 TEST_F(PoolViewTest, JsonHasRowsTotalsAndSurvivesInvalidUtf8) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 7));
-  fs_.AddDir("/pool/license2");
-  // Not valid UTF-8: skipped by the pool listing (no agent could install it), never a JSON error.
+  fs_.AddFile("/pool/license2/lic/host_id", "id");
+  // Not valid UTF-8: not a license (no agent could install it), shown as unusable, never a
+  // JSON error.
   fs_.AddDir("/pool/bad\xff name");
   auto j = nlohmann::json::parse(PoolSnapshotJson(view_.Refresh()));
   EXPECT_EQ(j["configured"], true);
   EXPECT_EQ(j["claim_ttl_seconds"], 60);
   EXPECT_EQ(j["totals"]["held"], 1);
   EXPECT_EQ(j["totals"]["free"], 1);
-  ASSERT_EQ(j["licenses"].size(), 2u);
-  const auto& held = j["licenses"][0];
+  EXPECT_EQ(j["totals"]["unusable"], 1);
+  ASSERT_EQ(j["licenses"].size(), 3u);
+  EXPECT_EQ(j["licenses"][0]["state"], "unusable");
+  const auto& held = j["licenses"][1];
   EXPECT_EQ(held["name"], "license1");
   EXPECT_EQ(held["state"], "held");
   EXPECT_EQ(held["node"], "gpu-1");
   EXPECT_EQ(held["token"], 7);
   EXPECT_EQ(held["unchanged_for_ms"], 0);
-  EXPECT_EQ(j["licenses"][1]["name"], "license2");
-  EXPECT_EQ(j["licenses"][1]["state"], "free");
-  EXPECT_TRUE(j["licenses"][1]["unchanged_for_ms"].is_null());
+  EXPECT_EQ(j["licenses"][2]["name"], "license2");
+  EXPECT_EQ(j["licenses"][2]["state"], "free");
+  EXPECT_TRUE(j["licenses"][2]["unchanged_for_ms"].is_null());
 }
 
 TEST(NaturalLess, OrdersDigitRunsByValue) {
@@ -208,6 +257,35 @@ TEST(ParseClaimTtl, DefaultsToSixtyAndRejectsBadValues) {
   EXPECT_FALSE(ParseClaimTtl("-5").ok());
   EXPECT_FALSE(ParseClaimTtl("1m").ok());
   EXPECT_NE(ParseClaimTtl("x").status().message().find("CLAIM_TTL_SECONDS"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lm::http
+
+namespace lm::http {
+namespace {
+
+TEST(RenderPoolMetrics, OneGaugePerStateFromTheTotals) {
+  PoolSnapshot s;
+  s.configured = true;
+  s.totals = {.total = 15, .held = 1, .free = 2, .stale = 3, .unreadable = 4, .unusable = 5};
+  std::string m = RenderPoolMetrics(s);
+  EXPECT_NE(m.find("# TYPE tokenmgr_pool_licenses gauge\n"), std::string::npos);
+  EXPECT_NE(m.find("# HELP tokenmgr_pool_licenses "), std::string::npos);
+  EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"free\"} 2\n"), std::string::npos);
+  EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"held\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"stale\"} 3\n"), std::string::npos);
+  EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"unreadable\"} 4\n"), std::string::npos);
+  EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"unusable\"} 5\n"), std::string::npos);
+}
+
+TEST(RenderPoolMetrics, NothingWhenThePoolIsUnknown) {
+  PoolSnapshot unconfigured;
+  EXPECT_EQ(RenderPoolMetrics(unconfigured), "");
+  PoolSnapshot unlisted;
+  unlisted.configured = true;
+  unlisted.error = "/pool: permission denied";
+  EXPECT_EQ(RenderPoolMetrics(unlisted), "");
 }
 
 }  // namespace

@@ -190,6 +190,7 @@ void RenderPool(const PageModel& m, std::string& h) {
   chip("free", "free", t.free);
   chip("stale", "stale", t.stale);
   chip("unreadable", "unreadable", t.unreadable);
+  chip("unusable", "unusable", t.unusable);
   chip("total", "total", t.total);
   h += "</div></div>";
   h += std::string("<p id=\"pool-error\" class=\"flash err\"") +
@@ -209,7 +210,7 @@ void RenderPool(const PageModel& m, std::string& h) {
         h += "<td>" + Dash(r.node) + "</td><td>" + Dash(r.pod) + "</td><td class=\"num\">" +
              (r.seed_format ? "\u2014" : std::to_string(r.token)) + "</td><td>" +
              FormatUtc(r.claimed_at_ms) + "</td>";
-      } else if (r.state == LicenseState::kUnreadable) {
+      } else if (r.state == LicenseState::kUnreadable || r.state == LicenseState::kUnusable) {
         h += "<td colspan=\"4\" class=\"err\">" + HtmlEscape(r.error) + "</td>";
       } else {
         h += "<td>\u2014</td><td>\u2014</td><td class=\"num\">\u2014</td><td>\u2014</td>";

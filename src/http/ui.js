@@ -144,7 +144,7 @@
   }
 
   // ---- pool ----------------------------------------------------------------------------------
-  const STATE_ORDER = { stale: 0, unreadable: 1, held: 2, free: 3 };
+  const STATE_ORDER = { stale: 0, unreadable: 1, unusable: 2, held: 3, free: 4 };
   function naturalCompare(a, b) {
     return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: 'base' });
   }
@@ -172,7 +172,7 @@
     if (!data || !data.configured) { card.hidden = true; return; }
     card.hidden = false;
     const t = data.totals || {};
-    for (const k of ['held', 'free', 'stale', 'unreadable', 'total']) setText('t-' + k, t[k] ?? 0);
+    for (const k of ['held', 'free', 'stale', 'unreadable', 'unusable', 'total']) setText('t-' + k, t[k] ?? 0);
     const err = $('pool-error');
     err.hidden = !data.error;
     err.textContent = data.error ? 'Cannot read the pool: ' + data.error : '';
@@ -189,8 +189,8 @@
       if (l.state === 'held' || l.state === 'stale') {
         tr.append(el('td', null, l.node || DASH), el('td', null, l.pod || DASH),
             el('td', 'num', l.seed_format ? DASH : l.token), el('td', null, utc(l.claimed_at_ms)));
-      } else if (l.state === 'unreadable') {
-        const td = el('td', 'err', l.error || 'unreadable claim');
+      } else if (l.state === 'unreadable' || l.state === 'unusable') {
+        const td = el('td', 'err', l.error || l.state);
         td.colSpan = 4;
         tr.append(td);
       } else {

@@ -16,6 +16,7 @@ std::string SerializeClaim(const ClaimRecord& c) {
             {"renewals", c.renewals},
             {"claimed_at_ms", c.claimed_at_ms},
             {"renewed_at_ms", c.renewed_at_ms}};
+  if (c.exiting) j["exiting"] = true;
   return j.dump() + "\n";
 }
 
@@ -73,6 +74,11 @@ StatusOr<ClaimRecord> ParseClaim(std::string_view text) {
   LM_RETURN_IF_ERROR(UnsignedField(j, "renewals", c.renewals));
   LM_RETURN_IF_ERROR(IntField(j, "claimed_at_ms", c.claimed_at_ms));
   LM_RETURN_IF_ERROR(IntField(j, "renewed_at_ms", c.renewed_at_ms));
+  auto exiting = j.find("exiting");
+  if (exiting != j.end()) {
+    if (!exiting->is_boolean()) return InvalidArgument("claim: 'exiting' not a boolean");
+    c.exiting = exiting->get<bool>();
+  }
   return c;
 }
 

@@ -7,8 +7,10 @@
 // Format (v1): {"v":1,"node":"gpu-7","pod":"flexdirect-x2k9","token":42,"renewals":17,
 //               "claimed_at_ms":1795786672223,"renewed_at_ms":1795786842223}
 // `token` is the fencing token of the tokenmgr grant under which the claim was written: of two
-// claims for one license, the higher token wins. Times are the writer's wall clock, for humans
-// only; staleness never compares them with anyone's clock.
+// claims for one license, the higher token wins. `"exiting":true` (only then present) is the
+// writing pod's last word as it stopped: a new pod of the same node may adopt the claim at once.
+// Times are the writer's wall clock, for humans only; staleness never compares them with anyone's
+// clock.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +32,7 @@ struct ClaimRecord {
   int64_t claimed_at_ms = 0;
   int64_t renewed_at_ms = 0;
   bool seed_format = false;  // written by the seed's bash agent: a pod name, no token
+  bool exiting = false;      // the writing pod stopped (SIGTERM) and left the claim to its node
   bool operator==(const ClaimRecord&) const = default;
 };
 

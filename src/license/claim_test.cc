@@ -33,6 +33,18 @@ TEST(Claim, GarbageIsAnErrorNotACrash) {
   EXPECT_FALSE(ParseClaim(std::string(kMaxClaimBytes + 1, 'a')).ok());
 }
 
+TEST(Claim, ExitingRoundTripsAndIsOnlyWrittenWhenSet) {
+  ClaimRecord c = Sample();
+  EXPECT_EQ(SerializeClaim(c).find("exiting"), std::string::npos);  // older readers see v1 as is
+  c.exiting = true;
+  auto back = ParseClaim(SerializeClaim(c));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->exiting);
+  EXPECT_FALSE(ParseClaim(R"({"v":1,"node":"n","token":1,"renewals":0,"claimed_at_ms":0,)"
+                          R"("renewed_at_ms":0,"exiting":"yes"})")
+                   .ok());
+}
+
 TEST(Claim, IsOwnNeedsNodeAndToken) {
   ClaimRecord c = Sample();
   EXPECT_TRUE(IsOwn(c, "gpu-7", 42));

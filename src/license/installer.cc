@@ -126,11 +126,7 @@ Status Installer::CleanLeftovers() {
 }
 
 Status Installer::Install(const std::string& license, const LicenseFiles& files) {
-  auto host_info = fs_.Stat(host_);
-  if (!host_info.ok()) return host_info.status();
-  if (host_info->type != FileType::kDir) {
-    return FailedPrecondition("host dir " + host_ + " is not a directory (symlinks are refused)");
-  }
+  LM_RETURN_IF_ERROR(CheckHostDir());
   auto same = Matches(files);
   if (same.ok() && *same) {
     auto m = ReadManifest();
@@ -211,6 +207,48 @@ Status Installer::Withdraw() {
   LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, kClaimFile)));
   (void)CleanLeftovers();
   return fs_.RemoveAll(JoinPath(host_, kManifestFile));
+}
+
+Status Installer::CheckHostDir() {
+  auto info = fs_.Stat(host_);
+  if (!info.ok())
+    return Status(info.status().code(), "HOST_DIR " + host_ + ": " + info.status().message());
+  switch (info->type) {
+    case FileType::kDir:
+      return Status::Ok();
+    case FileType::kMissing:
+      return NotFound("HOST_DIR " + host_ + " does not exist");
+    case FileType::kSymlink:
+      return FailedPrecondition("HOST_DIR " + host_ +
+                                " is a symlink (refused: mount the real "
+                                "directory)");
+    default:
+      return FailedPrecondition("HOST_DIR " + host_ + " is not a directory");
+  }
+}
+
+Status Installer::PrepareHostDir() {
+  Status s = CheckHostDir();
+  if (s.code() == StatusCode::kNotFound) {
+    if (Status m = fs_.MakeDir(host_, 0755); !m.ok()) {
+      return Status(m.code(), "HOST_DIR " + host_ +
+                                  " does not exist and cannot be created (its "
+                                  "parent must exist): " +
+                                  m.message());
+    }
+    s = CheckHostDir();
+  }
+  LM_RETURN_IF_ERROR(s);
+  std::string probe = JoinPath(host_, ".license-holder-probe");
+  if (Status w = fs_.WriteAtomicNoSync(probe, "", 0600); !w.ok()) {
+    return Status(w.code(), "HOST_DIR " + host_ + " cannot be written: " + w.message());
+  }
+  return fs_.RemoveAll(probe);
+}
+
+Status Installer::WithdrawAll() {
+  LM_RETURN_IF_ERROR(Withdraw());
+  return fs_.RemoveAll(JoinPath(host_, kServersConf));
 }
 
 Status Installer::WriteServersConf(const std::string& content) {

@@ -39,8 +39,14 @@ class Installer {
 
   // Replaces the installed license with `files`. A no-op when the same content is in place.
   Status Install(const std::string& license, const LicenseFiles& files);
+  // Makes sure the host dir can take an install: creates it (mode 0755) if missing, as kubelet's
+  // DirectoryOrCreate would (its parent must exist), refuses a symlink or non-directory, and
+  // writes and removes a probe file. Errors name HOST_DIR, the path and the cause.
+  Status PrepareHostDir();
   // Removes the installed license's files and the manifest; servers.conf stays.
   Status Withdraw();
+  // Withdraw(), and servers.conf too: everything the agent ever put there (`release`).
+  Status WithdrawAll();
   // The seed's exact servers.conf format; written atomically.
   Status WriteServersConf(const std::string& content);
   // The manifest, if a license is installed (nullopt if none; error if unreadable).
@@ -54,6 +60,7 @@ class Installer {
 
  private:
   Status WriteManifest(const Manifest& m);
+  Status CheckHostDir();  // OK if the host dir is a real directory
   // Deletes top-level entries of the host dir. Each is first moved out of sight into a .trash-
   // dir by one rename, so a reader sees the whole entry or nothing (deleting in place removes
   // files one by one); if that dir cannot be made (a full disk), deletes in place.

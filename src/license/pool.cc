@@ -90,6 +90,122 @@ StatusOr<std::vector<std::string>> Pool::Names(std::vector<std::string>* skipped
   return names;
 }
 
+StatusOr<std::vector<std::string>> Pool::Entries() {
+  auto entries = fs_.List(dir_);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> names;
+  for (const DirEntry& e : *entries) {
+    if (!e.name.empty() && e.name[0] != '.') names.push_back(e.name);
+  }
+  return names;
+}
+
+Status Pool::Inspect(const std::string& abs, const std::string& rel, int depth, Walk& walk) {
+  if (depth > kMaxLicenseDepth) return InvalidArgument(rel + ": nested too deeply");
+  auto entries = fs_.List(abs);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : *entries) {
+    if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
+    if (depth == 0 && e.name == kClaimFile) continue;
+    std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
+    if (BadName(e.name))
+      return InvalidArgument(child_rel + ": name with control characters or not UTF-8");
+    if (++walk.files > kMaxLicenseFiles) {
+      return InvalidArgument("more than " + std::to_string(kMaxLicenseFiles) + " files");
+    }
+    std::string child_abs = JoinPath(abs, e.name);
+    auto info = fs_.Stat(child_abs);
+    if (!info.ok()) return info.status();
+    walk.fingerprint += child_rel + ":" + std::to_string(static_cast<int>(info->type)) + ":" +
+                        std::to_string(info->size) + ":" + std::to_string(info->mtime_ns) + ":" +
+                        std::to_string(info->inode) + "\n";
+    if (info->type == FileType::kDir) {
+      LM_RETURN_IF_ERROR(Inspect(child_abs, child_rel, depth + 1, walk));
+    } else if (info->type == FileType::kFile) {
+      if (info->size > kMaxLicenseFileBytes) {
+        return InvalidArgument(child_rel + ": larger than " + std::to_string(kMaxLicenseFileBytes) +
+                               " bytes");
+      }
+      walk.bytes += info->size;
+      if (walk.bytes > kMaxLicenseTotalBytes) {
+        return InvalidArgument("larger than " + std::to_string(kMaxLicenseTotalBytes) +
+                               " bytes in all");
+      }
+    } else if (info->type == FileType::kMissing) {
+      return Unavailable(child_rel + ": changed while being read");
+    } else {
+      return InvalidArgument(child_rel + ": " +
+                             (info->type == FileType::kSymlink ? "a symlink" : "a special file") +
+                             " (a license holds only directories and regular files)");
+    }
+  }
+  return Status::Ok();
+}
+
+LicenseCheck Pool::CheckLicense(const std::string& name) {
+  LicenseCheck out;
+  std::string dir = LicenseDir(name);
+  if (name.empty() || name[0] == '.' || BadName(name)) {
+    out.problem = "name is hidden, has control characters or is not UTF-8";
+    return out;
+  }
+  auto info = fs_.Stat(dir);
+  if (!info.ok()) {
+    out.problem = info.status().message();
+    return out;
+  }
+  out.fingerprint =
+      std::to_string(static_cast<int>(info->type)) + ":" + std::to_string(info->inode) + "\n";
+  if (info->type != FileType::kDir) {
+    out.problem = info->type == FileType::kSymlink   ? "a symlink, not a license directory"
+                  : info->type == FileType::kMissing ? "removed from the pool"
+                                                     : "not a directory";
+    return out;
+  }
+  Walk walk;
+  Status s = Inspect(dir, "", 0, walk);
+  out.fingerprint += walk.fingerprint;
+  out.fingerprint = HashHex(out.fingerprint);
+  if (!s.ok()) {
+    out.problem = s.message();
+    return out;
+  }
+  std::string key = std::string(kLicenseKeyDir) + "/" + kLicenseKeyFile;
+  auto key_info = fs_.Stat(JoinPath(dir, key));
+  if (!key_info.ok()) {
+    out.problem = key + ": " + key_info.status().message();
+  } else if (key_info->type == FileType::kMissing) {
+    out.problem = "no " + key + " (a license directory holds " + key + ")";
+  } else if (key_info->type != FileType::kFile) {
+    out.problem = key + " is not a regular file";
+  } else if (key_info->size == 0) {
+    out.problem = key + " is empty";
+  }
+  return out;
+}
+
+std::optional<std::string> Pool::LikelyPoolDir() {
+  constexpr size_t kMaxProbe = 64;
+  auto names = Entries();
+  if (!names.ok()) return std::nullopt;
+  size_t probed = 0;
+  for (const std::string& name : *names) {
+    if (CheckLicense(name).usable()) return std::nullopt;  // the pool has licenses
+  }
+  for (const std::string& name : *names) {
+    if (++probed > kMaxProbe) break;
+    auto info = fs_.Stat(LicenseDir(name));
+    if (!info.ok() || info->type != FileType::kDir) continue;
+    Pool sub(fs_, LicenseDir(name));
+    auto sub_names = sub.Entries();
+    if (!sub_names.ok()) continue;
+    for (size_t i = 0; i < sub_names->size() && i < kMaxProbe; ++i) {
+      if (sub.CheckLicense((*sub_names)[i]).usable()) return sub.dir();
+    }
+  }
+  return std::nullopt;
+}
+
 ClaimView Pool::ReadClaim(const std::string& name) {
   ClaimView v;
   std::string path = ClaimPath(name);
@@ -162,6 +278,11 @@ StatusOr<LicenseFiles> Pool::ReadLicense(const std::string& name) {
   bool any_file = std::any_of(out.files.begin(), out.files.end(),
                               [](const LicenseFile& f) { return !f.is_dir; });
   if (!any_file) return InvalidArgument(LicenseDir(name) + ": license directory has no files");
+  std::string key = std::string(kLicenseKeyDir) + "/" + kLicenseKeyFile;
+  bool has_key = std::any_of(out.files.begin(), out.files.end(), [&](const LicenseFile& f) {
+    return !f.is_dir && f.path == key && !f.content.empty();
+  });
+  if (!has_key) return InvalidArgument(LicenseDir(name) + ": no non-empty " + key);
   std::string all;
   for (const LicenseFile& f : out.files) {
     all += f.path;
@@ -183,6 +304,65 @@ std::vector<std::string> RendezvousOrder(std::vector<std::string> names, const s
   out.reserve(keyed.size());
   for (auto& [k, n] : keyed) out.push_back(std::move(n));
   return out;
+}
+
+std::string_view LicenseStateName(LicenseState state) {
+  switch (state) {
+    case LicenseState::kFree:
+      return "free";
+    case LicenseState::kHeld:
+      return "held";
+    case LicenseState::kStale:
+      return "stale";
+    case LicenseState::kUnreadable:
+      return "unreadable";
+    case LicenseState::kUnusable:
+      return "unusable";
+  }
+  return "unusable";
+}
+
+LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
+                       SteadyTime now, std::chrono::nanoseconds claim_ttl, ShapeCheck check) {
+  LicenseStatus st;
+  auto unusable = [&](LicenseCheck& c) {
+    observer.Forget(name);
+    st = LicenseStatus{};
+    st.state = LicenseState::kUnusable;
+    st.problem = std::move(c.problem);
+    st.content_fingerprint = std::move(c.fingerprint);
+    return st;
+  };
+  if (check == ShapeCheck::kAll) {
+    LicenseCheck c = pool.CheckLicense(name);
+    if (!c.usable()) return unusable(c);
+    st.content_fingerprint = std::move(c.fingerprint);
+  }
+  st.claim = pool.ReadClaim(name);
+  if (st.claim.state == ClaimState::kFree) {
+    observer.Forget(name);
+    st.state = LicenseState::kFree;
+  } else {
+    observer.Observe(name, st.claim.fingerprint, now);
+    st.stale = observer.IsStale(name, st.claim.fingerprint, now, claim_ttl);
+    if (st.claim.state == ClaimState::kClaimed) {
+      st.state = st.stale ? LicenseState::kStale : LicenseState::kHeld;
+    } else {
+      st.state = LicenseState::kUnreadable;
+      st.problem = st.claim.error.empty() ? "unreadable claim" : st.claim.error;
+    }
+  }
+  if (check == ShapeCheck::kClaimable && (st.state == LicenseState::kFree || st.stale)) {
+    LicenseCheck c = pool.CheckLicense(name);
+    if (!c.usable()) return unusable(c);
+    st.content_fingerprint = std::move(c.fingerprint);
+  }
+  return st;
+}
+
+bool ClaimsNode(const ClaimView& claim, std::string_view node) {
+  return claim.state == ClaimState::kClaimed && claim.record && !claim.record->seed_format &&
+         claim.record->node == node;
 }
 
 void StalenessObserver::Observe(const std::string& name, const std::string& fingerprint,

@@ -3,9 +3,14 @@
 // monotonic clock, never by comparing anyone's wall clocks. Neither is thread-safe.
 //
 //   Pool pool(fs, "/mnt/bitfusionio");
-//   StatusOr<std::vector<std::string>> names = pool.Names();  // usable-looking license dirs
-//   ClaimView c = pool.ReadClaim("license7");                   // free / claimed / unreadable
-//   StatusOr<LicenseFiles> files = pool.ReadLicense("license7"); // what to install
+//   StatusOr<std::vector<std::string>> names = pool.Entries();  // everything a person put there
+//   LicenseCheck k = pool.CheckLicense("license7");               // a license, or why not
+//   ClaimView c = pool.ReadClaim("license7");                     // free / claimed / unreadable
+//   StatusOr<LicenseFiles> files = pool.ReadLicense("license7");  // what to install
+//   LicenseStatus st = Classify(pool, observer, "license7", now, ttl);  // free/held/stale/...
+//
+// What a license is, and which state it is in, is decided here and nowhere else: the agent,
+// `license-holder release` and tokenmgr's pool view all call CheckLicense/Classify/ClaimsNode.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,9 @@ inline constexpr size_t kMaxLicenseFiles = 64;
 inline constexpr size_t kMaxLicenseFileBytes = 1 << 20;
 inline constexpr size_t kMaxLicenseTotalBytes = 4 << 20;
 inline constexpr int kMaxLicenseDepth = 8;
+// The file every license has (docs/operations.md, "The license pool").
+inline constexpr const char* kLicenseKeyDir = "lic";
+inline constexpr const char* kLicenseKeyFile = "host_id";
 
 struct LicenseFile {
   std::string path;  // relative to the license directory, e.g. "lic/host_id"
@@ -47,6 +55,13 @@ struct ClaimView {
   std::string fingerprint;
 };
 
+// The verdict of Pool::CheckLicense.
+struct LicenseCheck {
+  std::string problem;      // empty: an installable license; otherwise why not, for humans
+  std::string fingerprint;  // changes whenever the entry's content does (names, sizes, mtimes)
+  bool usable() const { return problem.empty(); }
+};
+
 class Pool {
  public:
   Pool(Filesystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
@@ -54,6 +69,21 @@ class Pool {
   // Names of entries that look like licenses: real directories (never symlinks), not hidden,
   // no control characters. Sorted. Skipped entries are reported through `skipped`, if given.
   StatusOr<std::vector<std::string>> Names(std::vector<std::string>* skipped = nullptr);
+
+  // Every entry of the pool directory except hidden ones ('.'-prefixed: ours). Sorted.
+  StatusOr<std::vector<std::string>> Entries();
+
+  // The rule for what a license is: a real directory (not a symlink) with a valid name, holding
+  // `lic/host_id` as a non-empty regular file, with only directories and regular files inside
+  // (no symlinks, devices, ...), within kMaxLicenseFiles/FileBytes/TotalBytes/Depth. Reads
+  // metadata only (no file contents), so it is cheap enough for every scan. ReadLicense
+  // re-checks the contents it reads.
+  LicenseCheck CheckLicense(const std::string& name);
+
+  // When no entry of the pool is a license but a subdirectory of an entry holds licenses
+  // (POOL_DIR set one level too high): that subdirectory, the POOL_DIR probably meant.
+  // Looks at a bounded number of entries.
+  std::optional<std::string> LikelyPoolDir();
 
   ClaimView ReadClaim(const std::string& name);
 
@@ -71,6 +101,12 @@ class Pool {
  private:
   Status Collect(const std::string& abs, const std::string& rel, int depth, LicenseFiles& out,
                  size_t& total);
+  struct Walk {
+    size_t files = 0;
+    uint64_t bytes = 0;
+    std::string fingerprint;
+  };
+  Status Inspect(const std::string& abs, const std::string& rel, int depth, Walk& walk);
   Filesystem& fs_;
   std::string dir_;
 };
@@ -101,5 +137,37 @@ class StalenessObserver {
   };
   std::map<std::string, Seen> seen_;
 };
+
+// A license's state, in the pool view, the metrics and the agent alike.
+// kUnusable: not a license (CheckLicense); never claimed. kUnreadable: the claim file cannot be
+// read or parsed. kStale: claimed, but the claim has not changed for a claim TTL as seen by
+// this process's StalenessObserver.
+enum class LicenseState { kFree, kHeld, kStale, kUnreadable, kUnusable };
+
+// "free", "held", "stale", "unreadable", "unusable".
+std::string_view LicenseStateName(LicenseState state);
+
+struct LicenseStatus {
+  LicenseState state = LicenseState::kUnusable;
+  ClaimView claim;      // not read for kUnusable
+  std::string problem;  // kUnusable: CheckLicense's problem; kUnreadable: the claim's error
+  std::string content_fingerprint;  // CheckLicense's fingerprint
+  // The claim (held or unreadable) has been unchanged for a claim TTL: it may be taken over.
+  bool stale = false;
+};
+
+// Which entries Classify checks with CheckLicense: all (the pool view: an operator wants to see
+// every problem), or only those someone could claim now (free or stale; an agent looking for a
+// license, which then needs no metadata walk for the many fresh claims of a large pool).
+enum class ShapeCheck { kAll, kClaimable };
+
+// Classifies one pool entry and keeps `observer` fed (observes claims, forgets free and
+// unusable entries). An unreadable claim stays kUnreadable when stale, with `stale` set.
+LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
+                       SteadyTime now, std::chrono::nanoseconds claim_ttl,
+                       ShapeCheck check = ShapeCheck::kAll);
+
+// True if `claim` is a claim in our format naming `node` (any pod): "this node's claim".
+bool ClaimsNode(const ClaimView& claim, std::string_view node);
 
 }  // namespace lm::license

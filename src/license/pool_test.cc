@@ -92,6 +92,63 @@ TEST_F(PoolTest, ReadLicenseRefusesSymlinksEmptyAndHuge) {
   EXPECT_EQ(pool_.ReadLicense("huge").status().code(), StatusCode::kResourceExhausted);
 }
 
+TEST_F(PoolTest, CheckLicenseAcceptsOnlyWhatALicenseIs) {
+  fs_.AddFile("/pool/good/lic/host_id", "id");
+  fs_.AddFile("/pool/good/lic/key", "k");
+  fs_.AddFile("/pool/good/lockedby", "n");  // the claim is not part of the license
+  EXPECT_TRUE(pool_.CheckLicense("good").usable()) << pool_.CheckLicense("good").problem;
+  fs_.AddDir("/pool/nokey/lic");
+  fs_.AddFile("/pool/emptykey/lic/host_id", "");
+  fs_.AddDir("/pool/dirkey/lic/host_id");
+  fs_.AddFile("/pool/readme/README", "x");
+  fs_.AddFile("/pool/huge/lic/host_id", std::string(kMaxLicenseFileBytes + 1, 'x'));
+  fs_.AddFile("/pool/sym/lic/host_id", "id");
+  fs_.AddSymlink("/pool/sym/lic/passwd");
+  fs_.AddSymlink("/pool/link");
+  fs_.AddFile("/pool/file", "x");
+  fs_.AddFile("/pool/nested/license1/lic/host_id", "id");
+  for (const char* name :
+       {"nokey", "emptykey", "dirkey", "readme", "huge", "sym", "link", "file", "nested"}) {
+    LicenseCheck c = pool_.CheckLicense(name);
+    EXPECT_FALSE(c.usable()) << name;
+    EXPECT_FALSE(c.problem.empty()) << name;
+  }
+  EXPECT_NE(pool_.CheckLicense("sym").problem.find("symlink"), std::string::npos);
+  EXPECT_NE(pool_.CheckLicense("emptykey").problem.find("empty"), std::string::npos);
+}
+
+TEST_F(PoolTest, CheckLicenseFingerprintChangesWithContentNotWithTheClaim) {
+  fs_.AddDir("/pool/l/lic");
+  std::string before = pool_.CheckLicense("l").fingerprint;
+  fs_.AddFile("/pool/l/lockedby", "n");
+  EXPECT_EQ(pool_.CheckLicense("l").fingerprint, before);
+  fs_.AddFile("/pool/l/lic/host_id", "id");
+  EXPECT_NE(pool_.CheckLicense("l").fingerprint, before);
+}
+
+TEST_F(PoolTest, LikelyPoolDirNamesTheSubdirectoryHoldingLicenses) {
+  fs_.AddFile("/pool/bitfusionio/license1/lic/host_id", "id");
+  fs_.AddFile("/pool/docs/README", "x");
+  EXPECT_EQ(pool_.LikelyPoolDir(), std::optional<std::string>("/pool/bitfusionio"));
+  fs_.AddFile("/pool/license9/lic/host_id", "id");  // the pool has a license: no hint
+  EXPECT_EQ(pool_.LikelyPoolDir(), std::nullopt);
+}
+
+TEST_F(PoolTest, ClassifyForAnAgentSkipsTheShapeOfFreshClaims) {
+  FakeClock clock;
+  StalenessObserver obs;
+  fs_.AddFile("/pool/held/lockedby", SerializeClaim({"n1", "p1", 3, 0, 0, 0, false}));  // no lic/
+  fs_.AddDir("/pool/free");  // no lic/ either
+  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60)).state, LicenseState::kUnusable);
+  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
+            LicenseState::kHeld);
+  EXPECT_EQ(Classify(pool_, obs, "free", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
+            LicenseState::kUnusable);
+  clock.Advance(seconds(60));  // stale: claimable, so its shape matters
+  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
+            LicenseState::kUnusable);
+}
+
 TEST(Rendezvous, DeterministicPerNodeAndSpreadAcrossNodes) {
   std::vector<std::string> names;
   for (int i = 0; i < 100; ++i) names.push_back("license" + std::to_string(i));

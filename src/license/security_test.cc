@@ -34,6 +34,7 @@ TEST(PoolSecurity, NonUtf8FileNameMakesLicenseUnusable) {
 TEST(PoolSecurity, ManifestOfAnyAcceptedLicenseSerialises) {
   FakeFilesystem fs;
   fs.AddFile("/pool/caf\xc3\xa9/\xe2\x82\xac.lic", "a");
+  fs.AddFile("/pool/caf\xc3\xa9/lic/host_id", "id");
   fs.AddDir("/host");
   Pool pool(fs, "/pool");
   auto files = pool.ReadLicense("caf\xc3\xa9");
@@ -42,7 +43,7 @@ TEST(PoolSecurity, ManifestOfAnyAcceptedLicenseSerialises) {
   ASSERT_TRUE(inst.Install("caf\xc3\xa9", *files).ok());
   auto m = inst.ReadManifest();
   ASSERT_TRUE(m.ok() && *m);
-  EXPECT_EQ((*m)->entries, (std::vector<std::string>{"\xe2\x82\xac.lic"}));
+  EXPECT_EQ((*m)->entries, (std::vector<std::string>{"lic", "\xe2\x82\xac.lic"}));
 }
 
 TEST(InstallerSecurity, InstalledFilesAreNotWorldReadable) {

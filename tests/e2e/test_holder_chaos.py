@@ -10,6 +10,12 @@ Checked:
   measured per (license, pair of nodes) from the first sample that shows both to the first sample
   that no longer does, so a measurement can be up to one sample interval long; TOLERANCE (0.5 s)
   covers that, the install/withdraw latency and scheduling delays of ~22 processes on a small CI box.
+- Unusable licenses (no host_id, an empty one, a symlink inside, a file in the pool; more are
+  added during the run) are never claimed, and never installed anywhere.
+- A duplicated node name: now and then a second holder is started with the NODE_NAME of a running
+  node (its own pod name and host dir) for a few seconds. It counts as a running node in the
+  safety check above, so if it installed the license its node name's first holder keeps, that is
+  an overlap; it must install nothing while the other pod renews the claim.
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
   heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
   confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
@@ -40,6 +46,7 @@ N_HOLDERS = int(os.environ.get("CHAOS_HOLDERS", "20"))
 N_LICENSES = int(os.environ.get("CHAOS_LICENSES", str(max(1, N_HOLDERS * 4 // 5))))
 TOLERANCE = float(os.environ.get("CHAOS_TOLERANCE", "0.5"))
 SAMPLE_INTERVAL = 0.05
+UNUSABLE_ID = "HOSTID-unusable"
 OVERLAP_BOUND = HEARTBEAT + TOLERANCE
 MAX_DISRUPTED = max(1, N_HOLDERS // 4)        # at most ~25% of the holders disrupted at once
 MAX_PERMANENT_DEATHS = max(1, N_HOLDERS // 10)  # killed and never restarted: live nodes shrink
@@ -81,6 +88,9 @@ class Chaos:
         os.makedirs(self.tm.workdir, exist_ok=True)
         self.nodes = []
         self.counts = collections.Counter()
+        self.unusable = []              # names of pool entries that are not licenses
+        for _ in range(4):
+            self.add_unusable()
         self.errors = []                # driver problems (crash at start-up, tokenmgr died...)
         # Sampler results.
         self.samples = 0
@@ -91,6 +101,7 @@ class Chaos:
         self.violations = []
         # kill -9 of a licensed node: license -> (kill time, node name); resolved by the sampler.
         self.pending = {}
+        self.dups = []                  # [label, Holder, state] of duplicated-node-name holders
         self.reassigned = []            # seconds until another running node had it installed
         self.readopted = []             # seconds until the restarted node held it again
         self.term_exit = []             # seconds from SIGTERM to exit
@@ -142,6 +153,55 @@ class Chaos:
         return rc
 
     # ---- disruptions (each in its own thread) ----------------------------------------------
+
+    def add_unusable(self):
+        """Adds a pool entry that is not a license (one of four shapes)."""
+        k = len(self.unusable)
+        name = f"unusable{k}"
+        path = os.path.join(self.pool, name)
+        kind = k % 4
+        if kind == 3:
+            with open(path, "w") as f:  # a plain file in the pool
+                f.write("not a license\n")
+        else:
+            os.makedirs(os.path.join(path, "lic"))
+            if kind == 1:
+                open(os.path.join(path, "lic", "host_id"), "w").close()  # empty
+            elif kind == 2:
+                with open(os.path.join(path, "lic", "host_id"), "w") as f:
+                    f.write(UNUSABLE_ID + "\n")
+                os.symlink("/etc/passwd", os.path.join(path, "lic", "passwd"))
+        self.unusable.append(name)
+        self.counts["unusable license added"] += 1
+        return name
+
+    def duplicate(self, node, seconds):
+        """Runs a second holder with `node`'s NODE_NAME (own pod name and host dir) for a while.
+        `node` stays busy meanwhile, so its own holder keeps running and renewing."""
+        label = f"{node.h.node}-dup{len(self.dups)}"
+        h = Holder(label, self.pool, os.path.join(self.workdir, label, "etc-bitfusionio"),
+                   node.h.url, self.workdir, heartbeat=HEARTBEAT, claim_ttl=CLAIM_TTL,
+                   settle_ms=SETTLE_MS,
+                   extra_env={"NODE_NAME": node.h.node, "POD_NAME": f"flexdirect-{label}"})
+        entry = [label, h, "running"]
+        with self.lock:
+            self.dups.append(entry)
+        try:
+            h.start()
+        except (RuntimeError, TimeoutError) as e:
+            self.errors.append(f"{label} start-up: {e}")
+            return
+        self.counts["duplicated node name"] += 1
+        self.log(f"duplicate of {node.h.node} started as {label} for {seconds:.1f}s")
+        time.sleep(seconds)
+        with self.lock:
+            entry[2] = "terminating"
+        rc = h.stop(signal.SIGTERM)
+        with self.lock:
+            entry[2] = "dead"
+        if rc != 0:
+            self.errors.append(f"{label}: exit code {rc} after SIGTERM")
+        self.log(f"duplicate {label} stopped ({rc})")
 
     def kill9(self, node, restart_after):
         lic = None
@@ -238,7 +298,10 @@ class Chaos:
                     continue
                 node = self.rand("choice", idle)
                 node.busy = True
-            action = self.rand("choices", ["kill9", "term", "pause"], [4, 3, 3])[0]
+            action = self.rand("choices", ["kill9", "term", "pause", "dup", "unusable"],
+                               [4, 3, 3, 1, 1])[0]
+            if not self.dups:
+                action = "dup"  # at least one duplicated node name, even in a short run
             permanent = sum(1 for n in self.nodes if n.permanent)
             if action == "kill9":
                 # Sometimes back before the TTL (adoption), sometimes long after (takeover).
@@ -249,6 +312,13 @@ class Chaos:
                     args = (self.kill9, self.rand("uniform", 0.5, 2 * CLAIM_TTL))
             elif action == "term":
                 args = (self.term, self.rand("uniform", 0.2, 3.0))
+            elif action == "dup":
+                args = (self.duplicate, self.rand("uniform", 2, 2 * CLAIM_TTL))
+            elif action == "unusable":
+                self.add_unusable()
+                with self.lock:
+                    node.busy = False
+                continue
             else:
                 args = (self.pause, self.rand("uniform", CLAIM_TTL + 1, CLAIM_TTL + 3))
             t = threading.Thread(target=self.run_disruption, args=(node,) + args, daemon=True)
@@ -265,6 +335,8 @@ class Chaos:
         with self.lock:
             now = time.monotonic()
             installed = {n.h.node: (installed_license(n.h.host_dir), n.state) for n in self.nodes}
+            for label, h, state in self.dups:
+                installed[label] = (installed_license(h.host_dir), state)
             self.samples += 1
             holders = collections.defaultdict(list)
             for name, (lic, state) in installed.items():
@@ -423,6 +495,9 @@ def test_chaos(capsys):
                     mismatches.append(f"{node.h.node}: installed {lic}, ready {ready}")
         crashed = [f"{n.h.node} exited {n.h.proc.returncode}" for n in chaos.nodes
                    if not n.h.alive() and not n.killed]
+        claimed_unusable = [u for u in chaos.unusable
+                            if os.path.exists(os.path.join(chaos.pool, u, "lockedby"))]
+        installed_unusable = [n.h.node for n in chaos.nodes if n.h.installed() == UNUSABLE_ID]
 
         durations = sorted(d for d, *_ in chaos.overlaps)
         worst = sorted(chaos.overlaps, reverse=True)[:5]
@@ -449,6 +524,8 @@ def test_chaos(capsys):
         assert not chaos.errors, chaos.errors
         assert not chaos.violations, chaos.violations
         assert not crashed, crashed
+        assert not claimed_unusable, f"unusable licenses claimed: {claimed_unusable}"
+        assert not installed_unusable, f"an unusable license installed on {installed_unusable}"
         assert end_ok, f"not settled within {settle_timeout}s: {end_desc}"
         assert not mismatches, mismatches
         if chaos.term_exit:
@@ -463,6 +540,9 @@ def test_chaos(capsys):
                 h.stop(signal.SIGKILL)
             elif h.log:
                 h.log.close()
+        for _, h, _ in chaos.dups:
+            if h.proc and h.proc.poll() is None:
+                h.stop(signal.SIGKILL)
         chaos.tm.stop(signal.SIGKILL)
         if sampler.is_alive():
             sampler.join(timeout=5)

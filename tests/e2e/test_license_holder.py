@@ -134,7 +134,8 @@ def test_release_subcommand_works_without_a_running_agent(cluster):
     assert "released 1" in out
     assert read_claim(cluster.pool_dir, lic) is None
     assert a.installed() is None
-    assert os.path.exists(os.path.join(a.host_dir, "servers.conf"))
+    # Everything the agent installed goes, servers.conf too (issue 15, item 8).
+    assert not os.path.exists(os.path.join(a.host_dir, "servers.conf"))
 
 
 def test_release_on_exit_gives_license_back(cluster):
@@ -291,7 +292,7 @@ def test_host_dir_that_is_a_symlink_is_refused(cluster, tmp_path):
     h = Holder("node-a", cluster.pool_dir, str(link), cluster.url, str(tmp_path))
     try:
         h.start()
-        wait_for(lambda: "not a directory" in request(h.port, "GET", "/readyz")[2], timeout=10)
+        wait_for(lambda: "is a symlink" in request(h.port, "GET", "/readyz")[2], timeout=10)
         assert os.listdir(str(real)) == [], "nothing written through a symlinked host dir"
     finally:
         h.stop(signal.SIGKILL)
@@ -332,7 +333,7 @@ def test_metrics_and_json_logs(cluster):
     m = h.metrics()
     for family in ("license_holder_license_held 1", "license_holder_claim_age_seconds",
                    "license_holder_acquire_wait_seconds_count 1", "license_holder_withdrawals_total 0",
-                   'license_holder_pool_licenses{state="free"}'):
+                   'license_holder_license_info{node="node-a",license="license1"} 1'):
         assert family in m
     import json
     lines = [line for line in h.logs().splitlines() if line.strip()]
