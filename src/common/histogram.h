@@ -32,5 +32,7 @@ std::string MetricHeader(std::string_view name, std::string_view type, std::stri
 // Formats a double the way Prometheus expects ("+Inf", "NaN", no locale), in the shortest form
 // that reads back as the same double ("0.1", "0.0017329489999999999" never).
 std::string FormatMetricValue(double v);
+// A label value for the Prometheus text format: backslash, double quote and newline escaped.
+std::string EscapeLabelValue(std::string_view v);
 
 }  // namespace lm

@@ -21,21 +21,6 @@ constexpr size_t kMaxCandidates = 16;
 
 double Seconds(std::chrono::nanoseconds d) { return duration<double>(d).count(); }
 
-// A Prometheus label value: backslash, double quote and newline escaped.
-std::string EscapeLabelValue(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 }  // namespace
 
 std::string_view PhaseName(Phase p) {
@@ -778,6 +763,11 @@ std::string Agent::RenderMetrics() const {
   gauge("license_holder_ready", "1 if the license is installed and its claim verified within the TTL.",
         s.ready ? 1 : 0);
   gauge("license_holder_degraded", "1 if the last operation failed (see logs).", s.degraded ? 1 : 0);
+  gauge("license_holder_waiting", "1 while this node looks for a license (not holding, not released).",
+        s.phase == Phase::kAcquiring ? 1 : 0);
+  gauge("license_holder_fence_after_seconds",
+        "Claim age at which this holder withdraws an unconfirmed license (claim TTL - 2 heartbeats).",
+        Seconds(config_.FenceAfter()));
   if (s.claim_age_s) {  // no series when not holding: a sentinel would poison aggregations
     gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed.",
           *s.claim_age_s);

@@ -644,6 +644,19 @@ TEST_F(AgentTest, MetricsLeaveOutWhatTheAgentDoesNotKnow) {
       << m;
 }
 
+TEST_F(AgentTest, MetricsSayWhetherTheNodeWaitsAndWhenItWouldSelfFence) {
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(fs_.RemoveAll("/pool/license" + std::to_string(i)).ok());
+  auto a = Make("a");
+  a->Step();  // an empty pool: looking for a license
+  std::string waiting = a->RenderMetrics();
+  EXPECT_NE(waiting.find("license_holder_waiting 1\n"), std::string::npos) << waiting;
+  EXPECT_NE(waiting.find("license_holder_fence_after_seconds 4\n"), std::string::npos) << waiting;
+  fs_.AddFile("/pool/license9/lic/host_id", "ID");
+  Run({a.get()}, 2);
+  ASSERT_TRUE(a->Snapshot().ready);
+  EXPECT_NE(a->RenderMetrics().find("license_holder_waiting 0\n"), std::string::npos);
+}
+
 TEST_F(AgentTest, LicenseInfoEscapesLabelValues) {
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(fs_.RemoveAll("/pool/license" + std::to_string(i)).ok());
   fs_.AddFile("/pool/we\"ird\\lic/lic/host_id", "ID");

@@ -190,6 +190,28 @@ std::string RenderPoolMetrics(const PoolSnapshot& s) {
     out += LicenseStateName(state);
     out += "\"} " + std::to_string(n) + "\n";
   }
+  // One series per license that needs a person, so an alert can name it (bounded by the rows
+  // shown: kMaxPoolRows).
+  std::string unusable, stale;
+  for (const LicenseRow& row : s.rows) {
+    if (row.state == LicenseState::kUnusable) {
+      unusable += "tokenmgr_pool_license_unusable{license=\"" + EscapeLabelValue(row.name) +
+                  "\",reason=\"" + EscapeLabelValue(row.error) + "\"} 1\n";
+    } else if (row.state == LicenseState::kStale) {
+      stale += "tokenmgr_pool_license_stale{license=\"" + EscapeLabelValue(row.name) +
+               "\",claimed_by=\"" + EscapeLabelValue(row.node) + "\"} 1\n";
+    }
+  }
+  if (!unusable.empty()) {
+    out += MetricHeader("tokenmgr_pool_license_unusable", "gauge",
+                        "1 for each pool entry that cannot be installed; the reason as a label.");
+    out += unusable;
+  }
+  if (!stale.empty()) {
+    out += MetricHeader("tokenmgr_pool_license_stale", "gauge",
+                        "1 for each license whose claim nobody renewed for a claim TTL.");
+    out += stale;
+  }
   return out;
 }
 

@@ -279,6 +279,42 @@ TEST(RenderPoolMetrics, OneGaugePerStateFromTheTotals) {
   EXPECT_NE(m.find("tokenmgr_pool_licenses{state=\"unusable\"} 5\n"), std::string::npos);
 }
 
+TEST(RenderPoolMetrics, NamesEachUnusableAndStaleLicenseWithEscapedLabels) {
+  PoolSnapshot s;
+  s.configured = true;
+  auto row = [](std::string name, LicenseState state, std::string node, std::string error) {
+    LicenseRow r;
+    r.name = std::move(name);
+    r.state = state;
+    r.node = std::move(node);
+    r.error = std::move(error);
+    return r;
+  };
+  s.rows = {row("lic\"4", LicenseState::kUnusable, "", "lic/host_id is missing\nsecond line"),
+            row("license2", LicenseState::kStale, "gpu-9", ""),
+            row("license3", LicenseState::kHeld, "gpu-1", "")};
+  std::string m = RenderPoolMetrics(s);
+  EXPECT_NE(m.find("tokenmgr_pool_license_unusable{license=\"lic\\\"4\",reason=\"lic/host_id is "
+                   "missing\\nsecond line\"} 1\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("tokenmgr_pool_license_stale{license=\"license2\",claimed_by=\"gpu-9\"} 1\n"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("license3"), std::string::npos) << m;  // held rows have no series of their own
+}
+
+TEST(RenderPoolMetrics, NoPerLicenseSeriesWhenAllIsWell) {
+  PoolSnapshot s;
+  s.configured = true;
+  s.rows.emplace_back();
+  s.rows.back().name = "license1";
+  s.rows.back().state = LicenseState::kFree;
+  std::string m = RenderPoolMetrics(s);
+  EXPECT_EQ(m.find("tokenmgr_pool_license_unusable"), std::string::npos);
+  EXPECT_EQ(m.find("tokenmgr_pool_license_stale"), std::string::npos);
+}
+
 TEST(RenderPoolMetrics, NothingWhenThePoolIsUnknown) {
   PoolSnapshot unconfigured;
   EXPECT_EQ(RenderPoolMetrics(unconfigured), "");

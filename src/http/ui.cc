@@ -361,23 +361,6 @@ std::string Field(const QueryParams& form, const char* key) {
   return it == form.end() ? "" : std::string(Trim(it->second));
 }
 
-// MERGE: stands in for `RenderPoolMetrics(const PoolSnapshot&)`, which engineer "holder" adds
-// to http/pool_view.h (with the `unusable` state). When that lands, delete this function and
-// call RenderPoolMetrics(...) in WebUi::Impl::Register instead.
-std::string PoolMetricsStub(const PoolSnapshot& s) {
-  std::string out = MetricHeader("tokenmgr_pool_licenses", "gauge",
-                                 "Licenses in the pool directory by state, at the last scan.");
-  const std::pair<const char*, size_t> states[] = {{"free", s.totals.free},
-                                                   {"held", s.totals.held},
-                                                   {"stale", s.totals.stale},
-                                                   {"unreadable", s.totals.unreadable}};
-  for (const auto& [state, n] : states) {
-    out +=
-        std::string("tokenmgr_pool_licenses{state=\"") + state + "\"} " + std::to_string(n) + "\n";
-  }
-  return out;
-}
-
 }  // namespace
 
 class WebUi::Impl {
@@ -429,7 +412,7 @@ class WebUi::Impl {
     }
     if (pool_.configured()) {
       // The same (rate-limited) scan as /api/licenses and the page. No pool: no pool series.
-      api_.AddMetrics([this] { return PoolMetricsStub(pool_.Get()); });
+      api_.AddMetrics([this] { return RenderPoolMetrics(pool_.Get()); });
       Tick();
     }
   }
