@@ -165,6 +165,40 @@ TEST_F(StateFileTest, TornNewestSlotFallsBackToThePreviousState) {
   }
 }
 
+TEST_F(StateFileTest, FallingBackToTheOlderSlotIsReportedWithTheReason) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(7)).ok());
+  ASSERT_TRUE(f.Save(Sample()).ok());  // seq 2: slot 0
+  std::string raw = ReadRaw();
+  raw[70] ^= 0x20;
+  WriteRaw(raw);
+  StatusOr<DecodedStateFile> d = DecodeStateFile(raw);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->slot, 1);
+  ASSERT_EQ(d->problems.size(), 1u);
+  EXPECT_NE(d->problems[0].find("slot 0 torn"), std::string::npos) << d->problems[0];
+  EXPECT_NE(d->problems[0].find("used slot 1 (sequence 1)"), std::string::npos);
+  StateFile g(path_);
+  ASSERT_TRUE(g.Load().ok());
+  EXPECT_EQ(g.last_load().problems, d->problems);
+}
+
+TEST_F(StateFileTest, ASlotNeverWrittenIsNotAProblem) {
+  ASSERT_TRUE(StateFile(path_).Save(Free(3)).ok());  // one slot written, the other padding
+  StatusOr<DecodedStateFile> d = DecodeStateFile(ReadRaw());
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->problems.empty());
+  EXPECT_EQ(d->slot, 1);
+  EXPECT_EQ(d->seq, 1u);
+}
+
+TEST_F(StateFileTest, DataLossSaysHowToRecover) {
+  WriteRaw("{\"version\": 1, \"last_tok");
+  Status s = StateFile(path_).Load().status();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("move the file aside and restart"), std::string::npos) << s.message();
+}
+
 TEST_F(StateFileTest, SlotWithMatchingCrcButBadStateIsDataLoss) {
   lock::LockState bad = Sample();
   bad.lease->token = 99;  // above last_token: tokenmgr never writes this

@@ -1,0 +1,40 @@
+"""tokenmgr's embedded store on the real binary: fencing tokens after the state file is lost,
+what a restart logs, and `tokenmgr state show`."""
+import os
+
+import procs
+from tokenmgr_util import Client, start_tm  # noqa: F401
+
+
+def _grant_and_release(port):
+    c = Client(port)
+    s, g = c.lock(0, holder="n6")
+    assert s == 200
+    assert c.release(g["id"])[0] == 200
+    c.close()
+    return g["token"]
+
+
+def test_deleted_state_file_restarts_above_the_last_token(start_tm):
+    # The documented recovery from a corrupt state file: move it aside, restart.
+    t = start_tm()
+    last = max(_grant_and_release(t.port) for _ in range(3))
+    assert t.stop() == 0
+    os.unlink(t.state_file)
+    t2 = start_tm(workdir=t.workdir)
+    assert _grant_and_release(t2.port) > last
+
+
+def test_restart_logs_what_it_restored_and_the_next_token(start_tm):
+    t = start_tm()
+    c = Client(t.port)
+    s, g = c.lock(0, holder="node-4", ttl=60)
+    assert s == 200
+    assert t.stop() == 0
+    t2 = start_tm(workdir=t.workdir)
+    line = procs.wait_for(
+        lambda: next((ln for ln in t2.logs().splitlines() if "lock state restored from" in ln),
+                     None), what="restore log line")
+    assert "lease of 'node-4' (token %d) kept" % g["token"] in line, line
+    assert "next token %d" % (g["token"] + 1) in line or "clock floor" in line, line
+    assert "waiters are not persisted" in line, line
