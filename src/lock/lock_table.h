@@ -71,6 +71,7 @@ struct Counters {
   uint64_t wait_cancels = 0;
   uint64_t rejected_busy = 0;   // wait == 0 and held, or queue full
   uint64_t persist_failures = 0;
+  uint64_t foreign_records = 0;  // a gauge: store entries tokenmgr cannot use, present now
   Histogram wait_seconds{{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300}};
 };
 
