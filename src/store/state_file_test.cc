@@ -1,5 +1,9 @@
 #include "store/state_file.h"
 
+#include <nlohmann/json.hpp>
+
+#include "store/state_show.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +201,37 @@ TEST_F(StateFileTest, DataLossSaysHowToRecover) {
   Status s = StateFile(path_).Load().status();
   EXPECT_EQ(s.code(), StatusCode::kDataLoss);
   EXPECT_NE(s.message().find("move the file aside and restart"), std::string::npos) << s.message();
+}
+
+TEST_F(StateFileTest, DescribeShowsTheSlotTheLeaseAndTheTornSlot) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(7)).ok());
+  ASSERT_TRUE(f.Save(Sample()).ok());  // seq 2, slot 0: lease of node-1, token 42
+  std::string raw = ReadRaw();
+  const WallTime now{std::chrono::milliseconds(1700000005000)};
+  StatusOr<std::string> shown = DescribeStateFile(raw, "/x/tokenmgr.state", now);
+  ASSERT_TRUE(shown.ok()) << shown.status().ToString();
+  nlohmann::json j = nlohmann::json::parse(*shown);
+  EXPECT_EQ(j["format"], 2);
+  EXPECT_EQ(j["slot_used"], 0);
+  EXPECT_EQ(j["sequence"], 2);
+  EXPECT_EQ(j["last_token"], 42);
+  EXPECT_EQ(j["next_token_if_started_now"], lock::ClockTokenFloor(now));
+  EXPECT_EQ(j["lease"]["holder"], "node-1");
+  EXPECT_EQ(j["lease"]["expires_in_ms"], 5000);
+  EXPECT_EQ(j["lease"]["expired"], false);
+  EXPECT_EQ(j["lease"]["id"].get<std::string>().find("1b4e28ba-2fa1-4d2e-883f-0016d3cca427"),
+            std::string::npos);  // the capability to release is not printed
+  EXPECT_TRUE(j["problems"].empty());
+  raw[70] ^= 0x20;
+  j = nlohmann::json::parse(*DescribeStateFile(raw, "/x/tokenmgr.state", now));
+  EXPECT_EQ(j["slot_used"], 1);
+  EXPECT_EQ(j["lease"], nullptr);
+  ASSERT_EQ(j["problems"].size(), 1u);
+  raw[kStateSlotBytes + 70] ^= 0x20;
+  StatusOr<std::string> corrupt = DescribeStateFile(raw, "/x/tokenmgr.state", now);
+  EXPECT_EQ(corrupt.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(corrupt.status().message().find("/x/tokenmgr.state"), std::string::npos);
 }
 
 TEST_F(StateFileTest, SlotWithMatchingCrcButBadStateIsDataLoss) {

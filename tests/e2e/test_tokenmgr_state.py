@@ -1,9 +1,10 @@
 """tokenmgr's embedded store on the real binary: fencing tokens after the state file is lost,
 what a restart logs, and `tokenmgr state show`."""
+import json
 import os
 
 import procs
-from tokenmgr_util import Client, start_tm  # noqa: F401
+from tokenmgr_util import Client, run_binary, start_tm  # noqa: F401
 
 
 def _grant_and_release(port):
@@ -38,3 +39,30 @@ def test_restart_logs_what_it_restored_and_the_next_token(start_tm):
     assert "lease of 'node-4' (token %d) kept" % g["token"] in line, line
     assert "next token %d" % (g["token"] + 1) in line or "clock floor" in line, line
     assert "waiters are not persisted" in line, line
+
+
+def test_state_show_prints_the_real_state_file_as_json(start_tm):
+    t = start_tm()
+    c = Client(t.port)
+    s, g = c.lock(0, holder="node-2", ttl=60)
+    assert s == 200
+    rc, out = run_binary(["state", "show", t.state_file])
+    assert rc == 0, out
+    j = json.loads(out)
+    assert j["file"] == t.state_file and j["format"] == 2 and j["slot_used"] in (0, 1)
+    assert j["last_token"] == g["token"] and j["next_token_if_started_now"] > g["token"]
+    assert j["lease"]["holder"] == "node-2" and j["lease"]["token"] == g["token"]
+    assert g["id"] not in out  # the capability to release is not printed
+    assert j["problems"] == []
+
+
+def test_state_show_on_a_corrupt_file_fails_with_a_clear_message(tmp_path):
+    bad = tmp_path / "tokenmgr.state"
+    bad.write_bytes(b"lmstate2 " + b"\x00" * 8000)
+    rc, out = run_binary(["state", "show", str(bad)])
+    assert rc == 1, out
+    assert "DATA_LOSS" in out and str(bad) in out and "move the file aside" in out, out
+    rc, out = run_binary(["state", "show", str(tmp_path / "missing")])
+    assert rc == 1 and "missing" in out, out
+    rc, out = run_binary(["state", "show"])
+    assert rc == 2 and "usage: tokenmgr state show FILE" in out, out
