@@ -214,7 +214,12 @@ void EtcdLockService::OnWatch(const json& result) {
     resyncing_ = false;
     synced_ = true;
     SetHealthy(true, "");
-    spdlog::info("etcd store in sync at revision {} via {}", revision_, etcd_->current_endpoint());
+    spdlog::info("etcd store in sync at revision {} via {}: {}, {} waiter(s) queued, token epoch {}",
+                 revision_, etcd_->current_endpoint(),
+                 lock_ ? "lock held by '" + lock_->holder + "' (token " +
+                             std::to_string(lock_->token) + ")"
+                       : std::string("lock free"),
+                 waiters_.size(), epoch_);
   }
   for (const json& ev : JsonArray(result, "events")) {
     ApplyKv(JsonObject(ev, "kv"), JsonString(ev, "type") == "DELETE");
@@ -243,6 +248,13 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
   if (deleted) ForgetForeign(key);
   if (key == lock_key_ || key.rfind(grants_prefix_, 0) == 0) {
     if (deleted) {
+      auto it = lock_range_.find(key);
+      if (it != lock_range_.end() && !it->second.foreign &&
+          it->second.expires_ms <= UnixMillis(clock_.WallNow())) {
+        // etcd ended its lease (a release deletes it before its expiry).
+        spdlog::info("lease of '{}' (token {}, ttl {} s) expired: not renewed or released in time",
+                     it->second.holder, it->second.token, it->second.ttl_s);
+      }
       // A handoff deletes the old grant and creates the new one at the same revision.
       if (lock_range_.erase(key)) SetLockFromRange();
       if (lock_ && lock_->key == key) lock_.reset();

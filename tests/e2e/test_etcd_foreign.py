@@ -110,3 +110,12 @@ def test_a_wiped_etcd_starts_tokens_above_every_earlier_one(tmp_path, replicas):
         assert s == 200 and g2["token"] > g["token"]
     finally:
         cluster.stop()
+
+
+def test_an_expired_etcd_lease_is_logged_with_holder_and_token(etcd, replicas):
+    prefix = f"/tokenmgr-test/{uuid.uuid4()}/"
+    reps = replicas(etcd, 1, prefix)
+    s, g = lock(reps[0].port, holder="n3", ttl=2)
+    assert s == 200
+    procs.wait_for(lambda: f"lease of 'n3' (token {g['token']}, ttl 2 s) expired" in reps[0].logs(),
+                   timeout=15, what="expiry log line")
