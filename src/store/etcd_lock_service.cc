@@ -286,11 +286,14 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
       std::erase_if(waiters_, [&](const auto& p) { return p.second == key; });
       return;
     }
+    if (key < waiters_begin_) {  // below the range our compares read: no effect on the queue
+      return NoteForeign(key, e.mod_revision, "not a key tokenmgr uses; ignored");
+    }
     // etcd's compares order every key in the range, so the mirror keeps this one too (a
     // foreign key holds up the queue behind it until it is deleted or its lease ends).
     waiters_.insert({e.create_revision, key});
     json v = json::parse(e.value, nullptr, false);
-    if (key < waiters_begin_ || e.lease == 0 || e.value.size() > kMaxRecordValueBytes ||
+    if (e.lease == 0 || e.value.size() > kMaxRecordValueBytes ||
         !ValidateLabel(JsonString(v, "holder"), "holder").ok()) {
       return NoteForeign(key, e.mod_revision,
                   "not a tokenmgr waiter (needs {\"holder\": <label>} on a session lease); "
@@ -307,7 +310,7 @@ void EtcdLockService::SetLockFromRange() {
   const Record* best = nullptr;
   for (const auto& [key, rec] : lock_range_) {
     if (!best || (best->foreign && !rec.foreign) ||
-        (best->foreign == rec.foreign && rec.token > best->token)) {
+        (!best->foreign && !rec.foreign && rec.token > best->token)) {
       best = &rec;
     }
   }
@@ -356,7 +359,7 @@ EtcdLockService::Record EtcdLockService::ParseRecord(const EtcdKv& kv) {
                 g.status().message() + "; no grant is possible while it exists");
     r.foreign = true;
     r.holder = "(foreign etcd record)";
-    r.token = static_cast<uint64_t>(std::max<int64_t>(0, kv.create_revision));
+    r.token = 0;  // not a token anybody was given
     return r;
   }
   if (foreign_.count(kv.key)) ForgetForeign(kv.key);
@@ -1120,7 +1123,10 @@ void EtcdLockService::Revoke(int64_t lease) {
 Status EtcdLockService::BusyError(const std::string& prefix,
                                   const std::optional<Record>& lock) const {
   std::string msg = prefix;
-  if (lock) {
+  if (lock && lock->foreign) {
+    msg += ": held by a foreign record tokenmgr did not write, etcd key " + Printable(lock->key) +
+           " (it ends when deleted or when its etcd lease expires)";
+  } else if (lock) {
     int64_t left = std::max<int64_t>(0, lock->expires_ms - UnixMillis(clock_.WallNow()));
     msg += ": held by '" + lock->holder + "', lease ends in " + std::to_string(left) + " ms";
   } else {

@@ -114,10 +114,10 @@ std::string SerializeGrantValue(const GrantValue& g) {
 StatusOr<uint64_t> ParseEpochValue(std::string_view value) {
   uint64_t v = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || v == 0 ||
+  if (value.empty() || value[0] == '0' || ec != std::errc() || end != value.data() + value.size() || v == 0 ||
       v > (uint64_t{1} << 53)) {
     return InvalidArgument("token epoch '" + Printable(value) +
-                           "' is not a decimal integer in 1..2^53");
+                           "' is not a decimal integer in 1..2^53 (no leading zeros)");
   }
   return v;
 }

@@ -47,7 +47,7 @@ StatusOr<GrantValue> ParseGrantValue(std::string_view value);
 std::string SerializeGrantValue(const GrantValue& g);
 
 // The token epoch key's value: decimal microseconds, 1..2^53 (tokens stay exact in JSON
-// numbers). INVALID_ARGUMENT otherwise.
+// numbers), no leading zeros. INVALID_ARGUMENT otherwise.
 StatusOr<uint64_t> ParseEpochValue(std::string_view value);
 
 // Bytes of `s` safe to log: printable ASCII kept, others as \xNN, cut at 80 bytes.
