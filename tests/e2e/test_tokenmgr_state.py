@@ -4,7 +4,7 @@ import json
 import os
 
 import procs
-from tokenmgr_util import Client, run_binary, start_tm  # noqa: F401
+from tokenmgr_util import SLOT_BYTES, Client, run_binary, start_tm  # noqa: F401
 
 
 def _grant_and_release(port):
@@ -66,3 +66,24 @@ def test_state_show_on_a_corrupt_file_fails_with_a_clear_message(tmp_path):
     assert rc == 1 and "missing" in out, out
     rc, out = run_binary(["state", "show"])
     assert rc == 2 and "usage: tokenmgr state show FILE" in out, out
+
+
+def test_falling_back_to_the_older_slot_is_a_warning_with_the_reason(start_tm):
+    t = start_tm()
+    c = Client(t.port)
+    _, g = c.lock(0, holder="w", ttl=60)
+    c.release(g["id"])
+    c.close()
+    assert t.stop() == 0
+    raw = bytearray(open(t.state_file, "rb").read())
+    newest = max(range(2), key=lambda i: raw[i * SLOT_BYTES:i * SLOT_BYTES + 33])
+    raw[newest * SLOT_BYTES + 60] ^= 0x01
+    open(t.state_file, "wb").write(bytes(raw))
+    rc, out = run_binary(["state", "show", t.state_file])  # before tokenmgr rewrites the slot
+    assert rc == 0 and f"slot {newest} torn" in json.loads(out)["problems"][0], out
+    t2 = start_tm(workdir=t.workdir)
+    line = procs.wait_for(
+        lambda: next((ln for ln in t2.logs().splitlines() if "torn" in ln), None),
+        what="fallback warning")
+    assert "warn" in line.lower() and f"slot {newest} torn" in line, line
+    assert f"used slot {1 - newest}" in line, line
