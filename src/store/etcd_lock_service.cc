@@ -174,23 +174,21 @@ void EtcdLockService::CreateEpoch() {
 
 void EtcdLockService::StartWatch() {
   std::weak_ptr<bool> a = alive_;
-  {
-    json watch = {{"key", Base64Encode(store_.prefix)},
-                  {"range_end", Base64Encode(PrefixEnd(store_.prefix))},
-                  {"start_revision", std::to_string(revision_ + 1)}};
-    etcd_->Watch(
-        watch,
-        [this, a](const json& result) {
-          if (Alive(a)) OnWatch(result);
-        },
-        [this, a](Status why) {
-          if (!Alive(a)) return;
-          spdlog::warn("etcd watch closed: {}", why.ToString());
-          synced_ = false;
-          resyncing_ = false;
-          ScheduleResync();
-        });
-  }
+  json watch = {{"key", Base64Encode(store_.prefix)},
+                {"range_end", Base64Encode(PrefixEnd(store_.prefix))},
+                {"start_revision", std::to_string(revision_ + 1)}};
+  etcd_->Watch(
+      watch,
+      [this, a](const json& result) {
+        if (Alive(a)) OnWatch(result);
+      },
+      [this, a](Status why) {
+        if (!Alive(a)) return;
+        spdlog::warn("etcd watch closed: {}", why.ToString());
+        synced_ = false;
+        resyncing_ = false;
+        ScheduleResync();
+      });
 }
 
 void EtcdLockService::ScheduleResync() {
