@@ -10,9 +10,8 @@
 #include <string>
 
 #include "common/strings.h"
-#include "store/etcd_record.h"
-
 #include "fuzz_check.h"
+#include "store/etcd_record.h"
 
 namespace {
 

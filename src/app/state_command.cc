@@ -27,9 +27,9 @@ StatusOr<StateCommand> ParseStateCommand(int argc, const char* const* argv) {
     return c;
   }
   if (argc < 3 || std::string_view(argv[2]) != "show") {
-    return InvalidArgument(std::string(argc < 3 ? "missing subcommand" : "unknown subcommand '" +
-                                                                            std::string(argv[2]) +
-                                                                            "'") +
+    return InvalidArgument(std::string(argc < 3
+                                           ? "missing subcommand"
+                                           : "unknown subcommand '" + std::string(argv[2]) + "'") +
                            "\n" + std::string(kUsage));
   }
   if (argc != 4 || std::string_view(argv[3]).empty()) {

@@ -27,9 +27,11 @@ TEST(StateCommand, ShowTakesExactlyOneFile) {
   EXPECT_EQ(c->file, "/var/lib/tokenmgr/tokenmgr.state");
   EXPECT_FALSE(c->help);
   EXPECT_TRUE(Parse({"state", "--help"})->help);
-  for (auto bad : std::vector<std::vector<const char*>>{
-           {"state"}, {"state", "show"}, {"state", "show", "a", "b"}, {"state", "show", ""},
-           {"state", "dump", "f"}}) {
+  for (auto bad : std::vector<std::vector<const char*>>{{"state"},
+                                                        {"state", "show"},
+                                                        {"state", "show", "a", "b"},
+                                                        {"state", "show", ""},
+                                                        {"state", "dump", "f"}}) {
     StatusOr<StateCommand> r = Parse(bad);
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find("usage: tokenmgr state show FILE"), std::string::npos);

@@ -57,7 +57,9 @@ StatusOr<EtcdKv> ParseKv(const json& kv) {
 
 namespace {
 
-Status Bad(std::string_view what) { return InvalidArgument("not a tokenmgr grant: " + std::string(what)); }
+Status Bad(std::string_view what) {
+  return InvalidArgument("not a tokenmgr grant: " + std::string(what));
+}
 
 }  // namespace
 
@@ -84,7 +86,8 @@ StatusOr<GrantValue> ParseGrantValue(std::string_view value) {
   for (Int f : {Int{"ttl", &g.ttl_s}, Int{"acquired_unix_ms", &g.acquired_ms},
                 Int{"expires_unix_ms", &g.expires_ms}}) {
     const json& n = JsonField(v, f.name);
-    if (!n.is_number_integer()) return Bad(std::string("'") + f.name + "' missing or not an integer");
+    if (!n.is_number_integer())
+      return Bad(std::string("'") + f.name + "' missing or not an integer");
     if (n.is_number_unsigned() && n.get<uint64_t>() > uint64_t(INT64_MAX)) {
       return Bad(std::string("'") + f.name + "' out of range");
     }
@@ -114,8 +117,8 @@ std::string SerializeGrantValue(const GrantValue& g) {
 StatusOr<uint64_t> ParseEpochValue(std::string_view value) {
   uint64_t v = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (value.empty() || value[0] == '0' || ec != std::errc() || end != value.data() + value.size() || v == 0 ||
-      v > (uint64_t{1} << 53)) {
+  if (value.empty() || value[0] == '0' || ec != std::errc() || end != value.data() + value.size() ||
+      v == 0 || v > (uint64_t{1} << 53)) {
     return InvalidArgument("token epoch '" + Printable(value) +
                            "' is not a decimal integer in 1..2^53 (no leading zeros)");
   }

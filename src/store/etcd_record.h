@@ -8,9 +8,8 @@
 //   const nlohmann::json& events = JsonArray(result, "events");  // [] unless an array is there
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 

@@ -32,15 +32,18 @@ TEST(EtcdRecord, ReadsAGrantTokenmgrWrites) {
 // The value of issue 15 (`etcdctl put <prefix>lock/x '{"id":5}'`) ended every replica with an
 // uncaught nlohmann type_error. Every shape is an error naming the field, never an exception.
 TEST(EtcdRecord, ForeignValuesOfAnyShapeAreErrorsNotExceptions) {
-  for (std::string v : std::vector<std::string>{R"({"id":5})", R"({"id":"x","holder":7})", R"([1,2])", "5", "null", "\"s\"", "", "{",
-        "\xff\xfe", R"({"id":"x","holder":"h","ttl":"10","acquired_unix_ms":1,"expires_unix_ms":2})",
-        R"({"id":"x","holder":"h","ttl":1e3,"acquired_unix_ms":1,"expires_unix_ms":2})",
-        R"({"id":"x","holder":"h","ttl":0,"acquired_unix_ms":1,"expires_unix_ms":2})",
-        R"({"id":"x","holder":"h","ttl":5,"acquired_unix_ms":18446744073709551615,"expires_unix_ms":2})",
-        R"({"id":"x","holder":"h","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2,"epoch":-1})",
-        R"({"id":"x","holder":"bad label!","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2})",
-        R"({"id":"","holder":"h","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2})",
-        std::string(10000, '['), std::string(kMaxRecordValueBytes + 1, ' ')}) {
+  for (
+      std::string v : std::vector<std::string>{
+          R"({"id":5})", R"({"id":"x","holder":7})", R"([1,2])", "5", "null", "\"s\"", "", "{",
+          "\xff\xfe",
+          R"({"id":"x","holder":"h","ttl":"10","acquired_unix_ms":1,"expires_unix_ms":2})",
+          R"({"id":"x","holder":"h","ttl":1e3,"acquired_unix_ms":1,"expires_unix_ms":2})",
+          R"({"id":"x","holder":"h","ttl":0,"acquired_unix_ms":1,"expires_unix_ms":2})",
+          R"({"id":"x","holder":"h","ttl":5,"acquired_unix_ms":18446744073709551615,"expires_unix_ms":2})",
+          R"({"id":"x","holder":"h","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2,"epoch":-1})",
+          R"({"id":"x","holder":"bad label!","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2})",
+          R"({"id":"","holder":"h","ttl":5,"acquired_unix_ms":1,"expires_unix_ms":2})",
+          std::string(10000, '['), std::string(kMaxRecordValueBytes + 1, ' ')}) {
     Status s = Status::Ok();
     ASSERT_NO_THROW(s = ParseGrantValue(v).status()) << v.substr(0, 60);
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << v.substr(0, 60);
@@ -52,8 +55,8 @@ TEST(EtcdRecord, KeyValuesWithBadBase64OrShapeAreErrors) {
   EXPECT_FALSE(ParseKv(json::array()).ok());
   EXPECT_FALSE(ParseKv(json{{"key", "!!!"}}).ok());
   EXPECT_FALSE(ParseKv(json{{"key", Base64Encode("k")}, {"value", "%%"}}).ok());
-  StatusOr<EtcdKv> odd = ParseKv(json{{"key", 5}, {"value", json::object()},
-                                      {"create_revision", "x"}, {"lease", -3}});
+  StatusOr<EtcdKv> odd =
+      ParseKv(json{{"key", 5}, {"value", json::object()}, {"create_revision", "x"}, {"lease", -3}});
   ASSERT_TRUE(odd.ok());  // wrong types read as absent
   EXPECT_EQ(odd->key, "");
   StatusOr<EtcdKv> kv = ParseKv(json{{"key", Base64Encode("/t/lock/a")},
@@ -81,7 +84,8 @@ TEST(EtcdRecord, AccessorsNeverThrowOnTheWrongType) {
 
 TEST(EtcdRecord, EpochIsDecimalMicroseconds) {
   EXPECT_EQ(*ParseEpochValue("1796580834678489"), 1796580834678489u);
-  for (const char* bad : {"", "0", "-1", "12a", "0881", "+5", " 1", "99999999999999999999", "9007199254740993"}) {
+  for (const char* bad :
+       {"", "0", "-1", "12a", "0881", "+5", " 1", "99999999999999999999", "9007199254740993"}) {
     EXPECT_FALSE(ParseEpochValue(bad).ok()) << bad;
   }
 }

@@ -1,8 +1,7 @@
 #include "store/state_show.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "common/strings.h"
 #include "lock/lock_state.h"
@@ -25,8 +24,7 @@ StatusOr<std::string> DescribeStateFile(std::string_view content, const std::str
     j["sequence"] = d->seq;
   }
   j["last_token"] = s.last_token;
-  j["next_token_if_started_now"] =
-      std::max(s.last_token + 1, lock::ClockTokenFloor(now));
+  j["next_token_if_started_now"] = std::max(s.last_token + 1, lock::ClockTokenFloor(now));
   if (s.lease) {
     const lock::PersistedLease& l = *s.lease;
     const int64_t left = l.expires_unix_ms - UnixMillis(now);
