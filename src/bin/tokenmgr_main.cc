@@ -18,7 +18,8 @@
 
 int main(int argc, char** argv) {
   using namespace lm;
-  if (app::IsStateCommand(argc, argv)) return app::RunStateCommand(argc, argv, std::cout, std::cerr);
+  if (app::IsStateCommand(argc, argv))
+    return app::RunStateCommand(argc, argv, std::cout, std::cerr);
   auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
   if (!config.ok()) {
     std::cerr << "tokenmgr: " << config.status().message() << "\n";

@@ -12,12 +12,13 @@
 
 namespace lm::lock {
 
-// The lowest next token a store starts from (LockState::token_floor), whatever it restored: wall-clock microseconds
-// since the Unix epoch. Tokens are handed out far slower than one per microsecond, so a floor
-// taken at a start is above every token handed out since any earlier floor, even when the
-// store's history is gone (state file deleted, emptyDir, etcd wiped, an old backup restored).
-// Limit: a wall clock stepped back by more than the time since that earlier floor (NTP slews;
-// only a manual step does this). See docs/architecture.md "Fencing tokens after losing the store".
+// The lowest next token a store starts from (LockState::token_floor), whatever it restored:
+// wall-clock microseconds since the Unix epoch. Tokens are handed out far slower than one per
+// microsecond, so a floor taken at a start is above every token handed out since any earlier floor,
+// even when the store's history is gone (state file deleted, emptyDir, etcd wiped, an old backup
+// restored). Limit: a wall clock stepped back by more than the time since that earlier floor (NTP
+// slews; only a manual step does this). See docs/architecture.md "Fencing tokens after losing the
+// store".
 inline uint64_t ClockTokenFloor(WallTime now) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   return us > 0 ? static_cast<uint64_t>(us) : 0;

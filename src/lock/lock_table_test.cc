@@ -4,9 +4,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <sstream>
-
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 

@@ -38,8 +38,8 @@ void LogRestored(const std::string& from, const DecodedStateFile* decoded,
   }
   std::string next = "next token " + std::to_string(std::max(now.last_token + 1, floor));
   if (restored.last_token + 1 < floor) {
-    next += " (the clock floor; the stored last token is " + std::to_string(restored.last_token) +
-            ")";
+    next +=
+        " (the clock floor; the stored last token is " + std::to_string(restored.last_token) + ")";
   }
   spdlog::info("lock state {}: {}; {}; waiters are not persisted (clients queue again)", where,
                lease, next);

@@ -7,9 +7,8 @@
 #include <deque>
 #include <filesystem>
 
-#include "store/state_file.h"
-
 #include "common/clock.h"
+#include "store/state_file.h"
 
 namespace lm::store {
 namespace {

@@ -1,7 +1,5 @@
 #include "store/etcd_client.h"
 
-#include "store/etcd_record.h"
-
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
@@ -14,6 +12,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <optional>
+
+#include "store/etcd_record.h"
 
 namespace lm::store {
 

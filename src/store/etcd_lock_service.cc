@@ -212,12 +212,12 @@ void EtcdLockService::OnWatch(const json& result) {
     resyncing_ = false;
     synced_ = true;
     SetHealthy(true, "");
-    spdlog::info("etcd store in sync at revision {} via {}: {}, {} waiter(s) queued, token epoch {}",
-                 revision_, etcd_->current_endpoint(),
-                 lock_ ? "lock held by '" + lock_->holder + "' (token " +
-                             std::to_string(lock_->token) + ")"
-                       : std::string("lock free"),
-                 waiters_.size(), epoch_);
+    spdlog::info(
+        "etcd store in sync at revision {} via {}: {}, {} waiter(s) queued, token epoch {}",
+        revision_, etcd_->current_endpoint(),
+        lock_ ? "lock held by '" + lock_->holder + "' (token " + std::to_string(lock_->token) + ")"
+              : std::string("lock free"),
+        waiters_.size(), epoch_);
   }
   for (const json& ev : JsonArray(result, "events")) {
     ApplyKv(JsonObject(ev, "kv"), JsonString(ev, "type") == "DELETE");
@@ -294,8 +294,8 @@ void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
     if (e.lease == 0 || e.value.size() > kMaxRecordValueBytes ||
         !ValidateLabel(JsonString(v, "holder"), "holder").ok()) {
       return NoteForeign(key, e.mod_revision,
-                  "not a tokenmgr waiter (needs {\"holder\": <label>} on a session lease); "
-                  "waiters queued after it wait until it is deleted");
+                         "not a tokenmgr waiter (needs {\"holder\": <label>} on a session lease); "
+                         "waiters queued after it wait until it is deleted");
     }
     ForgetForeign(key);
   } else if (!deleted) {
@@ -530,8 +530,7 @@ json EtcdLockService::GrantOps(const std::string& key, const std::string& value,
 }
 
 void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::string& key,
-                              const std::string& id, int64_t lease, int64_t revision,
-                              bool queued) {
+                              const std::string& id, int64_t lease, int64_t revision, bool queued) {
   const uint64_t token = epoch_ + static_cast<uint64_t>(std::max<int64_t>(0, revision));
   if (w->finished) {
     // The client went away while the txn was in flight: nobody may hold this grant.
@@ -586,16 +585,17 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool r
     const std::string lock_end = PrefixEnd(grants_prefix_);
     const std::string waiters_end = PrefixEnd(waiters_prefix_);
     // Free: no key in the lock range (no grant key, no old-layout lock key).
-    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end),
-                                CompareValue(epoch_key_, epoch_raw_)});
+    json compare = json::array(
+        {Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end), CompareValue(epoch_key_, epoch_raw_)});
     if (fast_path) {
       compare.push_back(Compare(waiters_begin_, "CREATE", "EQUAL", 0, waiters_end));
     } else {
       compare.push_back(Compare(waiters_begin_, "CREATE", "GREATER", w->rev - 1, waiters_end));
     }
-    json txn = {{"compare", compare},
-                {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0, epoch_), lease_id, w->key)},
-                {"failure", json::array({Range(lock_key_, lock_end)})}};
+    json txn = {
+        {"compare", compare},
+        {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0, epoch_), lease_id, w->key)},
+        {"failure", json::array({Range(lock_key_, lock_end)})}};
     TxnOnLease(
         std::move(txn), *lease, w->ttl,
         [this, w, fast_path, retried, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
@@ -903,13 +903,14 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
     // of a txn, nested ones included, sees the store as it was before the txn.
     key = grants_prefix_ + NewUuidV4();
     next_id = NewUuidV4();
-    json handoff = {{"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
-                                             Compare(waiters_begin_, "CREATE", "GREATER",
-                                                     next->rev - 1, PrefixEnd(waiters_prefix_)),
-                                             CompareValue(epoch_key_, epoch_raw_)})},
-                    {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0, epoch_),
-                                         lease.id, next->key)},
-                    {"failure", json::array()}};
+    json handoff = {
+        {"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
+                                 Compare(waiters_begin_, "CREATE", "GREATER", next->rev - 1,
+                                         PrefixEnd(waiters_prefix_)),
+                                 CompareValue(epoch_key_, epoch_raw_)})},
+        {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0, epoch_), lease.id,
+                             next->key)},
+        {"failure", json::array()}};
     success.push_back({{"request_txn", handoff}});
   }
   // Waiters queued meanwhile get their keys from this txn, whatever its compare says.
@@ -938,7 +939,8 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
           return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
                                std::move(done), /*retried=*/true);
         }
-        if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt(JsonObject(*r, "header"), "revision"));
+        if (r.ok() && !taken->empty())
+          Enqueued(*taken, JsonInt(JsonObject(*r, "header"), "revision"));
         if (!r.ok()) {                 // SetHealthy(false) fails every waiter, `taken` included
           if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
@@ -1004,8 +1006,9 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
           MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
           json txn = {
               {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
-              {"success", json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms, rec.epoch),
-                                           lease_id)})},
+              {"success",
+               json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms, rec.epoch),
+                                lease_id)})},
               {"failure", json::array()}};
           etcd_->Call(
               "/v3/kv/txn", txn,
@@ -1079,8 +1082,7 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
        a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
         if (!Alive(a)) return;
         SteadyTime until =
-            sent +
-            std::chrono::seconds(r.ok() ? JsonInt(JsonObject(*r, "result"), "TTL") : 0);
+            sent + std::chrono::seconds(r.ok() ? JsonInt(JsonObject(*r, "result"), "TTL") : 0);
         if (r.ok() && long_enough(until)) {
           MarkFresh(lease, until);
           return done(TakenLease{lease, false, until});

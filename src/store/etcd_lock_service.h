@@ -206,18 +206,18 @@ class EtcdLockService final : public lock::LockService {
   std::string lock_key_;        // <prefix>lock: the old layout's lock key; start of the lock range
   std::string grants_prefix_;   // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
   std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
-  std::string waiters_begin_;   // <prefix>waiters/\0: the waiter keys' range, fence excluded
+  std::string waiters_begin_;   // <prefix>waiters/\x02: the waiter keys' range, fences excluded
 
-  std::string epoch_key_;       // <prefix>epoch: the token epoch (decimal microseconds)
-  std::string upgrade_fence_;   // <prefix>waiters/\x01epoch: older replicas see a waiter forever
+  std::string epoch_key_;      // <prefix>epoch: the token epoch (decimal microseconds)
+  std::string upgrade_fence_;  // <prefix>waiters/\x01epoch: older replicas see a waiter forever
 
   // Mirror of etcd, fed by Resync() and the watch.
   std::optional<Record> lock_;
-  std::map<std::string, Record> lock_range_;  // every key in the lock range, foreign ones too
-  uint64_t epoch_ = 0;                        // 0: none usable yet (not Ready)
-  std::string epoch_raw_;                     // its value as stored (grant txns compare it)
-  int64_t epoch_mod_ = 0;                     // the epoch key's mod revision (0: absent)
-  std::map<std::string, std::string> foreign_;             // key -> why, present now
+  std::map<std::string, Record> lock_range_;    // every key in the lock range, foreign ones too
+  uint64_t epoch_ = 0;                          // 0: none usable yet (not Ready)
+  std::string epoch_raw_;                       // its value as stored (grant txns compare it)
+  int64_t epoch_mod_ = 0;                       // the epoch key's mod revision (0: absent)
+  std::map<std::string, std::string> foreign_;  // key -> why, present now
   std::set<std::pair<std::string, int64_t>> foreign_logged_;  // (key, mod revision) logged
   // (create revision, key); one txn may create several keys of one replica (same revision).
   std::set<std::pair<int64_t, std::string>> waiters_;

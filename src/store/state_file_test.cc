@@ -1,9 +1,5 @@
 #include "store/state_file.h"
 
-#include <nlohmann/json.hpp>
-
-#include "store/state_show.h"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "store/state_show.h"
 
 namespace lm::store {
 namespace {
