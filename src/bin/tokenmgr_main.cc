@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/state_command.h"
 #include "app/tokenmgr_config.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -17,6 +18,8 @@
 
 int main(int argc, char** argv) {
   using namespace lm;
+  if (app::IsStateCommand(argc, argv))
+    return app::RunStateCommand(argc, argv, std::cout, std::cerr);
   auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
   if (!config.ok()) {
     std::cerr << "tokenmgr: " << config.status().message() << "\n";

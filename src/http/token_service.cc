@@ -292,7 +292,12 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
     }
     case R::kHealth: return r->Send(JsonResponse(200, R"({"status": "ok"})"));
     case R::kReady:
-      if (lock_.Ready()) return r->Send(JsonResponse(200, R"({"status": "ready"})"));
+      if (lock_.Ready()) {
+        // store: foreign data under the etcd prefix is shown, not a reason to be unready.
+        std::string warning = lock_.StoreWarning();
+        if (warning.empty()) return r->Send(JsonResponse(200, R"({"status": "ready"})"));
+        return r->Send(JsonResponse(200, json{{"status", "ready"}, {"warning", warning}}.dump()));
+      }
       return r->Send(ErrorResponse(503, "not ready: lock store unavailable"));
     case R::kMetrics: {
       Response resp;
@@ -460,6 +465,8 @@ std::string TokenService::RenderMetrics() {
           c.rejected_busy);
   counter("tokenmgr_store_persist_failures_total", "State changes the store failed to persist.",
           c.persist_failures);
+  gauge("tokenmgr_store_foreign_records", "Entries in the store tokenmgr cannot use (etcd).",
+        static_cast<double>(c.foreign_records));
   out += c.wait_seconds.Render("tokenmgr_lock_wait_seconds", "Time from lock request to grant.");
   // The embedded store answers at once; a remote store may answer later, so the callback only
   // refreshes a member and the gauges show the last known view.

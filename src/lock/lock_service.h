@@ -43,6 +43,9 @@ class LockService {
   virtual Counters CountersSnapshot() const = 0;
   // For /readyz: state loaded and the store reachable.
   virtual bool Ready() const = 0;
+  // For /readyz: non-empty when the store holds data tokenmgr cannot use (e.g. a foreign value
+  // under the etcd prefix), naming one such key. Ready() may still be true.
+  virtual std::string StoreWarning() const { return ""; }
   // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
   virtual void Shutdown() = 0;
   virtual const Options& options() const = 0;

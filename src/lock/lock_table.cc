@@ -1,5 +1,7 @@
 #include "lock/lock_table.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -17,7 +19,8 @@ LockTable::LockTable(const Clock& clock, Options options, LockState restored, Pe
       options_(options),
       persist_(std::move(persist)),
       ids_(std::move(ids)),
-      last_token_(restored.last_token) {
+      last_token_(restored.last_token),
+      token_floor_(restored.token_floor) {
   if (restored.lease) {
     const PersistedLease& p = *restored.lease;
     last_token_ = std::max(last_token_, p.token);
@@ -169,6 +172,8 @@ void LockTable::ExpireIfDue(Completions& out) {
   SteadyTime now = clock_.Now();
   std::optional<SteadyTime> freed_at;
   if (lease_ && now >= lease_->expires_at) {
+    spdlog::info("lease of '{}' (token {}, ttl {} s) expired: not renewed or released in time",
+                 lease_->holder, lease_->token, lease_->ttl.count());
     freed_at = lease_->expires_at;
     spdlog::info("lease of '{}' expired (token {}, not renewed or released within {}s)",
                  lease_->holder, lease_->token, lease_->ttl.count());
@@ -214,15 +219,15 @@ StatusOr<Grant> LockTable::GrantTo(const std::string& holder, Seconds ttl) {
   Lease& l = *lease_;
   l.id = ids_();
   l.holder = holder;
-  l.token = last_token_ + 1;
+  l.token = std::max(last_token_ + 1, token_floor_);
   l.ttl = ttl;
   l.acquired_wall = clock_.WallNow();
   l.acquired_at = clock_.Now();
   l.expires_at = l.acquired_at + ttl;
-  ++last_token_;
+  const uint64_t before = std::exchange(last_token_, l.token);
   if (Status s = PersistNow(); !s.ok()) {
     lease_.reset();
-    --last_token_;  // never handed out, so reusing it later keeps tokens strictly increasing
+    last_token_ = before;  // never handed out, so reusing it later keeps tokens increasing
     return Unavailable("could not persist the grant: " + s.message());
   }
   ++counters_.grants;

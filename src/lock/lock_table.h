@@ -9,7 +9,8 @@
 // Guarantees (each has a regression test):
 // - Only Release(id) with the current lease's id, or that lease's own expiry, ends a lease.
 // - Waiters are granted strictly in arrival order; a cancelled or timed-out waiter never is.
-// - Every grant's token is greater than every token before it, including restored state.
+// - Every grant's token is greater than every token before it, including restored state, and
+//   at least the restored state's token_floor.
 // - A grant or renewal is only handed out after persist() succeeded. Releases and expiries only
 //   mark the state dirty (Flush() writes it): losing one in a crash brings a released lease
 //   back until its own expiry, which is the safe direction, and halves the fsyncs per cycle.
@@ -70,6 +71,7 @@ struct Counters {
   uint64_t wait_cancels = 0;
   uint64_t rejected_busy = 0;   // wait == 0 and held, or queue full
   uint64_t persist_failures = 0;
+  uint64_t foreign_records = 0;  // a gauge: store entries tokenmgr cannot use, present now
   Histogram wait_seconds{{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300}};
 };
 
@@ -157,6 +159,7 @@ class LockTable {
   Persist persist_;
   IdSource ids_;
   uint64_t last_token_ = 0;
+  uint64_t token_floor_ = 0;  // the next token is at least this (LockState::token_floor)
   std::optional<Lease> lease_;
   std::deque<Waiter> waiters_;
   uint64_t next_waiter_id_ = 1;

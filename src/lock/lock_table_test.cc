@@ -1,8 +1,11 @@
 #include "lock/lock_table.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -391,6 +394,34 @@ TEST_F(LockTableTest, WaitHistogramObservesGrantedWaits) {
   ASSERT_TRUE(t.Release((*a.value)->id).ok());
   EXPECT_EQ(t.counters().wait_seconds.count(), 1u);
   EXPECT_DOUBLE_EQ(t.counters().wait_seconds.sum(), 3.0);
+}
+
+TEST_F(LockTableTest, AnExpiryIsLoggedWithTheHolderAndToken) {
+  std::ostringstream out;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(out)));
+  LockTable t = Make();
+  Result r;
+  Acquire(t, r, "node-9", 10, 0);
+  clock_.Advance(seconds(10));
+  t.Tick();
+  spdlog::set_default_logger(previous);
+  EXPECT_NE(out.str().find("lease of 'node-9' (token 1, ttl 10 s) expired"), std::string::npos)
+      << out.str();
+}
+
+TEST_F(LockTableTest, TheNextTokenIsAtLeastTheFloorAndAboveTheRestoredOne) {
+  LockTable low = Make({.last_token = 5, .token_floor = 1000});
+  Result r;
+  Acquire(low, r, "a", 10, 0);
+  ASSERT_TRUE(r.value && r.value->ok());
+  EXPECT_EQ((*r.value)->token, 1000u);
+  EXPECT_EQ(low.Snapshot().last_token, 1000u);
+  LockTable high = Make({.last_token = 2000, .token_floor = 1000});
+  Result r2;
+  Acquire(high, r2, "a", 10, 0);
+  EXPECT_EQ((*r2.value)->token, 2001u);
 }
 
 }  // namespace

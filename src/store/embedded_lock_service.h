@@ -3,7 +3,7 @@
 // io_context thread, which also drives its expiry timer.
 //
 //   StatusOr<std::unique_ptr<EmbeddedLockService>> s =
-//       EmbeddedLockService::Open(io, RealClock::Get(), options, "/data/state.json");
+//       EmbeddedLockService::Open(io, RealClock::Get(), options, "/data/tokenmgr.state");
 //   if (!s.ok()) { /* corrupt state file: refuse to start */ }
 #pragma once
 
@@ -19,10 +19,18 @@
 
 namespace lm::store {
 
+// The state file name of releases before 1.2, which promised JSON it did not hold.
+inline constexpr const char* kLegacyStateFileName = "state.json";
+// `<dir of state_file>/state.json`, or "" when state_file already has that name. Open() reads
+// it when state_file does not exist yet (then renames it to `state.json.migrated`).
+std::string LegacyStatePath(const std::string& state_file);
+
 class EmbeddedLockService final : public lock::LockService {
  public:
-  // state_file empty = memory only; tokens then start from the wall clock in microseconds, so
-  // they still increase across restarts (as long as the clock does not step back).
+  // state_file empty = memory only. Either way the next token is above the wall clock in
+  // microseconds (lock::ClockTokenFloor), so tokens increase across restarts even when the
+  // file was deleted or replaced (as long as the clock does not step back). Logs what it
+  // restored and dropped, and warns about torn slots it skipped.
   static StatusOr<std::unique_ptr<EmbeddedLockService>> Open(boost::asio::io_context& io,
                                                              const Clock& clock,
                                                              lock::Options options,

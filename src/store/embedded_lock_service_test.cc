@@ -5,8 +5,10 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
+#include <filesystem>
 
 #include "common/clock.h"
+#include "store/state_file.h"
 
 namespace lm::store {
 namespace {
@@ -98,6 +100,75 @@ TEST_F(EmbeddedLockServiceTest, ALeaseIsNotEndedBeforeItIsDue) {
   RunUntil([] { return false; }, std::chrono::milliseconds(1200));
   EXPECT_FALSE(*c_granted);
   EXPECT_EQ(service_->CountersSnapshot().expiries, 0u);
+}
+
+// The documented recovery from a corrupt state file is "move it aside and restart": the next
+// token must still be above every token handed out before, or a paused former holder's late
+// write (with its higher token) would win over the new holder's.
+class EmbeddedLockServiceFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/embedded_test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  uint64_t GrantToken(const std::string& file) {
+    auto s = EmbeddedLockService::Open(io_, clock_, {}, file);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (!s.ok()) return 0;
+    uint64_t token = 0;
+    std::string id;
+    (*s)->Acquire({"h", seconds(10), seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+      if (g.ok()) token = g->token, id = g->id;
+    });
+    (*s)->Release(id, [](Status) {});
+    (*s)->Shutdown();
+    return token;
+  }
+  std::string dir_;
+  boost::asio::io_context io_;
+  FakeClock clock_;
+};
+
+TEST_F(EmbeddedLockServiceFileTest, ADeletedStateFileStartsAboveEveryEarlierToken) {
+  const std::string file = dir_ + "/tokenmgr.state";
+  uint64_t before = 0;
+  for (int i = 0; i < 5; ++i) before = GrantToken(file);
+  clock_.Advance(seconds(1));  // a restart takes at least this long
+  std::filesystem::remove(file);
+  EXPECT_GT(GrantToken(file), before);
+}
+
+TEST_F(EmbeddedLockServiceFileTest, AnOldBackupOfTheStateFileStartsAboveEveryEarlierToken) {
+  const std::string file = dir_ + "/tokenmgr.state";
+  GrantToken(file);
+  std::filesystem::copy_file(file, dir_ + "/backup");
+  uint64_t before = 0;
+  for (int i = 0; i < 5; ++i) before = GrantToken(file);
+  clock_.Advance(seconds(1));
+  std::filesystem::copy_file(dir_ + "/backup", file,
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_GT(GrantToken(file), before);
+}
+
+TEST_F(EmbeddedLockServiceFileTest, MemoryOnlyStartsAboveTheLastRunsTokens) {
+  uint64_t before = GrantToken("");
+  clock_.Advance(std::chrono::milliseconds(1));
+  EXPECT_GT(GrantToken(""), before);
+}
+
+TEST_F(EmbeddedLockServiceFileTest, TheOldDefaultFileIsReadWhenTheNewOneDoesNotExist) {
+  const std::string legacy = dir_ + "/state.json";
+  const std::string file = dir_ + "/tokenmgr.state";
+  EXPECT_EQ(LegacyStatePath(file), legacy);
+  EXPECT_EQ(LegacyStatePath(legacy), "");
+  lock::LockState old;
+  old.last_token = lock::ClockTokenFloor(clock_.WallNow()) + 1000;  // written by a later clock
+  ASSERT_TRUE(StateFile(legacy).Save(old).ok());
+  EXPECT_EQ(GrantToken(file), old.last_token + 1);
+  EXPECT_TRUE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(legacy));
+  EXPECT_TRUE(std::filesystem::exists(legacy + ".migrated"));
 }
 
 }  // namespace

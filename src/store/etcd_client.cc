@@ -13,6 +13,8 @@
 #include <boost/beast/ssl.hpp>
 #include <optional>
 
+#include "store/etcd_record.h"
+
 namespace lm::store {
 
 namespace beast = boost::beast;
@@ -47,9 +49,15 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
   int code = 0;
   json j = json::parse(body, nullptr, false);
   if (j.is_object()) {
-    message = j.value("message", j.value("error", message));
-    code = j.value("code", 0);
+    // Whatever the body holds, never an exception (a proxy may answer in its own shape).
+    if (std::string m = JsonString(j, "message"); !m.empty()) {
+      message = m;
+    } else if (std::string e = JsonString(j, "error"); !e.empty()) {
+      message = e;
+    }
+    code = static_cast<int>(JsonInt(j, "code"));
   }
+  message = Printable(message);
   std::string text =
       "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;
   if (code == 3) return Internal(text);  // InvalidArgument: our request was malformed
@@ -443,8 +451,14 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     }
     if (msg.result_int() != 200) return done(GatewayError(name, msg.result_int(), msg.body()));
     json j = json::parse(msg.body(), nullptr, false);
-    if (j.is_discarded()) return done(Unavailable("etcd " + name + ": bad JSON"));
-    done(std::move(j));
+    // Callers read fields with the accessors of etcd_record.h, which need no more than this.
+    if (!j.is_object()) return done(Unavailable("etcd " + name + ": answer is not a JSON object"));
+    try {
+      done(std::move(j));
+    } catch (const nlohmann::json::exception& e) {
+      // The module edge: a JSON shape a reader did not expect must not end the process.
+      spdlog::error("etcd answer not understood: {}", e.what());
+    }
   };
   conn->With([&](auto& stream) {
     http::async_write(
@@ -486,12 +500,23 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
         std::string line = w->pending.substr(0, nl);
         w->pending.erase(0, nl + 1);
         json j = json::parse(line, nullptr, false);
-        if (j.is_discarded()) continue;
+        if (!j.is_object()) continue;
         if (j.contains("error")) {
-          w->Close(Unavailable("etcd watch: " + j["error"].value("message", std::string("?"))));
+          std::string why = JsonString(JsonField(j, "error"), "message");
+          w->Close(Unavailable("etcd watch: " + (why.empty() ? "?" : Printable(why))));
           break;
         }
-        if (j.contains("result") && w->on_result) w->on_result(j["result"]);
+        if (JsonField(j, "result").is_object() && w->on_result) {
+          try {
+            w->on_result(j["result"]);
+          } catch (const nlohmann::json::exception& e) {
+            // The module edge: a JSON shape a reader did not expect must not end the process.
+            spdlog::error("etcd watch event not understood ({}); reading the store again",
+                          e.what());
+            w->Close(Internal(std::string("etcd watch event not understood: ") + e.what()));
+            break;
+          }
+        }
       }
       return data.size();
     };

@@ -7,6 +7,8 @@
 
 #include "common/random.h"
 #include "common/strings.h"
+#include "lock/lock_state.h"
+#include "store/etcd_record.h"
 
 namespace lm::store {
 
@@ -34,6 +36,14 @@ json Compare(const std::string& key, const char* target, const char* result, int
   c[std::string(target) == "MOD" ? "mod_revision" : "create_revision"] = std::to_string(value);
   if (!range_end.empty()) c["range_end"] = Base64Encode(range_end);
   return c;
+}
+
+// True while `key` holds exactly `value` (false when it is absent).
+json CompareValue(const std::string& key, const std::string& value) {
+  return {{"key", Base64Encode(key)},
+          {"target", "VALUE"},
+          {"result", "EQUAL"},
+          {"value", Base64Encode(value)}};
 }
 
 json Put(const std::string& key, const std::string& value, int64_t lease) {
@@ -76,7 +86,9 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, const Clock& clock
       lock_key_(store_.prefix + "lock"),
       grants_prefix_(store_.prefix + "lock/"),
       waiters_prefix_(store_.prefix + "waiters/"),
-      waiters_begin_(waiters_prefix_ + std::string(1, '\0')),
+      waiters_begin_(waiters_prefix_ + std::string(1, '\x02')),
+      epoch_key_(store_.prefix + "epoch"),
+      upgrade_fence_(waiters_prefix_ + std::string(1, '\x01') + "epoch"),
       probe_timer_(io),
       resync_timer_(io),
       keepalive_timer_(io),
@@ -107,25 +119,76 @@ void EtcdLockService::Resync() {
       return ScheduleResync();
     }
     lock_.reset();
+    lock_range_.clear();
     waiters_.clear();
-    for (const json& kv : r->value("kvs", json::array())) ApplyKv(kv, false);
-    revision_ = JsonInt((*r)["header"], "revision");
-    json watch = {{"key", Base64Encode(store_.prefix)},
-                  {"range_end", Base64Encode(PrefixEnd(store_.prefix))},
-                  {"start_revision", std::to_string(revision_ + 1)}};
-    etcd_->Watch(
-        watch,
-        [this, a](const json& result) {
-          if (Alive(a)) OnWatch(result);
-        },
-        [this, a](Status why) {
-          if (!Alive(a)) return;
-          spdlog::warn("etcd watch closed: {}", why.ToString());
-          synced_ = false;
-          resyncing_ = false;
-          ScheduleResync();
-        });
+    foreign_.clear();
+    epoch_ = 0;
+    epoch_mod_ = 0;
+    for (const json& kv : JsonArray(*r, "kvs")) ApplyKv(kv, false);
+    revision_ = JsonInt(JsonObject(*r, "header"), "revision");
+    if (epoch_ == 0) return CreateEpoch();
+    StartWatch();
   }, true);
+}
+
+void EtcdLockService::CreateEpoch() {
+  // No usable epoch: a new store, a wiped one, or one written before epochs. A floor from the
+  // clock is above every token handed out before (lock::ClockTokenFloor); the upgrade fence
+  // keeps replicas from before epochs (tokens = bare revisions) from granting from now on.
+  const uint64_t floor = lock::ClockTokenFloor(clock_.WallNow());
+  const std::string value = std::to_string(floor);
+  json txn = {{"compare", json::array({Compare(epoch_key_, "MOD", "EQUAL", epoch_mod_)})},
+              {"success", json::array({Put(epoch_key_, value, 0), Put(upgrade_fence_, "", 0)})},
+              {"failure", json::array({Range(epoch_key_, "")})}};
+  etcd_->Call("/v3/kv/txn", txn, [this, value, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) {
+      resyncing_ = false;
+      SetHealthy(false, r.status().message());
+      return ScheduleResync();
+    }
+    if (JsonBool(*r, "succeeded")) {
+      spdlog::warn(
+          "etcd store: no token epoch under {}; started a new one at {} (tokens are epoch + "
+          "etcd revision, above every token before; replicas of tokenmgr before 1.2 no longer "
+          "grant)",
+          Printable(store_.prefix), value);
+      epoch_mod_ = JsonInt(JsonObject(*r, "header"), "revision");
+      epoch_ = *ParseEpochValue(value);
+      epoch_raw_ = value;
+      ForgetForeign(epoch_key_);
+    } else {
+      for (const json& resp : JsonArray(*r, "responses")) {
+        for (const json& kv : JsonArray(JsonObject(resp, "response_range"), "kvs")) {
+          ApplyKv(kv, false);  // another replica made one first
+        }
+      }
+    }
+    if (epoch_ == 0) {  // changed under us again: start over
+      resyncing_ = false;
+      return ScheduleResync();
+    }
+    StartWatch();
+  });
+}
+
+void EtcdLockService::StartWatch() {
+  std::weak_ptr<bool> a = alive_;
+  json watch = {{"key", Base64Encode(store_.prefix)},
+                {"range_end", Base64Encode(PrefixEnd(store_.prefix))},
+                {"start_revision", std::to_string(revision_ + 1)}};
+  etcd_->Watch(
+      watch,
+      [this, a](const json& result) {
+        if (Alive(a)) OnWatch(result);
+      },
+      [this, a](Status why) {
+        if (!Alive(a)) return;
+        spdlog::warn("etcd watch closed: {}", why.ToString());
+        synced_ = false;
+        resyncing_ = false;
+        ScheduleResync();
+      });
 }
 
 void EtcdLockService::ScheduleResync() {
@@ -137,90 +200,187 @@ void EtcdLockService::ScheduleResync() {
 }
 
 void EtcdLockService::OnWatch(const json& result) {
-  if (result.value("canceled", false)) {
+  if (JsonBool(result, "canceled")) {
     // e.g. our start revision was compacted: read everything again.
-    spdlog::warn("etcd watch canceled: {}", result.value("cancel_reason", std::string("?")));
+    spdlog::warn("etcd watch canceled: {}", Printable(JsonString(result, "cancel_reason")));
     resyncing_ = false;
     synced_ = false;
     Resync();
     return;
   }
-  if (result.value("created", false)) {
+  if (JsonBool(result, "created")) {
     resyncing_ = false;
     synced_ = true;
     SetHealthy(true, "");
-    spdlog::info("etcd store in sync at revision {} via {}", revision_, etcd_->current_endpoint());
+    spdlog::info(
+        "etcd store in sync at revision {} via {}: {}, {} waiter(s) queued, token epoch {}",
+        revision_, etcd_->current_endpoint(),
+        lock_ ? "lock held by '" + lock_->holder + "' (token " + std::to_string(lock_->token) + ")"
+              : std::string("lock free"),
+        waiters_.size(), epoch_);
   }
-  for (const json& ev : result.value("events", json::array())) {
-    ApplyKv(ev.value("kv", json::object()), ev.value("type", std::string("PUT")) == "DELETE");
+  for (const json& ev : JsonArray(result, "events")) {
+    ApplyKv(JsonObject(ev, "kv"), JsonString(ev, "type") == "DELETE");
   }
-  if (result.contains("header")) revision_ = std::max(revision_, JsonInt(result["header"], "revision"));
+  revision_ = std::max(revision_, JsonInt(JsonObject(result, "header"), "revision"));
+  if (synced_ && epoch_ == 0) {
+    // The token epoch was deleted or overwritten (etcd wiped by hand?): read everything again
+    // and start a new epoch; no grant until then.
+    spdlog::warn("etcd store: the token epoch key {} changed; reading the store again",
+                 Printable(epoch_key_));
+    synced_ = false;
+    resyncing_ = false;
+    return Resync();
+  }
   Pump();
 }
 
 void EtcdLockService::ApplyKv(const json& kv, bool deleted) {
-  auto key = Base64Decode(kv.value("key", std::string()));
-  if (!key.ok()) return;
-  if (*key == lock_key_ || key->rfind(grants_prefix_, 0) == 0) {
+  StatusOr<EtcdKv> parsed = ParseKv(kv);
+  if (!parsed.ok()) {
+    // Not even its key can be read: nothing can be matched to it later; logged once per text.
+    return NoteForeign("(undecodable key)", JsonInt(kv, "mod_revision"), parsed.status().message());
+  }
+  const EtcdKv& e = *parsed;
+  const std::string& key = e.key;
+  if (deleted) ForgetForeign(key);
+  if (key == lock_key_ || key.rfind(grants_prefix_, 0) == 0) {
     if (deleted) {
-      // A handoff deletes the old grant and creates the new one at the same revision.
-      if (lock_ && lock_->key == *key) lock_.reset();
-    } else if (auto rec = ParseRecord(kv)) {
-      if (*key == lock_key_ && (!lock_ || lock_->key != *key)) {
-        spdlog::warn(
-            "etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
-            "honoured until it is released or expires",
-            *key);
+      auto it = lock_range_.find(key);
+      if (it != lock_range_.end() && !it->second.foreign &&
+          it->second.expires_ms <= UnixMillis(clock_.WallNow())) {
+        // etcd ended its lease (a release deletes it before its expiry).
+        spdlog::info("lease of '{}' (token {}, ttl {} s) expired: not renewed or released in time",
+                     it->second.holder, it->second.token, it->second.ttl_s);
       }
-      lock_ = std::move(rec);
-      last_token_ = std::max(last_token_, lock_->token);
+      // A handoff deletes the old grant and creates the new one at the same revision.
+      if (lock_range_.erase(key)) SetLockFromRange();
+      if (lock_ && lock_->key == key) lock_.reset();
+      return;
     }
-  } else if (*key == waiters_prefix_) {
-    // The fence: not a waiter.
-  } else if (key->rfind(waiters_prefix_, 0) == 0) {
+    Record rec = ParseRecord(e);
+    if (key == lock_key_ && !rec.foreign && (!lock_ || lock_->key != key)) {
+      spdlog::warn(
+          "etcd key {} is a lock granted by an older tokenmgr (before grant keys); "
+          "honoured until it is released or expires",
+          Printable(key));
+    }
+    if (!rec.foreign) last_token_ = std::max(last_token_, rec.token);
+    lock_range_[key] = std::move(rec);
+    SetLockFromRange();
+  } else if (key == epoch_key_) {
+    epoch_ = 0;
+    epoch_mod_ = deleted ? 0 : e.mod_revision;
+    if (deleted) return;
+    StatusOr<uint64_t> epoch = ParseEpochValue(e.value);
+    if (!epoch.ok()) return NoteForeign(key, e.mod_revision, epoch.status().message());
+    epoch_ = *epoch;
+    epoch_raw_ = e.value;
+    ForgetForeign(key);
+  } else if (key == waiters_prefix_ || key == upgrade_fence_) {
+    // Fences: not waiters.
+  } else if (key.rfind(waiters_prefix_, 0) == 0) {
     if (deleted) {
-      std::erase_if(waiters_, [&](const auto& p) { return p.second == *key; });
-    } else {
-      waiters_.insert({JsonInt(kv, "create_revision"), *key});
+      std::erase_if(waiters_, [&](const auto& p) { return p.second == key; });
+      return;
     }
+    if (key < waiters_begin_) {  // below the range our compares read: no effect on the queue
+      return NoteForeign(key, e.mod_revision, "not a key tokenmgr uses; ignored");
+    }
+    // etcd's compares order every key in the range, so the mirror keeps this one too (a
+    // foreign key holds up the queue behind it until it is deleted or its lease ends).
+    waiters_.insert({e.create_revision, key});
+    json v = json::parse(e.value, nullptr, false);
+    if (e.lease == 0 || e.value.size() > kMaxRecordValueBytes ||
+        !ValidateLabel(JsonString(v, "holder"), "holder").ok()) {
+      return NoteForeign(key, e.mod_revision,
+                         "not a tokenmgr waiter (needs {\"holder\": <label>} on a session lease); "
+                         "waiters queued after it wait until it is deleted");
+    }
+    ForgetForeign(key);
+  } else if (!deleted) {
+    NoteForeign(key, e.mod_revision, "not a key tokenmgr uses; ignored");
   }
 }
 
-std::optional<EtcdLockService::Record> EtcdLockService::ParseRecord(const json& kv) const {
-  auto key = Base64Decode(kv.value("key", std::string()));
-  auto value = Base64Decode(kv.value("value", std::string()));
-  if (!key.ok() || !value.ok()) return std::nullopt;
-  json v = json::parse(*value, nullptr, false);
-  if (!v.is_object()) {
-    spdlog::error(
-        "etcd key {} holds no tokenmgr record; ignoring it (no grant is possible "
-        "while it exists)",
-        *key);
-    return std::nullopt;
+void EtcdLockService::SetLockFromRange() {
+  // A grant tokenmgr wrote wins (the newest); a foreign record still blocks grants.
+  const Record* best = nullptr;
+  for (const auto& [key, rec] : lock_range_) {
+    if (!best || (best->foreign && !rec.foreign) ||
+        (!best->foreign && !rec.foreign && rec.token > best->token)) {
+      best = &rec;
+    }
   }
+  if (best) {
+    lock_ = *best;
+  } else {
+    lock_.reset();
+  }
+}
+
+void EtcdLockService::NoteForeign(const std::string& key, int64_t mod_revision,
+                                  const std::string& why) {
+  foreign_[key] = why;
+  counters_.foreign_records = foreign_.size();
+  if (foreign_logged_.size() > 10000) foreign_logged_.clear();
+  if (!foreign_logged_.insert({key, mod_revision}).second) return;
+  spdlog::error("etcd key {} (revision {}) holds data tokenmgr cannot use: {}", Printable(key),
+                mod_revision, why);
+}
+
+void EtcdLockService::ForgetForeign(const std::string& key) {
+  if (foreign_.erase(key)) {
+    spdlog::info("etcd key {} with foreign data is gone", Printable(key));
+    counters_.foreign_records = foreign_.size();
+  }
+}
+
+std::string EtcdLockService::StoreWarning() const {
+  if (foreign_.empty()) return "";
+  const auto& [key, why] = *foreign_.begin();
+  return std::to_string(foreign_.size()) + " etcd key(s) under " + Printable(store_.prefix) +
+         " hold data tokenmgr cannot use, e.g. " + Printable(key) + ": " + why;
+}
+
+EtcdLockService::Record EtcdLockService::ParseRecord(const EtcdKv& kv) {
   Record r;
-  r.key = *key;
-  r.id = v.value("id", std::string());
-  r.holder = v.value("holder", std::string());
-  r.ttl_s = v.value("ttl", int64_t{0});
-  r.acquired_ms = v.value("acquired_unix_ms", int64_t{0});
-  r.expires_ms = v.value("expires_unix_ms", int64_t{0});
-  r.token = static_cast<uint64_t>(JsonInt(kv, "create_revision"));
-  r.mod_revision = JsonInt(kv, "mod_revision");
-  r.lease = JsonInt(kv, "lease");
-  r.raw = *value;
+  r.key = kv.key;
+  r.mod_revision = kv.mod_revision;
+  r.lease = kv.lease;
+  StatusOr<GrantValue> g = ParseGrantValue(kv.value);
+  if (!g.ok()) {
+    // Fail safe: it may be a grant of another tokenmgr version or a lock set by hand. It holds
+    // the lock (no grant while it exists) until it is deleted or its etcd lease ends; nobody
+    // can release or renew it through tokenmgr.
+    NoteForeign(kv.key, kv.mod_revision,
+                g.status().message() + "; no grant is possible while it exists");
+    r.foreign = true;
+    r.holder = "(foreign etcd record)";
+    r.token = 0;  // not a token anybody was given
+    return r;
+  }
+  if (foreign_.count(kv.key)) ForgetForeign(kv.key);
+  r.id = std::move(g->id);
+  r.holder = std::move(g->holder);
+  r.ttl_s = g->ttl_s;
+  r.acquired_ms = g->acquired_ms;
+  r.expires_ms = g->expires_ms;
+  r.epoch = g->epoch;
+  r.token = g->epoch + static_cast<uint64_t>(std::max<int64_t>(0, kv.create_revision));
   return r;
 }
 
 std::string EtcdLockService::LockValue(const std::string& id, const std::string& holder,
-                                       lock::Seconds ttl, int64_t acquired_ms) const {
+                                       lock::Seconds ttl, int64_t acquired_ms,
+                                       uint64_t epoch) const {
   int64_t now = UnixMillis(clock_.WallNow());
-  return json{{"id", id},
-              {"holder", holder},
-              {"ttl", ttl.count()},
-              {"acquired_unix_ms", acquired_ms ? acquired_ms : now},
-              {"expires_unix_ms", now + duration_cast<Millis>(ttl).count()}}
-      .dump();
+  return SerializeGrantValue({.id = id,
+                              .holder = holder,
+                              .ttl_s = ttl.count(),
+                              .acquired_ms = acquired_ms ? acquired_ms : now,
+                              .expires_ms = now + duration_cast<Millis>(ttl).count(),
+                              .epoch = epoch});
 }
 
 // ---- health -------------------------------------------------------------------------------
@@ -370,7 +530,8 @@ json EtcdLockService::GrantOps(const std::string& key, const std::string& value,
 }
 
 void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::string& key,
-                              const std::string& id, int64_t lease, uint64_t token, bool queued) {
+                              const std::string& id, int64_t lease, int64_t revision, bool queued) {
+  const uint64_t token = epoch_ + static_cast<uint64_t>(std::max<int64_t>(0, revision));
   if (w->finished) {
     // The client went away while the txn was in flight: nobody may hold this grant.
     spdlog::info("grant to a waiter that went away undone (token {})", token);
@@ -393,7 +554,9 @@ void EtcdLockService::Granted(const std::shared_ptr<Waiter>& w, const std::strin
   rec.acquired_ms = UnixMillis(clock_.WallNow());
   rec.expires_ms = rec.acquired_ms + duration_cast<Millis>(w->ttl).count();
   rec.lease = lease;
-  rec.mod_revision = static_cast<int64_t>(token);
+  rec.mod_revision = revision;
+  rec.epoch = epoch_;
+  lock_range_[key] = rec;
   lock_ = rec;
   lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
   w->key.clear();
@@ -422,15 +585,17 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool r
     const std::string lock_end = PrefixEnd(grants_prefix_);
     const std::string waiters_end = PrefixEnd(waiters_prefix_);
     // Free: no key in the lock range (no grant key, no old-layout lock key).
-    json compare = json::array({Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end)});
+    json compare = json::array(
+        {Compare(lock_key_, "CREATE", "EQUAL", 0, lock_end), CompareValue(epoch_key_, epoch_raw_)});
     if (fast_path) {
       compare.push_back(Compare(waiters_begin_, "CREATE", "EQUAL", 0, waiters_end));
     } else {
       compare.push_back(Compare(waiters_begin_, "CREATE", "GREATER", w->rev - 1, waiters_end));
     }
-    json txn = {{"compare", compare},
-                {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0), lease_id, w->key)},
-                {"failure", json::array({Range(lock_key_, lock_end)})}};
+    json txn = {
+        {"compare", compare},
+        {"success", GrantOps(key, LockValue(id, w->holder, w->ttl, 0, epoch_), lease_id, w->key)},
+        {"failure", json::array({Range(lock_key_, lock_end)})}};
     TxnOnLease(
         std::move(txn), *lease, w->ttl,
         [this, w, fast_path, retried, a, lease_id, id, key](StatusOr<json> r, bool lease_ok) {
@@ -447,16 +612,15 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool r
             SetHealthy(false, r.status().message());
             return Finish(w, Unavailable("lock store (etcd) unavailable: " + r.status().message()));
           }
-          if (!r->value("succeeded", false)) {
+          if (!JsonBool(*r, "succeeded")) {
             // The txn did not apply: the lease is still unused.
             if (lease_ok) SpareLease(w->ttl, lease_id);
             if (!lease_ok) Revoke(lease_id);
             if (w->finished) return;
             std::optional<Record> current;
-            for (const json& resp : r->value("responses", json::array())) {
-              for (const json& kv :
-                   resp.value("response_range", json::object()).value("kvs", json::array())) {
-                current = ParseRecord(kv);
+            for (const json& resp : JsonArray(*r, "responses")) {
+              for (const json& kv : JsonArray(JsonObject(resp, "response_range"), "kvs")) {
+                if (StatusOr<EtcdKv> e = ParseKv(kv); e.ok()) current = ParseRecord(*e);
               }
             }
             if (fast_path) {
@@ -478,8 +642,7 @@ void EtcdLockService::TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool r
             Revoke(lease_id);
             return Finish(w, Unavailable("lock store (etcd): could not refresh the lock's lease"));
           }
-          uint64_t token = static_cast<uint64_t>(JsonInt((*r)["header"], "revision"));
-          Granted(w, key, id, lease_id, token, !fast_path);
+          Granted(w, key, id, lease_id, JsonInt(JsonObject(*r, "header"), "revision"), !fast_path);
         });
   });
 }
@@ -506,7 +669,7 @@ void EtcdLockService::TxnOnLease(json txn, TakenLease lease, lock::Seconds ttl,
         [this, join, step, lease_id = lease.id, sent,
          a = std::weak_ptr<bool>(alive_)](StatusOr<json> k) {
           if (!Alive(a)) return;
-          int64_t left = k.ok() ? JsonInt(k->value("result", json::object()), "TTL") : 0;
+          int64_t left = k.ok() ? JsonInt(JsonObject(*k, "result"), "TTL") : 0;
           if (left > 0) {
             join->until = sent + std::chrono::seconds(left);
             MarkFresh(lease_id, join->until);
@@ -592,7 +755,7 @@ void EtcdLockService::FlushEnqueues() {
       }
       return;
     }
-    Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+    Enqueued(*taken, JsonInt(JsonObject(*r, "header"), "revision"));
     Pump();
   });
 }
@@ -644,7 +807,7 @@ void EtcdLockService::KeepSessionAlive() {
     etcd_->Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
                 [this, a, lease](StatusOr<json> r) {
       if (!Alive(a) || lease != session_lease_) return;
-      if (r.ok() && JsonInt(r->value("result", json::object()), "TTL") <= 0) {
+      if (r.ok() && JsonInt(JsonObject(*r, "result"), "TTL") <= 0) {
         // The lease is gone (we were cut off too long): our queued waiters are gone with it.
         session_lease_ = 0;
         FailAllWaiters(Unavailable("lost the etcd session; retry"));
@@ -669,9 +832,11 @@ void EtcdLockService::ReadLock(std::function<void(StatusOr<std::optional<Record>
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
         std::optional<Record> rec;  // one key at most (grants need an empty range); else the newest
-        for (const json& kv : r->value("kvs", json::array())) {
-          auto k = ParseRecord(kv);
-          if (k && (!rec || k->token > rec->token)) rec = std::move(k);
+        for (const json& kv : JsonArray(*r, "kvs")) {
+          StatusOr<EtcdKv> e = ParseKv(kv);
+          if (!e.ok()) continue;
+          Record k = ParseRecord(*e);
+          if (!rec || (rec->foreign && !k.foreign) || k.token > rec->token) rec = std::move(k);
         }
         done(std::move(rec));
       },
@@ -687,7 +852,7 @@ void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
   std::string id(id_view);
   if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
-  if (lock_ && lock_->mod_revision > 0 && ConstantTimeEquals(lock_->id, id)) {
+  if (lock_ && !lock_->foreign && lock_->mod_revision > 0 && ConstantTimeEquals(lock_->id, id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the
     // key changed meanwhile, the txn's compare fails and the attempts below read etcd.
     return ReleaseTxn(*lock_, std::move(id), 3, std::move(done));
@@ -699,7 +864,7 @@ void EtcdLockService::ReleaseAttempt(std::string id, int attempts_left, StatusDo
   ReadLock([this, id, attempts_left,
             done = std::move(done)](StatusOr<std::optional<Record>> cur) mutable {
     if (!cur.ok()) return done(cur.status());
-    if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
+    if (!*cur || (*cur)->foreign || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
     ReleaseTxn(**cur, std::move(id), attempts_left, std::move(done));
   });
 }
@@ -738,12 +903,14 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
     // of a txn, nested ones included, sees the store as it was before the txn.
     key = grants_prefix_ + NewUuidV4();
     next_id = NewUuidV4();
-    json handoff = {{"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
-                                             Compare(waiters_begin_, "CREATE", "GREATER",
-                                                     next->rev - 1, PrefixEnd(waiters_prefix_))})},
-                    {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0),
-                                         lease.id, next->key)},
-                    {"failure", json::array()}};
+    json handoff = {
+        {"compare", json::array({Compare(next->key, "CREATE", "EQUAL", next->rev),
+                                 Compare(waiters_begin_, "CREATE", "GREATER", next->rev - 1,
+                                         PrefixEnd(waiters_prefix_)),
+                                 CompareValue(epoch_key_, epoch_raw_)})},
+        {"success", GrantOps(key, LockValue(next_id, next->holder, next->ttl, 0, epoch_), lease.id,
+                             next->key)},
+        {"failure", json::array()}};
     success.push_back({{"request_txn", handoff}});
   }
   // Waiters queued meanwhile get their keys from this txn, whatever its compare says.
@@ -772,13 +939,14 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
           return ReleaseCommit(std::move(rec), std::move(id), attempts_left, nullptr, {},
                                std::move(done), /*retried=*/true);
         }
-        if (r.ok() && !taken->empty()) Enqueued(*taken, JsonInt((*r)["header"], "revision"));
+        if (r.ok() && !taken->empty())
+          Enqueued(*taken, JsonInt(JsonObject(*r, "header"), "revision"));
         if (!r.ok()) {                 // SetHealthy(false) fails every waiter, `taken` included
           if (next) Revoke(lease.id);  // outcome unknown: undo a handoff that may have happened
           SetHealthy(false, r.status().message());
           return done(Unavailable("lock store (etcd) unavailable: " + r.status().message()));
         }
-        if (!r->value("succeeded", false)) {
+        if (!JsonBool(*r, "succeeded")) {
           if (next && lease_ok) SpareLease(ttl, lease.id);  // unused by the txn
           if (next && !lease_ok) Revoke(lease.id);
           Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
@@ -789,20 +957,20 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
         }
         ++counters_.releases;
         SpareLease(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
-        if (lock_ && lock_->key == rec.key) lock_.reset();
+        lock_range_.erase(rec.key);
+        if (lock_ && lock_->key == rec.key) SetLockFromRange();
         if (next) {
-          const json& responses = r->value("responses", json::array());
-          bool handed =
-              responses.size() > 1 &&
-              responses[1].value("response_txn", json::object()).value("succeeded", false);
+          const json& responses = JsonArray(*r, "responses");
+          bool handed = responses.size() > 1 &&
+                        JsonBool(JsonObject(responses[1], "response_txn"), "succeeded");
           if (!handed) {
             SpareLease(ttl, lease.id);  // `next` was not the oldest after all: the queue decides
           } else if (!lease_ok) {
             Revoke(lease.id);  // its lease may end early: undo the grant
             Finish(next, Unavailable("lock store (etcd): could not refresh the lock's lease"));
           } else {
-            Granted(next, key, next_id, lease.id,
-                    static_cast<uint64_t>(JsonInt((*r)["header"], "revision")), true);
+            Granted(next, key, next_id, lease.id, JsonInt(JsonObject(*r, "header"), "revision"),
+                    true);
           }
         }
         done(Status::Ok());
@@ -822,7 +990,7 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
   ReadLock([this, id, ttl, attempts_left, done = std::move(done), a](
                StatusOr<std::optional<Record>> cur) mutable {
     if (!cur.ok()) return done(cur.status());
-    if (!*cur || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
+    if (!*cur || (*cur)->foreign || !ConstantTimeEquals((*cur)->id, id)) return done(NotHeld(id));
     Record rec = **cur;
     SteadyTime sent = clock_.Now();
     etcd_->Call(
@@ -838,8 +1006,9 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
           MarkFresh(lease_id, sent + std::chrono::seconds(JsonInt(*lease, "TTL")));
           json txn = {
               {"compare", json::array({Compare(rec.key, "MOD", "EQUAL", rec.mod_revision)})},
-              {"success", json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms),
-                                           lease_id)})},
+              {"success",
+               json::array({Put(rec.key, LockValue(id, rec.holder, ttl, rec.acquired_ms, rec.epoch),
+                                lease_id)})},
               {"failure", json::array()}};
           etcd_->Call(
               "/v3/kv/txn", txn,
@@ -853,7 +1022,7 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
                   return done(
                       Unavailable("lock store (etcd) unavailable: " + r.status().message()));
                 }
-                if (!r->value("succeeded", false)) {
+                if (!JsonBool(*r, "succeeded")) {
                   Revoke(lease_id);
                   if (attempts_left <= 1) return done(NotHeld(id));
                   return RenewAttempt(std::move(id), ttl, attempts_left - 1, std::move(done));
@@ -865,7 +1034,8 @@ void EtcdLockService::RenewAttempt(std::string id, lock::Seconds ttl, int attemp
                   lock_->ttl_s = ttl.count();
                   lock_->expires_ms = now + duration_cast<Millis>(ttl).count();
                   lock_->lease = lease_id;
-                  lock_->mod_revision = JsonInt((*r)["header"], "revision");
+                  lock_->mod_revision = JsonInt(JsonObject(*r, "header"), "revision");
+                  lock_range_[rec.key] = *lock_;
                 }
                 done(lock::Grant{id, rec.token, ttl, duration_cast<Millis>(ttl)});
               });
@@ -912,8 +1082,7 @@ void EtcdLockService::TakeLease(lock::Seconds ttl, std::function<void(StatusOr<T
        a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) mutable {
         if (!Alive(a)) return;
         SteadyTime until =
-            sent +
-            std::chrono::seconds(r.ok() ? JsonInt(r->value("result", json::object()), "TTL") : 0);
+            sent + std::chrono::seconds(r.ok() ? JsonInt(JsonObject(*r, "result"), "TTL") : 0);
         if (r.ok() && long_enough(until)) {
           MarkFresh(lease, until);
           return done(TakenLease{lease, false, until});
@@ -954,7 +1123,10 @@ void EtcdLockService::Revoke(int64_t lease) {
 Status EtcdLockService::BusyError(const std::string& prefix,
                                   const std::optional<Record>& lock) const {
   std::string msg = prefix;
-  if (lock) {
+  if (lock && lock->foreign) {
+    msg += ": held by a foreign record tokenmgr did not write, etcd key " + Printable(lock->key) +
+           " (it ends when deleted or when its etcd lease expires)";
+  } else if (lock) {
     int64_t left = std::max<int64_t>(0, lock->expires_ms - UnixMillis(clock_.WallNow()));
     msg += ": held by '" + lock->holder + "', lease ends in " + std::to_string(left) + " ms";
   } else {

@@ -13,7 +13,12 @@
 //                   while the replica lives; a crashed replica's waiters vanish with it).
 //   waiters/        the fence (empty, no lease), created by the first grant: tokenmgr versions
 //                   before grant keys count it as a waiter older than their own, so they can
-//                   never grant while it exists. Our own waiter compares start at waiters/\0.
+//                   never grant while it exists.
+//   waiters/\x01epoch  the upgrade fence (empty, no lease), written with the epoch: versions
+//                   before epochs (waiter range from waiters/\0) see a waiter older than theirs
+//                   and never grant. Our own waiter compares start at waiters/\x02.
+//   epoch           the token epoch: decimal wall-clock microseconds when it was created (by the
+//                   first replica that found none: new or wiped etcd). Grant values carry it.
 //   lock            old layout (one key, create revision = token): honoured until released (by
 //                   its id) or expired; grants wait for it like for any grant.
 // Contract:
@@ -21,8 +26,15 @@
 //   earlier than ours), so waiters across all replicas are served in create-revision (arrival)
 //   order. Waiters of one replica queued in one txn share a create revision; that replica
 //   serves them in its local arrival order.
-// - The fencing token is the grant key's create revision: it increases across replicas and
-//   restarts, as long as the etcd data survives.
+// - The fencing token is the epoch + the grant key's create revision (grants from before epochs:
+//   the bare revision). Every grant txn compares the epoch's value, so no replica grants under
+//   an epoch etcd no longer holds. Tokens increase across replicas and restarts, and a wiped
+//   etcd starts a new epoch from the clock, above every earlier token (docs/architecture.md).
+// - Foreign data (a value under the prefix tokenmgr did not write, of any shape or encoding) is
+//   never an exception: it is logged once per key and revision, counted (foreign_records,
+//   StoreWarning()). A foreign record in the lock range blocks grants (it may be another
+//   version's grant) until deleted or its etcd lease ends; a foreign waiter key holds up the
+//   waiters queued after it the same way. An unusable epoch is replaced by a new clock epoch.
 // - Release is a txn conditioned on the grant key's mod revision (from the mirror when it shows
 //   the caller's id, else read from etcd). When this replica has the oldest waiter (its mirror
 //   knows no older one), the same txn grants the lock to it: a nested txn, applied only if that
@@ -63,6 +75,7 @@
 #include "common/clock.h"
 #include "lock/lock_service.h"
 #include "store/etcd_client.h"
+#include "store/etcd_record.h"
 
 namespace lm::store {
 
@@ -88,7 +101,8 @@ class EtcdLockService final : public lock::LockService {
   void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
   void GetView(ViewDone done) override;
   lock::Counters CountersSnapshot() const override { return counters_; }
-  bool Ready() const override { return healthy_ && synced_ && !stopped_; }
+  bool Ready() const override { return healthy_ && synced_ && !stopped_ && epoch_ != 0; }
+  std::string StoreWarning() const override;
   void Shutdown() override;
   const lock::Options& options() const override { return options_; }
 
@@ -99,7 +113,8 @@ class EtcdLockService final : public lock::LockService {
     uint64_t token = 0;  // create revision
     int64_t ttl_s = 0, acquired_ms = 0, expires_ms = 0;
     int64_t lease = 0, mod_revision = 0;
-    std::string raw;
+    uint64_t epoch = 0;    // token epoch it was granted under (0: before epochs)
+    bool foreign = false;  // not a grant tokenmgr wrote: blocks grants, never released by us
   };
   struct Waiter;
 
@@ -109,6 +124,14 @@ class EtcdLockService final : public lock::LockService {
   void ScheduleResync();
   void OnWatch(const nlohmann::json& result);
   void ApplyKv(const nlohmann::json& kv, bool deleted);
+  void StartWatch();
+  // Writes a new token epoch from the clock when etcd holds none (or an unusable one).
+  void CreateEpoch();
+  // lock_ = the record of lock_range_ that decides: the newest grant, else a foreign record.
+  void SetLockFromRange();
+  // Foreign data: counted while present, logged once per key and revision.
+  void NoteForeign(const std::string& key, int64_t mod_revision, const std::string& why);
+  void ForgetForeign(const std::string& key);
   void Probe();
   void SetHealthy(bool healthy, const std::string& why);
   void Pump();
@@ -124,7 +147,7 @@ class EtcdLockService final : public lock::LockService {
   // Records a grant to `w` made by a txn that applied at revision `token` (its grant key's
   // create revision) and answers `w`; undoes it (revokes `lease`) if `w` went away.
   void Granted(const std::shared_ptr<Waiter>& w, const std::string& key, const std::string& id,
-               int64_t lease, uint64_t token, bool queued);
+               int64_t lease, int64_t revision, bool queued);
   // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
   // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
   void Enqueue(std::shared_ptr<Waiter> w);
@@ -166,9 +189,10 @@ class EtcdLockService final : public lock::LockService {
   void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
   void Revoke(int64_t lease);
   Status BusyError(const std::string& prefix, const std::optional<Record>& lock) const;
-  std::optional<Record> ParseRecord(const nlohmann::json& kv) const;
+  // Never fails: a value that is not a grant is a foreign record (logged once).
+  Record ParseRecord(const EtcdKv& kv);
   std::string LockValue(const std::string& id, const std::string& holder, lock::Seconds ttl,
-                        int64_t acquired_ms) const;
+                        int64_t acquired_ms, uint64_t epoch) const;
   Status NotHeld(const std::string& id) const;
   // False once this object is gone. Callbacks still run after Shutdown(), so that every `done`
   // runs exactly once; nothing new is started then.
@@ -182,10 +206,19 @@ class EtcdLockService final : public lock::LockService {
   std::string lock_key_;        // <prefix>lock: the old layout's lock key; start of the lock range
   std::string grants_prefix_;   // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
   std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
-  std::string waiters_begin_;   // <prefix>waiters/\0: the waiter keys' range, fence excluded
+  std::string waiters_begin_;   // <prefix>waiters/\x02: the waiter keys' range, fences excluded
+
+  std::string epoch_key_;      // <prefix>epoch: the token epoch (decimal microseconds)
+  std::string upgrade_fence_;  // <prefix>waiters/\x01epoch: older replicas see a waiter forever
 
   // Mirror of etcd, fed by Resync() and the watch.
   std::optional<Record> lock_;
+  std::map<std::string, Record> lock_range_;    // every key in the lock range, foreign ones too
+  uint64_t epoch_ = 0;                          // 0: none usable yet (not Ready)
+  std::string epoch_raw_;                       // its value as stored (grant txns compare it)
+  int64_t epoch_mod_ = 0;                       // the epoch key's mod revision (0: absent)
+  std::map<std::string, std::string> foreign_;  // key -> why, present now
+  std::set<std::pair<std::string, int64_t>> foreign_logged_;  // (key, mod revision) logged
   // (create revision, key); one txn may create several keys of one replica (same revision).
   std::set<std::pair<int64_t, std::string>> waiters_;
   uint64_t last_token_ = 0;

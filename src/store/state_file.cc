@@ -112,12 +112,15 @@ uint32_t SlotCrc(std::string_view prefix, std::string_view json) {
   return crc.checksum();
 }
 
-enum class SlotResult { kValid, kTorn, kHostile };
+enum class SlotResult { kValid, kUnwritten, kTorn, kHostile };
 
-// A torn slot (crash mid-write, or never written) is expected and skipped; a slot whose CRC
-// matches but whose state is invalid is not something tokenmgr writes: DATA_LOSS.
+// A slot never written (newline padding) is skipped silently; a torn slot (crash mid-write) is
+// skipped with the reason in `why`; a slot whose CRC matches but whose state is invalid is not
+// something tokenmgr writes: DATA_LOSS.
 SlotResult DecodeSlot(std::string_view slot, uint64_t& seq, lock::LockState& out,
                       std::string& why) {
+  if (slot.find_first_not_of('\n') == std::string_view::npos) return SlotResult::kUnwritten;
+  why = "torn (bad header or checksum)";
   if (slot.size() < kHeaderBytes || slot.substr(0, kSlotMagic.size()) != kSlotMagic) {
     return SlotResult::kTorn;
   }
@@ -186,7 +189,10 @@ StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content) {
     lock::LockState st;
     std::string why;
     switch (DecodeSlot(content.substr(i * kStateSlotBytes, kStateSlotBytes), seq, st, why)) {
+      case SlotResult::kUnwritten:
+        break;
       case SlotResult::kTorn:
+        out.problems.push_back("slot " + std::to_string(i) + " " + why);
         break;
       case SlotResult::kHostile:
         return DataLoss("state file: slot " + std::to_string(i) + ": " + why);
@@ -194,6 +200,7 @@ StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content) {
         if (found && seq == out.seq) return DataLoss("state file: two slots share a sequence");
         if (!found || seq > out.seq) {
           out.seq = seq;
+          out.slot = static_cast<int>(i);
           out.state = std::move(st);
         }
         found = true;
@@ -201,6 +208,10 @@ StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content) {
     }
   }
   if (!found) return DataLoss("state file: no intact slot (truncated or corrupt)");
+  if (!out.problems.empty()) {
+    out.problems.back() += "; used slot " + std::to_string(out.slot) + " (sequence " +
+                           std::to_string(out.seq) + "), which may be one change older";
+  }
   return out;
 }
 
@@ -216,17 +227,22 @@ StatusOr<lock::LockState> StateFile::Load() {
   if (!text.ok()) {
     if (text.status().code() == StatusCode::kNotFound) return lock::LockState{};
     if (text.status().code() == StatusCode::kResourceExhausted) {
-      return DataLoss("state file " + path_ + ": " + text.status().message());
+      return DataLoss("state file " + path_ + ": " + text.status().message() + ". " +
+                      std::string(kStateRecoveryHint));
     }
     return text.status();
   }
   StatusOr<DecodedStateFile> d = DecodeStateFile(*text);
-  if (!d.ok()) return DataLoss(path_ + ": " + d.status().message());
+  if (!d.ok()) {
+    return DataLoss(path_ + ": " + d.status().message() + ". " + std::string(kStateRecoveryHint));
+  }
   seq_ = d->seq;
   // The first Save re-creates the file this process then updates in place (and converts
   // format 1).
   CloseFd();
-  return std::move(d->state);
+  lock::LockState state = d->state;
+  last_load_ = std::move(*d);
+  return state;
 }
 
 Status StateFile::Recreate(const lock::LockState& state) {

@@ -1,7 +1,7 @@
 // StateFile: the embedded store's durable half: the last fencing token and the current lease.
 // Thread-compatible; one StateFile per path.
 //
-//   StateFile f("/var/lib/tokenmgr/state.json");
+//   StateFile f("/var/lib/tokenmgr/tokenmgr.state");
 //   StatusOr<lock::LockState> s = f.Load();   // empty state if the file does not exist yet
 //   LM_RETURN_IF_ERROR(f.Save(state));
 //
@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "lock/lock_state.h"
@@ -33,6 +34,10 @@ namespace lm::store {
 
 inline constexpr size_t kMaxStateFileBytes = 64 * 1024;
 inline constexpr size_t kStateSlotBytes = 4096;
+// Appended to every DATA_LOSS from Load(): what an operator does about it.
+inline constexpr std::string_view kStateRecoveryHint =
+    "Inspect it with `tokenmgr state show FILE`; to recover, move the file aside and restart "
+    "(tokens then start from the clock, above every earlier token; see docs/operations.md)";
 
 // The state as one JSON object (format 1's whole file; format 2's slot payload).
 std::string SerializeState(const lock::LockState& state);
@@ -44,7 +49,10 @@ StatusOr<std::string> EncodeStateSlot(uint64_t seq, const lock::LockState& state
 struct DecodedStateFile {
   lock::LockState state;
   uint64_t seq = 0;     // sequence of the slot used; 0 for format 1
+  int slot = -1;        // index of the slot used (0 or 1); -1 for format 1
   bool legacy = false;  // format 1
+  // Torn slots that were skipped, each with the reason (never-written slots are not listed).
+  std::vector<std::string> problems;
 };
 // Decodes a whole file's content, either format.
 StatusOr<DecodedStateFile> DecodeStateFile(std::string_view content);
@@ -57,6 +65,8 @@ class StateFile {
   StateFile& operator=(const StateFile&) = delete;
 
   StatusOr<lock::LockState> Load();
+  // What the last successful Load() decoded (slot used, torn slots skipped); empty before.
+  const DecodedStateFile& last_load() const { return last_load_; }
   Status Save(const lock::LockState& state);
   const std::string& path() const { return path_; }
 
@@ -67,6 +77,7 @@ class StateFile {
   std::string path_;
   int fd_ = -1;       // open on a format-2 file this process wrote or verified
   uint64_t seq_ = 0;  // sequence of the newest slot on disk
+  DecodedStateFile last_load_;
 };
 
 }  // namespace lm::store

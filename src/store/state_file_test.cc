@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "store/state_show.h"
 
 namespace lm::store {
 namespace {
@@ -163,6 +166,71 @@ TEST_F(StateFileTest, TornNewestSlotFallsBackToThePreviousState) {
     WriteRaw(raw.substr(0, cut));
     EXPECT_EQ(StateFile(path_).Load().status().code(), StatusCode::kDataLoss) << cut;
   }
+}
+
+TEST_F(StateFileTest, FallingBackToTheOlderSlotIsReportedWithTheReason) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(7)).ok());
+  ASSERT_TRUE(f.Save(Sample()).ok());  // seq 2: slot 0
+  std::string raw = ReadRaw();
+  raw[70] ^= 0x20;
+  WriteRaw(raw);
+  StatusOr<DecodedStateFile> d = DecodeStateFile(raw);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->slot, 1);
+  ASSERT_EQ(d->problems.size(), 1u);
+  EXPECT_NE(d->problems[0].find("slot 0 torn"), std::string::npos) << d->problems[0];
+  EXPECT_NE(d->problems[0].find("used slot 1 (sequence 1)"), std::string::npos);
+  StateFile g(path_);
+  ASSERT_TRUE(g.Load().ok());
+  EXPECT_EQ(g.last_load().problems, d->problems);
+}
+
+TEST_F(StateFileTest, ASlotNeverWrittenIsNotAProblem) {
+  ASSERT_TRUE(StateFile(path_).Save(Free(3)).ok());  // one slot written, the other padding
+  StatusOr<DecodedStateFile> d = DecodeStateFile(ReadRaw());
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->problems.empty());
+  EXPECT_EQ(d->slot, 1);
+  EXPECT_EQ(d->seq, 1u);
+}
+
+TEST_F(StateFileTest, DataLossSaysHowToRecover) {
+  WriteRaw("{\"version\": 1, \"last_tok");
+  Status s = StateFile(path_).Load().status();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("move the file aside and restart"), std::string::npos) << s.message();
+}
+
+TEST_F(StateFileTest, DescribeShowsTheSlotTheLeaseAndTheTornSlot) {
+  StateFile f(path_);
+  ASSERT_TRUE(f.Save(Free(7)).ok());
+  ASSERT_TRUE(f.Save(Sample()).ok());  // seq 2, slot 0: lease of node-1, token 42
+  std::string raw = ReadRaw();
+  const WallTime now{std::chrono::milliseconds(1700000005000)};
+  StatusOr<std::string> shown = DescribeStateFile(raw, "/x/tokenmgr.state", now);
+  ASSERT_TRUE(shown.ok()) << shown.status().ToString();
+  nlohmann::json j = nlohmann::json::parse(*shown);
+  EXPECT_EQ(j["format"], 2);
+  EXPECT_EQ(j["slot_used"], 0);
+  EXPECT_EQ(j["sequence"], 2);
+  EXPECT_EQ(j["last_token"], 42);
+  EXPECT_EQ(j["next_token_if_started_now"], lock::ClockTokenFloor(now));
+  EXPECT_EQ(j["lease"]["holder"], "node-1");
+  EXPECT_EQ(j["lease"]["expires_in_ms"], 5000);
+  EXPECT_EQ(j["lease"]["expired"], false);
+  EXPECT_EQ(j["lease"]["id"].get<std::string>().find("1b4e28ba-2fa1-4d2e-883f-0016d3cca427"),
+            std::string::npos);  // the capability to release is not printed
+  EXPECT_TRUE(j["problems"].empty());
+  raw[70] ^= 0x20;
+  j = nlohmann::json::parse(*DescribeStateFile(raw, "/x/tokenmgr.state", now));
+  EXPECT_EQ(j["slot_used"], 1);
+  EXPECT_EQ(j["lease"], nullptr);
+  ASSERT_EQ(j["problems"].size(), 1u);
+  raw[kStateSlotBytes + 70] ^= 0x20;
+  StatusOr<std::string> corrupt = DescribeStateFile(raw, "/x/tokenmgr.state", now);
+  EXPECT_EQ(corrupt.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(corrupt.status().message().find("/x/tokenmgr.state"), std::string::npos);
 }
 
 TEST_F(StateFileTest, SlotWithMatchingCrcButBadStateIsDataLoss) {

@@ -272,3 +272,24 @@ def eventually_status(port, pred, what, timeout=5):
 
 def wait_waiters(port, n):
     procs.wait_for(lambda: status(port)["waiters"] == n, timeout=10, what=f"{n} waiters")
+
+
+def _b64(data):
+    import base64
+    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+def put_raw(cluster, key, value):
+    """Writes `value` (bytes or str, any content) at `key` through the gateway, no lease, as an
+    operator's `etcdctl put` would. Returns the revision it was written at."""
+    r = cluster.members[0].call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)}, timeout=10)
+    assert r is not None, f"etcd put {key!r} failed"
+    return int(r["header"]["revision"])
+
+
+def delete_prefix(cluster, prefix):
+    """Deletes every key under `prefix` (bytes or str), as `etcdctl del --prefix` would."""
+    p = prefix if isinstance(prefix, bytes) else prefix.encode()
+    end = p[:-1] + bytes([p[-1] + 1])
+    r = cluster.members[0].call("/v3/kv/deleterange", {"key": _b64(p), "range_end": _b64(end)})
+    assert r is not None, f"etcd delete {prefix!r} failed"

@@ -37,6 +37,11 @@ def keys(cluster, prefix):
     return {base64.b64decode(kv["key"]).decode(): kv for kv in r.get("kvs", [])}
 
 
+def epoch(cluster, p):
+    """The token epoch under prefix `p`: a token is epoch + the grant key's create revision."""
+    return int(base64.b64decode(keys(cluster, p + "epoch")[p + "epoch"]["value"]))
+
+
 def lock_in_thread(port, timeout, **query):
     """Starts lock(port, timeout, ...) in a thread; returns (thread, result dict)."""
     out = {}
@@ -86,12 +91,14 @@ def test_a_handoff_to_a_waiter_on_the_releasing_replica_is_one_etcd_revision(etc
     s, g2 = out["r"]
     assert s == 200
     # One write: old grant deleted, new grant created, waiter key deleted, all at `before + 1`.
-    assert g2["token"] == before + 1 and revision(etcd) == before + 1
+    e = epoch(etcd, p)
+    assert g2["token"] == e + before + 1 and revision(etcd) == before + 1
     ks = keys(etcd, p)
     grants = [k for k in ks if k.startswith(p + "lock/")]
-    assert len(grants) == 1 and int(ks[grants[0]]["create_revision"]) == g2["token"]
+    assert len(grants) == 1 and e + int(ks[grants[0]]["create_revision"]) == g2["token"]
     assert json.loads(base64.b64decode(ks[grants[0]]["value"]))["holder"] == "second"
-    assert set(ks) == {grants[0], p + "waiters/"}  # no waiter key left; the fence
+    # No waiter key left; the fences and the token epoch.
+    assert set(ks) == {grants[0], p + "waiters/", p + "waiters/\x01epoch", p + "epoch"}
     eventually_status(b.port, lambda st: st["token"] == g2["token"], "handoff visible on b")
     assert release(b.port, g2["id"])[0] == 200
 
@@ -143,7 +150,7 @@ def test_release_racing_the_lease_expiry_never_grants_twice(etcd, replicas):
         s, g2 = out["r"]
         assert s == 200 and g2["token"] > g["token"]
         grants = [kv for k, kv in keys(etcd, p).items() if k.startswith(p + "lock/")]
-        assert [int(kv["create_revision"]) for kv in grants] == [g2["token"]]
+        assert [epoch(etcd, p) + int(kv["create_revision"]) for kv in grants] == [g2["token"]]
         assert release(a.port, g2["id"])[0] == 200
 
 
@@ -240,7 +247,7 @@ def test_waiters_queued_together_are_served_one_at_a_time_in_queue_order(etcd, r
     start(a.port, ["a5", "a6"], b.port)
     wait_waiters(b.port, 7)
     revs = sorted(int(kv["create_revision"]) for k, kv in keys(etcd, p + "waiters/").items()
-                  if k != p + "waiters/")
+                  if k not in (p + "waiters/", p + "waiters/\x01epoch"))  # the fences
     assert len(revs) == 7
     assert release(a.port, g["id"])[0] == 200
     for th in waiting:

@@ -95,7 +95,7 @@ def test_lease_that_ran_out_while_down_is_not_restored(start_tm, tmp_path):
     st = status(t.port)
     assert st["held"] is False and st["last_token"] == 41
     s, g = Client(t.port).lock(0)
-    assert s == 200 and g["token"] == 42
+    assert s == 200 and g["token"] > 41  # at least the clock floor (docs/architecture.md)
 
 
 def test_restored_lease_is_never_longer_than_its_ttl(start_tm, tmp_path):
