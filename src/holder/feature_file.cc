@@ -5,8 +5,8 @@
 namespace lm::holder {
 
 std::string FormatRfc3339(WallTime t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(
-      std::chrono::floor<std::chrono::seconds>(t));
+  std::time_t secs =
+      std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[32];
@@ -21,8 +21,7 @@ std::string RenderFeatureFile(WallTime expiry) {
          FormatRfc3339(expiry) + "\n" + std::string(kLicenseFeature) + "=true\n";
 }
 
-FeatureFile::FeatureFile(license::Filesystem& fs, std::string path,
-                         std::chrono::nanoseconds slack)
+FeatureFile::FeatureFile(license::Filesystem& fs, std::string path, std::chrono::nanoseconds slack)
     : fs_(fs), path_(std::move(path)), slack_(slack) {
   size_t slash = path_.rfind('/');
   if (enabled()) temp_ = path_.substr(0, slash + 1) + "." + path_.substr(slash + 1);
