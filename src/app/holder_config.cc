@@ -1,12 +1,44 @@
 #include "app/holder_config.h"
 
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <iostream>
 
 #include "common/strings.h"
 #include "license/servers_conf.h"
 
 namespace lm::app {
+
+namespace {
+
+// NFD_FEATURE_FILE: a file (or not yet one) in an existing directory, named as NFD reads it.
+Status ValidateFeatureFile(const std::string& path, const std::string& source) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument(source + " (" + path + ") " + why +
+                           "; expected e.g. /etc/kubernetes/node-feature-discovery/features.d/"
+                           "bitfusion-license");
+  };
+  if (path[0] != '/' || path.find("/../") != std::string::npos || path.size() > 4096) {
+    return bad("must be an absolute path without '..'");
+  }
+  std::string name = path.substr(path.rfind('/') + 1);
+  if (name.empty() || name == "..") return bad("must name a file, not a directory");
+  if (name[0] == '.') return bad("names a dot file, which NFD ignores");
+  std::string parent = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+  struct stat st;
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return bad("is in " + parent +
+               ", which is not an existing directory (mount NFD's features.d there)");
+  }
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+    return bad("exists and is not a regular file");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, const EnvMap& env) {
   CLI::App app{"license-holder: claims, installs, keeps and gives back one license per node"};
@@ -19,7 +51,7 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
   (void)run;
   (void)daemonset;
   std::optional<std::string> url, node, pod, pool, host, heartbeat, ttl, health_port, health_bind,
-      log_format, auth_file, settle_ms, lock_ttl;
+      log_format, auth_file, settle_ms, lock_ttl, nfd_file;
   std::string port_file;
   bool release_on_exit = false;
   app.add_option("--tokenmgr-url", url, "tokenmgr API base (env TOKENMGR_URL)");
@@ -36,6 +68,9 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
   app.add_option("--settle-ms", settle_ms, "wait after claiming before trusting it (env SETTLE_MS)");
   app.add_option("--lock-ttl-seconds", lock_ttl, "mutex lease to ask for (env LOCK_TTL_SECONDS, 10)");
   app.add_flag("--release-on-exit", release_on_exit, "give the license back on SIGTERM (env RELEASE_ON_EXIT=true)");
+  app.add_option("--nfd-feature-file", nfd_file,
+                 "NFD feature file labelling the node while it holds a license (env "
+                 "NFD_FEATURE_FILE; off when unset)");
   app.add_option("--port-file", port_file, "write the bound health port to this file");
 
   HolderConfig c;
@@ -111,6 +146,11 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
     }
   }
   a.release_on_exit = release_on_exit;
+  ConfigValue nfd = Pick(nfd_file, env, "NFD_FEATURE_FILE", "--nfd-feature-file");
+  if (nfd.text && !nfd.text->empty()) {
+    LM_RETURN_IF_ERROR(ValidateFeatureFile(*nfd.text, nfd.source));
+    a.nfd_feature_file = *nfd.text;
+  }
   auto groups = license::ParseServerGroups(env);
   if (!groups.ok()) return groups.status();
   a.servers_conf = license::RenderServersConf(*groups);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <vector>
 
 namespace lm::app {
@@ -95,6 +98,29 @@ TEST(HolderConfig, ReleaseOnExitFromFlagOrEnv) {
   EXPECT_TRUE(ParseHolder({"--release-on-exit"}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
   EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"RELEASE_ON_EXIT", "true"}})->agent.release_on_exit);
   EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+}
+
+TEST(HolderConfig, NfdFeatureFileIsOffUnlessSetAndBadValuesNameTheVariable) {
+  EXPECT_EQ(ParseHolder({}, {{"NODE_NAME", "n"}})->agent.nfd_feature_file, "");
+  std::string dir = ::testing::TempDir() + "nfd-features-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir + "/a-directory");
+  std::string good = dir + "/bitfusion-license";
+  auto c = ParseHolder({}, {{"NODE_NAME", "n"}, {"NFD_FEATURE_FILE", good}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->agent.nfd_feature_file, good);
+  auto flag = ParseHolder({"--nfd-feature-file", good.c_str()}, {{"NODE_NAME", "n"}});
+  ASSERT_TRUE(flag.ok()) << flag.status().ToString();
+  EXPECT_EQ(flag->agent.nfd_feature_file, good);
+  for (const std::string& bad :
+       {std::string("features.d/bitfusion-license"), dir + "/missing/bitfusion-license",
+        dir + "/a-directory", dir + "/", dir + "/.bitfusion-license", dir + "/x/../y"}) {
+    auto r = ParseHolder({}, {{"NODE_NAME", "n"}, {"NFD_FEATURE_FILE", bad}});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("NFD_FEATURE_FILE"), std::string::npos)
+        << r.status().message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

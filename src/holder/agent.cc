@@ -40,7 +40,8 @@ Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient
       clock_(clock),
       sleeper_(sleeper),
       pool_(fs, config_.pool_dir),
-      installer_(fs, config_.host_dir) {
+      installer_(fs, config_.host_dir),
+      label_(fs, config_.nfd_feature_file, config_.heartbeat) {
   started_unix_ms_ = UnixMillis(clock_.WallNow());
   last_step_done_ = clock_.Now();
 }
@@ -133,6 +134,7 @@ std::chrono::nanoseconds Agent::Step() {
     last_step_done_ = clock_.Now();
   }
   Publish();
+  SyncLabel();
   return next;
 }
 
@@ -578,6 +580,7 @@ void Agent::Withdraw(const std::string& why) {
     std::lock_guard<std::mutex> l(mu_);
     snap_.ready = false;  // stop advertising the license before its files go, not after
   }
+  Unlabel();  // the node label goes in the same step, before the files
   RemoveInstalled();
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -590,6 +593,30 @@ void Agent::Withdraw(const std::string& why) {
   installed_ = false;
   installed_hash_.clear();
   last_confirmed_.reset();
+}
+
+void Agent::SyncLabel() {
+  if (!label_.enabled()) return;
+  SteadyTime now = clock_.Now();
+  if (phase_ != Phase::kHolding || !installed_ || !last_confirmed_ ||
+      now - *last_confirmed_ >= config_.claim_ttl) {
+    Unlabel();
+    return;
+  }
+  // Past the claim TTL after the last confirmation another node may hold the license: a holder
+  // that stops (killed, paused) stops labelling its node by then even without removing the file.
+  WallTime expiry = clock_.WallNow() +
+                    duration_cast<WallTime::duration>(config_.claim_ttl - (now - *last_confirmed_));
+  if (Status s = label_.Label(expiry); !s.ok()) {
+    SetError("NFD_FEATURE_FILE " + label_.path() + ": cannot label the node: " + s.message());
+  }
+}
+
+void Agent::Unlabel() {
+  if (Status s = label_.Unlabel(); !s.ok()) {
+    SetError("NFD_FEATURE_FILE " + label_.path() +
+             ": cannot remove the node label (retrying every heartbeat): " + s.message());
+  }
 }
 
 bool Agent::FenceIfUnconfirmed() {

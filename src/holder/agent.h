@@ -23,6 +23,7 @@
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "common/histogram.h"
+#include "holder/feature_file.h"
 #include "holder/sleeper.h"
 #include "license/fs.h"
 #include "license/installer.h"
@@ -44,6 +45,9 @@ struct AgentConfig {
   milliseconds settle{2000};     // wait between writing a claim and trusting it
   std::string servers_conf;      // rendered; written after every install
   bool release_on_exit = false;
+  // Node Feature Discovery feature file labelling this node while it holds a confirmed license
+  // (see holder/feature_file.h); empty: no label.
+  std::string nfd_feature_file;
   // An unconfirmed claim is withdrawn after this long: claim_ttl - 2 * heartbeat.
   std::chrono::nanoseconds FenceAfter() const { return claim_ttl - 2 * heartbeat; }
   // This node's claim written by another pod is taken over only after it stayed unchanged this
@@ -133,6 +137,10 @@ class Agent {
                        int64_t claimed_at_ms, bool exiting = false);
   bool Confirmed(const std::string& name, uint64_t token);
   void Withdraw(const std::string& why);
+  // The NFD label follows the license: present (expiring a claim TTL after the last
+  // confirmation) while the license is installed and confirmed, removed otherwise. Every step.
+  void SyncLabel();
+  void Unlabel();
   // Removes the installed files; on failure they are removed again at every step until done.
   bool RemoveInstalled();
   bool InstallHeld(const license::LicenseFiles& files);
@@ -152,6 +160,7 @@ class Agent {
   license::Pool pool_;
   license::Installer installer_;
   license::StalenessObserver observer_;
+  FeatureFile label_;
   int64_t started_unix_ms_ = 0;
 
   // Loop state (loop thread only).

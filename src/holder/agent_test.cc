@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 
 #include "holder/release.h"
@@ -674,6 +675,183 @@ TEST_F(AgentTest, TokenmgrRefusingCredentialsSaysHttp401AndAuthTokenFile) {
   std::string err = a->Snapshot().last_error;
   EXPECT_NE(err.find("401"), std::string::npos) << "[" << err << "]";
   EXPECT_NE(err.find("AUTH_TOKEN_FILE"), std::string::npos) << err;
+}
+
+// The NFD node label follows the license: it is there exactly while the license is installed
+// and confirmed, and goes in the same step as the license.
+class LabelTest : public AgentTest {
+ protected:
+  AgentConfig Labelled(const std::string& node) {
+    AgentConfig c = Config(node);
+    fs_.AddDir("/nfd/" + node);
+    c.nfd_feature_file = "/nfd/" + node + "/bitfusion-license";
+    return c;
+  }
+  std::unique_ptr<Agent> MakeLabelled(const std::string& node) {
+    auto a = std::make_unique<Agent>(Labelled(node), fs_, client_, clock_, sleeper_);
+    a->Start();
+    return a;
+  }
+  bool HasLabel(const std::string& node) { return fs_.Exists("/nfd/" + node + "/bitfusion-license"); }
+  // Steps `a` until `done` or 30 heartbeats; after every step the label must say what the
+  // snapshot says, and no license files may remain without it... nor it without them.
+  int StepChecking(Agent& a, const std::string& node, const std::function<bool()>& done) {
+    int beats = 0;
+    while (!done() && beats < 30) {
+      a.Step();
+      EXPECT_EQ(HasLabel(node), a.Snapshot().ready) << "beat " << beats;
+      EXPECT_EQ(HasLabel(node), !Installed(node).empty()) << "beat " << beats;
+      clock_.Advance(seconds(1));
+      ++beats;
+    }
+    return beats;
+  }
+  // The wall time the label expires at.
+  std::optional<WallTime> LabelExpiry(const std::string& node) {
+    auto text = fs_.Content("/nfd/" + node + "/bitfusion-license");
+    if (!text) return std::nullopt;
+    size_t at = text->find("+expiry-time=");
+    if (at == std::string::npos) return std::nullopt;
+    std::string stamp = text->substr(at + 13, 20);
+    for (int s = -120; s <= 120; ++s) {
+      WallTime t = std::chrono::floor<seconds>(clock_.WallNow()) + seconds(s);
+      if (FormatRfc3339(t) == stamp) return t;
+    }
+    return std::nullopt;
+  }
+};
+
+TEST_F(LabelTest, AppearsWithTheConfirmedLicenseAndNeverClaimsMoreThanAClaimTtl) {
+  auto a = MakeLabelled("a");
+  EXPECT_FALSE(HasLabel("a"));
+  int writes = fs_.unsynced_writes();
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  ASSERT_TRUE(HasLabel("a"));
+  for (int i = 0; i < 12; ++i) {
+    a->Step();
+    auto expiry = LabelExpiry("a");
+    ASSERT_TRUE(expiry) << i;
+    EXPECT_LE(*expiry, clock_.WallNow() + seconds(6)) << i;  // claim_ttl
+    EXPECT_GT(*expiry, clock_.WallNow() + seconds(2)) << i;  // refreshed with the renewals
+    clock_.Advance(seconds(1));
+  }
+  // Rewritten when the expiry moved by more than a heartbeat: every other renewal, not each.
+  int label_writes = fs_.unsynced_writes() - writes - 2;  // hint and host-dir probe
+  EXPECT_GE(label_writes, 5);
+  EXPECT_LE(label_writes, 8);
+}
+
+TEST_F(LabelTest, GoesInTheStepAHigherTokenTakesTheLicenseOver) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  std::string lic = a->Snapshot().license;
+  license::ClaimRecord other{"z", "pod-z", a->Snapshot().token + 5, 0, 0, 0, false};
+  ASSERT_TRUE(fs_.WriteAtomic("/pool/" + lic + "/lockedby", license::SerializeClaim(other), 0644).ok());
+  a->Step();
+  EXPECT_EQ(a->Snapshot().withdrawals, 1u);
+  EXPECT_FALSE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, GoesInTheStepTheHolderSelfFences) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  fs_.FailReads("/pool", Unavailable("Input/output error"));
+  fs_.FailWrites("/pool", Unavailable("Input/output error"));
+  int beats = StepChecking(*a, "a", [&] { return a->Snapshot().withdrawals > 0; });
+  EXPECT_LT(beats, 6);
+  EXPECT_FALSE(HasLabel("a"));
+  fs_.ClearFaults();
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  EXPECT_TRUE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, GoesWhenInstallsFailAndTheLicenseIsGivenBack) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  fs_.FailWrites("/host/a", {StatusCode::kPermissionDenied, "Read-only file system"});
+  fs_.AddFile("/pool/" + a->Snapshot().license + "/lic/host_id", "NEW");
+  a->Step();  // the reinstall fails: the license is not usable here any more
+  EXPECT_FALSE(HasLabel("a"));
+  Run({a.get()}, 4);
+  EXPECT_EQ(a->Snapshot().install_giveups, 1u);
+  EXPECT_FALSE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, GoesWhenTheLicenseLeavesThePool) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  ASSERT_TRUE(fs_.RemoveAll("/pool/" + a->Snapshot().license).ok());
+  a->Step();
+  EXPECT_EQ(a->Snapshot().withdrawals, 1u);
+  EXPECT_FALSE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, GoesWithLicenseHolderReleaseWhetherOrNotTheAgentRuns) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  ASSERT_TRUE(ReleaseNode(Labelled("a"), fs_, client_, clock_).ok());
+  EXPECT_FALSE(HasLabel("a"));  // removed by the release command itself
+  a->Step();
+  EXPECT_EQ(a->Snapshot().phase, Phase::kReleased);
+  EXPECT_FALSE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, AgentSeeingTheReleaseMarkerRemovesTheLabel) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  fs_.AddFile("/host/a/.release-requested", "1\n");
+  a->Step();
+  EXPECT_EQ(a->Snapshot().phase, Phase::kReleased);
+  EXPECT_FALSE(HasLabel("a"));
+}
+
+TEST_F(LabelTest, ReleaseOnExitRemovesItDefaultExitLeavesItToExpire) {
+  AgentConfig c = Labelled("a");
+  c.release_on_exit = true;
+  Agent leaving(c, fs_, client_, clock_, sleeper_);
+  leaving.Start();
+  StepChecking(leaving, "a", [&] { return leaving.Snapshot().ready; });
+  leaving.OnExit();
+  EXPECT_FALSE(HasLabel("a"));
+
+  auto b = MakeLabelled("b");
+  StepChecking(*b, "b", [&] { return b->Snapshot().ready; });
+  b->OnExit();  // claim and files stay for this node's next pod, and so does the label...
+  ASSERT_TRUE(HasLabel("b"));
+  auto expiry = LabelExpiry("b");  // ...until a claim TTL at most, if no pod renews it
+  ASSERT_TRUE(expiry);
+  EXPECT_LE(*expiry, clock_.WallNow() + seconds(6));
+}
+
+TEST_F(LabelTest, DuplicatePodWithTheSameNodeNameDoesNotLabelItsHost) {
+  auto first = MakeLabelled("a");
+  StepChecking(*first, "a", [&] { return first->Snapshot().ready; });
+  AgentConfig c = Labelled("a2");
+  c.node = "a";
+  c.pod = "pod-a-duplicate";
+  fs_.AddDir(c.host_dir);
+  fs_.AddFile(c.nfd_feature_file, "feature.node.kubernetes.io/bitfusion-license=true\n");  // stale
+  Agent second(c, fs_, client_, clock_, sleeper_);
+  second.Start();
+  Run({first.get(), &second}, 5);
+  EXPECT_TRUE(first->Snapshot().ready);
+  EXPECT_TRUE(HasLabel("a"));
+  EXPECT_FALSE(HasLabel("a2"));
+}
+
+TEST_F(LabelTest, LabelThatCannotBeRemovedIsReportedAndRetried) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  fs_.FailWrites("/nfd/a", {StatusCode::kPermissionDenied, "Read-only file system"});
+  fs_.AddFile("/host/a/.release-requested", "1\n");
+  a->Step();
+  EXPECT_TRUE(HasLabel("a"));
+  EXPECT_NE(a->Snapshot().last_error.find("NFD_FEATURE_FILE /nfd/a/bitfusion-license"),
+            std::string::npos)
+      << a->Snapshot().last_error;
+  fs_.ClearFaults();
+  a->Step();
+  EXPECT_FALSE(HasLabel("a"));
 }
 
 }  // namespace

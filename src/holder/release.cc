@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/strings.h"
+#include "holder/feature_file.h"
 #include "license/installer.h"
 #include "license/pool.h"
 
@@ -19,6 +20,13 @@ StatusOr<ReleaseReport> ReleaseNode(const AgentConfig& config, license::Filesyst
                                    std::to_string(UnixMillis(clock.WallNow())) + "\n", 0600);
     if (!marker.ok()) spdlog::warn("cannot write release marker: {}", marker.message());
   }
+  // The node label (NFD feature file) goes before the claims do, as when the agent withdraws.
+  Status unlabel = FeatureFile(fs, config.nfd_feature_file, {}).Unlabel();
+  if (!unlabel.ok()) {
+    unlabel = Status(unlabel.code(), "NFD_FEATURE_FILE " + config.nfd_feature_file + ": " +
+                                         unlabel.message());
+    spdlog::error("{}", unlabel.message());
+  }
 
   // 2. Under the mutex (if tokenmgr answers), remove every claim that names this node.
   auto grant = client.Lock(std::chrono::seconds(10), std::chrono::seconds(30), config.node);
@@ -28,7 +36,7 @@ StatusOr<ReleaseReport> ReleaseNode(const AgentConfig& config, license::Filesyst
   }
   license::Pool pool(fs, config.pool_dir);
   ReleaseReport report;
-  Status result = Status::Ok();
+  Status result = unlabel;
   auto names = pool.Entries();
   if (!names.ok()) {
     result = Status(names.status().code(),

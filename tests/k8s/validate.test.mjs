@@ -329,3 +329,27 @@ test("a misspelt field in a monitoring object is an error", async () => {
   const { errors } = await validateYaml(text);
   assert.ok(errors.some((e) => e.includes("PodMonitor/flexdirect")), errors.join("\n"));
 });
+
+// --- components/nfd: the holders write NFD's local-source feature file on the node.
+test("the nfd component mounts NFD's features.d and names the file in NFD_FEATURE_FILE", async () => {
+  const objects = await validRendered(renderWithComponents(["components/nfd"]));
+  const pod = byKind(objects, "DaemonSet", "flexdirect").spec.template.spec;
+  const dir = "/etc/kubernetes/node-feature-discovery/features.d";
+  const vol = pod.volumes.find((v) => v.name === "nfd-features");
+  assert.deepEqual(vol.hostPath, { path: dir, type: "DirectoryOrCreate" });
+  const c = pod.containers[0];
+  const mount = c.volumeMounts.find((m) => m.name === "nfd-features");
+  assert.equal(mount.mountPath, dir);
+  assert.notEqual(mount.readOnly, true, "the holder writes and removes the file");
+  const file = c.env.find((e) => e.name === "NFD_FEATURE_FILE").value;
+  assert.equal(dirname(file), mount.mountPath, "the file lies on the mount");
+  assert.ok(!file.split("/").pop().startsWith("."), "NFD ignores dot files");
+  // The rest of the DaemonSet is untouched: the license mounts and env are still there.
+  for (const name of ["licenses", "host-license"]) {
+    assert.ok(c.volumeMounts.some((m) => m.name === name), name);
+  }
+  assert.ok(c.env.some((e) => e.name === "NODE_NAME"));
+  // And it composes with the other components.
+  await validRendered(renderWithComponents(["components/auth", "components/monitoring",
+                                            "components/nfd"]));
+});
