@@ -43,6 +43,8 @@ class LockService {
   virtual Counters CountersSnapshot() const = 0;
   // For /readyz: state loaded and the store reachable.
   virtual bool Ready() const = 0;
+  // For /readyz's 503 body when Ready() is false.
+  virtual std::string NotReadyReason() const { return "lock store unavailable"; }
   // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
   virtual void Shutdown() = 0;
   virtual const Options& options() const = 0;
