@@ -146,7 +146,7 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
   }
   c.etcd_compact = cv.Text("auto") == "auto";
   auto ci = Pick(f.compact_interval, env, "ETCD_COMPACT_INTERVAL", "--etcd-compact-interval")
-                .Number(24 * 3600, 60);
+                .Number(24 * 3600, 10);
   if (!ci.ok()) return ci.status();
   if (*ci < 5) {
     return InvalidArgument("ETCD_COMPACT_INTERVAL/--etcd-compact-interval must be at least 5");
@@ -203,7 +203,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                  "auto: compact etcd's history; off: leave it to etcd (env ETCD_COMPACT, auto)");
   app.add_option(
       "--etcd-compact-interval", sf.compact_interval,
-      "seconds between compactions, and of history kept (env ETCD_COMPACT_INTERVAL, 60)");
+      "seconds between compactions, and of history kept (env ETCD_COMPACT_INTERVAL, 10)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");

@@ -37,7 +37,7 @@ struct TokenmgrConfig {
   int64_t etcd_timeout_ms = 2000;
   // ETCD_COMPACT=auto: compact etcd every interval to the revision of one interval ago (issue 20).
   bool etcd_compact = true;
-  int64_t etcd_compact_interval_s = 60;
+  int64_t etcd_compact_interval_s = 10;
   bool help_shown = false;  // --help or --version printed; exit 0
 };
 

@@ -271,11 +271,11 @@ TEST(TokenmgrConfig, EtcdTlsFilesOfASymlinkedSecretAreFollowed) {
   EXPECT_EQ(c->etcd_cacert, link);
 }
 
-TEST(TokenmgrConfig, EtcdCompactionIsAutoEveryMinuteByDefault) {
+TEST(TokenmgrConfig, EtcdCompactionIsAutoEveryTenSecondsByDefault) {
   auto c = Parse({}, EtcdEnv("http://e:2379"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_TRUE(c->etcd_compact);
-  EXPECT_EQ(c->etcd_compact_interval_s, 60);
+  EXPECT_EQ(c->etcd_compact_interval_s, 10);
   c = Parse({"--etcd-compact-interval", "300"},
             EtcdEnv("http://e:2379", {{"ETCD_COMPACT", "off"}, {"ETCD_COMPACT_INTERVAL", "9"}}));
   ASSERT_TRUE(c.ok()) << c.status().ToString();

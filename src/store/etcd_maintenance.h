@@ -58,7 +58,7 @@ std::set<std::string> AlarmsFromStatus(const nlohmann::json& status);
 
 struct EtcdMaintenanceOptions {
   bool compact = true;  // ETCD_COMPACT=auto; false: off (etcd's own auto-compaction, or nobody)
-  std::chrono::seconds compact_interval{60};  // also the history kept (ETCD_COMPACT_INTERVAL)
+  std::chrono::seconds compact_interval{10};  // also the history kept (ETCD_COMPACT_INTERVAL)
   std::chrono::milliseconds poll_interval{1000};
 };
 
