@@ -41,6 +41,7 @@ Status ValidateBindAddress(const ConfigValue& v) {
 
 struct StoreFlags {
   std::optional<std::string> store, endpoints, prefix, timeout, cacert, cert, key;
+  std::optional<std::string> compact, compact_interval;  // issue 20
 };
 
 // A PEM file for TLS to etcd: a readable regular file (symlinks are followed: Kubernetes mounts
@@ -139,6 +140,18 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
   if (!t.ok()) return t.status();
   if (*t < 50) return InvalidArgument("ETCD_TIMEOUT_MS/--etcd-timeout-ms must be at least 50");
   c.etcd_timeout_ms = *t;
+  ConfigValue cv = Pick(f.compact, env, "ETCD_COMPACT", "--etcd-compact");
+  if (cv.Text("auto") != "auto" && cv.Text("auto") != "off") {
+    return InvalidArgument(cv.source + " must be 'auto' or 'off'");
+  }
+  c.etcd_compact = cv.Text("auto") == "auto";
+  auto ci = Pick(f.compact_interval, env, "ETCD_COMPACT_INTERVAL", "--etcd-compact-interval")
+                .Number(24 * 3600, 10);
+  if (!ci.ok()) return ci.status();
+  if (*ci < 5) {
+    return InvalidArgument("ETCD_COMPACT_INTERVAL/--etcd-compact-interval must be at least 5");
+  }
+  c.etcd_compact_interval_s = *ci;
   return Status::Ok();
 }
 
@@ -186,6 +199,11 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                  "PEM CA for https:// etcd; unset = system CAs (env ETCD_CACERT)");
   app.add_option("--etcd-cert", sf.cert, "PEM client certificate for etcd (env ETCD_CERT)");
   app.add_option("--etcd-key", sf.key, "PEM key of --etcd-cert (env ETCD_KEY)");
+  app.add_option("--etcd-compact", sf.compact,
+                 "auto: compact etcd's history; off: leave it to etcd (env ETCD_COMPACT, auto)");
+  app.add_option(
+      "--etcd-compact-interval", sf.compact_interval,
+      "seconds between compactions, and of history kept (env ETCD_COMPACT_INTERVAL, 10)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");

@@ -35,6 +35,9 @@ struct TokenmgrConfig {
   std::string etcd_cacert, etcd_cert, etcd_key;
   std::string etcd_prefix = "/tokenmgr/";
   int64_t etcd_timeout_ms = 2000;
+  // ETCD_COMPACT=auto: compact etcd every interval to the revision of one interval ago (issue 20).
+  bool etcd_compact = true;
+  int64_t etcd_compact_interval_s = 10;
   bool help_shown = false;  // --help or --version printed; exit 0
 };
 

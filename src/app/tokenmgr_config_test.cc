@@ -271,5 +271,26 @@ TEST(TokenmgrConfig, EtcdTlsFilesOfASymlinkedSecretAreFollowed) {
   EXPECT_EQ(c->etcd_cacert, link);
 }
 
+TEST(TokenmgrConfig, EtcdCompactionIsAutoEveryTenSecondsByDefault) {
+  auto c = Parse({}, EtcdEnv("http://e:2379"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->etcd_compact);
+  EXPECT_EQ(c->etcd_compact_interval_s, 10);
+  c = Parse({"--etcd-compact-interval", "300"},
+            EtcdEnv("http://e:2379", {{"ETCD_COMPACT", "off"}, {"ETCD_COMPACT_INTERVAL", "9"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->etcd_compact);
+  EXPECT_EQ(c->etcd_compact_interval_s, 300);
+}
+
+TEST(TokenmgrConfig, EtcdCompactionSettingsAreChecked) {
+  ExpectError(Parse({}, EtcdEnv("http://e:2379", {{"ETCD_COMPACT", "yes"}})),
+              {"ETCD_COMPACT", "'auto' or 'off'"});
+  ExpectError(Parse({"--etcd-compact-interval", "1"}, EtcdEnv("http://e:2379")),
+              {"--etcd-compact-interval", "at least 5"});
+  ExpectError(Parse({}, EtcdEnv("http://e:2379", {{"ETCD_COMPACT_INTERVAL", "1m"}})),
+              {"ETCD_COMPACT_INTERVAL"});
+}
+
 }  // namespace
 }  // namespace lm::app

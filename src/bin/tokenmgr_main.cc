@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   // a closed terminal or a "reload" must not kill the process without a word.
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
+  store::EtcdLockService* etcd_store = nullptr;  // for its /metrics lines
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(
         io, RealClock::Get(), config->lock,
@@ -47,7 +48,11 @@ int main(int argc, char** argv) {
                  .cert_file = config->etcd_cert,
                  .key_file = config->etcd_key},
          .prefix = config->etcd_prefix,
-         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms)});
+         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
+         .maintenance = {
+             .compact = config->etcd_compact,
+             .compact_interval = std::chrono::seconds(config->etcd_compact_interval_s)}});
+    if (etcd.ok()) etcd_store = etcd->get();
     if (etcd.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*etcd));
     else lock = etcd.status();
   } else {
@@ -63,6 +68,7 @@ int main(int argc, char** argv) {
   http::TokenService api(**lock, {.auth_token = config->auth_token});
   http::HttpServer server(io, config->server, api);
   api.SetServerStats(&server.stats());
+  if (etcd_store) api.AddMetrics([etcd_store] { return etcd_store->StoreMetrics(); });
   auto ui = http::WebUi::Install(io, api, {.pool_dir = config->pool_dir});
   if (!ui.ok()) {
     spdlog::critical("cannot start: {}", ui.status().ToString());

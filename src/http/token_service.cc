@@ -293,12 +293,12 @@ void TokenService::Handle(const Request& req, std::shared_ptr<Responder> r) {
     case R::kHealth: return r->Send(JsonResponse(200, R"({"status": "ok"})"));
     case R::kReady:
       if (lock_.Ready()) {
-        // store: foreign data under the etcd prefix is shown, not a reason to be unready.
+        // Foreign data under the etcd prefix is shown, not a reason to be unready.
         std::string warning = lock_.StoreWarning();
         if (warning.empty()) return r->Send(JsonResponse(200, R"({"status": "ready"})"));
         return r->Send(JsonResponse(200, json{{"status", "ready"}, {"warning", warning}}.dump()));
       }
-      return r->Send(ErrorResponse(503, "not ready: lock store unavailable"));
+      return r->Send(ErrorResponse(503, "not ready: " + lock_.NotReadyReason()));
     case R::kMetrics: {
       Response resp;
       resp.content_type = "text/plain; version=0.0.4; charset=utf-8";

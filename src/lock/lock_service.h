@@ -46,6 +46,8 @@ class LockService {
   // For /readyz: non-empty when the store holds data tokenmgr cannot use (e.g. a foreign value
   // under the etcd prefix), naming one such key. Ready() may still be true.
   virtual std::string StoreWarning() const { return ""; }
+  // For /readyz's 503 body when Ready() is false.
+  virtual std::string NotReadyReason() const { return "lock store unavailable"; }
   // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
   virtual void Shutdown() = 0;
   virtual const Options& options() const = 0;

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <optional>
 
+#include "store/etcd_maintenance.h"
 #include "store/etcd_record.h"
 
 namespace lm::store {
@@ -62,6 +63,10 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
       "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;
   if (code == 3) return Internal(text);  // InvalidArgument: our request was malformed
   if (code == 5) return NotFound(text);  // e.g. a put on a lease that is gone: refused
+  if (code == 8 && message.find("space exceeded") != std::string::npos) {
+    // The quota alarm: every write is refused until an operator makes room (issue 20).
+    return Unavailable("etcd " + endpoint + ": " + EtcdMaintenance::kNoSpaceMessage);
+  }
   return Unavailable(text);
 }
 

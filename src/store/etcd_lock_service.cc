@@ -72,6 +72,17 @@ StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Open(boost::asio::io
       new EtcdLockService(io, clock, options, std::move(store), std::move(*etcd)));
   s->Resync();
   s->Probe();
+  EtcdClient* client = s->etcd_.get();
+  s->maintenance_ = std::make_unique<EtcdMaintenance>(
+      clock,
+      [client](std::string path, json body, EtcdClient::JsonDone done) {
+        client->Call(std::move(path), std::move(body), std::move(done), /*idempotent=*/true);
+      },
+      s->store_.maintenance);
+  // Waiters cannot be granted now, and a release that hands the lock to one would be refused.
+  s->maintenance_->OnNoSpace(
+      [raw = s.get()] { raw->FailAllWaiters(Unavailable(EtcdMaintenance::kNoSpaceMessage)); });
+  s->maintenance_->Start(io);
   return s;
 }
 
@@ -441,6 +452,10 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
                                                      GrantDone done) {
   if (stopped_) {
     done(Unavailable("tokenmgr is shutting down"));
+    return [] {};
+  }
+  if (maintenance_->nospace()) {  // etcd refuses every write: fail fast, say what to do
+    done(Unavailable(EtcdMaintenance::kNoSpaceMessage));
     return [] {};
   }
   if (!Ready()) {
@@ -981,6 +996,7 @@ void EtcdLockService::ReleaseCommit(Record rec, std::string id, int attempts_lef
 void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
   if (!healthy_) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  if (maintenance_->nospace()) return done(Unavailable(EtcdMaintenance::kNoSpaceMessage));
   RenewAttempt(std::move(id), ttl, 3, std::move(done));
 }
 
@@ -1137,7 +1153,8 @@ Status EtcdLockService::BusyError(const std::string& prefix,
 
 void EtcdLockService::GetView(ViewDone done) {
   // Synchronous by contract with the metrics page, which reads the view in place.
-  if (!Ready()) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
+  // Reads still work under NOSPACE: the status page shows the holder.
+  if (!Synced()) return done(Unavailable("lock store (etcd) unavailable: " + unhealthy_why_));
   lock::View v;
   v.waiters = waiters_.size();
   v.last_token = last_token_;
@@ -1154,6 +1171,14 @@ void EtcdLockService::GetView(ViewDone done) {
   done(std::move(v));
 }
 
+std::string EtcdLockService::NotReadyReason() const {
+  if (stopped_) return "tokenmgr is shutting down";
+  if (maintenance_->nospace()) return EtcdMaintenance::kNoSpaceMessage;
+  if (!healthy_) return "lock store (etcd) unavailable: " + unhealthy_why_;
+  if (!synced_) return "lock store (etcd): reading its state";
+  return epoch_ == 0 ? "lock store (etcd): reading the token epoch" : "";
+}
+
 void EtcdLockService::Shutdown() {
   if (stopped_) return;
   FailAllWaiters(Unavailable("tokenmgr is shutting down"));
@@ -1163,6 +1188,7 @@ void EtcdLockService::Shutdown() {
   keepalive_timer_.cancel();
   recheck_timer_.cancel();
   enqueue_timer_.cancel();
+  maintenance_->Stop();
   etcd_->CancelWatch();
   for (const auto& [ttl, lease] : std::exchange(spare_leases_, {})) Revoke(lease);
   if (session_lease_ && healthy_) {

@@ -75,6 +75,7 @@
 #include "common/clock.h"
 #include "lock/lock_service.h"
 #include "store/etcd_client.h"
+#include "store/etcd_maintenance.h"
 #include "store/etcd_record.h"
 
 namespace lm::store {
@@ -86,6 +87,7 @@ struct EtcdStoreOptions {
   std::chrono::milliseconds timeout{2000};
   lock::Seconds session_ttl{5};       // how long a dead replica's waiters block the queue
   std::chrono::milliseconds probe_interval{1000};
+  EtcdMaintenanceOptions maintenance;  // alarms and compaction (etcd_maintenance.h)
 };
 
 class EtcdLockService final : public lock::LockService {
@@ -101,8 +103,13 @@ class EtcdLockService final : public lock::LockService {
   void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
   void GetView(ViewDone done) override;
   lock::Counters CountersSnapshot() const override { return counters_; }
-  bool Ready() const override { return healthy_ && synced_ && !stopped_ && epoch_ != 0; }
+  // Not ready under etcd's NOSPACE alarm either (writes are refused), nor before the token
+  // epoch is known; NotReadyReason says why.
+  bool Ready() const override { return Synced() && epoch_ != 0 && !maintenance_->nospace(); }
   std::string StoreWarning() const override;
+  std::string NotReadyReason() const override;
+  // Prometheus text of the etcd upkeep: tokenmgr_store_alarm, database size, compactions.
+  std::string StoreMetrics() const { return maintenance_->RenderMetrics(); }
   void Shutdown() override;
   const lock::Options& options() const override { return options_; }
 
@@ -120,6 +127,7 @@ class EtcdLockService final : public lock::LockService {
 
   EtcdLockService(boost::asio::io_context& io, const Clock& clock, lock::Options options,
                   EtcdStoreOptions store, std::unique_ptr<EtcdClient> etcd);
+  bool Synced() const { return healthy_ && synced_ && !stopped_; }
   void Resync();
   void ScheduleResync();
   void OnWatch(const nlohmann::json& result);
@@ -252,6 +260,7 @@ class EtcdLockService final : public lock::LockService {
   bool stopped_ = false;
   lock::Counters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<EtcdMaintenance> maintenance_;  // set by Open()
 };
 
 }  // namespace lm::store

@@ -87,6 +87,7 @@ class EtcdMember:
         self.proc = None
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.first_start = True
+        self.extra_args = []  # more etcd flags, e.g. --quota-backend-bytes
 
     @property
     def url(self):
@@ -103,7 +104,7 @@ class EtcdMember:
                "--initial-cluster-state", "new",
                "--initial-cluster-token", "tokenmgr-test",
                "--heartbeat-interval", "50", "--election-timeout", "500",
-               "--log-level", "warn"]
+               "--log-level", "warn"] + list(self.extra_args)
         if self.tls:
             cmd += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
                     "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
