@@ -34,6 +34,7 @@ class Phase:
     end: float
     majority: tuple = ()  # replicas that can reach an etcd majority throughout the phase
     heal: bool = False    # the phase starts with a heal: recovery is measured
+    leader: str = "?"     # the etcd leader just before the phase's cut (or heal)
 
 
 @dataclass
@@ -213,11 +214,11 @@ def availability_misses(stats, normal="normal", min_share=1 / 3, max_recovery=5.
 def table(stats):
     """The per-phase numbers as a fixed-width text table."""
     reps = sorted(stats[0].grants) if stats else []
-    head = f"{'phase':<18}{'s':>5}" + "".join(
+    head = f"{'phase':<18}{'s':>5} ldr" + "".join(
         f" | {r}: {'grants':>6} {'/s':>6} {'gap':>5} {'rec':>5} {'ready':>5} fails" for r in reps)
     lines = [head]
     for s in stats:
-        row = f"{s.phase.name:<18}{s.phase.end - s.phase.start:>5.1f}"
+        row = f"{s.phase.name:<18}{s.phase.end - s.phase.start:>5.1f} {s.phase.leader:>3}"
         for r in reps:
             rec = s.recovery.get(r)
             rec_text = "-" if r not in s.recovery else ("never" if rec is None else f"{rec:.1f}")
@@ -227,6 +228,7 @@ def table(stats):
             row += (f" |{mark}{r}: {s.grants[r]:>6} {s.rate[r]:>6.1f} {s.longest_gap[r]:>5.1f} "
                     f"{rec_text:>5} {ready:>5} {fails}")
         lines.append(row)
-    lines.append("(* = can reach an etcd majority in that phase; gap/rec in seconds; fails = "
-                 "lock calls not granted by HTTP status, 0 = no answer)")
+    lines.append("(ldr = etcd leader when the phase began; * = can reach an etcd majority in "
+                 "that phase; gap/rec in seconds; fails = lock calls not granted by HTTP status, "
+                 "0 = no answer)")
     return "\n".join(lines)

@@ -62,6 +62,20 @@ def member_of(lab, replica):
     return by_addr[urls[-1]] if urls else ENDPOINT_ORDER[replica][0]
 
 
+def etcd_leader(lab):
+    """The member the others name as leader, asked from the clients' namespace; "?" if none."""
+    ids, leaders = {}, set()
+    for m in ETCD:
+        s, body = lab.http("c", "POST", f"http://{lab.nodes[m]}:2379/v3/maintenance/status", "{}",
+                           timeout=1)
+        if s == 200:
+            j = json.loads(body)
+            ids[j["header"]["member_id"]] = m
+            leaders.add(j.get("leader"))
+    names = {ids.get(lid, "?") for lid in leaders}
+    return names.pop() if len(names) == 1 else "?"
+
+
 def b64(s):
     return base64.b64encode(s.encode()).decode()
 
@@ -203,6 +217,7 @@ def scenario(lab, wd):
     r = Run()
     r.phases, r.holder_samples, r.wd = [], [], wd
     for name, apply, majority, heal, flap in phases_plan:
+        leader = etcd_leader(lab)
         start = time.monotonic()
         lab.heal()
         if apply:
@@ -220,7 +235,7 @@ def scenario(lab, wd):
                 lab.heal() if cut else apply()
                 cut, next_flip = not cut, next_flip + 1.0
             time.sleep(min(0.25, end - now))  # the phase's length, not synchronisation
-        r.phases.append(checker.Phase(name, start, time.monotonic(), majority, heal))
+        r.phases.append(checker.Phase(name, start, time.monotonic(), majority, heal, leader))
     r.h1_ready_at_end = holder_ready(lab, wd, "h1")
     with open(stop_file, "w"):
         pass
