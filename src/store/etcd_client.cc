@@ -46,9 +46,16 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
   std::string message = body.substr(0, 200);
   int code = 0;
   json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    j = j["error"];  // a watch's error: {"error": {"grpc_code", "message", ...}}
+    if (j.contains("grpc_code")) j["code"] = j["grpc_code"];
+  }
   if (j.is_object()) {
-    message = j.value("message", j.value("error", message));
-    code = j.value("code", 0);
+    // The types are checked: json::value() throws on a mismatch.
+    auto text = [&](const char* f) { return j.contains(f) && j[f].is_string(); };
+    message = text("message") ? j["message"].get<std::string>()
+                              : text("error") ? j["error"].get<std::string>() : message;
+    code = j.contains("code") && j["code"].is_number_integer() ? j["code"].get<int>() : 0;
   }
   std::string text =
       "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;

@@ -252,6 +252,26 @@ TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
   (*client)->Shutdown();
 }
 
+TEST(EtcdClientLeader, AWatchShapedErrorBodyIsReadNotThrown) {
+  // A watch refused for no leader answers 503 with the error as an object (the stream's shape).
+  OneAnswer cut_off(R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})",
+                    "503 Service Unavailable");
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  const std::string next = url(RefusingPort());
+  boost::asio::io_context io;
+  auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), next}});
+  ASSERT_TRUE(client.ok());
+  std::optional<StatusOr<nlohmann::json>> got;
+  (*client)->Call("/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; });
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got->status().message().find("etcdserver: no leader"), std::string::npos)
+      << got->status().message();
+  EXPECT_EQ((*client)->current_endpoint(), next);
+  (*client)->Shutdown();
+}
+
 TEST(EtcdClientLeader, AWriteRefusedForNoLeaderFailsButTheNextCallGoesElsewhere) {
   OneAnswer cut_off(kNoLeader, "503 Service Unavailable");
   auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
