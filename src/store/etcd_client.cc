@@ -54,7 +54,8 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
     // The types are checked: json::value() throws on a mismatch.
     auto text = [&](const char* f) { return j.contains(f) && j[f].is_string(); };
     message = text("message") ? j["message"].get<std::string>()
-                              : text("error") ? j["error"].get<std::string>() : message;
+              : text("error") ? j["error"].get<std::string>()
+                              : message;
     code = j.contains("code") && j["code"].is_number_integer() ? j["code"].get<int>() : 0;
   }
   std::string text =
@@ -474,9 +475,10 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     }
     if (msg.result_int() != 200) {
       Status error = GatewayError(name, msg.result_int(), msg.body());
-      if (NoLeader(error.message())) return LeaderLost(conn->endpoint, std::move(path),
-                                                       std::move(body), std::move(done),
-                                                       retry_left && idempotent, error);
+      if (NoLeader(error.message())) {
+        return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
+                          retry_left && idempotent, error);
+      }
       return done(error);
     }
     json j = json::parse(msg.body(), nullptr, false);

@@ -143,8 +143,10 @@ class OneAnswer {
             std::lock_guard<std::mutex> lock(mu_);
             head_ = in;
           }
-          std::string out = "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\n"
-                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          std::string out = "HTTP/1.1 " + status +
+                            "\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
           boost::asio::write(s, boost::asio::buffer(out), ec);
         }) {}
   ~OneAnswer() {
@@ -221,13 +223,12 @@ constexpr char kNoLeader[] =
 TEST(EtcdClientLeader, EveryCallAsksForAMemberWithALeader) {
   OneAnswer live(R"({"header":{"revision":"7"}})");
   boost::asio::io_context io;
-  auto client = EtcdClient::Create(io, {.endpoints = {"http://127.0.0.1:" +
-                                                      std::to_string(live.port())}});
+  auto client =
+      EtcdClient::Create(io, {.endpoints = {"http://127.0.0.1:" + std::to_string(live.port())}});
   ASSERT_TRUE(client.ok());
   bool done = false;
-  (*client)->Call("/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json>) {
-    done = true;
-  });
+  (*client)->Call("/v3/kv/range", {{"key", "a2V5"}},
+                  [&](StatusOr<nlohmann::json>) { done = true; });
   RunUntil(io, [&] { return done; });
   EXPECT_NE(live.head().find("Grpc-Metadata-hasleader: true\r\n"), std::string::npos)
       << live.head();
@@ -242,8 +243,9 @@ TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
   auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), url(live.port())}});
   ASSERT_TRUE(client.ok());
   std::optional<StatusOr<nlohmann::json>> got;
-  (*client)->Call("/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
-                  /*idempotent=*/true);
+  (*client)->Call(
+      "/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
+      /*idempotent=*/true);
   RunUntil(io, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value() && got->ok()) << (got ? got->status().message() : "no answer");
   EXPECT_EQ(cut_off.requests(), 1);
@@ -254,8 +256,9 @@ TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
 
 TEST(EtcdClientLeader, AWatchShapedErrorBodyIsReadNotThrown) {
   // A watch refused for no leader answers 503 with the error as an object (the stream's shape).
-  OneAnswer cut_off(R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})",
-                    "503 Service Unavailable");
+  OneAnswer cut_off(
+      R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})",
+      "503 Service Unavailable");
   auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
   const std::string next = url(RefusingPort());
   boost::asio::io_context io;
@@ -280,8 +283,9 @@ TEST(EtcdClientLeader, AWriteRefusedForNoLeaderFailsButTheNextCallGoesElsewhere)
   auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), next}});
   ASSERT_TRUE(client.ok());
   std::optional<StatusOr<nlohmann::json>> got;
-  (*client)->Call("/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
-                  /*idempotent=*/false);
+  (*client)->Call(
+      "/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
+      /*idempotent=*/false);
   RunUntil(io, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->status().code(), StatusCode::kUnavailable);
