@@ -21,7 +21,7 @@ for option in "$@"; do
   case "$option" in
     --with-test-tools)
       pkgs+=(prometheus redis-server libhiredis-dev etcd-server etcd-client openssl clang clang-format
-             libclang-rt-14-dev python3 spin) ;;
+             libclang-rt-14-dev python3 spin iptables iproute2 e2fsprogs) ;;
     --with-images) pkgs+=(podman runc git curl) ;;
     -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$option' (see --help)" >&2; exit 2 ;;

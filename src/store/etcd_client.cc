@@ -49,6 +49,10 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
   std::string message = body.substr(0, 200);
   int code = 0;
   json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    j = j["error"];  // a watch's error: {"error": {"grpc_code", "message", ...}}
+    if (j.contains("grpc_code")) j["code"] = j["grpc_code"];
+  }
   if (j.is_object()) {
     // Whatever the body holds, never an exception (a proxy may answer in its own shape).
     if (std::string m = JsonString(j, "message"); !m.empty()) {
@@ -68,6 +72,20 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
     return Unavailable("etcd " + endpoint + ": " + EtcdMaintenance::kNoSpaceMessage);
   }
   return Unavailable(text);
+}
+
+// Asks the member to refuse a request, and to end a watch, while it has no leader, instead of
+// letting a request wait for one (until our timeout) and a watch stay open and silent. This is
+// the gRPC metadata "hasleader" that clientv3.WithRequireLeader sets; the JSON gateway forwards
+// Grpc-Metadata-* headers as metadata. The refusal comes before the request is processed.
+template <class Request>
+void RequireLeader(Request& req) {
+  req.set("Grpc-Metadata-hasleader", "true");
+}
+
+// A member cut off from the others answers "etcdserver: no leader" (with RequireLeader).
+bool NoLeader(std::string_view message) {
+  return message.find("etcdserver: no leader") != std::string_view::npos;
 }
 
 }  // namespace
@@ -316,6 +334,15 @@ void EtcdClient::Failed(size_t endpoint) {
   std::erase_if(idle_, [endpoint](const auto& c) { return c->endpoint == endpoint; });
 }
 
+void EtcdClient::LeaderLost(size_t endpoint, std::string path, std::string body, JsonDone done,
+                            bool retry, Status error) {
+  // Nothing was applied (the member refused before processing): later calls, and a read-only
+  // call now, go to the next member.
+  Failed(endpoint);
+  if (retry && !stopped_) return Call(std::move(path), json::parse(body), std::move(done), false);
+  done(std::move(error));
+}
+
 void EtcdClient::Connect(size_t endpoint,
                          std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
   auto resolver = std::make_shared<tcp::resolver>(io_);
@@ -413,6 +440,7 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
   auto req = std::make_shared<http::request<http::string_body>>(http::verb::post, path, 11);
   req->set(http::field::host, ep.host + ":" + ep.port);
   req->set(http::field::content_type, "application/json");
+  RequireLeader(*req);
   req->keep_alive(true);
   req->body() = body;
   req->prepare_payload();
@@ -441,9 +469,9 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     Failed(conn->endpoint);
     done(Transport(name, what, ec));
   };
-  auto on_read = [this, conn, res, done = std::move(done), fail, name,
-                  alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
-                                                       size_t) mutable {
+  auto on_read = [this, conn, res, done = std::move(done), fail, name, path, body, retry_left,
+                  idempotent, alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
+                                                                   size_t) mutable {
     if (alive.expired()) return;
     if (ec) return fail("read", ec);
     auto& msg = res->get();
@@ -454,7 +482,14 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
       beast::error_code ignored;
       conn->tcp().socket().close(ignored);
     }
-    if (msg.result_int() != 200) return done(GatewayError(name, msg.result_int(), msg.body()));
+    if (msg.result_int() != 200) {
+      Status error = GatewayError(name, msg.result_int(), msg.body());
+      if (NoLeader(error.message())) {
+        return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
+                          retry_left && idempotent, error);
+      }
+      return done(error);
+    }
     json j = json::parse(msg.body(), nullptr, false);
     // Callers read fields with the accessors of etcd_record.h, which need no more than this.
     if (!j.is_object()) return done(Unavailable("etcd " + name + ": answer is not a JSON object"));
@@ -495,10 +530,12 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
     w->request = {http::verb::post, "/v3/watch", 11};
     w->request.set(http::field::host, e.host + ":" + e.port);
     w->request.set(http::field::content_type, "application/json");
+    RequireLeader(w->request);
     w->request.body() = json{{"create_request", create_request}}.dump();
     w->request.prepare_payload();
     w->parser.body_limit(boost::none);
-    w->on_chunk = [w = w.get()](uint64_t, std::string_view data, beast::error_code&) {
+    w->on_chunk = [w = w.get(), this, ep, alive = std::weak_ptr<bool>(alive_)](
+                      uint64_t, std::string_view data, beast::error_code&) {
       w->pending.append(data);
       size_t nl;
       while (!w->closed && (nl = w->pending.find('\n')) != std::string::npos) {
@@ -508,6 +545,7 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
         if (!j.is_object()) continue;
         if (j.contains("error")) {
           std::string why = JsonString(JsonField(j, "error"), "message");
+          if (NoLeader(why) && !alive.expired()) Failed(ep);  // watch again elsewhere
           w->Close(Unavailable("etcd watch: " + (why.empty() ? "?" : Printable(why))));
           break;
         }

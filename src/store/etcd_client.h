@@ -18,6 +18,10 @@
 // `tls.key_file` are the client certificate etcd's --client-cert-auth asks for. Files are read
 // once, in Create(); a bad file or a key that does not match the certificate is an error there.
 //
+// Every request and watch asks for a member with a leader (gRPC metadata "hasleader" through
+// the gateway): a member cut off from the others answers "no leader" at once and ends its watch,
+// and the client moves on to the next endpoint (a read-only call is retried there once).
+//
 // Errors: every transport failure, timeout or non-200 answer is UNAVAILABLE (the caller must
 // treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL; gRPC code 5
 // (NOT_FOUND, e.g. a put bound to a lease that no longer exists) is NOT_FOUND: refused, not
@@ -113,6 +117,10 @@ class EtcdClient {
                         const std::string& host,
                         std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   void Failed(size_t endpoint);
+  // The member answered "no leader" (cut off from the others): moves on to the next endpoint;
+  // with `retry`, sends the call there once, else fails it with `error`.
+  void LeaderLost(size_t endpoint, std::string path, std::string body, JsonDone done, bool retry,
+                  Status error);
 
   boost::asio::io_context& io_;
   EtcdClientOptions options_;

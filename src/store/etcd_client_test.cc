@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -125,12 +126,12 @@ uint16_t RefusingPort() {
   return a.local_endpoint().port();
 }
 
-// Answers one HTTP request on 127.0.0.1 with `body`, from its own thread.
+// Answers one HTTP request on 127.0.0.1 with `body` (and `status`), from its own thread.
 class OneAnswer {
  public:
-  explicit OneAnswer(std::string body)
+  explicit OneAnswer(std::string body, std::string status = "200 OK")
       : acceptor_(io_, {boost::asio::ip::address_v4::loopback(), 0}),
-        thread_([this, body = std::move(body)] {
+        thread_([this, body = std::move(body), status = std::move(status)] {
           boost::system::error_code ec;
           boost::asio::ip::tcp::socket s(io_);
           acceptor_.accept(s, ec);
@@ -138,8 +139,14 @@ class OneAnswer {
           std::string in;
           boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
           requests_ = ec ? 0 : 1;
-          std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            head_ = in;
+          }
+          std::string out = "HTTP/1.1 " + status +
+                            "\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
           boost::asio::write(s, boost::asio::buffer(out), ec);
         }) {}
   ~OneAnswer() {
@@ -154,8 +161,14 @@ class OneAnswer {
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   int requests() const { return requests_; }
+  std::string head() const {  // the request line and headers it read
+    std::lock_guard<std::mutex> lock(mu_);
+    return head_;
+  }
 
  private:
+  mutable std::mutex mu_;
+  std::string head_;  // Guarded by mu_
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<int> requests_{0};
@@ -200,6 +213,84 @@ TEST(EtcdClientFailover, EveryMemberRefusingFailsTheCallOnceNamingTheLast) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(last.code(), StatusCode::kUnavailable);
   EXPECT_NE(last.message().find(b), std::string::npos) << last.message();
+  (*client)->Shutdown();
+}
+
+// What an etcd member cut off from the others answers a request that asks for a leader.
+constexpr char kNoLeader[] =
+    R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})";
+
+TEST(EtcdClientLeader, EveryCallAsksForAMemberWithALeader) {
+  OneAnswer live(R"({"header":{"revision":"7"}})");
+  boost::asio::io_context io;
+  auto client =
+      EtcdClient::Create(io, {.endpoints = {"http://127.0.0.1:" + std::to_string(live.port())}});
+  ASSERT_TRUE(client.ok());
+  bool done = false;
+  (*client)->Call("/v3/kv/range", {{"key", "a2V5"}},
+                  [&](StatusOr<nlohmann::json>) { done = true; });
+  RunUntil(io, [&] { return done; });
+  EXPECT_NE(live.head().find("Grpc-Metadata-hasleader: true\r\n"), std::string::npos)
+      << live.head();
+  (*client)->Shutdown();
+}
+
+TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
+  OneAnswer cut_off(kNoLeader, "503 Service Unavailable");
+  OneAnswer live(R"({"header":{"revision":"7"}})");
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  boost::asio::io_context io;
+  auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), url(live.port())}});
+  ASSERT_TRUE(client.ok());
+  std::optional<StatusOr<nlohmann::json>> got;
+  (*client)->Call(
+      "/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
+      /*idempotent=*/true);
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value() && got->ok()) << (got ? got->status().message() : "no answer");
+  EXPECT_EQ(cut_off.requests(), 1);
+  EXPECT_EQ(live.requests(), 1);
+  EXPECT_EQ((*client)->current_endpoint(), url(live.port()));
+  (*client)->Shutdown();
+}
+
+TEST(EtcdClientLeader, AWatchShapedErrorBodyIsReadNotThrown) {
+  // A watch refused for no leader answers 503 with the error as an object (the stream's shape).
+  OneAnswer cut_off(
+      R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})",
+      "503 Service Unavailable");
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  const std::string next = url(RefusingPort());
+  boost::asio::io_context io;
+  auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), next}});
+  ASSERT_TRUE(client.ok());
+  std::optional<StatusOr<nlohmann::json>> got;
+  (*client)->Call("/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; });
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got->status().message().find("etcdserver: no leader"), std::string::npos)
+      << got->status().message();
+  EXPECT_EQ((*client)->current_endpoint(), next);
+  (*client)->Shutdown();
+}
+
+TEST(EtcdClientLeader, AWriteRefusedForNoLeaderFailsButTheNextCallGoesElsewhere) {
+  OneAnswer cut_off(kNoLeader, "503 Service Unavailable");
+  auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+  const std::string next = url(RefusingPort());
+  boost::asio::io_context io;
+  auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), next}});
+  ASSERT_TRUE(client.ok());
+  std::optional<StatusOr<nlohmann::json>> got;
+  (*client)->Call(
+      "/v3/kv/put", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; },
+      /*idempotent=*/false);
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got->status().message().find("no leader"), std::string::npos);
+  EXPECT_EQ((*client)->current_endpoint(), next);
   (*client)->Shutdown();
 }
 
