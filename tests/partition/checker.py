@@ -131,7 +131,8 @@ def check_safety(events, ttl):
 
 def check_etcd_history(dump, events):
     """Readable violations in etcd's history of the lock range (clients.py --etcd-lock-history):
-    two keys alive at one revision, or a client's token that is no key's create revision."""
+    two keys alive at one revision, or a client's token that is not the token epoch plus a
+    key's create revision."""
     out = []
     if not dump["complete"]:
         return ["etcd's history of the lock range could not be read to the end"]
@@ -149,7 +150,7 @@ def check_etcd_history(dump, events):
         if len(live) > 1:
             out.append(f"revision {rev}: {len(live)} keys in the lock range: {sorted(live)}")
     for e in events:
-        if e["k"] == "lock" and e["s"] == 200 and e["token"] not in created:
+        if e["k"] == "lock" and e["s"] == 200 and e["token"] - dump.get("epoch", 0) not in created:
             out.append(f"token {e['token']} granted to {e['c']} is no grant key in etcd")
     return out
 

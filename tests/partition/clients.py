@@ -103,6 +103,10 @@ def dump_lock_history(etcd_url, prefix, max_seconds=20):
     marker = "~partition-test-end"  # sorts after any "/..." key
     conn.request("POST", "/v3/kv/put", body=json.dumps({"key": b64(marker), "value": b64("x")}))
     head = int(json.loads(conn.getresponse().read())["header"]["revision"])
+    # Tokens are the token epoch (<prefix>epoch, a decimal) plus the grant key's create revision.
+    conn.request("POST", "/v3/kv/range", body=json.dumps({"key": b64(prefix + "epoch")}))
+    kvs = json.loads(conn.getresponse().read()).get("kvs", [])
+    epoch = int(base64.b64decode(kvs[0]["value"]).decode()) if kvs else 0
     conn.request("POST", "/v3/watch", body=json.dumps({"create_request": {
         "key": b64(prefix + "lock"), "range_end": b64("\0"), "start_revision": "1"}}))
     resp = conn.getresponse()
@@ -121,7 +125,7 @@ def dump_lock_history(etcd_url, prefix, max_seconds=20):
                 events.append({"type": e.get("type", "PUT"), "key": key, "rev": rev,
                                "create": int(kv.get("create_revision", 0))})
     conn.close()
-    print(json.dumps({"head": head, "complete": complete, "events": events}))
+    print(json.dumps({"head": head, "epoch": epoch, "complete": complete, "events": events}))
 
 
 def main():

@@ -128,7 +128,9 @@ def start_cluster(lab, wd):
     tms = {}
     for t, order in ENDPOINT_ORDER.items():
         env = base_env()
-        env.update({"STORE": "etcd", "ETCD_PREFIX": "/tokenmgr/",
+        # ETCD_COMPACT=off: the checker reads etcd's whole history of the lock range after the
+        # run (a watch from revision 1), which tokenmgr's own compaction would remove.
+        env.update({"STORE": "etcd", "ETCD_PREFIX": "/tokenmgr/", "ETCD_COMPACT": "off",
                     "ETCD_ENDPOINTS": ",".join(f"http://{lab.nodes[m]}:2379" for m in order)})
         tdir = os.path.join(wd, t)
         os.makedirs(tdir, exist_ok=True)
@@ -298,6 +300,12 @@ def test_checker_catches_overlaps_regressions_and_ghost_releases():
     assert checker.check_etcd_history(history, unknown) == [
         "revision 6: 2 keys in the lock range: ['/p/lock/A', '/p/lock/B']"]
     assert checker.check_etcd_history(dict(history, complete=False), [])
+    # Tokens are the epoch plus a create revision: 1000 + 6 is key B's; a bare 6 is no grant.
+    grant = {"k": "lock", "s": 200, "c": "x"}
+    epoch_history = dict(history, epoch=1000, events=history["events"][1:2])
+    assert checker.check_etcd_history(epoch_history, [dict(grant, token=1006)]) == []
+    assert checker.check_etcd_history(epoch_history, [dict(grant, token=6)]) == [
+        "token 6 granted to x is no grant key in etcd"]
     # An answer that crossed the previous holder's release acknowledgement is not an overlap.
     race = [ev[0], dict(ev[1], ack=1.5),
             {"k": "lock", "c": "b", "r": "t2", "ask": 0.2, "ans": 1.2, "s": 200, "id": "E",
