@@ -1,6 +1,8 @@
 // The tokenmgr web page in a real browser (Debian chromium, headless) against a real tokenmgr.
 // Run: tests/browser/run.sh   (LM_BUILD_DIR picks the build, default build/release)
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Pool, launchBrowser, shot, startTokenmgr, watchedPage } from './harness.mjs';
 
@@ -100,7 +102,7 @@ describe('lock through the page (JavaScript on)', () => {
 });
 
 describe('license pool', () => {
-  test('held, free, stale and unreadable rows with totals', async () => {
+  test('held, free, stale, unreadable and unusable rows with totals', async () => {
     const pool = new Pool();
     try {
       for (const n of ['license1', 'license2', 'license3', 'license10', 'license4']) pool.addLicense(n);
@@ -108,6 +110,7 @@ describe('license pool', () => {
       pool.keepRenewing('license1', held);
       pool.claim('license2', { node: 'gpu-node-2', pod: 'flexdirect-b2', token: 8 });  // never renewed
       pool.writeRaw('license4', '{broken json');
+      fs.mkdirSync(path.join(pool.dir, 'license5', 'lic'), { recursive: true });  // no host_id
       await withServer({ poolDir: pool.dir, env: { CLAIM_TTL_SECONDS: '2' } },
           async (server, context) => {
             const { page, problems } = await watchedPage(context, server.url);
@@ -115,7 +118,7 @@ describe('license pool', () => {
             assert.equal(await page.isVisible('#pool-card'), true);
             // Server-rendered order is natural: license10 after license4.
             const names = await page.$$eval('#pool-body tr', (rows) => rows.map((r) => r.dataset.name));
-            assert.deepEqual(names, ['license1', 'license2', 'license3', 'license4', 'license10']);
+            assert.deepEqual(names, ['license1', 'license2', 'license3', 'license4', 'license5', 'license10']);
             // license2's claim stops changing: stale after a full TTL (2 s) of our observation.
             await page.waitForFunction(() =>
                 document.querySelector('#pool-body tr[data-name="license2"]')?.className === 'stale',
@@ -135,11 +138,14 @@ describe('license pool', () => {
             assert.equal(by.license10[1], 'free');
             assert.equal(by.license4[1], 'unreadable');
             assert.match(by.license4[2], /malformed/);
+            assert.equal(by.license5[1], 'unusable');
+            assert.match(by.license5[2], /lic\/host_id/);
             assert.equal(await page.textContent('#t-held'), '1');
             assert.equal(await page.textContent('#t-free'), '2');
             assert.equal(await page.textContent('#t-stale'), '1');
             assert.equal(await page.textContent('#t-unreadable'), '1');
-            assert.equal(await page.textContent('#t-total'), '5');
+            assert.equal(await page.textContent('#t-unusable'), '1');
+            assert.equal(await page.textContent('#t-total'), '6');
             await shot(page, '06-pool');
 
             // Sorting by state puts problems first.
@@ -150,7 +156,7 @@ describe('license pool', () => {
             // The JSON behind the table, for scripts.
             const api = await (await page.request.get(server.url + '/api/licenses')).json();
             assert.equal(api.configured, true);
-            assert.deepEqual(api.totals, { total: 5, held: 1, free: 2, stale: 1, unreadable: 1, unusable: 0 });
+            assert.deepEqual(api.totals, { total: 6, held: 1, free: 2, stale: 1, unreadable: 1, unusable: 1 });
             const also = await (await page.request.get(server.url + '/api/tokenmgr/licenses')).json();
             assert.equal(also.configured, true);
             assertClean(problems);
