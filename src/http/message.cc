@@ -12,6 +12,12 @@ std::string_view Request::Header(std::string_view lower_name) const {
 }
 
 Status ParseTarget(std::string_view target, std::string& path, std::string& query) {
+  // A raw control byte is never valid in a request target (RFC 9112); a NUL would cut paths.
+  for (char c : target) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument("request target holds a control character");
+    }
+  }
   // Absolute-form: skip "scheme://authority"; the path starts at the next '/', or is "/".
   auto colon = target.find("://");
   if (colon != std::string_view::npos && colon > 0 && target.front() != '/') {

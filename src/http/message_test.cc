@@ -97,6 +97,14 @@ Target Parse(std::string_view raw) {
   return t;
 }
 
+TEST(ParseTarget, RefusesRawControlBytes) {
+  // Found by fuzz/query_fuzzer: "//\xff\0..." let a NUL into the path.
+  std::string path, query;
+  EXPECT_FALSE(ParseTarget(std::string_view("//\xff\0\0x", 6), path, query).ok());
+  EXPECT_FALSE(ParseTarget("/api/token/lock/1\x7f", path, query).ok());
+  EXPECT_FALSE(ParseTarget("/a?b=\x01", path, query).ok());
+}
+
 TEST(ParseTarget, SplitsOriginFormAtTheFirstQuestionMark) {
   Target t = Parse("/api/token/lock/5?ttl=10&x=a?b");
   ASSERT_TRUE(t.status.ok());
