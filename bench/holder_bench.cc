@@ -56,10 +56,11 @@
 #include <thread>
 #include <vector>
 
+#include "common/real_time.h"
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "holder/agent.h"
-#include "holder/sleeper.h"
+#include "common/sleeper.h"
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"
@@ -283,9 +284,9 @@ void OneCriticalSection(const Args& a, license::PosixFilesystem& fs, CsPool& p,
                         const std::string& node, const std::string& host) {
   MkdirP(host);
   auto client = MakeClient(a);
-  holder::RealSleeper sleeper;
+  RealSleeper sleeper;
   // Settle 0: it comes after the release, so it is not part of the critical section.
-  holder::Agent agent(SimConfig(p.dir, host, node, 0), fs, *client, RealClock::Get(), sleeper);
+  holder::Agent agent(SimConfig(p.dir, host, node, 0), fs, *client, RealTimeSystem::Get(), sleeper);
   auto t0 = SteadyClock::now();
   agent.Start();
   for (int step = 0; step < 50 && !agent.Snapshot().ready; ++step) {
@@ -460,7 +461,7 @@ int Procs(const Args& a) {
   }
   auto t0 = SteadyClock::now();
   // Claims carry the holder's wall-clock claim time (same machine, same clock).
-  const int64_t t0_wall_ms = UnixMillis(RealClock::Get().WallNow());
+  const int64_t t0_wall_ms = UnixMillis(RealTimeSystem::Get().WallNow());
   if (tm_pid > 0) {
     ::kill(tm_pid, SIGCONT);
     g_stopped_tokenmgr = 0;
@@ -579,7 +580,7 @@ int Procs(const Args& a) {
 struct SimHolder {
   std::string node, host;
   std::unique_ptr<TimingClient> client;
-  std::unique_ptr<holder::RealSleeper> sleeper;
+  std::unique_ptr<RealSleeper> sleeper;
   std::unique_ptr<holder::Agent> agent;
   bool started = false;
   double done_ms = -1;
@@ -623,10 +624,10 @@ int Sim(const Args& a) {
     MkdirP(h.host);
     h.client = MakeClient(a);
     h.client->gate = &gate;
-    h.sleeper = std::make_unique<holder::RealSleeper>();
+    h.sleeper = std::make_unique<RealSleeper>();
     h.agent = std::make_unique<holder::Agent>(
         SimConfig(pool_dir, h.host, h.node, settle_ms, heartbeat_s), fs, *h.client,
-        RealClock::Get(), *h.sleeper);
+        RealTimeSystem::Get(), *h.sleeper);
     nodes.push_back(h.node);
     hosts.push_back(h.host);
   }
@@ -708,7 +709,7 @@ int Sim(const Args& a) {
   {
     std::lock_guard<std::mutex> l(mu);
     t0 = SteadyClock::now();
-    t0_wall_ms = UnixMillis(RealClock::Get().WallNow());
+    t0_wall_ms = UnixMillis(RealTimeSystem::Get().WallNow());
     deadline = t0 + std::chrono::seconds(timeout_s);
     for (long i = 0; i < n; ++i) queue.push({t0, i});
     go = true;

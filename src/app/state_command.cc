@@ -1,3 +1,4 @@
+#include "common/real_time.h"
 #include "app/state_command.h"
 
 #include <string_view>
@@ -55,7 +56,7 @@ int RunStateCommand(int argc, const char* const* argv, std::ostream& out, std::o
     return 1;
   }
   StatusOr<std::string> shown =
-      store::DescribeStateFile(*text, c->file, RealClock::Get().WallNow());
+      store::DescribeStateFile(*text, c->file, RealTimeSystem::Get().WallNow());
   if (!shown.ok()) {
     err << "tokenmgr: " << shown.status().ToString() << "\n"
         << "tokenmgr refuses to start on this file. " << store::kStateRecoveryHint << "\n";

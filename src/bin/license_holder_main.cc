@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/real_time.h"
 #include "app/holder_config.h"
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
@@ -40,8 +41,8 @@ sigset_t StopSignals() {
 int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
              lm::client::TokenmgrClient& client) {
   using namespace lm;
-  holder::RealSleeper sleeper;
-  holder::Agent agent(config.agent, fs, client, RealClock::Get(), sleeper);
+  RealSleeper sleeper;
+  holder::Agent agent(config.agent, fs, client, RealTimeSystem::Get(), sleeper);
 
   boost::asio::io_context io(1);
   http::Router router;
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
   }
   license::PosixFilesystem fs;
   if (config->command == app::HolderCommand::kRelease) {
-    auto result = holder::ReleaseNode(config->agent, fs, **client, RealClock::Get());
+    auto result = holder::ReleaseNode(config->agent, fs, **client, RealTimeSystem::Get());
     holder::ReleaseOutcome outcome = holder::DescribeRelease(result, config->agent);
     (outcome.exit_code == holder::kReleaseOk ? std::cout : std::cerr) << outcome.message << "\n";
     return outcome.exit_code;

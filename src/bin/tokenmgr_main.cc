@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "common/real_time.h"
 #include "app/state_command.h"
 #include "app/tokenmgr_config.h"
 #include "common/clock.h"
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
   store::EtcdLockService* etcd_store = nullptr;  // for its /metrics lines
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(
-        io, RealClock::Get(), config->lock,
+        io, RealTimeSystem::Get(), config->lock,
         {.endpoints = config->etcd_endpoints,
          .tls = {.ca_file = config->etcd_cacert,
                  .cert_file = config->etcd_cert,
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
     if (etcd.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*etcd));
     else lock = etcd.status();
   } else {
-    auto embedded = store::EmbeddedLockService::Open(io, RealClock::Get(), config->lock,
+    auto embedded = store::EmbeddedLockService::Open(io, RealTimeSystem::Get(), config->lock,
                                                      config->state_file);
     if (embedded.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*embedded));
     else lock = embedded.status();

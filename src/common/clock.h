@@ -1,5 +1,7 @@
-// Clock: the only way our libraries read time, so tests can use FakeClock.
-// RealClock is thread-safe; FakeClock is thread-compatible (tests drive it from one thread).
+// Clock: reads time. Every library reads time through a Clock (or a TimeSystem, which is one),
+// so tests can use FakeClock or SimulatedTimeSystem. The real clock is RealTimeSystem
+// (common/real_time.h), the only code in src/ that reads the system's clocks.
+// FakeClock is thread-compatible (tests drive it from one thread).
 //
 //   FakeClock clock;
 //   LockTable table(clock, ...);
@@ -24,20 +26,14 @@ class Clock {
   virtual WallTime WallNow() const = 0;
 };
 
-class RealClock final : public Clock {
- public:
-  SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
-  WallTime WallNow() const override { return std::chrono::system_clock::now(); }
-  static RealClock& Get();
-};
-
 class FakeClock final : public Clock {
  public:
   FakeClock() : wall_(std::chrono::sys_days(std::chrono::year(2026) / 1 / 1)) {}
   SteadyTime Now() const override { return now_; }
   WallTime WallNow() const override { return wall_; }
+  // Moves both clocks forward. (SimulatedTimeSystem also fires the timers that fall due.)
   void Advance(std::chrono::nanoseconds d) {
-    now_ += d;
+    now_ += std::chrono::duration_cast<SteadyTime::duration>(d);
     wall_ += std::chrono::duration_cast<WallTime::duration>(d);
   }
   // Moves only the wall clock (a skewed or stepped clock); monotonic time is unaffected.

@@ -5,7 +5,7 @@
 // every rule is unit-tested with fakes. Step()/Run() run on one thread; Snapshot(),
 // RenderMetrics() and Healthy() are thread-safe.
 //
-//   Agent agent(config, fs, client, RealClock::Get(), sleeper);
+//   Agent agent(config, fs, client, RealTimeSystem::Get(), sleeper);
 //   agent.Run();            // until sleeper.Stop()
 //   agent.OnExit();         // gives the license back only with release_on_exit
 //
@@ -24,7 +24,7 @@
 #include "common/clock.h"
 #include "common/histogram.h"
 #include "holder/feature_file.h"
-#include "holder/sleeper.h"
+#include "common/sleeper.h"
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"

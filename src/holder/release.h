@@ -3,7 +3,7 @@
 // manifest, servers.conf), whether or not the agent runs on the node. A running agent sees the
 // release marker it leaves in the host directory and claims nothing until it restarts.
 //
-//   StatusOr<ReleaseReport> r = ReleaseNode(config, fs, client, RealClock::Get());
+//   StatusOr<ReleaseReport> r = ReleaseNode(config, fs, client, RealTimeSystem::Get());
 //   return ReleaseExitCode(r);  // 0 released, 3 nothing to release, 1 error
 #pragma once
 

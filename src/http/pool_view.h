@@ -4,7 +4,7 @@
 // rule the agents use), never a comparison of anyone's wall clock. Not thread-safe: use it
 // from the server's event-loop thread.
 //
-//   PoolView view(fs, RealClock::Get(), {.dir = "/mnt/bitfusionio", .claim_ttl = 60s});
+//   PoolView view(fs, RealTimeSystem::Get(), {.dir = "/mnt/bitfusionio", .claim_ttl = 60s});
 //   const PoolSnapshot& s = view.Get();      // rescans only if the last scan is old enough
 //   std::string body = PoolSnapshotJson(s);  // what /api/licenses answers
 #pragma once

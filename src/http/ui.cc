@@ -1,3 +1,4 @@
+#include "common/real_time.h"
 #include "http/ui.h"
 
 #include <spdlog/spdlog.h>
@@ -369,7 +370,7 @@ class WebUi::Impl {
        std::chrono::seconds claim_ttl)
       : api_(api),
         options_(std::move(options)),
-        pool_(fs_, RealClock::Get(), {.dir = options_.pool_dir, .claim_ttl = claim_ttl}),
+        pool_(fs_, RealTimeSystem::Get(), {.dir = options_.pool_dir, .claim_ttl = claim_ttl}),
         timer_(io),
         csrf_(NewUuidV4() + NewUuidV4()) {}
 
@@ -518,7 +519,7 @@ class WebUi::Impl {
   // to guess as a lease id, so the lease id shown is never in a URL.
   void Redirect(Outcome o, const std::shared_ptr<Responder>& r) {
     if (r->done()) return;
-    const SteadyTime now = RealClock::Get().Now();
+    const SteadyTime now = RealTimeSystem::Get().Now();
     std::erase_if(outcomes_, [&](const auto& kv) { return now - kv.second.at > kOutcomeLifetime; });
     if (outcomes_.size() >= kMaxOutcomes) {
       outcomes_.erase(std::min_element(outcomes_.begin(), outcomes_.end(),
@@ -535,7 +536,7 @@ class WebUi::Impl {
   const Outcome* FindOutcome(const std::string& key) const {
     auto it = outcomes_.find(key);
     if (it == outcomes_.end()) return nullptr;
-    if (RealClock::Get().Now() - it->second.at > kOutcomeLifetime) return nullptr;
+    if (RealTimeSystem::Get().Now() - it->second.at > kOutcomeLifetime) return nullptr;
     return &it->second;
   }
 

@@ -3,7 +3,7 @@
 // io_context thread, which also drives its expiry timer.
 //
 //   StatusOr<std::unique_ptr<EmbeddedLockService>> s =
-//       EmbeddedLockService::Open(io, RealClock::Get(), options, "/data/tokenmgr.state");
+//       EmbeddedLockService::Open(io, RealTimeSystem::Get(), options, "/data/tokenmgr.state");
 //   if (!s.ok()) { /* corrupt state file: refuse to start */ }
 #pragma once
 

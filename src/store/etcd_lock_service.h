@@ -1,7 +1,7 @@
 // EtcdLockService: the lock kept in etcd, so several tokenmgr replicas share one mutex
 // (STORE=etcd). Not thread-safe: runs on one io_context thread, like the embedded store.
 //
-//   auto s = EtcdLockService::Open(io, RealClock::Get(), options,
+//   auto s = EtcdLockService::Open(io, RealTimeSystem::Get(), options,
 //                                  {.endpoints = {"http://etcd:2379"}, .prefix = "/tokenmgr/"});
 //   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
 //
