@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/histogram.h"
+#include "common/metrics_text.h"
 #include "common/process_metrics.h"
 
 namespace lm {
@@ -34,6 +35,18 @@ TEST(Histogram, BucketBoundsPrintAsWritten) {
   EXPECT_NE(out.find("x_seconds_bucket{le=\"0.1\"} 1\n"), std::string::npos) << out;
   EXPECT_NE(out.find("x_seconds_bucket{le=\"0.001\"} 0\n"), std::string::npos) << out;
   EXPECT_NE(out.find("x_seconds_sum 0.05\n"), std::string::npos) << out;
+}
+
+TEST(MetricsText, WritesCountersGaugesAndEscapedLabels) {
+  MetricsText m;
+  m.Counter("a_total", "A.", 3);
+  m.Gauge("b", "B.", 0.5);
+  m.Family("c", "gauge", "C.");
+  m.Sample("c", {{"node", "n\"1\\\n"}, {"state", "free"}}, 2);
+  EXPECT_EQ(m.Take(),
+            "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"
+            "# HELP b B.\n# TYPE b gauge\nb 0.5\n"
+            "# HELP c C.\n# TYPE c gauge\nc{node=\"n\\\"1\\\\\\n\",state=\"free\"} 2\n");
 }
 
 TEST(ProcessMetrics, RendersBuildInfoWithTheVersionAndTheStartTime) {

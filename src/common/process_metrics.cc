@@ -1,9 +1,7 @@
 #include "common/process_metrics.h"
 
-#include <chrono>
-
-#include "common/histogram.h"
-#include "common/strings.h"
+#include "common/metrics_text.h"
+#include "common/real_time.h"
 
 #ifndef LM_VERSION
 #define LM_VERSION "unknown"
@@ -12,8 +10,7 @@
 namespace lm {
 
 namespace {
-const double kStartTimeSeconds =
-    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+const double kStartTimeSeconds = UnixMillis(RealTimeSystem::Get().WallNow()) / 1000.0;
 }  // namespace
 
 std::string_view BuildVersion() { return LM_VERSION; }
@@ -21,14 +18,13 @@ std::string_view BuildVersion() { return LM_VERSION; }
 double ProcessStartTimeSeconds() { return kStartTimeSeconds; }
 
 std::string RenderProcessMetrics(std::string_view program) {
+  MetricsText m;
   std::string name = std::string(program) + "_build_info";
-  std::string out = MetricHeader(name, "gauge", "Always 1; the labels say which build runs.");
-  // Label values are escaped as in JSON strings, which covers Prometheus' \\, \" and \n.
-  out += name + "{version=\"" + JsonEscape(BuildVersion()) + "\"} 1\n";
-  out += MetricHeader("process_start_time_seconds", "gauge",
-                      "Start time of the process since the Unix epoch in seconds.");
-  out += "process_start_time_seconds " + FormatMetricValue(ProcessStartTimeSeconds()) + "\n";
-  return out;
+  m.Family(name, "gauge", "Always 1; the labels say which build runs.");
+  m.Sample(name, {{"version", BuildVersion()}}, 1);
+  m.Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.",
+          ProcessStartTimeSeconds());
+  return m.Take();
 }
 
 }  // namespace lm
