@@ -1,6 +1,6 @@
 // Logging set-up: spdlog to stderr, one line per event, as text or JSON. Call once from main().
 //
-//   LM_CHECK_OK(InitLogging("json"));
+//   if (Status s = InitLogging("json", LogFlush::kEachLine, spdlog::level::info); !s.ok()) ...
 //   spdlog::info("granted lock to {} token={}", holder, token);
 #pragma once
 

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import types
@@ -19,10 +18,7 @@ import pytest
 import procs
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = procs.free_port
 
 
 def etcd_binary():
@@ -76,16 +72,15 @@ def make_pki(d):
         rogue_cert=p("rogue.pem"), rogue_key=p("rogue.key"))
 
 
-class EtcdMember:
+class EtcdMember(procs.Process):
     def __init__(self, name, workdir, client_port, peer_port, initial_cluster, tls=None):
+        super().__init__(os.path.join(workdir, f"{name}.log"))
         self.tls = tls
         self.name = name
         self.workdir = workdir
         self.client_port = client_port
         self.peer_port = peer_port
         self.initial_cluster = initial_cluster
-        self.proc = None
-        self.log_path = os.path.join(workdir, f"{name}.log")
         self.first_start = True
         self.extra_args = []  # more etcd flags, e.g. --quota-backend-bytes
 
@@ -108,24 +103,14 @@ class EtcdMember:
         if self.tls:
             cmd += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
                     "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                          "ETCD_UNSUPPORTED_ARCH": os.environ.get(
-                                              "ETCD_UNSUPPORTED_ARCH", "")})
+        self.spawn(cmd, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                         "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")})
         return self
 
-    def stop(self, sig=signal.SIGKILL):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
+    def stop(self, sig=signal.SIGKILL, timeout=10):
+        rc = super().stop(sig, timeout)
         self.proc = None
+        return rc
 
     def call(self, path, body, timeout=2):
         """One gateway call; returns parsed JSON or None on any failure."""
@@ -197,10 +182,7 @@ def etcd_env(cluster, prefix=None, **extra):
 def kill_all(tokenmgrs):
     """Teardown: SIGKILL (by PID) every tokenmgr still running; close the others' logs."""
     for t in tokenmgrs:
-        if t.proc and t.proc.poll() is None:
-            t.stop(signal.SIGKILL)
-        elif t.proc and not t.log.closed:
-            t.log.close()
+        t.kill()
 
 
 def wait_synced(tokenmgr, timeout=15):

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +36,76 @@ def wait_for(condition, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
+def free_port():
+    """A port the kernel just gave out on 127.0.0.1, for a server that cannot take port 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_pid(proc, sig=signal.SIGTERM, timeout=10):
+    """Sends `sig` to a running process by PID (and SIGCONT, so a paused process sees it), waits
+    for it, then SIGKILLs it if it is still there after `timeout` s. Returns its exit code."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        if sig != signal.SIGKILL:
+            os.kill(proc.pid, signal.SIGCONT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
+class Process:
+    """A real process whose output goes to `log_path`; started by spawn(), stopped by PID."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        self.proc = None
+        self.log = None
+
+    def spawn(self, cmd, env=None):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        return self.proc
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, sig=None, timeout=10):
+        """Stops the process by PID (SIGTERM unless `sig`); returns its exit code, or None if it
+        never started."""
+        sig = signal.SIGTERM if sig is None else sig  # (in the class body `signal` is the method)
+        if not self.proc:
+            return None
+        rc = stop_pid(self.proc, sig, timeout)
+        self.close_log()
+        return rc
+
+    def close_log(self):
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def kill(self):
+        """Teardown: SIGKILL by PID if still running; the log is closed either way."""
+        if self.alive():
+            self.stop(signal.SIGKILL)
+        self.close_log()
+
+
 def wait_for_port_file(proc, port_file, logs, name):
     """Waits until a started process has written its bound port; fails at once if it exited."""
     def port():
@@ -49,17 +120,16 @@ def wait_for_port_file(proc, port_file, logs, name):
     return wait_for(port, what=f"{name} port file")
 
 
-class Tokenmgr:
+class Tokenmgr(Process):
     """A real tokenmgr process on 127.0.0.1:<port 0>."""
 
     def __init__(self, workdir=None, args=(), env=None, state_file=True):
         self.workdir = workdir or tempfile.mkdtemp(prefix="tokenmgr-")
+        super().__init__(os.path.join(self.workdir, "tokenmgr.log"))
         self.port_file = os.path.join(self.workdir, "port")
         self.state_file = os.path.join(self.workdir, "state.json") if state_file else None
-        self.log_path = os.path.join(self.workdir, "tokenmgr.log")
         self.args = list(args)
         self.env = env
-        self.proc = None
         self.port = None
         self.fixed_port = 0  # 0 = let the kernel pick
 
@@ -73,8 +143,7 @@ class Tokenmgr:
         env = {k: v for k, v in os.environ.items()
                if k not in ("LISTENPORT", "LOCKDURATION", "STATE_FILE", "BIND_ADDRESS")}
         env.update(self.env or {})
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.spawn(cmd, env)
         if expect_fail:
             return self.proc.wait(timeout=10)
 
@@ -83,34 +152,6 @@ class Tokenmgr:
 
     def url(self, path=""):
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def logs(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def signal(self, sig):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def stop(self, sig=None, timeout=10):
-        """Stops the process by PID (SIGTERM unless `sig`); returns its exit code."""
-        # (The default cannot be written as signal.SIGTERM: in the class body, `signal` is the
-        # method above.)
-        sig = signal.SIGTERM if sig is None else sig
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait()
-        self.log.close()
-        return rc
 
     def __enter__(self):
         return self.start()
@@ -168,11 +209,12 @@ def read_claim(pool, name):
         return None
 
 
-class Holder:
+class Holder(Process):
     """A real license-holder process for one simulated node."""
 
     def __init__(self, node, pool_dir, host_dir, tokenmgr_url, workdir, heartbeat=1, claim_ttl=4,
                  settle_ms=200, extra_env=None, args=()):
+        super().__init__(os.path.join(workdir, f"{node}.log"))
         self.node = node
         self.pool_dir = pool_dir
         self.host_dir = host_dir
@@ -184,10 +226,7 @@ class Holder:
         self.extra_env = extra_env or {}
         self.args = list(args)
         self.port_file = os.path.join(workdir, f"{node}.port")
-        self.log_path = os.path.join(workdir, f"{node}.log")
-        self.proc = None
         self.port = None
-        self.log = None
         os.makedirs(host_dir, exist_ok=True)
 
     def env(self):
@@ -208,9 +247,7 @@ class Holder:
     def start(self, wait_port=True):
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary("license-holder"), "--port-file", self.port_file] + self.args,
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env())
+        self.spawn([binary("license-holder"), "--port-file", self.port_file] + self.args, self.env())
         if wait_port:
             self.port = wait_for_port_file(self.proc, self.port_file, self.logs, self.node)
         return self
@@ -235,38 +272,6 @@ class Holder:
 
     def installed(self):
         return installed_license(self.host_dir)
-
-    def logs(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.alive():
-            os.kill(self.proc.pid, sig)
-
-    def stop(self, sig=None, timeout=10):
-        sig = signal.SIGTERM if sig is None else sig  # (in the class body `signal` is the method)
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            if sig != signal.SIGKILL:
-                os.kill(self.proc.pid, signal.SIGCONT)  # a paused process must see the signal
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait()
-        if self.log:
-            self.log.close()
-            self.log = None
-        return rc
 
 
 def kill9_takeover(victim, waiter, timeout=15):

@@ -237,7 +237,7 @@ def test_bad_store_config_stops_start_up(tmp_path):
                           "ETCD_CERT": "/x"}, "ETCD_CERT")]:
         t = procs.Tokenmgr(workdir=str(tmp_path), env=env, state_file=False)
         assert t.start(expect_fail=True) == 2
-        t.log.close()
+        t.close_log()
         assert needle in t.logs()
 
 

@@ -42,7 +42,7 @@ def start(tmp_path):
         started.append(t)
         if expect_fail:
             rc = t.start(expect_fail=True)
-            t.log.close()
+            t.close_log()
             return rc, t.logs()
         return t.start()
 

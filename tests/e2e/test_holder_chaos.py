@@ -146,9 +146,7 @@ class Chaos:
             os.kill(h.proc.pid, signal.SIGKILL)
             rc = h.proc.wait()
             self.errors.append(f"{h.node}: did not exit {timeout}s after {how}")
-        if h.log:
-            h.log.close()
-            h.log = None
+        h.close_log()
         node.exits.append((how, rc))
         return rc
 
@@ -534,16 +532,10 @@ def test_chaos(capsys):
     finally:
         done.set()
         for node in chaos.nodes:
-            h = node.h
-            if h.proc and h.proc.poll() is None:
-                os.kill(h.proc.pid, signal.SIGCONT)
-                h.stop(signal.SIGKILL)
-            elif h.log:
-                h.log.close()
+            node.h.kill()
         for _, h, _ in chaos.dups:
-            if h.proc and h.proc.poll() is None:
-                h.stop(signal.SIGKILL)
-        chaos.tm.stop(signal.SIGKILL)
+            h.kill()
+        chaos.tm.kill()
         if sampler.is_alive():
             sampler.join(timeout=5)
         if passed and os.environ.get("CHAOS_KEEP") != "1":

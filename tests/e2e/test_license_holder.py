@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from procs import (Holder, Tokenmgr, installed_license, kill9_takeover, make_pool, read_claim,
-                   request, wait_for)
+from procs import (Holder, Tokenmgr, free_port, installed_license, kill9_takeover, make_pool,
+                   read_claim, request, wait_for)
 
 SERVERS_CONF = ("### K80_servers.conf\n10.0.0.1:56001\n10.0.0.2:56001\n\n"
                 "### v100_servers.conf\n10.0.0.3:53334\n\n")
@@ -155,9 +155,7 @@ def test_starts_before_tokenmgr_and_recovers_when_it_comes_up(tmp_path):
     pool = str(tmp_path / "pool")
     make_pool(pool, 1)
     # Reserve a port for tokenmgr so the holder can be pointed at it before it exists.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     h = Holder("node-a", pool, str(tmp_path / "host"), f"http://127.0.0.1:{port}/api/token",
                str(tmp_path))
     tm = Tokenmgr(workdir=str(tmp_path / "tm"), state_file=False)

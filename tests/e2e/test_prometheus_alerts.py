@@ -16,14 +16,15 @@ import urllib.request
 import pytest
 
 import procs
-from etcd_util import free_port
+from procs import free_port
 
 ROOT = procs.ROOT
 RULES = os.path.join(ROOT, "examples", "kubernetes", "components", "monitoring", "alerts.rules.yaml")
 
 
-class Prometheus:
+class Prometheus(procs.Process):
     def __init__(self, workdir, scrape_configs, rules_text):
+        super().__init__(os.path.join(workdir, "prometheus.log"))
         self.workdir = workdir
         self.port = free_port()
         self.rules = os.path.join(workdir, "alerts.rules.yaml")
@@ -37,18 +38,14 @@ class Prometheus:
                 "rule_files": [self.rules],
                 "scrape_configs": scrape_configs,
             }, f)
-        self.log_path = os.path.join(workdir, "prometheus.log")
-        self.proc = None
 
     def start(self):
         binary = shutil.which("prometheus")
         if not binary:
             pytest.skip("prometheus not installed (Debian package prometheus)")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [binary, f"--config.file={self.config}", f"--web.listen-address=127.0.0.1:{self.port}",
-             f"--storage.tsdb.path={os.path.join(self.workdir, 'data')}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.spawn([binary, f"--config.file={self.config}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    f"--storage.tsdb.path={os.path.join(self.workdir, 'data')}"])
         procs.wait_for(self._ready, timeout=30, what="prometheus ready")
         return self
 
@@ -60,10 +57,6 @@ class Prometheus:
         except OSError:
             return False
 
-    def logs(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
     def alerts(self, name, state="firing"):
         """Active alerts named `name` in `state`, as label dicts."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/alerts", timeout=5) as r:
@@ -72,15 +65,7 @@ class Prometheus:
                 if a["labels"].get("alertname") == name and a["state"] == state]
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
+        return super().stop(timeout=15)
 
 
 def short_rules():

@@ -37,10 +37,7 @@ def start_tm(tmp_path):
 
     yield start
     for t in started:
-        if t.proc and t.proc.poll() is None:
-            t.stop(signal.SIGKILL)
-        elif t.proc and not t.log.closed:
-            t.log.close()
+        t.kill()
 
 
 @pytest.fixture
