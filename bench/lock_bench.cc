@@ -4,6 +4,7 @@
 //   lock_bench --tm-port=P --tm-pid=PID --tm-file-port=P2
 //              --redis-port=R --redis-pid=RPID --redis-aof-port=R2 [--quick]
 //   lock_bench --cycles --tm-port=P --clients=N --seconds=S [--warmup=W]
+//   lock_bench --etcd-put --etcd-port=P --clients=N --seconds=S [--warmup=W]
 //   lock_bench --single-only --tm-port=P --tm-pid=PID --redis-port=R --redis-pid=RPID
 //              [--slices=N] [--pin-cpu=C] [--tm-b-port=P2 --tm-b-pid=PID2]
 //
@@ -15,6 +16,10 @@
 // + release back to back on its own keep-alive connection; prints one line
 // `cycles_per_s=.. p50_us=.. p99_us=.. count=.. overlaps=..`, a sample being one cycle's time
 // from asking for the lock to the answer of its release.
+//
+// --etcd-put (used by bench/etcd_run.sh, the ceiling tokenmgr on etcd is measured against): N
+// clients, each putting its own key through etcd's JSON gateway (POST /v3/kv/put) back to back
+// on its own keep-alive connection; prints `puts_per_s=.. p50_us=.. p99_us=.. count=..`.
 //
 // Both protocols go through the same single-threaded Asio client code (C++20 coroutines, one
 // keep-alive TCP connection per simulated client); only the framing differs: a minimal
@@ -124,10 +129,14 @@ class HttpConn : public Conn {
  public:
   using Conn::Conn;
 
-  awaitable<HttpReply> Call(std::string_view method, std::string_view target) {
+  // `body`, when not empty, is sent as JSON.
+  awaitable<HttpReply> Call(std::string_view method, std::string_view target,
+                            std::string_view body = {}) {
     out_.clear();
-    out_.append(method).append(" ").append(target).append(
-        " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+    out_.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    if (!body.empty()) out_.append("Content-Type: application/json\r\n");
+    out_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+    out_.append(body);
     co_await net::async_write(socket_, net::buffer(out_), use_awaitable);
     size_t header_end;
     while ((header_end = Held().find("\r\n\r\n")) == std::string_view::npos) co_await ReadMore();
@@ -627,9 +636,44 @@ RunResult TokenmgrCycleClients(uint16_t port, int clients, double warmup_s, doub
   return Summarize(std::move(samples), seconds);
 }
 
+// --etcd-put: N clients, each putting its own key (base64 "bench/put/<i>") back to back.
+RunResult EtcdPutClients(uint16_t port, int clients, double warmup_s, double seconds) {
+  net::io_context io(1);
+  auto conns = ConnectMany<HttpConn>(io, port, clients, "etcd clients");
+  Window w = MakeWindow(warmup_s, seconds);
+  std::vector<int64_t> samples;
+  std::vector<std::function<awaitable<void>()>> tasks;
+  for (int i = 0; i < clients; ++i) {
+    HttpConn* c = conns[static_cast<size_t>(i)].get();
+    tasks.push_back([c, i, &w, &samples]() -> awaitable<void> {
+      static constexpr char kB64[] =
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      // "bench/put/" is 10 bytes: with a 2-digit suffix, 12 bytes = 16 base64 chars, no padding.
+      const std::string key = "bench/put/" + std::string(1, static_cast<char>('0' + i / 10 % 10)) +
+                              std::string(1, static_cast<char>('0' + i % 10));
+      std::string b64;
+      for (size_t k = 0; k < key.size(); k += 3) {
+        uint32_t v = (uint8_t(key[k]) << 16) | (uint8_t(key[k + 1]) << 8) | uint8_t(key[k + 2]);
+        for (int shift : {18, 12, 6, 0}) b64 += kB64[(v >> shift) & 63];
+      }
+      const std::string body = "{\"key\":\"" + b64 + "\",\"value\":\"eA==\"}";
+      for (uint64_t n = 0; n < kMaxCyclesPerRun; ++n) {
+        auto t0 = SteadyClock::now();
+        if (t0 >= w.end) break;
+        HttpReply r = co_await c->Call("POST", "/v3/kv/put", body);
+        if (r.status != 200) throw std::runtime_error("etcd put answered " + std::string(r.body));
+        if (t0 >= w.measure_from) samples.push_back((SteadyClock::now() - t0).count());
+      }
+    });
+  }
+  RunAll(io, std::move(tasks),
+         std::chrono::seconds(static_cast<int>(warmup_s + seconds) + 60), "etcd puts");
+  return Summarize(std::move(samples), seconds);
+}
+
 void RaiseFdLimit(rlim_t want);
 
-int RunCycles(const std::map<std::string, std::string>& kv) {
+int RunCycles(const std::map<std::string, std::string>& kv, bool etcd_put) {
   auto get = [&](const char* name, const char* fallback) {
     auto it = kv.find(name);
     if (it != kv.end()) return it->second;
@@ -637,6 +681,15 @@ int RunCycles(const std::map<std::string, std::string>& kv) {
     return std::string(fallback);
   };
   int clients = std::stoi(get("clients", "1"));
+  if (etcd_put) {
+    if (clients < 1 || clients > 100) throw std::runtime_error("--clients must be 1..100");
+    RunResult r = EtcdPutClients(static_cast<uint16_t>(std::stol(get("etcd-port", nullptr))),
+                                 clients, std::stod(get("warmup", "0.3")),
+                                 std::stod(get("seconds", "2")));
+    std::printf("puts_per_s=%.1f p50_us=%.0f p99_us=%.0f count=%" PRIu64 "\n", r.rate, r.p50_us,
+                r.p99_us, r.count);
+    return 0;
+  }
   RaiseFdLimit(static_cast<rlim_t>(clients) + 256);
   uint64_t overlaps = 0;
   RunResult r = TokenmgrCycleClients(static_cast<uint16_t>(std::stol(get("tm-port", nullptr))),
@@ -706,6 +759,7 @@ struct Args {
   int pin_cpu = -1;  // the server under test and this driver share this CPU (-1: no)
   bool quick = false;
   bool cycles = false;                     // --cycles mode (see the top)
+  bool etcd_put = false;                   // --etcd-put mode (see the top)
   bool single_only = false;                // --single-only (see the top)
   int slices = 0;                          // --slices=N; 0: 6 with --quick, else 30
   std::map<std::string, std::string> kv;  // every --name=value
@@ -716,8 +770,11 @@ Args ParseArgs(int argc, char** argv) {
   std::map<std::string, std::string>& kv = a.kv;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--quick" || s == "--cycles" || s == "--single-only") {
-      (s == "--quick" ? a.quick : s == "--cycles" ? a.cycles : a.single_only) = true;
+    if (s == "--quick" || s == "--cycles" || s == "--single-only" || s == "--etcd-put") {
+      (s == "--quick"    ? a.quick
+       : s == "--cycles" ? a.cycles
+       : s == "--etcd-put" ? a.etcd_put
+                           : a.single_only) = true;
       continue;
     }
     auto eq = s.find('=');
@@ -726,7 +783,7 @@ Args ParseArgs(int argc, char** argv) {
     }
     kv[s.substr(2, eq - 2)] = s.substr(eq + 1);
   }
-  if (a.cycles) return a;
+  if (a.cycles || a.etcd_put) return a;
   auto num = [&](const char* name) {
     auto it = kv.find(name);
     if (it == kv.end()) throw std::runtime_error(std::string("missing --") + name + "=");
@@ -1034,7 +1091,7 @@ int Run(const Args& a) {
 int main(int argc, char** argv) {
   try {
     Args a = ParseArgs(argc, argv);
-    return a.cycles ? RunCycles(a.kv) : Run(a);
+    return a.cycles || a.etcd_put ? RunCycles(a.kv, a.etcd_put) : Run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lock_bench: %s\n", e.what());
     return 1;
