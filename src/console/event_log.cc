@@ -1,0 +1,120 @@
+#include "console/event_log.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace lm::console {
+namespace {
+
+constexpr std::string_view kKindNames[] = {"claim",   "takeover",   "withdraw",     "release",
+                                           "wait_start", "wait_end", "lease_expiry", "admin"};
+constexpr size_t kMaxField = 1024;  // bytes in any one string field of a stored event
+
+}  // namespace
+
+std::string_view KindName(EventKind k) { return kKindNames[static_cast<size_t>(k)]; }
+
+std::optional<EventKind> ParseKind(std::string_view name) {
+  for (size_t i = 0; i < std::size(kKindNames); ++i) {
+    if (kKindNames[i] == name) return static_cast<EventKind>(i);
+  }
+  return std::nullopt;
+}
+
+EventLog::EventLog(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+
+Event EventLog::Append(Event e) {
+  e.seq = ++last_seq_;
+  if (e.time == WallTime{}) e.time = clock_.WallNow();
+  events_.push_back(e);
+  Trim();
+  return e;
+}
+
+void EventLog::Trim() {
+  while (events_.size() > limits_.max_events) events_.pop_front();
+  const WallTime oldest = clock_.WallNow() - limits_.max_age;
+  while (!events_.empty() && events_.front().time < oldest) events_.pop_front();
+}
+
+Page EventLog::After(uint64_t after, size_t limit) {
+  Trim();
+  Page p;
+  p.next = after;
+  if (!events_.empty()) p.first_retained = events_.front().seq;
+  auto it = std::upper_bound(events_.begin(), events_.end(), after,
+                             [](uint64_t s, const Event& e) { return s < e.seq; });
+  for (; it != events_.end(); ++it) {
+    if (p.events.size() >= limit) {
+      p.more = true;
+      break;
+    }
+    p.events.push_back(*it);
+    p.next = it->seq;
+  }
+  return p;
+}
+
+void EventLog::Restore(std::vector<Event> events, uint64_t last_seq) {
+  std::sort(events.begin(), events.end(),
+            [](const Event& a, const Event& b) { return a.seq < b.seq; });
+  events.erase(std::unique(events.begin(), events.end(),
+                           [](const Event& a, const Event& b) { return a.seq == b.seq; }),
+               events.end());
+  events_.assign(std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
+  last_seq_ = std::max(last_seq, events_.empty() ? 0 : events_.back().seq);
+  Trim();
+}
+
+std::string ToJson(const Event& e) {
+  nlohmann::json j = {{"seq", e.seq},
+                      {"time_ms", UnixMillis(e.time)},
+                      {"kind", KindName(e.kind)},
+                      {"license", e.license},
+                      {"node", e.node},
+                      {"token", e.token},
+                      {"actor", e.actor},
+                      {"detail", e.detail}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<Event> EventFromJson(std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return InvalidArgument("event: not a JSON object");
+  Event e;
+  auto number = [&](const char* name, uint64_t& out) -> Status {
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_number_unsigned()) {
+      return InvalidArgument(std::string("event: '") + name + "' must be a whole number");
+    }
+    out = it->get<uint64_t>();
+    return Status::Ok();
+  };
+  auto string = [&](const char* name, std::string& out) -> Status {
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_string()) {
+      return InvalidArgument(std::string("event: '") + name + "' must be a string");
+    }
+    const auto& s = it->get_ref<const std::string&>();
+    if (s.size() > kMaxField) {
+      return InvalidArgument(std::string("event: '") + name + "' is longer than " +
+                             std::to_string(kMaxField) + " bytes");
+    }
+    out = s;
+    return Status::Ok();
+  };
+  uint64_t ms = 0;
+  std::string kind;
+  for (Status s : {number("seq", e.seq), number("time_ms", ms), number("token", e.token),
+                   string("kind", kind), string("license", e.license), string("node", e.node),
+                   string("actor", e.actor), string("detail", e.detail)}) {
+    if (!s.ok()) return s;
+  }
+  auto k = ParseKind(kind);
+  if (!k) return InvalidArgument("event: unknown kind '" + kind.substr(0, 64) + "'");
+  e.kind = *k;
+  e.time = WallTime(std::chrono::milliseconds(ms));
+  return e;
+}
+
+}  // namespace lm::console

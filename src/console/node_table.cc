@@ -1,0 +1,99 @@
+#include "console/node_table.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+
+namespace lm::console {
+namespace {
+constexpr std::string_view kStateNames[] = {"held",     "waiting",  "cordoned",
+                                            "released", "degraded", "gone"};
+}  // namespace
+
+std::string_view NodeStateName(NodeState s) { return kStateNames[static_cast<size_t>(s)]; }
+
+std::optional<NodeState> ParseNodeState(std::string_view name) {
+  for (size_t i = 0; i < std::size(kStateNames); ++i) {
+    if (kStateNames[i] == name) return static_cast<NodeState>(i);
+  }
+  return std::nullopt;
+}
+
+NodeTable::NodeTable(const Clock& clock, NodeOptions options)
+    : clock_(clock), options_(options) {}
+
+Status NodeTable::Report(const NodeReport& r) {
+  if (Status s = ValidateLabel(r.node, "node"); !s.ok()) return s;
+  if (Status s = ValidateLabel(r.pod, "pod"); !s.ok()) return s;
+  if (!r.license.empty()) {
+    if (Status s = ValidateLabel(r.license, "license"); !s.ok()) return s;
+  }
+  if (r.version.size() > 64) return InvalidArgument("version is longer than 64 bytes");
+  if (r.state == NodeState::kGone) return InvalidArgument("an agent cannot report 'gone'");
+  const SteadyTime now = clock_.Now();
+  Expire(now);
+  auto it = nodes_.find(r.node);
+  if (it == nodes_.end()) {
+    if (nodes_.size() >= options_.max_nodes) {
+      return ResourceExhausted("more than " + std::to_string(options_.max_nodes) + " nodes");
+    }
+    it = nodes_.emplace(r.node, Entry{r, clock_.WallNow(), now, clock_.WallNow()}).first;
+    return Status::Ok();
+  }
+  Entry& e = it->second;
+  const bool was_gone = now - e.seen >= options_.gone_after;
+  if (was_gone || e.report.state != r.state || e.report.license != r.license) {
+    e.since = clock_.WallNow();
+  }
+  e.report = r;
+  e.seen = now;
+  e.seen_wall = clock_.WallNow();
+  return Status::Ok();
+}
+
+NodeRow NodeTable::Row(const Entry& e, SteadyTime now) const {
+  NodeRow row;
+  row.node = e.report.node;
+  row.pod = e.report.pod;
+  row.license = e.report.license;
+  row.version = e.report.version;
+  row.last_reported = e.report.state;
+  row.last_seen = e.seen_wall;
+  if (now - e.seen >= options_.gone_after) {
+    row.state = NodeState::kGone;
+    row.since = e.seen_wall + options_.gone_after;
+  } else {
+    row.state = e.report.state;
+    row.since = e.since;
+  }
+  return row;
+}
+
+void NodeTable::Expire(SteadyTime now) {
+  std::erase_if(nodes_, [&](const auto& kv) { return now - kv.second.seen >= options_.retention; });
+}
+
+std::vector<NodeRow> NodeTable::List() {
+  const SteadyTime now = clock_.Now();
+  Expire(now);
+  std::vector<NodeRow> rows;
+  rows.reserve(nodes_.size());
+  for (const auto& [_, e] : nodes_) rows.push_back(Row(e, now));
+  std::stable_sort(rows.begin(), rows.end(), [](const NodeRow& a, const NodeRow& b) {
+    const bool wa = a.state == NodeState::kWaiting, wb = b.state == NodeState::kWaiting;
+    if (wa != wb) return wa;
+    if (wa) return a.since < b.since;
+    return false;  // by name: the map's order, kept by stable_sort
+  });
+  return rows;
+}
+
+std::optional<NodeRow> NodeTable::Get(const std::string& node) {
+  const SteadyTime now = clock_.Now();
+  Expire(now);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::nullopt;
+  return Row(it->second, now);
+}
+
+}  // namespace lm::console
