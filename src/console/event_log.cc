@@ -24,11 +24,29 @@ std::optional<EventKind> ParseKind(std::string_view name) {
 EventLog::EventLog(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
 
 Event EventLog::Append(Event e) {
-  e.seq = ++last_seq_;
-  if (e.time == WallTime{}) e.time = clock_.WallNow();
-  events_.push_back(e);
+  std::vector<Event> one = Stamp({std::move(e)});
+  Event stored = one.front();
+  Commit(std::move(one));
+  return stored;
+}
+
+std::vector<Event> EventLog::Stamp(std::vector<Event> events) const {
+  uint64_t seq = last_seq_;
+  const WallTime now = clock_.WallNow();
+  for (Event& e : events) {
+    e.seq = ++seq;
+    if (e.time == WallTime{}) e.time = now;
+  }
+  return events;
+}
+
+void EventLog::Commit(std::vector<Event> stamped) {
+  for (Event& e : stamped) {
+    if (e.seq <= last_seq_) continue;
+    last_seq_ = e.seq;
+    events_.push_back(std::move(e));
+  }
   Trim();
-  return e;
 }
 
 void EventLog::Trim() {

@@ -73,6 +73,11 @@ class EventLog {
   // Appends `e` with the next sequence number (and the time now when e.time is empty), then
   // drops what the limits no longer allow. Returns the event as stored (with seq and time).
   Event Append(Event e);
+  // Numbers events without storing them (seq from last_seq() + 1 on; time now when empty), so a
+  // caller can persist them first and Commit them after.
+  std::vector<Event> Stamp(std::vector<Event> events) const;
+  // Appends events from Stamp(); ones whose seq is not above last_seq() are ignored.
+  void Commit(std::vector<Event> stamped);
   // Events with seq > after, oldest first, at most `limit` (limit 0 = none).
   Page After(uint64_t after, size_t limit);
   // Replaces the content with events read back from a store (any order; duplicates by seq are
