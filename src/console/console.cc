@@ -111,36 +111,20 @@ Status Console::SetMark(Mark kind, const std::string& name, bool on, const std::
   return Record({std::move(e)});
 }
 
-Status Console::Cordon(const std::string& node, const std::string& actor) {
+Status Console::NodeMark(const std::string& node, bool on, const std::string& actor) {
   if (Status s = ValidateLabel(node, "node"); !s.ok()) return s;
   if (!nodes_.Get(node) && !admin_.cordoned.count(node)) {
     return NotFound("no agent has reported from node '" + node + "'");
   }
-  return SetMark(Mark::kCordon, node, true, actor, "cordon");
+  return SetMark(Mark::kCordon, node, on, actor, on ? "cordon" : "uncordon");
 }
 
-Status Console::Uncordon(const std::string& node, const std::string& actor) {
-  if (Status s = ValidateLabel(node, "node"); !s.ok()) return s;
-  if (!nodes_.Get(node) && !admin_.cordoned.count(node)) {
-    return NotFound("no agent has reported from node '" + node + "'");
-  }
-  return SetMark(Mark::kCordon, node, false, actor, "uncordon");
-}
-
-Status Console::Disable(const std::string& license, const std::string& actor) {
+Status Console::LicenseMark(const std::string& license, bool on, const std::string& actor) {
   if (Status s = ValidateLabel(license, "license"); !s.ok()) return s;
   if (!options_.license_exists(license) && !admin_.disabled.count(license)) {
     return NotFound("no license '" + license + "' in the pool");
   }
-  return SetMark(Mark::kDisable, license, true, actor, "disable");
-}
-
-Status Console::Enable(const std::string& license, const std::string& actor) {
-  if (Status s = ValidateLabel(license, "license"); !s.ok()) return s;
-  if (!options_.license_exists(license) && !admin_.disabled.count(license)) {
-    return NotFound("no license '" + license + "' in the pool");
-  }
-  return SetMark(Mark::kDisable, license, false, actor, "enable");
+  return SetMark(Mark::kDisable, license, on, actor, on ? "disable" : "enable");
 }
 
 std::vector<NodeRow> Console::Nodes() {

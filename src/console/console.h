@@ -78,10 +78,18 @@ class Console {
   // license, OK (and no new event) when the mark is already as asked. The mark is stored
   // before it is in force; if only its event fails to be stored, the error is returned and the
   // mark stays (an operator retrying changes nothing).
-  Status Cordon(const std::string& node, const std::string& actor);
-  Status Uncordon(const std::string& node, const std::string& actor);
-  Status Disable(const std::string& license, const std::string& actor);
-  Status Enable(const std::string& license, const std::string& actor);
+  Status Cordon(const std::string& node, const std::string& actor) {
+    return NodeMark(node, true, actor);
+  }
+  Status Uncordon(const std::string& node, const std::string& actor) {
+    return NodeMark(node, false, actor);
+  }
+  Status Disable(const std::string& license, const std::string& actor) {
+    return LicenseMark(license, true, actor);
+  }
+  Status Enable(const std::string& license, const std::string& actor) {
+    return LicenseMark(license, false, actor);
+  }
 
   std::vector<NodeRow> Nodes();
   Page Events(uint64_t after, size_t limit);
@@ -91,6 +99,8 @@ class Console {
 
  private:
   enum class Mark { kCordon, kDisable };
+  Status NodeMark(const std::string& node, bool on, const std::string& actor);
+  Status LicenseMark(const std::string& license, bool on, const std::string& actor);
   Status SetMark(Mark kind, const std::string& name, bool on, const std::string& actor,
                  const char* verb);
 
