@@ -145,14 +145,20 @@ void HttpTokenmgrClient::Abort() {
 StatusOr<HttpTokenmgrClient::Reply> HttpTokenmgrClient::Call(const std::string& method,
                                                              const std::string& target,
                                                              std::chrono::milliseconds timeout,
-                                                             Conn conn, bool keep_alive) {
+                                                             Conn conn, bool keep_alive,
+                                                             const std::string& body) {
   Transport& t = *transport_;
   std::unique_ptr<beast::tcp_stream> stream;
   if (conn == Conn::kReuse) stream = std::move(t.kept);
   t.kept.reset();  // anything else kept is closed: a Lock always opens a new connection
   bool reused = stream != nullptr;
-  bhttp::request<bhttp::empty_body> req(bhttp::string_to_verb(method), target, 11);
+  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), target, 11);
   req.set(bhttp::field::host, url_.authority);
+  if (!body.empty()) {
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+  }
+  req.prepare_payload();
   req.set(bhttp::field::user_agent, "license-holder/1.0.0");
   if (auth_) req.set(bhttp::field::authorization, "Bearer " + *auth_);
   req.keep_alive(keep_alive);
@@ -230,6 +236,24 @@ StatusOr<LockGrant> HttpTokenmgrClient::Lock(std::chrono::seconds wait, std::chr
   auto reply = Call("GET", target, io_timeout_ + wait, Conn::kNew, /*keep_alive=*/true);
   if (!reply.ok()) return reply.status();
   return ParseLockResponse(reply->status, reply->body);
+}
+
+std::string ServerRoot(const ParsedUrl& url) {
+  std::string_view p = url.base_path;
+  for (std::string_view api : {"/api/token", "/api/tokenmgr", "/api"}) {
+    if (p.size() >= api.size() && p.substr(p.size() - api.size()) == api) {
+      return std::string(p.substr(0, p.size() - api.size()));
+    }
+  }
+  return std::string(p);
+}
+
+StatusOr<ApiReply> HttpTokenmgrClient::Api(const std::string& method, const std::string& path,
+                                           const std::string& body) {
+  auto reply = Call(method, ServerRoot(url_) + path, io_timeout_, Conn::kReuse,
+                    /*keep_alive=*/true, body);
+  if (!reply.ok()) return reply.status();
+  return ApiReply{reply->status, std::move(reply->body)};
 }
 
 Status HttpTokenmgrClient::Release(const std::string& id) {

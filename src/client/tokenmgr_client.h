@@ -50,6 +50,15 @@ struct ParsedUrl {
 // (http://[::1]:8080/api/token); INVALID_ARGUMENT naming TOKENMGR_URL otherwise.
 StatusOr<ParsedUrl> ParseHttpUrl(const std::string& url);
 
+// The server's root path in a TOKENMGR_URL: the path without a trailing /api/token,
+// /api/tokenmgr or /api ("http://tm:8080/api/token" and "http://tm:8080" both give "").
+std::string ServerRoot(const ParsedUrl& url);
+
+struct ApiReply {
+  int status = 0;
+  std::string body;
+};
+
 // Interprets a lock response (status code + body). Exposed for tests and fuzzing.
 StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body);
 
@@ -64,6 +73,10 @@ class HttpTokenmgrClient final : public TokenmgrClient {
                            const std::string& holder) override;
   Status Release(const std::string& id) override;
   void Abort() override;
+  // Any API call, `path` from the server's root (see ServerRoot), e.g. "/api/nodes"; `body`,
+  // when not empty, is sent as JSON. Keeps the connection for the next call.
+  StatusOr<ApiReply> Api(const std::string& method, const std::string& path,
+                         const std::string& body = "");
 
   // TCP connections opened so far (tests and benchmarks; loop thread only).
   uint64_t connections_opened() const { return connections_opened_; }
@@ -76,7 +89,8 @@ class HttpTokenmgrClient final : public TokenmgrClient {
   };
   enum class Conn { kNew, kReuse };  // kReuse: the kept connection, if there is one
   StatusOr<Reply> Call(const std::string& method, const std::string& target,
-                       std::chrono::milliseconds timeout, Conn conn, bool keep_alive);
+                       std::chrono::milliseconds timeout, Conn conn, bool keep_alive,
+                       const std::string& body = "");
 
   ParsedUrl url_;
   std::optional<std::string> auth_;

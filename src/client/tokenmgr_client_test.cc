@@ -121,6 +121,11 @@ class StubTokenmgr {
     return hosts_;
   }
   int connections() const { return connections_; }
+  // "METHOD body" of each request, in order.
+  std::vector<std::string> bodies() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return bodies_;
+  }
   // Request targets in order, each prefixed with the connection number.
   std::vector<std::string> seen() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -138,13 +143,14 @@ class StubTokenmgr {
       int conn = ++connections_;
       boost::beast::flat_buffer buf;
       for (;;) {
-        bhttp::request<bhttp::empty_body> req;
+        bhttp::request<bhttp::string_body> req;
         bhttp::read(sock, buf, req, ec);
         if (ec) break;
         std::string target(req.target());
         {
           std::lock_guard<std::mutex> l(mu_);
           seen_.push_back(std::to_string(conn) + " " + target);
+          bodies_.push_back(std::string(req.method_string()) + " " + req.body());
           hosts_.emplace_back(req[boost::beast::http::field::host]);
         }
         bool lock = target.find("/lock/") != std::string::npos;
@@ -161,12 +167,38 @@ class StubTokenmgr {
   mutable std::mutex mu_;
   std::vector<std::string> seen_;   // Guarded by mu_
   std::vector<std::string> hosts_;  // Guarded by mu_
+  std::vector<std::string> bodies_;  // Guarded by mu_
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   std::thread thread_;
 };
+
+TEST(ServerRoot, DropsTheApiSuffixOfAnAgentsUrl) {
+  for (auto [url, root] : {std::pair{"http://tm:8080/api/token", ""},
+                           {"http://tm:8080/api/tokenmgr", ""},
+                           {"http://tm:8080", ""},
+                           {"http://tm:8080/", ""},
+                           {"http://tm/prefix/api/token", "/prefix"},
+                           {"http://tm/prefix", "/prefix"}}) {
+    auto u = ParseHttpUrl(url);
+    ASSERT_TRUE(u.ok()) << url;
+    EXPECT_EQ(ServerRoot(*u), root) << url;
+  }
+}
+
+TEST(HttpTokenmgrClient, ApiCallsGoFromTheServerRootWithTheirJsonBody) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->Api("PUT", "/api/nodes/n1", R"({"state":"held"})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_TRUE((*c)->Api("GET", "/api/nodes").ok());
+  EXPECT_EQ(tm.seen(), (std::vector<std::string>{"1 /api/nodes/n1", "1 /api/nodes"}));
+  EXPECT_EQ(tm.bodies(), (std::vector<std::string>{R"(PUT {"state":"held"})", "GET "}));
+}
 
 TEST(HttpTokenmgrClient, ReleaseReusesTheGrantsConnection) {
   StubTokenmgr tm(/*close_after_lock=*/false);

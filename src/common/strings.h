@@ -57,6 +57,8 @@ void JsonEscapeInto(std::string_view s, Append&& append) {
 
 // Percent-decodes a URL component; '+' is kept literally. Fails on malformed escapes or NUL.
 StatusOr<std::string> PercentDecode(std::string_view s);
+// Percent-encodes everything but RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~).
+std::string PercentEncode(std::string_view s);
 
 std::string_view Trim(std::string_view s);
 

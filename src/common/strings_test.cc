@@ -73,5 +73,16 @@ TEST(PercentDecode, PlainTextIsCopiedButARawNulIsStillRefused) {
   EXPECT_EQ(*PercentDecode("%41+b"), "A+b");  // '+' is literal here (forms decode it first)
 }
 
+TEST(PercentEncode, KeepsUnreservedAndRoundTripsEverythingElse) {
+  EXPECT_EQ(PercentEncode("a-Z_0.~"), "a-Z_0.~");
+  EXPECT_EQ(PercentEncode("2026-12-01T00:00:00Z"), "2026-12-01T00%3A00%3A00Z");
+  const std::string all = [] {
+    std::string s;
+    for (int c = 1; c < 256; ++c) s += static_cast<char>(c);
+    return s;
+  }();
+  EXPECT_EQ(*PercentDecode(PercentEncode(all)), all);
+}
+
 }  // namespace
 }  // namespace lm
