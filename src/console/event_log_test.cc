@@ -208,5 +208,23 @@ TEST_F(UsageTest, TrimmedHistorySaysFromWhenTheReportIsComplete) {
   EXPECT_EQ(u.known_from, t0_ + 100s);
 }
 
+TEST(ParseTimeArg, TakesEveryDocumentedFormAndRefusesTheRest) {
+  const WallTime now = WallTime(std::chrono::seconds(1796000000));
+  EXPECT_EQ(*ParseTimeArg("now", now, "from"), now);
+  EXPECT_EQ(*ParseTimeArg("1700000000", now, "from"), WallTime(std::chrono::seconds(1700000000)));
+  EXPECT_EQ(*ParseTimeArg("-90m", now, "from"), now - 90min);
+  EXPECT_EQ(*ParseTimeArg("-7d", now, "from"), now - std::chrono::hours(168));
+  EXPECT_EQ(UnixMillis(*ParseTimeArg("2026-12-01T00:00:00Z", now, "from")), 1796083200000);
+  EXPECT_EQ(UnixMillis(*ParseTimeArg("2026-12-01T00:00:00.25Z", now, "from")), 1796083200250);
+  for (const char* bad : {"", "yesterday", "-", "-5", "-5w", "--5h", "2026-13-01T00:00:00Z",
+                          "2026-02-30T00:00:00Z", "2026-12-01T00:00:00", "2026-12-01 00:00:00Z",
+                          "2026-12-01T00:00:00.Z", "2026-12-01T00:00:00+01:00",
+                          "99999999999999999999", "1e9"}) {
+    auto t = ParseTimeArg(bad, now, "from");
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_NE(t.status().message().find("from must be"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace lm::console

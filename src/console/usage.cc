@@ -1,9 +1,12 @@
 #include "console/usage.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "common/strings.h"
 
 namespace lm::console {
 namespace {
@@ -117,6 +120,57 @@ std::string UsageJson(const Usage& u) {
                       {"nodes", rows(u.by_node)},
                       {"licenses", rows(u.by_license)}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<WallTime> ParseTimeArg(std::string_view text, WallTime now, std::string_view what) {
+  auto bad = [&] {
+    return InvalidArgument(std::string(what) + " must be now, Unix seconds, an RFC 3339 UTC time "
+                           "(2026-12-01T00:00:00Z) or -N followed by s, m, h or d (got '" +
+                           std::string(text.substr(0, 40)) + "')");
+  };
+  if (text == "now") return now;
+  if (text.empty() || text.size() > 40) return bad();
+  if (text[0] == '-') {
+    auto n = ParseWholeNumber(text.substr(1, text.size() - 2), what, 100L * 365 * 86400);
+    if (!n.ok() || text.size() < 3) return bad();
+    int64_t unit = 0;
+    switch (text.back()) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: return bad();
+    }
+    return now - std::chrono::seconds(*n * unit);
+  }
+  if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+    auto n = ParseWholeNumber(text, what, 32503680000);  // up to the year 3000
+    if (!n.ok()) return bad();
+    return WallTime(std::chrono::seconds(*n));
+  }
+  // YYYY-MM-DDTHH:MM:SS[.fraction]Z
+  std::string t(text);
+  int y, mo, d, h, mi, sec, used = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+      used != 19 || t.back() != 'Z') {
+    return bad();
+  }
+  std::string_view frac = std::string_view(t).substr(19, t.size() - 20);
+  if (!frac.empty() && (frac[0] != '.' || frac.size() < 2 ||
+                        frac.substr(1).find_first_not_of("0123456789") != std::string_view::npos)) {
+    return bad();
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return bad();
+  const auto ymd = std::chrono::year(y) / mo / d;
+  if (!ymd.ok()) return bad();
+  WallTime out = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+                 std::chrono::seconds(sec);
+  if (frac.size() > 1) {
+    std::string ms(frac.substr(1, 3));
+    ms.resize(3, '0');
+    out += std::chrono::milliseconds(std::stoi(ms));
+  }
+  return out;
 }
 
 }  // namespace lm::console

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/status.h"
 #include "console/event_log.h"
 
 namespace lm::console {
@@ -41,5 +42,10 @@ Usage ComputeUsage(const std::deque<Event>& events, WallTime from, WallTime to, 
 // prefixed with ' (spreadsheets run those as formulas).
 std::string UsageCsv(const Usage& u);
 std::string UsageJson(const Usage& u);
+
+// A time as `from`/`to` take it: "now"; Unix seconds ("1796000000"); an RFC 3339 UTC time
+// ("2026-12-01T00:00:00Z", fractions allowed); or a time before now ("-90m", "-24h", "-7d";
+// units s, m, h, d). INVALID_ARGUMENT naming `what` otherwise.
+StatusOr<WallTime> ParseTimeArg(std::string_view text, WallTime now, std::string_view what);
 
 }  // namespace lm::console

@@ -1,0 +1,144 @@
+#include "console/file_journal.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+
+namespace lm::console {
+namespace {
+
+constexpr size_t kMaxLine = 8 * 1024;  // an event line is far shorter; anything longer is junk
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Unavailable(ErrnoMessage("write", path, errno));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+FileJournal::~FileJournal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+StatusOr<std::unique_ptr<FileJournal>> FileJournal::Open(const std::string& dir, Limits limits) {
+  std::unique_ptr<FileJournal> j(new FileJournal(dir, limits));
+  if (Status s = j->Load(); !s.ok()) return s;
+  j->fd_ = ::open(j->EventsPath().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                  0600);
+  if (j->fd_ < 0) return Unavailable(ErrnoMessage("open", j->EventsPath(), errno));
+  return j;
+}
+
+Status FileJournal::Load() {
+  auto admin = ReadSmallFile(AdminPath(), 4 * 1024 * 1024);
+  if (admin.ok()) {
+    auto parsed = AdminStateFromJson(*admin);
+    if (!parsed.ok()) {
+      return DataLoss(AdminPath() + " is unreadable (" + parsed.status().message() +
+                      "); it holds the cordoned nodes and disabled licenses: fix it, or move it "
+                      "aside to start with none");
+    }
+    admin_ = std::move(*parsed);
+  } else if (admin.status().code() != StatusCode::kNotFound) {
+    return admin.status();
+  }
+
+  std::ifstream in(EventsPath(), std::ios::binary);
+  if (!in) return Status::Ok();  // no history yet
+  std::deque<Event> kept;
+  std::string line;
+  size_t bad = 0;
+  bool torn_last = false;
+  while (std::getline(in, line)) {
+    const bool complete = !in.eof();  // the last line lacks its '\n' when a write was torn
+    if (line.empty()) continue;
+    if (line.size() > kMaxLine) {
+      ++bad;
+      continue;
+    }
+    nlohmann::json meta = nlohmann::json::parse(line, nullptr, false);
+    if (meta.is_object() && meta.size() == 1 && meta.contains("last_seq") &&
+        meta["last_seq"].is_number_unsigned()) {
+      last_seq_ = std::max(last_seq_, meta["last_seq"].get<uint64_t>());
+      continue;
+    }
+    auto e = EventFromJson(line);
+    if (!e.ok()) {
+      if (!complete) {
+        torn_last = true;
+      } else {
+        ++bad;
+      }
+      continue;
+    }
+    ++lines_;
+    last_seq_ = std::max(last_seq_, e->seq);
+    kept.push_back(std::move(*e));
+    if (kept.size() > limits_.max_events) kept.pop_front();
+  }
+  if (torn_last) spdlog::warn("{}: dropped a torn last line (a crash while appending)", EventsPath());
+  if (bad > 0) spdlog::warn("{}: skipped {} unreadable line(s)", EventsPath(), bad);
+  skipped_ = bad;
+  events_.assign(kept.begin(), kept.end());
+  recent_ = events_;
+  return Status::Ok();
+}
+
+Status FileJournal::AppendEvents(const std::vector<Event>& events) {
+  if (events.empty()) return Status::Ok();
+  std::string text;
+  for (const Event& e : events) text += ToJson(e) + "\n";
+  if (Status s = WriteAll(fd_, text, EventsPath()); !s.ok()) return s;
+  if (::fdatasync(fd_) != 0) return Unavailable(ErrnoMessage("fdatasync", EventsPath(), errno));
+  for (const Event& e : events) {
+    last_seq_ = std::max(last_seq_, e.seq);
+    recent_.push_back(e);
+  }
+  lines_ += events.size();
+  if (recent_.size() > 2 * limits_.max_events) {
+    recent_.erase(recent_.begin(), recent_.end() - static_cast<ptrdiff_t>(limits_.max_events));
+  }
+  if (lines_ >= 2 * limits_.max_events + 16) return Compact();
+  return Status::Ok();
+}
+
+Status FileJournal::Compact() {
+  if (recent_.size() > limits_.max_events) {
+    recent_.erase(recent_.begin(), recent_.end() - static_cast<ptrdiff_t>(limits_.max_events));
+  }
+  std::string text = "{\"last_seq\":" + std::to_string(last_seq_) + "}\n";
+  for (const Event& e : recent_) text += ToJson(e) + "\n";
+  auto fd = CreateFileAtomically(EventsPath(), text, 0600);
+  if (!fd.ok()) {
+    spdlog::warn("{}: could not compact ({}); appending goes on", EventsPath(),
+                 fd.status().message());
+    return Status::Ok();  // the appended events are stored; only the file stays larger
+  }
+  ::close(fd_);
+  ::close(*fd);
+  fd_ = ::open(EventsPath().c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+  if (fd_ < 0) return Unavailable(ErrnoMessage("open", EventsPath(), errno));
+  lines_ = recent_.size();
+  return Status::Ok();
+}
+
+Status FileJournal::SaveAdmin(const AdminState& state) {
+  if (Status s = WriteFileAtomically(AdminPath(), ToJson(state), 0600); !s.ok()) return s;
+  admin_ = state;
+  return Status::Ok();
+}
+
+}  // namespace lm::console
