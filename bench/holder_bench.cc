@@ -63,6 +63,7 @@
 #include "common/sleeper.h"
 #include "license/fs.h"
 #include "license/installer.h"
+#include "license/layout.h"
 #include "license/pool.h"
 
 namespace {
@@ -257,10 +258,11 @@ int MkPool(const Args& a) {
   long n = a.Int("n");
   MkdirP(pool);
   for (long i = 1; i <= n; ++i) {
-    std::string dir = pool + "/license" + std::to_string(i);
-    MkdirP(dir + "/lic");
-    WriteFile(dir + "/lic/host_id", "bench-host-id-" + std::to_string(i) + "\n");
-    WriteFile(dir + "/lic/license.dat", "LICENSE bench " + std::to_string(i) + " " +
+    std::string name = "license" + std::to_string(i);
+    std::string dir = license::LicenseDir(pool, name);
+    MkdirP(license::JoinPath(dir, license::kLicenseKeyDir));
+    WriteFile(license::LicenseKeyPath(pool, name), "bench-host-id-" + std::to_string(i) + "\n");
+    WriteFile(license::JoinPath(dir, license::kLicenseKeyDir) + "/license.dat", "LICENSE bench " + std::to_string(i) + " " +
                                             std::string(200, 'x') + "\n");
   }
   return 0;
@@ -299,7 +301,7 @@ void OneCriticalSection(const Args& a, license::PosixFilesystem& fs, CsPool& p,
   for (Nanos h : client->held) p.held_us.push_back(Us(h));
   p.grants += client->grants;
   (void)fs.RemoveAll(p.pool->ClaimPath(snap.license));
-  (void)fs.RemoveAll(p.dir + "/.holders/" + node);
+  (void)fs.RemoveAll(license::HintPath(p.dir, node));
   (void)fs.RemoveAll(host);
 }
 

@@ -28,6 +28,7 @@
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"
+#include "license/rules.h"
 
 namespace lm::holder {
 

@@ -1,4 +1,4 @@
-#include "http/pool_view.h"
+#include "license/pool_view.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include "license/claim.h"
 #include "license/fake_fs.h"
 
-namespace lm::http {
+namespace lm::license {
 namespace {
 
 using std::chrono::seconds;
@@ -260,9 +260,9 @@ TEST(ParseClaimTtl, DefaultsToSixtyAndRejectsBadValues) {
 }
 
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::license
 
-namespace lm::http {
+namespace lm::license {
 namespace {
 
 TEST(RenderPoolMetrics, OneGaugePerStateFromTheTotals) {
@@ -325,4 +325,4 @@ TEST(RenderPoolMetrics, NothingWhenThePoolIsUnknown) {
 }
 
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::license
