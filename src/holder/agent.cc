@@ -163,7 +163,8 @@ std::optional<std::string> Agent::ReadHint() {
   auto text = fs_.Read(license::HintPath(config_.pool_dir, config_.node), 512);
   if (!text.ok()) return std::nullopt;
   std::string name(Trim(*text));
-  if (name.empty() || license::IsHiddenName(name) || name.find('/') != std::string::npos) return std::nullopt;
+  if (name.empty() || license::IsHiddenName(name) || name.find('/') != std::string::npos)
+    return std::nullopt;
   return name;
 }
 
@@ -334,7 +335,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
       msg +=
           ", but " + *likely + " does: is POOL_DIR one level too high? (POOL_DIR=" + *likely + ")";
     } else {
-      msg += std::string("; a license is a directory holding a non-empty ") + license::kLicenseKeyPath;
+      msg +=
+          std::string("; a license is a directory holding a non-empty ") + license::kLicenseKeyPath;
     }
     SetError(msg);
   } else {

@@ -30,11 +30,16 @@ std::string ClaimBy(const std::string& node, uint64_t renewals) {
 
 uint64_t AgentCount(const AgentSnapshot& s, LicenseState state) {
   switch (state) {
-    case LicenseState::kFree: return s.pool_free;
-    case LicenseState::kHeld: return s.pool_held;
-    case LicenseState::kStale: return s.pool_stale;
-    case LicenseState::kUnreadable: return s.pool_unreadable;
-    case LicenseState::kUnusable: return s.pool_unusable;
+    case LicenseState::kFree:
+      return s.pool_free;
+    case LicenseState::kHeld:
+      return s.pool_held;
+    case LicenseState::kStale:
+      return s.pool_stale;
+    case LicenseState::kUnreadable:
+      return s.pool_unreadable;
+    case LicenseState::kUnusable:
+      return s.pool_unusable;
   }
   return 0;
 }
@@ -50,8 +55,8 @@ const Case kCases[] = {
     {"free", [](FakeFilesystem&) {}, nullptr, 0},
     {"held, renewed by its holder", nullptr,
      [](FakeFilesystem& fs, int beat) { fs.AddFile(kClaim, ClaimBy("b", beat)); }, -1},
-    {"held, not renewed", [](FakeFilesystem& fs) { fs.AddFile(kClaim, ClaimBy("b", 0)); },
-     nullptr, kTtlBeats},
+    {"held, not renewed", [](FakeFilesystem& fs) { fs.AddFile(kClaim, ClaimBy("b", 0)); }, nullptr,
+     kTtlBeats},
     {"seed-format claim, not rewritten",
      [](FakeFilesystem& fs) { fs.AddFile(kClaim, "flexdirect-x2k9\n"); }, nullptr, kTtlBeats},
     {"garbage claim, unchanged", [](FakeFilesystem& fs) { fs.AddFile(kClaim, "{garbage"); },

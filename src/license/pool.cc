@@ -79,8 +79,8 @@ StatusOr<std::vector<std::string>> Pool::Names(std::vector<std::string>* skipped
   if (!entries.ok()) return entries.status();
   std::vector<std::string> names;
   for (const DirEntry& e : *entries) {
-    bool ok = e.type == FileType::kDir && !e.name.empty() && !IsHiddenName(e.name) &&
-              !BadName(e.name);
+    bool ok =
+        e.type == FileType::kDir && !e.name.empty() && !IsHiddenName(e.name) && !BadName(e.name);
     if (ok) {
       names.push_back(e.name);
     } else if (skipped && !IsHiddenName(e.name)) {

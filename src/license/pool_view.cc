@@ -199,12 +199,14 @@ std::string RenderPoolMetrics(const PoolSnapshot& s) {
       m.Sample(name, {{"license", row.name}, {label, value(row)}}, 1);
     }
   };
-  per_license(LicenseState::kUnusable, "tokenmgr_pool_license_unusable", "reason",
-              [](const LicenseRow& r) -> std::string_view { return r.error; },
-              "1 for each pool entry that cannot be installed; the reason as a label.");
-  per_license(LicenseState::kStale, "tokenmgr_pool_license_stale", "claimed_by",
-              [](const LicenseRow& r) -> std::string_view { return r.node; },
-              "1 for each license whose claim nobody renewed for a claim TTL.");
+  per_license(
+      LicenseState::kUnusable, "tokenmgr_pool_license_unusable", "reason",
+      [](const LicenseRow& r) -> std::string_view { return r.error; },
+      "1 for each pool entry that cannot be installed; the reason as a label.");
+  per_license(
+      LicenseState::kStale, "tokenmgr_pool_license_stale", "claimed_by",
+      [](const LicenseRow& r) -> std::string_view { return r.node; },
+      "1 for each license whose claim nobody renewed for a claim TTL.");
   return m.Take();
 }
 

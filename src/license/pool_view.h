@@ -55,11 +55,11 @@ struct PoolSnapshot {
   bool configured = false;  // false: no pool directory given; everything else is empty
   std::string dir;
   std::chrono::seconds claim_ttl{60};
-  std::string error;              // the directory could not be listed
-  std::vector<LicenseRow> rows;   // in natural name order (license2 before license10)
-  size_t omitted = 0;             // rows past kMaxPoolRows, not shown
-  PoolTotals totals;              // over every license, shown or not
-  int64_t scanned_at_ms = 0;      // our wall clock at the scan, for display
+  std::string error;             // the directory could not be listed
+  std::vector<LicenseRow> rows;  // in natural name order (license2 before license10)
+  size_t omitted = 0;            // rows past kMaxPoolRows, not shown
+  PoolTotals totals;             // over every license, shown or not
+  int64_t scanned_at_ms = 0;     // our wall clock at the scan, for display
 };
 
 inline constexpr size_t kMaxPoolRows = 2000;
@@ -111,6 +111,7 @@ StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value);
 // Transitional, until the web page names these as license:: itself: it used them unqualified
 // when the view lived in src/http. Nothing here depends on src/http.
 namespace lm::http {
+using license::kMaxPoolRows;
 using license::LicenseRow;
 using license::LicenseState;
 using license::LicenseStateName;
@@ -122,5 +123,4 @@ using license::PoolTotals;
 using license::PoolView;
 using license::PoolViewOptions;
 using license::RenderPoolMetrics;
-using license::kMaxPoolRows;
 }  // namespace lm::http

@@ -108,6 +108,30 @@ TEST_F(PoolViewTest, GarbageClaimIsUnreadableWithReason) {
   EXPECT_EQ(s.totals.unreadable, 1u);
 }
 
+TEST_F(PoolViewTest, GarbageClaimUnchangedForATtlIsStaleAndKeepsItsError) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
+  fs_.AddFile("/pool/license1/lockedby", "{not json");
+  view_.Refresh();
+  clock_.Advance(seconds(60));
+  const PoolSnapshot& s = view_.Refresh();
+  EXPECT_EQ(s.rows[0].state, LicenseState::kStale);
+  EXPECT_EQ(s.totals.stale, 1u);
+  EXPECT_EQ(s.totals.unreadable, 0u);
+  auto row = nlohmann::json::parse(PoolSnapshotJson(s))["licenses"][0];
+  EXPECT_EQ(row["state"], "stale");
+  EXPECT_NE(row["error"].get<std::string>().find("malformed"), std::string::npos);
+  EXPECT_EQ(row["unchanged_for_ms"], 60000);
+}
+
+TEST_F(PoolViewTest, ClaimThatCannotBeStatedStaysUnreadable) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
+  fs_.FailReads("/pool/license1/lockedby", Unavailable("EIO"));
+  view_.Refresh();
+  clock_.Advance(seconds(120));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kUnreadable);
+}
+
 TEST_F(PoolViewTest, ReadErrorIsUnreadable) {
   fs_.AddFile("/pool/license1/lic/host_id", "id");
   fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));

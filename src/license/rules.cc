@@ -45,8 +45,8 @@ LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::strin
     if (ObserveStale(observer, name, st.claim, now, claim_ttl)) {
       st.state = LicenseState::kStale;
     } else {
-      st.state = st.claim.state == ClaimState::kClaimed ? LicenseState::kHeld
-                                                        : LicenseState::kUnreadable;
+      st.state =
+          st.claim.state == ClaimState::kClaimed ? LicenseState::kHeld : LicenseState::kUnreadable;
     }
   }
   if (check == ShapeCheck::kClaimable && st.claimable()) {
@@ -96,7 +96,8 @@ void StalenessObserver::Observe(const std::string& name, const std::string& fing
 bool StalenessObserver::IsStale(const std::string& name, const std::string& fingerprint,
                                 SteadyTime now, std::chrono::nanoseconds ttl) const {
   auto it = seen_.find(name);
-  return it != seen_.end() && it->second.fingerprint == fingerprint && now - it->second.since >= ttl;
+  return it != seen_.end() && it->second.fingerprint == fingerprint &&
+         now - it->second.since >= ttl;
 }
 
 std::optional<std::chrono::nanoseconds> StalenessObserver::UnchangedFor(const std::string& name,
