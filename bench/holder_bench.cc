@@ -28,6 +28,7 @@
 //        gate in its client (timed apart); then the gate opens and time counts.
 // Every mode prints human-readable lines and one "RESULT key=value ..." line for the script.
 // Exit status: 0 when every holder holds a distinct license in time, 1 otherwise, 2 on usage.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -35,7 +36,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,13 +56,14 @@
 #include <thread>
 #include <vector>
 
-#include "common/real_time.h"
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
-#include "holder/agent.h"
+#include "common/real_time.h"
 #include "common/sleeper.h"
+#include "holder/agent.h"
 #include "license/fs.h"
 #include "license/installer.h"
+#include "license/layout.h"
 #include "license/pool.h"
 
 namespace {
@@ -257,11 +258,12 @@ int MkPool(const Args& a) {
   long n = a.Int("n");
   MkdirP(pool);
   for (long i = 1; i <= n; ++i) {
-    std::string dir = pool + "/license" + std::to_string(i);
-    MkdirP(dir + "/lic");
-    WriteFile(dir + "/lic/host_id", "bench-host-id-" + std::to_string(i) + "\n");
-    WriteFile(dir + "/lic/license.dat", "LICENSE bench " + std::to_string(i) + " " +
-                                            std::string(200, 'x') + "\n");
+    std::string name = "license" + std::to_string(i);
+    std::string dir = license::LicenseDir(pool, name);
+    MkdirP(license::JoinPath(dir, license::kLicenseKeyDir));
+    WriteFile(license::LicenseKeyPath(pool, name), "bench-host-id-" + std::to_string(i) + "\n");
+    WriteFile(license::JoinPath(dir, license::kLicenseKeyDir) + "/license.dat",
+              "LICENSE bench " + std::to_string(i) + " " + std::string(200, 'x') + "\n");
   }
   return 0;
 }
@@ -299,7 +301,7 @@ void OneCriticalSection(const Args& a, license::PosixFilesystem& fs, CsPool& p,
   for (Nanos h : client->held) p.held_us.push_back(Us(h));
   p.grants += client->grants;
   (void)fs.RemoveAll(p.pool->ClaimPath(snap.license));
-  (void)fs.RemoveAll(p.dir + "/.holders/" + node);
+  (void)fs.RemoveAll(license::HintPath(p.dir, node));
   (void)fs.RemoveAll(host);
 }
 

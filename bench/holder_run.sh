@@ -19,23 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0
-case "${1:-}" in
-  --quick) quick=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
-
-build="${LM_BUILD_DIR:-build/release}"
-tokenmgr="$build/src/bin/tokenmgr"
+bench_driver=holder_bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh "$@"
 holder="$(realpath -m "$build/src/bin/license-holder")"
-driver="$build/bench/holder_bench"
-for bin in "$tokenmgr" "$holder" "$driver"; do
-  if [ ! -x "$bin" ]; then
-    echo "bench: $bin not found; build first, e.g. cmake --preset release && cmake --build --preset release" >&2
-    exit 2
-  fi
-done
+require_binaries "$holder"
 
 settle="${SETTLE_MS:-100}"
 # Full runs use the product's default heartbeat (10 s); --quick uses 1 s, because the memory row
@@ -60,37 +48,18 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 16384 ]; then
 fi
 echo "bench: open-file limit $(ulimit -n), process limit $(ulimit -u)" >&2
 
-work="$(mktemp -d /tmp/lm-hbench.XXXXXX)"  # /tmp is on local disk here (ext4): the pool lives here
+# $work (lib.sh) is in /tmp, on local disk here (ext4): the pool lives there.
 # Host dirs stand for each node's own disk: on a real cluster they never share a filesystem (or its
 # journal and fsyncs) with the pool. Here they go to tmpfs when there is one, so 5,000 installs do
 # not slow the pool's fsyncs under the mutex; HOSTS_ROOT overrides.
 hosts_root="${HOSTS_ROOT:-/dev/shm}"
 [ -d "$hosts_root" ] && [ -w "$hosts_root" ] || hosts_root=/tmp
 hosts="$(mktemp -d "$hosts_root/lm-hbench-hosts.XXXXXX")"
-pids=()
-cleanup() {
-  # The driver continues the tokenmgr after its start barrier, but not if it was killed.
-  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work" "$hosts"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_dirs+=("$hosts")
 
 # One memory-only tokenmgr for the whole run (see docs/benchmarks.md for why not --state-file).
-mkdir -p "$work/tm"
-"$tokenmgr" --bind-address 127.0.0.1 --listen-port 0 --port-file "$work/tm/port" \
-  --max-wait 60 --max-connections 12000 --max-waiters 20000 2>"$work/tm/tokenmgr.log" &
-tm_pid=$!
-pids+=("$tm_pid")
-for _ in $(seq 100); do
-  test -s "$work/tm/port" && break
-  kill -0 "$tm_pid" 2>/dev/null || break
-  sleep 0.05
-done
-test -s "$work/tm/port" || { echo "bench: tokenmgr did not start:" >&2; cat "$work/tm/tokenmgr.log" >&2; exit 1; }
-port="$(cat "$work/tm/port")"
+tm_max_connections=12000 start_tokenmgr tm --max-waiters 20000
+port="$tm_port"
 
 echo "bench: tokenmgr $("$tokenmgr" --version) (memory-only) on 127.0.0.1:$port, $(nproc) CPUs," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), settle ${settle} ms," \
@@ -105,7 +74,7 @@ drive() {
   local pid=$!
   pids+=("$pid")
   wait "$pid" || rc=$?
-  cat "$work/out" | tee -a "$results.log"
+  tee -a "$results.log" <"$work/out"
   return "$rc"
 }
 mkpool() {  # size -> pool dir
@@ -135,22 +104,22 @@ rm -rf "$pool_small" "$pool_big"
 # 2. N holders, each N next to N x the critical section measured just before on its pool.
 status=0
 run_n() {  # procs|sim N
-  local mode=$1 n=$2 pool
+  local how=$1 n=$2 pool
   pool="$(mkpool "$n")"
-  drive cs --pool="$pool" --work="$hosts/cs-run-$mode-$n" --runs="$cs_runs" --tag="pre$mode$n"
-  echo "cs $mode $n $(last_result)" >>"$results"
-  if [ "$mode" = procs ]; then
-    drive procs --pool="$pool" --work="$work/run-$mode-$n" --hosts="$hosts/$mode-$n" --n="$n" \
+  drive cs --pool="$pool" --work="$hosts/cs-run-$how-$n" --runs="$cs_runs" --tag="pre$how$n"
+  echo "cs $how $n $(last_result)" >>"$results"
+  if [ "$how" = procs ]; then
+    drive procs --pool="$pool" --work="$work/run-$how-$n" --hosts="$hosts/$how-$n" --n="$n" \
       --holder="$holder" --settle-ms="$settle" --heartbeat-s="$heartbeat" --timeout-s="$timeout" \
       --tm-pid="$tm_pid" || status=1
   else
-    drive sim --pool="$pool" --work="$work/run-$mode-$n" --hosts="$hosts/$mode-$n" --n="$n" \
+    drive sim --pool="$pool" --work="$work/run-$how-$n" --hosts="$hosts/$how-$n" --n="$n" \
       --threads="$sim_threads" --settle-ms="$settle" --heartbeat-s="$heartbeat" \
       --timeout-s="$timeout" || status=1
   fi
-  echo "run $mode $n $(last_result)" >>"$results"
-  echo "bench: load average after $mode $n: $(cut -d' ' -f1-3 /proc/loadavg), ${SECONDS}s since start" >&2
-  rm -rf "$pool" "$work/run-$mode-$n" "$hosts/$mode-$n"
+  echo "run $how $n $(last_result)" >>"$results"
+  echo "bench: load average after $how $n: $(cut -d' ' -f1-3 /proc/loadavg), ${SECONDS}s since start" >&2
+  rm -rf "$pool" "$work/run-$how-$n" "$hosts/$how-$n"
 }
 for n in "${procs_ns[@]}"; do run_n procs "$n"; done
 for n in "${sim_ns[@]}"; do run_n sim "$n"; done
@@ -165,9 +134,9 @@ fi
 echo
 echo "| Measurement | N | result | lower bound (N x critical section) | ratio | target | verdict | lower bound + one settle | ratio to that |"
 echo "|---|---:|---:|---:|---:|---|---|---:|---:|"
-while read -r kind mode n rest; do
+while read -r kind how n rest; do
   [ "$kind" = run ] || continue
-  cs_line="$(grep "^cs $mode $n " "$results")"
+  cs_line="$(grep "^cs $how $n " "$results")"
   cs_us="$(field "$cs_line" cs_mean_us)"
   total="$(field "$rest" total_ms)"
   unl="$(field "$rest" unlicensed)"
@@ -180,7 +149,7 @@ while read -r kind mode n rest; do
   # cannot overlap anything, so N x CS + settle is the bound for this protocol.
   lbs_ms="$(awk -v l="$lb_ms" -v s="$settle" 'BEGIN{printf "%.0f", l+s}')"
   ratio_s="$(awk -v t="$total" -v l="$lbs_ms" 'BEGIN{printf "%.2f", t/l}')"
-  if [ "$mode" = procs ]; then
+  if [ "$how" = procs ]; then
     what="$n license-holder processes: time from the start barrier until all hold distinct licenses, ms (settle $settle ms, heartbeat $heartbeat s; before the barrier: spawning $(field "$rest" spawn_ms) ms, then $(field "$rest" barrier_ms) ms until $(field "$rest" queued) lock requests were queued; $(field "$rest" from_fork_ms) ms from the first fork)"
   else
     what="$n simulated holders ($(field "$rest" threads) threads, one process): time from the start gate until all hold distinct licenses, ms (settle $settle ms, heartbeat $heartbeat s; start-up and candidate choice before the gate $(field "$rest" prep_ms) ms; $(field "$rest" grants) grants, $(field "$rest" wasted_grants) without a claim)"
@@ -200,8 +169,8 @@ cs5000="$(field "$(grep '^cspool 5000 ' "$results")" cs_p50_us)"
 growth="$(awk -v a="$cs100" -v b="$cs5000" 'BEGIN{printf "%.2f", b/a}')"
 grow_ok="$(awk -v g="$growth" 'BEGIN{print (g<=1.5)?"met (no growth beyond noise)":"**NOT met**"}')"
 echo "| Critical section, pool of 100 vs pool of 5,000 (median of $cs_runs uncontended runs each, alternating between the pools, us) | - | $cs100 / $cs5000 | - | $growth | does not grow with the pool | $grow_ok | - | - |"
-while read -r kind mode n rest; do
-  [ "$mode" = procs ] || continue
+while read -r kind how n rest; do
+  [ "$how" = procs ] || continue
   case "$kind" in
     run) which="license-holder ($build)" ;;
     static) which="static license-holder ($LM_STATIC_HOLDER)" ;;

@@ -17,6 +17,23 @@ std::string ErrnoMessage(std::string_view what, const std::string& path, int err
   return m;
 }
 
+Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
+  std::string m = ErrnoMessage(what, path, err);
+  switch (err) {
+    case ENOENT:
+      return NotFound(m);
+    case ENOSPC:
+    case EDQUOT:
+      return ResourceExhausted(m);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Status(StatusCode::kPermissionDenied, m);
+    default:
+      return Unavailable(m);
+  }
+}
+
 namespace {
 
 Status WriteAll(int fd, std::string_view content, const std::string& path) {
@@ -25,9 +42,7 @@ Status WriteAll(int fd, std::string_view content, const std::string& path) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      return err == ENOSPC ? ResourceExhausted(ErrnoMessage("write", path, err))
-                           : Unavailable(ErrnoMessage("write", path, err));
+      return ErrnoStatus("write", path, errno);
     }
     done += static_cast<size_t>(n);
   }
@@ -51,17 +66,11 @@ StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view con
                 static_cast<unsigned long long>(RandomU64()));
   std::string tmp = path + suffix;
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0) return Unavailable(ErrnoMessage("create", tmp, errno));
+  if (fd < 0) return ErrnoStatus("create", tmp, errno);
   Status s = WriteAll(fd, content, tmp);
-  if (s.ok() && ::fchmod(fd, mode) != 0) s = Unavailable(ErrnoMessage("chmod", tmp, errno));
-  if (s.ok() && sync && ::fsync(fd) != 0) {
-    int err = errno;
-    s = err == ENOSPC ? ResourceExhausted(ErrnoMessage("fsync", tmp, err))
-                      : Unavailable(ErrnoMessage("fsync", tmp, err));
-  }
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = Unavailable(ErrnoMessage("rename", path, errno));
-  }
+  if (s.ok() && ::fchmod(fd, mode) != 0) s = ErrnoStatus("chmod", tmp, errno);
+  if (s.ok() && sync && ::fsync(fd) != 0) s = ErrnoStatus("fsync", tmp, errno);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("rename", path, errno);
   if (!s.ok()) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -87,11 +96,7 @@ StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
                                     Symlinks symlinks) {
   const int nofollow = symlinks == Symlinks::kRefuse ? O_NOFOLLOW : 0;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | nofollow);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return NotFound(ErrnoMessage("open", path, err));
-    return Unavailable(ErrnoMessage("open", path, err));
-  }
+  if (fd < 0) return ErrnoStatus("open", path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -105,7 +110,7 @@ StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
       if (errno == EINTR) continue;
       int err = errno;
       ::close(fd);
-      return Unavailable(ErrnoMessage("read", path, err));
+      return ErrnoStatus("read", path, err);
     }
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max_bytes) {

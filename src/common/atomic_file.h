@@ -4,6 +4,7 @@
 //
 //   LM_RETURN_IF_ERROR(WriteFileAtomically("/var/lib/tokenmgr/state.json", json, 0600));
 //   StatusOr<std::string> text = ReadSmallFile(path, 64 * 1024);
+//   if (::mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus("mkdir", dir, errno);
 #pragma once
 
 #include <sys/types.h>
@@ -33,11 +34,17 @@ enum class Symlinks { kRefuse, kFollow };
 // Reads a regular file of at most max_bytes. By default a symlink at the last component is
 // refused (files tokenmgr and the agent own); kFollow is for files an operator mounts, such
 // as Kubernetes Secrets, which are symlinks into a `..data` directory.
-// NOT_FOUND if absent; RESOURCE_EXHAUSTED if larger; other errors as UNAVAILABLE.
+// NOT_FOUND if absent; RESOURCE_EXHAUSTED if larger; system errors as ErrnoStatus maps them;
+// not a regular file (a directory, a refused symlink): UNAVAILABLE.
 StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
                                     Symlinks symlinks = Symlinks::kRefuse);
 
 // "open /x: Permission denied"
 std::string ErrnoMessage(std::string_view what, const std::string& path, int err);
+
+// The one errno -> Status mapping of file operations, with ErrnoMessage's text: NOT_FOUND
+// (ENOENT), RESOURCE_EXHAUSTED (ENOSPC, EDQUOT), PERMISSION_DENIED (EACCES, EPERM, EROFS),
+// otherwise UNAVAILABLE (EIO and the like: worth retrying).
+Status ErrnoStatus(std::string_view what, const std::string& path, int err);
 
 }  // namespace lm

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/metrics_text.h"
 #include "common/random.h"
 #include "common/strings.h"
 
@@ -15,8 +16,6 @@ using std::chrono::duration;
 using std::chrono::duration_cast;
 
 namespace {
-constexpr const char* kReleaseMarker = ".release-requested";
-constexpr const char* kHintDir = ".holders";
 constexpr size_t kMaxCandidates = 16;
 
 double Seconds(std::chrono::nanoseconds d) { return duration<double>(d).count(); }
@@ -56,7 +55,7 @@ void Agent::SetError(const std::string& error) {
 void Agent::Start() {
   if (Status s = installer_.CleanLeftovers(); !s.ok()) SetError("host dir: " + s.message());
   // A release request from before this process started is history: a new agent serves anew.
-  (void)fs_.RemoveAll(license::JoinPath(config_.host_dir, kReleaseMarker));
+  (void)fs_.RemoveAll(license::ReleaseMarkerPath(config_.host_dir));
 
   auto manifest = installer_.ReadManifest();
   std::optional<std::string> installed_license;
@@ -156,24 +155,25 @@ std::chrono::nanoseconds Agent::Backoff() {
 }
 
 bool Agent::ReleaseRequested() {
-  auto info = fs_.Stat(license::JoinPath(config_.host_dir, kReleaseMarker));
+  auto info = fs_.Stat(license::ReleaseMarkerPath(config_.host_dir));
   return info.ok() && info->type == license::FileType::kFile;
 }
 
 std::optional<std::string> Agent::ReadHint() {
-  auto text = fs_.Read(license::JoinPath(license::JoinPath(config_.pool_dir, kHintDir), config_.node), 512);
+  auto text = fs_.Read(license::HintPath(config_.pool_dir, config_.node), 512);
   if (!text.ok()) return std::nullopt;
   std::string name(Trim(*text));
-  if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos) return std::nullopt;
+  if (name.empty() || license::IsHiddenName(name) || name.find('/') != std::string::npos)
+    return std::nullopt;
   return name;
 }
 
 void Agent::WriteHint(const std::string& name) {
-  std::string dir = license::JoinPath(config_.pool_dir, kHintDir);
-  if (fs_.MakeDir(dir, 0755).ok()) {
+  if (fs_.MakeDir(license::HintDir(config_.pool_dir), 0755).ok()) {
     // Not fsync'd: a lost hint only costs a restarted node a scan, and every fsync on the
     // pool's volume delays the claims other nodes write under the mutex.
-    (void)fs_.WriteAtomicNoSync(license::JoinPath(dir, config_.node), name + "\n", 0644);
+    (void)fs_.WriteAtomicNoSync(license::HintPath(config_.pool_dir, config_.node), name + "\n",
+                                0644);
   }
 }
 
@@ -301,7 +301,7 @@ std::vector<Agent::Candidate> Agent::FullScan() {
     if (RecentlyUnusable(name, st.content_fingerprint)) continue;
     if (st.state == license::LicenseState::kFree) {
       free.push_back({name, Candidate::kFree, ""});
-    } else if (st.stale) {
+    } else if (st.state == license::LicenseState::kStale) {
       stale.push_back({name, Candidate::kStale, st.claim.fingerprint});
     } else if (auto c = NodeClaimCandidate(name, st.claim, &refuse)) {
       mine.push_back(*c);
@@ -335,7 +335,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
       msg +=
           ", but " + *likely + " does: is POOL_DIR one level too high? (POOL_DIR=" + *likely + ")";
     } else {
-      msg += "; a license is a directory holding a non-empty lic/host_id";
+      msg +=
+          std::string("; a license is a directory holding a non-empty ") + license::kLicenseKeyPath;
     }
     SetError(msg);
   } else {
@@ -360,8 +361,7 @@ Status Agent::WriteOwnClaim(const std::string& name, uint64_t token, uint64_t re
 }
 
 bool Agent::Confirmed(const std::string& name, uint64_t token) {
-  ClaimView v = pool_.ReadClaim(name);
-  return v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token);
+  return license::IsOwn(pool_.ReadClaim(name), config_.node, token);
 }
 
 std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& candidates,
@@ -380,8 +380,7 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
     }
     if (ReleaseRequested()) return std::nullopt;
     ClaimView v = pool_.ReadClaim(c.name);
-    if (v.state == ClaimState::kClaimed && !v.record->seed_format &&
-        v.record->token > grant.token) {
+    if (license::CompareClaim(v, config_.node, grant.token) == license::ClaimRank::kHigher) {
       // Tokens only grow, so tokenmgr's store was reset or replaced: a claim written with our
       // lower token would lose to the older one's late renewal. Never write with it.
       {
@@ -412,13 +411,10 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
         ok = v.state == ClaimState::kFree;
         break;
       case Candidate::kStale:
-        if (v.state == ClaimState::kFree) {
-          ok = true;
-        } else {
-          observer_.Observe(c.name, v.fingerprint, now);
-          ok = v.fingerprint == c.fingerprint &&
-               observer_.IsStale(c.name, v.fingerprint, now, config_.claim_ttl);
-        }
+        // Still the very claim judged stale, and still stale by the same rule.
+        ok = v.state == ClaimState::kFree ||
+             (v.fingerprint == c.fingerprint &&
+              license::ObserveStale(observer_, c.name, v, now, config_.claim_ttl));
         break;
     }
     if (!ok) continue;
@@ -447,9 +443,10 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
 bool Agent::Settle(const std::string& name, uint64_t token) {
   if (!sleeper_.SleepFor(config_.settle)) return false;
   ClaimView v = pool_.ReadClaim(name);
-  if (v.state != ClaimState::kClaimed) return false;
-  if (license::IsOwn(*v.record, config_.node, token)) return true;
-  if (!v.record->seed_format && v.record->token < token) {
+  license::ClaimRank rank = license::CompareClaim(v, config_.node, token);
+  if (rank == license::ClaimRank::kNone) return false;
+  if (rank == license::ClaimRank::kOurs) return true;
+  if (rank == license::ClaimRank::kLower) {
     // A late write under an older grant (a paused agent): the higher token wins; say so.
     spdlog::warn("claim on '{}' overwritten by older token {} from '{}'; re-asserting token {}",
                  name, v.record->token, v.record->node, token);
@@ -637,36 +634,40 @@ std::chrono::nanoseconds Agent::Keep() {
   SteadyTime t0 = clock_.Now();
   ClaimView v = pool_.ReadClaim(license_);
   bool renew = false;
-  if (v.state == ClaimState::kClaimed && !v.record->seed_format) {
-    const license::ClaimRecord& r = *v.record;
-    if (r.node == config_.node && r.token == token_) {
+  switch (license::CompareClaim(v, config_.node, token_)) {
+    case license::ClaimRank::kOurs:
       renew = true;
-    } else if (r.token > token_ || (r.node != config_.node && r.token == token_)) {
-      Withdraw("taken over by node '" + r.node + "' with token " + std::to_string(r.token) +
-               " (ours " + std::to_string(token_) + ")");
+      break;
+    case license::ClaimRank::kHigher:
+    case license::ClaimRank::kSameToken:
+      Withdraw("taken over by node '" + v.record->node + "' with token " +
+               std::to_string(v.record->token) + " (ours " + std::to_string(token_) + ")");
       return std::chrono::nanoseconds(0);
-    } else {
+    case license::ClaimRank::kLower:
       spdlog::warn("claim on '{}' overwritten by older token {} from '{}'; re-asserting token {}",
-                   license_, r.token, r.node, token_);
+                   license_, v.record->token, v.record->node, token_);
       renew = true;
-    }
-  } else if (v.state == ClaimState::kClaimed) {
-    Withdraw("a seed-format claim replaced ours (" + v.record->node + ")");
-    return std::chrono::nanoseconds(0);
-  } else if (v.state == ClaimState::kFree) {
-    auto dir = fs_.Stat(pool_.LicenseDir(license_));
-    if (dir.ok() && dir->type == license::FileType::kMissing) {
-      Withdraw("license directory was removed from the pool");
+      break;
+    case license::ClaimRank::kSeed:
+      Withdraw("a seed-format claim replaced ours (" + v.record->node + ")");
       return std::chrono::nanoseconds(0);
-    }
-    spdlog::warn("claim file of '{}' vanished; re-asserting", license_);
-    renew = true;
-  } else {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      ++snap_.renew_failures;
-    }
-    SetError("cannot read claim of '" + license_ + "': " + v.error);
+    case license::ClaimRank::kNone:
+      if (v.state == ClaimState::kFree) {
+        auto dir = fs_.Stat(pool_.LicenseDir(license_));
+        if (dir.ok() && dir->type == license::FileType::kMissing) {
+          Withdraw("license directory was removed from the pool");
+          return std::chrono::nanoseconds(0);
+        }
+        spdlog::warn("claim file of '{}' vanished; re-asserting", license_);
+        renew = true;
+      } else {
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          ++snap_.renew_failures;
+        }
+        SetError("cannot read claim of '" + license_ + "': " + v.error);
+      }
+      break;
   }
   if (renew) {
     Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_);
@@ -708,13 +709,12 @@ std::chrono::nanoseconds Agent::Keep() {
 }
 
 void Agent::GiveBack(const std::string& why) {
-  ClaimView v = pool_.ReadClaim(license_);
-  if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
+  if (license::IsOwn(pool_.ReadClaim(license_), config_.node, token_)) {
     if (Status s = fs_.RemoveAll(pool_.ClaimPath(license_)); !s.ok()) {
       spdlog::error("cannot give '{}' back: cannot remove claim: {}", license_, s.message());
     }
   }
-  (void)fs_.RemoveAll(license::JoinPath(license::JoinPath(config_.pool_dir, kHintDir), config_.node));
+  (void)fs_.RemoveAll(license::HintPath(config_.pool_dir, config_.node));
   bool install_failed = install_failures_ > 0;
   install_failures_ = 0;
   Withdraw(why);
@@ -734,8 +734,7 @@ void Agent::OnExit() {
   // Keep the claim and files for this node's next pod, and say so in the claim, so that a new
   // pod (a rolling update) adopts it at once instead of watching whether this one still renews.
   if (!last_confirmed_ || clock_.Now() - *last_confirmed_ > config_.FenceAfter()) return;
-  ClaimView v = pool_.ReadClaim(license_);
-  if (v.state == ClaimState::kClaimed && license::IsOwn(*v.record, config_.node, token_)) {
+  if (license::IsOwn(pool_.ReadClaim(license_), config_.node, token_)) {
     Status w = WriteOwnClaim(license_, token_, renewals_ + 1, claimed_at_ms_, /*exiting=*/true);
     if (!w.ok())
       spdlog::warn("cannot mark the claim on '{}' as left to this node: {}", license_, w.message());
@@ -776,61 +775,58 @@ std::string Agent::RenderMetrics() const {
     wait = acquire_wait_.Render("license_holder_acquire_wait_seconds",
                                 "Time from starting to look for a license to holding one.");
   }
-  std::string out;
-  auto gauge = [&](const char* name, const char* help, double v) {
-    out += MetricHeader(name, "gauge", help);
-    out += std::string(name) + " " + FormatMetricValue(v) + "\n";
-  };
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out += MetricHeader(name, "counter", help);
-    out += std::string(name) + " " + std::to_string(v) + "\n";
-  };
-  gauge("license_holder_license_held", "1 if a license is claimed and installed on this node.",
-        s.phase == Phase::kHolding && s.installed ? 1 : 0);
-  gauge("license_holder_ready", "1 if the license is installed and its claim verified within the TTL.",
-        s.ready ? 1 : 0);
-  gauge("license_holder_degraded", "1 if the last operation failed (see logs).", s.degraded ? 1 : 0);
-  gauge("license_holder_waiting", "1 while this node looks for a license (not holding, not released).",
-        s.phase == Phase::kAcquiring ? 1 : 0);
-  gauge("license_holder_fence_after_seconds",
-        "Claim age at which this holder withdraws an unconfirmed license (claim TTL - 2 heartbeats).",
-        Seconds(config_.FenceAfter()));
+  MetricsText m;
+  m.Gauge("license_holder_license_held", "1 if a license is claimed and installed on this node.",
+          s.phase == Phase::kHolding && s.installed ? 1 : 0);
+  m.Gauge("license_holder_ready",
+          "1 if the license is installed and its claim verified within the TTL.", s.ready ? 1 : 0);
+  m.Gauge("license_holder_degraded", "1 if the last operation failed (see logs).",
+          s.degraded ? 1 : 0);
+  m.Gauge("license_holder_waiting",
+          "1 while this node looks for a license (not holding, not released).",
+          s.phase == Phase::kAcquiring ? 1 : 0);
+  m.Gauge("license_holder_fence_after_seconds",
+          "Claim age at which this holder withdraws an unconfirmed license (claim TTL - 2 "
+          "heartbeats).",
+          Seconds(config_.FenceAfter()));
   if (s.claim_age_s) {  // no series when not holding: a sentinel would poison aggregations
-    gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed.",
-          *s.claim_age_s);
+    m.Gauge("license_holder_claim_age_seconds", "Seconds since the claim was last confirmed.",
+            *s.claim_age_s);
   }
   if (s.phase == Phase::kHolding) {
-    out += MetricHeader("license_holder_license_info", "gauge",
-                        "The license this node holds (always 1; for joins on node and license).");
-    out += "license_holder_license_info{node=\"" + EscapeLabelValue(config_.node) +
-           "\",license=\"" + EscapeLabelValue(s.license) + "\"} 1\n";
+    m.Family("license_holder_license_info", "gauge",
+             "The license this node holds (always 1; for joins on node and license).");
+    m.Sample("license_holder_license_info", {{"node", config_.node}, {"license", s.license}}, 1);
   }
-  counter("license_holder_acquire_attempts_total", "Attempts to acquire a license.", s.acquire_attempts);
-  counter("license_holder_acquisitions_total", "Licenses acquired.", s.acquisitions);
-  counter("license_holder_withdrawals_total", "Licenses withdrawn from the host directory.", s.withdrawals);
-  counter("license_holder_renewals_total", "Claim renewals.", s.renewals);
-  counter("license_holder_renew_failures_total", "Failed claim renewals.", s.renew_failures);
-  counter("license_holder_token_regressions_total",
-          "Grants refused because the pool already held a higher fencing token.",
-          s.token_regressions);
-  counter("license_holder_install_giveups_total",
-          "Claims given back because installing into HOST_DIR kept failing.", s.install_giveups);
-  out += wait;
+  m.Counter("license_holder_acquire_attempts_total", "Attempts to acquire a license.",
+            s.acquire_attempts);
+  m.Counter("license_holder_acquisitions_total", "Licenses acquired.", s.acquisitions);
+  m.Counter("license_holder_withdrawals_total", "Licenses withdrawn from the host directory.",
+            s.withdrawals);
+  m.Counter("license_holder_renewals_total", "Claim renewals.", s.renewals);
+  m.Counter("license_holder_renew_failures_total", "Failed claim renewals.", s.renew_failures);
+  m.Counter("license_holder_token_regressions_total",
+            "Grants refused because the pool already held a higher fencing token.",
+            s.token_regressions);
+  m.Counter("license_holder_install_giveups_total",
+            "Claims given back because installing into HOST_DIR kept failing.", s.install_giveups);
+  m.Append(wait);
   if (s.pool_scanned) {  // only what this agent saw; tokenmgr_pool_licenses is the pool's view
-    out += MetricHeader("license_holder_pool_licenses", "gauge",
-                        "Pool licenses by state at this agent's last full scan (made only while "
-                        "it looks for a license; absent before the first).");
-    auto pool = [&](const char* state, uint64_t v) {
-      out += std::string("license_holder_pool_licenses{state=\"") + state + "\"} " +
-             std::to_string(v) + "\n";
-    };
-    pool("free", s.pool_free);
-    pool("held", s.pool_held);
-    pool("stale", s.pool_stale);
-    pool("unreadable", s.pool_unreadable);
-    pool("unusable", s.pool_unusable);
+    m.Family("license_holder_pool_licenses", "gauge",
+             "Pool licenses by state at this agent's last full scan (made only while it looks "
+             "for a license; absent before the first).");
+    const std::pair<license::LicenseState, uint64_t> counts[] = {
+        {license::LicenseState::kFree, s.pool_free},
+        {license::LicenseState::kHeld, s.pool_held},
+        {license::LicenseState::kStale, s.pool_stale},
+        {license::LicenseState::kUnreadable, s.pool_unreadable},
+        {license::LicenseState::kUnusable, s.pool_unusable}};
+    for (const auto& [state, n] : counts) {
+      m.Sample("license_holder_pool_licenses", {{"state", license::LicenseStateName(state)}},
+               static_cast<double>(n));
+    }
   }
-  return out;
+  return m.Take();
 }
 
 }  // namespace lm::holder

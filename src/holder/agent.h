@@ -23,11 +23,12 @@
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "common/histogram.h"
-#include "holder/feature_file.h"
 #include "common/sleeper.h"
+#include "holder/feature_file.h"
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"
+#include "license/rules.h"
 
 namespace lm::holder {
 

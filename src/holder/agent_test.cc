@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 
+#include "holder/fake_client.h"
 #include "holder/release.h"
 #include "license/fake_fs.h"
 
@@ -14,29 +15,6 @@ namespace {
 using license::FakeFilesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// A tokenmgr stand-in with the real contract: one holder, strictly increasing tokens.
-class FakeClient : public client::TokenmgrClient {
- public:
-  StatusOr<client::LockGrant> Lock(seconds, seconds ttl, const std::string&) override {
-    ++calls;
-    if (down) return Unavailable("connection refused");
-    if (!refuse.ok()) return refuse;
-    if (held) return FailedPrecondition("busy");
-    held = true;
-    return client::LockGrant{"id-" + std::to_string(token + 1), ++token, ttl.count(), ttl.count() * 1000};
-  }
-  Status Release(const std::string&) override {
-    held = false;
-    return Status::Ok();
-  }
-  void Abort() override {}
-  uint64_t token = 100;
-  bool held = false;
-  bool down = false;
-  Status refuse = Status::Ok();  // every Lock answers this error
-  int calls = 0;
-};
 
 class AgentTest : public ::testing::Test {
  protected:

@@ -6,6 +6,7 @@
 #include "holder/feature_file.h"
 #include "license/installer.h"
 #include "license/pool.h"
+#include "license/rules.h"
 
 namespace lm::holder {
 
@@ -16,7 +17,7 @@ StatusOr<ReleaseReport> ReleaseNode(const AgentConfig& config, license::Filesyst
   bool host_ok = host.ok() && host->type == license::FileType::kDir;
   // 1. Tell a running agent to stop claiming (it checks before every claim, under the mutex).
   if (host_ok) {
-    Status marker = fs.WriteAtomic(license::JoinPath(config.host_dir, ".release-requested"),
+    Status marker = fs.WriteAtomic(license::ReleaseMarkerPath(config.host_dir),
                                    std::to_string(UnixMillis(clock.WallNow())) + "\n", 0600);
     if (!marker.ok()) spdlog::warn("cannot write release marker: {}", marker.message());
   }
@@ -53,7 +54,7 @@ StatusOr<ReleaseReport> ReleaseNode(const AgentConfig& config, license::Filesyst
       spdlog::info("released license '{}' (claim token {}) back to the pool", name, v.record->token);
     }
   }
-  (void)fs.RemoveAll(license::JoinPath(license::JoinPath(config.pool_dir, ".holders"), config.node));
+  (void)fs.RemoveAll(license::HintPath(config.pool_dir, config.node));
   if (grant.ok()) (void)client.Release(grant->id);
 
   // 3. Take everything the agent installed off the node.

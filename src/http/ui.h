@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "http/pool_view.h"
+#include "license/pool_view.h"
 #include "http/token_service.h"
 #include "lock/lock_table.h"
 

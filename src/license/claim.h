@@ -18,11 +18,11 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "license/layout.h"
 
 namespace lm::license {
 
 inline constexpr size_t kMaxClaimBytes = 4096;
-inline constexpr const char* kClaimFile = "lockedby";
 
 struct ClaimRecord {
   std::string node;
@@ -38,10 +38,5 @@ struct ClaimRecord {
 
 StatusOr<ClaimRecord> ParseClaim(std::string_view text);
 std::string SerializeClaim(const ClaimRecord& claim);
-
-// True if `claim` is this agent's own current claim.
-inline bool IsOwn(const ClaimRecord& claim, std::string_view node, uint64_t token) {
-  return !claim.seed_format && claim.node == node && claim.token == token;
-}
 
 }  // namespace lm::license

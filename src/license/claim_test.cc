@@ -19,7 +19,6 @@ TEST(Claim, SeedPlainHostnameIsUnderstood) {
   EXPECT_TRUE(c->seed_format);
   EXPECT_EQ(c->node, "flexdirect-abcde");
   EXPECT_EQ(c->token, 0u);
-  EXPECT_FALSE(IsOwn(*c, "flexdirect-abcde", 0));
 }
 
 TEST(Claim, GarbageIsAnErrorNotACrash) {
@@ -43,13 +42,6 @@ TEST(Claim, ExitingRoundTripsAndIsOnlyWrittenWhenSet) {
   EXPECT_FALSE(ParseClaim(R"({"v":1,"node":"n","token":1,"renewals":0,"claimed_at_ms":0,)"
                           R"("renewed_at_ms":0,"exiting":"yes"})")
                    .ok());
-}
-
-TEST(Claim, IsOwnNeedsNodeAndToken) {
-  ClaimRecord c = Sample();
-  EXPECT_TRUE(IsOwn(c, "gpu-7", 42));
-  EXPECT_FALSE(IsOwn(c, "gpu-7", 43));
-  EXPECT_FALSE(IsOwn(c, "gpu-8", 42));
 }
 
 }  // namespace

@@ -58,8 +58,14 @@ void FakeFilesystem::FailWrites(const std::string& prefix, Status error) {
   write_faults_[prefix] = std::move(error);
 }
 
+void FakeFilesystem::FailContentReads(const std::string& prefix, Status error) {
+  std::lock_guard<std::mutex> l(mu_);
+  content_faults_[prefix] = std::move(error);
+}
+
 void FakeFilesystem::ClearFaults() {
   std::lock_guard<std::mutex> l(mu_);
+  content_faults_.clear();
   read_faults_.clear();
   write_faults_.clear();
 }
@@ -127,6 +133,7 @@ StatusOr<FileInfo> FakeFilesystem::Stat(const std::string& path) {
 StatusOr<std::string> FakeFilesystem::Read(const std::string& path, size_t max_bytes) {
   std::lock_guard<std::mutex> l(mu_);
   LM_RETURN_IF_ERROR(Fault(read_faults_, path));
+  LM_RETURN_IF_ERROR(Fault(content_faults_, path));
   auto it = nodes_.find(path);
   if (it == nodes_.end()) return NotFound("open " + path + ": No such file or directory");
   if (it->second.type != FileType::kFile) return Unavailable(path + ": not a regular file");

@@ -22,6 +22,8 @@ class FakeFilesystem final : public Filesystem {
   // Faults: every operation of that kind on a path starting with `prefix` returns `error`.
   void FailReads(const std::string& prefix, Status error);
   void FailWrites(const std::string& prefix, Status error);
+  // Only Read (a file's content) fails; List and Stat still answer (EIO on a file's data).
+  void FailContentReads(const std::string& prefix, Status error);
   void ClearFaults();
   bool Exists(const std::string& path) const;
   std::optional<std::string> Content(const std::string& path) const;
@@ -54,6 +56,7 @@ class FakeFilesystem final : public Filesystem {
   mutable std::mutex mu_;
   std::map<std::string, Node> nodes_;  // Guarded by mu_
   std::map<std::string, Status> read_faults_, write_faults_;  // Guarded by mu_
+  std::map<std::string, Status> content_faults_;              // Guarded by mu_
   int64_t tick_ = 0;     // Guarded by mu_
   uint64_t inodes_ = 0;  // Guarded by mu_
   int writes_ = 0;           // Guarded by mu_

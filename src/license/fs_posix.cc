@@ -26,14 +26,6 @@ FileType TypeOf(mode_t mode) {
   return FileType::kOther;
 }
 
-Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
-  std::string m = ErrnoMessage(what, path, err);
-  if (err == ENOENT) return NotFound(m);
-  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(m);
-  if (err == EACCES || err == EPERM || err == EROFS) return {StatusCode::kPermissionDenied, m};
-  return Unavailable(m);
-}
-
 }  // namespace
 
 StatusOr<std::vector<DirEntry>> PosixFilesystem::List(const std::string& dir) {

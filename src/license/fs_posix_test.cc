@@ -2,8 +2,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <string>
 
+#include "common/atomic_file.h"
 #include "license/fs.h"
 
 namespace lm::license {
@@ -60,6 +62,32 @@ TEST_F(PosixFilesystemTest, WritesNeverFollowASymlinkOrReplaceADirectory) {
   EXPECT_FALSE(fs_.WriteAtomicNoSync(dir_ + "/sub", "x", 0644).ok());
   EXPECT_EQ(fs_.Stat(dir_ + "/sub")->type, FileType::kDir);
   EXPECT_EQ(Names(), (std::vector<std::string>{"link", "sub"}));
+}
+
+// Every file operation of the pool, the host directory and tokenmgr's state file maps an errno to
+// a Status the same way (common/atomic_file.h, ErrnoStatus).
+TEST_F(PosixFilesystemTest, EveryOperationMapsAMissingParentToNotFound) {
+  const std::string missing = dir_ + "/missing";
+  EXPECT_EQ(fs_.List(missing).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_.MakeDir(missing + "/sub", 0755).code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_.Read(missing + "/claim", 100).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_.WriteAtomic(missing + "/claim", "x", 0644).code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_.WriteAtomicNoSync(missing + "/hint", "x", 0644).code(), StatusCode::kNotFound);
+  EXPECT_EQ(WriteFileAtomically(missing + "/state", "x", 0600).code(), StatusCode::kNotFound);
+}
+
+TEST(ErrnoStatus, OneMappingForEveryFileOperation) {
+  const std::pair<int, StatusCode> table[] = {
+      {ENOENT, StatusCode::kNotFound},          {ENOSPC, StatusCode::kResourceExhausted},
+      {EDQUOT, StatusCode::kResourceExhausted}, {EACCES, StatusCode::kPermissionDenied},
+      {EPERM, StatusCode::kPermissionDenied},   {EROFS, StatusCode::kPermissionDenied},
+      {EIO, StatusCode::kUnavailable},          {ELOOP, StatusCode::kUnavailable},
+      {ESTALE, StatusCode::kUnavailable}};
+  for (const auto& [err, code] : table) {
+    Status s = ErrnoStatus("open", "/pool/license1/lockedby", err);
+    EXPECT_EQ(s.code(), code) << err;
+    EXPECT_EQ(s.message(), ErrnoMessage("open", "/pool/license1/lockedby", err)) << err;
+  }
 }
 
 }  // namespace

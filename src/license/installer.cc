@@ -87,7 +87,7 @@ Status Installer::CollectInstalled(const std::string& abs, const std::string& re
   auto entries = fs_.List(abs);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : *entries) {
-    if (e.name.empty() || e.name[0] == '.') continue;
+    if (e.name.empty() || IsHiddenName(e.name)) continue;
     LM_RETURN_IF_ERROR(CollectInstalled(JoinPath(abs, e.name), rel + "/" + e.name, all, depth + 1));
   }
   return Status::Ok();
@@ -118,7 +118,7 @@ Status Installer::CleanLeftovers() {
   auto entries = fs_.List(host_);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : *entries) {
-    if (e.name.rfind(".staging-", 0) == 0 || e.name.rfind(".trash-", 0) == 0) {
+    if (e.name.rfind(kStagingPrefix, 0) == 0 || e.name.rfind(kTrashPrefix, 0) == 0) {
       LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, e.name)));
     }
   }
@@ -138,7 +138,7 @@ Status Installer::Install(const std::string& license, const LicenseFiles& files)
   if (old.ok() && *old) old_entries.insert((*old)->entries.begin(), (*old)->entries.end());
 
   // 1. Stage the complete new tree.
-  std::string staging = JoinPath(host_, ".staging-" + RandomSuffix());
+  std::string staging = JoinPath(host_, kStagingPrefix + RandomSuffix());
   LM_RETURN_IF_ERROR(fs_.MakeDir(staging, 0700));
   std::set<std::string> top;
   for (const LicenseFile& f : files.files) {
@@ -168,7 +168,7 @@ Status Installer::Install(const std::string& license, const LicenseFiles& files)
   LM_RETURN_IF_ERROR(RemoveEntries(gone));
   LM_RETURN_IF_ERROR(fs_.RemoveAll(JoinPath(host_, kClaimFile)));
   // 4. Swap each top-level entry in by rename.
-  std::string trash = JoinPath(host_, ".trash-" + RandomSuffix());
+  std::string trash = JoinPath(host_, kTrashPrefix + RandomSuffix());
   LM_RETURN_IF_ERROR(fs_.MakeDir(trash, 0700));
   for (const std::string& e : top) {
     std::string dest = JoinPath(host_, e);
@@ -186,7 +186,7 @@ Status Installer::Install(const std::string& license, const LicenseFiles& files)
 
 Status Installer::RemoveEntries(const std::vector<std::string>& entries) {
   if (entries.empty()) return Status::Ok();
-  std::string trash = JoinPath(host_, ".trash-" + RandomSuffix());
+  std::string trash = JoinPath(host_, kTrashPrefix + RandomSuffix());
   bool use_trash = fs_.MakeDir(trash, 0700).ok();
   for (const std::string& e : entries) {
     std::string path = JoinPath(host_, e);
@@ -239,7 +239,7 @@ Status Installer::PrepareHostDir() {
     s = CheckHostDir();
   }
   LM_RETURN_IF_ERROR(s);
-  std::string probe = JoinPath(host_, ".license-holder-probe");
+  std::string probe = JoinPath(host_, kWriteProbe);
   if (Status w = fs_.WriteAtomicNoSync(probe, "", 0600); !w.ok()) {
     return Status(w.code(), "HOST_DIR " + host_ + " cannot be written: " + w.message());
   }

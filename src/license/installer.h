@@ -18,12 +18,11 @@
 
 #include "common/status.h"
 #include "license/fs.h"
+#include "license/layout.h"
 #include "license/pool.h"
 
 namespace lm::license {
 
-inline constexpr const char* kManifestFile = ".license-holder.json";
-inline constexpr const char* kServersConf = "servers.conf";
 inline constexpr mode_t kLicenseFileMode = 0640;  // not world-readable
 inline constexpr mode_t kLicenseDirMode = 0750;
 

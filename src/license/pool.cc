@@ -79,11 +79,11 @@ StatusOr<std::vector<std::string>> Pool::Names(std::vector<std::string>* skipped
   if (!entries.ok()) return entries.status();
   std::vector<std::string> names;
   for (const DirEntry& e : *entries) {
-    bool ok = e.type == FileType::kDir && !e.name.empty() && e.name[0] != '.' &&
-              !BadName(e.name);
+    bool ok =
+        e.type == FileType::kDir && !e.name.empty() && !IsHiddenName(e.name) && !BadName(e.name);
     if (ok) {
       names.push_back(e.name);
-    } else if (skipped && !(e.name.size() && e.name[0] == '.')) {
+    } else if (skipped && !IsHiddenName(e.name)) {
       skipped->push_back(e.name);
     }
   }
@@ -95,7 +95,7 @@ StatusOr<std::vector<std::string>> Pool::Entries() {
   if (!entries.ok()) return entries.status();
   std::vector<std::string> names;
   for (const DirEntry& e : *entries) {
-    if (!e.name.empty() && e.name[0] != '.') names.push_back(e.name);
+    if (!e.name.empty() && !IsHiddenName(e.name)) names.push_back(e.name);
   }
   return names;
 }
@@ -105,7 +105,7 @@ Status Pool::Inspect(const std::string& abs, const std::string& rel, int depth, 
   auto entries = fs_.List(abs);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : *entries) {
-    if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
+    if (e.name.empty() || IsHiddenName(e.name)) continue;
     if (depth == 0 && e.name == kClaimFile) continue;
     std::string child_rel = rel.empty() ? e.name : rel + "/" + e.name;
     if (BadName(e.name))
@@ -145,7 +145,7 @@ Status Pool::Inspect(const std::string& abs, const std::string& rel, int depth, 
 LicenseCheck Pool::CheckLicense(const std::string& name) {
   LicenseCheck out;
   std::string dir = LicenseDir(name);
-  if (name.empty() || name[0] == '.' || BadName(name)) {
+  if (name.empty() || IsHiddenName(name) || BadName(name)) {
     out.problem = "name is hidden, has control characters or is not UTF-8";
     return out;
   }
@@ -170,7 +170,7 @@ LicenseCheck Pool::CheckLicense(const std::string& name) {
     out.problem = s.message();
     return out;
   }
-  std::string key = std::string(kLicenseKeyDir) + "/" + kLicenseKeyFile;
+  const std::string key = kLicenseKeyPath;
   auto key_info = fs_.Stat(JoinPath(dir, key));
   if (!key_info.ok()) {
     out.problem = key + ": " + key_info.status().message();
@@ -247,7 +247,7 @@ Status Pool::Collect(const std::string& abs, const std::string& rel, int depth, 
   auto entries = fs_.List(abs);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : *entries) {
-    if (e.name.empty() || e.name[0] == '.') continue;  // our temp files, hidden files
+    if (e.name.empty() || IsHiddenName(e.name)) continue;
     if (depth == 0 && e.name == kClaimFile) continue;
     if (BadName(e.name)) {
       return InvalidArgument(abs + ": file name with control characters or not UTF-8");
@@ -278,7 +278,7 @@ StatusOr<LicenseFiles> Pool::ReadLicense(const std::string& name) {
   bool any_file = std::any_of(out.files.begin(), out.files.end(),
                               [](const LicenseFile& f) { return !f.is_dir; });
   if (!any_file) return InvalidArgument(LicenseDir(name) + ": license directory has no files");
-  std::string key = std::string(kLicenseKeyDir) + "/" + kLicenseKeyFile;
+  const std::string key = kLicenseKeyPath;
   bool has_key = std::any_of(out.files.begin(), out.files.end(), [&](const LicenseFile& f) {
     return !f.is_dir && f.path == key && !f.content.empty();
   });
@@ -304,86 +304,6 @@ std::vector<std::string> RendezvousOrder(std::vector<std::string> names, const s
   out.reserve(keyed.size());
   for (auto& [k, n] : keyed) out.push_back(std::move(n));
   return out;
-}
-
-std::string_view LicenseStateName(LicenseState state) {
-  switch (state) {
-    case LicenseState::kFree:
-      return "free";
-    case LicenseState::kHeld:
-      return "held";
-    case LicenseState::kStale:
-      return "stale";
-    case LicenseState::kUnreadable:
-      return "unreadable";
-    case LicenseState::kUnusable:
-      return "unusable";
-  }
-  return "unusable";
-}
-
-LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
-                       SteadyTime now, std::chrono::nanoseconds claim_ttl, ShapeCheck check) {
-  LicenseStatus st;
-  auto unusable = [&](LicenseCheck& c) {
-    observer.Forget(name);
-    st = LicenseStatus{};
-    st.state = LicenseState::kUnusable;
-    st.problem = std::move(c.problem);
-    st.content_fingerprint = std::move(c.fingerprint);
-    return st;
-  };
-  if (check == ShapeCheck::kAll) {
-    LicenseCheck c = pool.CheckLicense(name);
-    if (!c.usable()) return unusable(c);
-    st.content_fingerprint = std::move(c.fingerprint);
-  }
-  st.claim = pool.ReadClaim(name);
-  if (st.claim.state == ClaimState::kFree) {
-    observer.Forget(name);
-    st.state = LicenseState::kFree;
-  } else {
-    observer.Observe(name, st.claim.fingerprint, now);
-    st.stale = observer.IsStale(name, st.claim.fingerprint, now, claim_ttl);
-    if (st.claim.state == ClaimState::kClaimed) {
-      st.state = st.stale ? LicenseState::kStale : LicenseState::kHeld;
-    } else {
-      st.state = LicenseState::kUnreadable;
-      st.problem = st.claim.error.empty() ? "unreadable claim" : st.claim.error;
-    }
-  }
-  if (check == ShapeCheck::kClaimable && (st.state == LicenseState::kFree || st.stale)) {
-    LicenseCheck c = pool.CheckLicense(name);
-    if (!c.usable()) return unusable(c);
-    st.content_fingerprint = std::move(c.fingerprint);
-  }
-  return st;
-}
-
-bool ClaimsNode(const ClaimView& claim, std::string_view node) {
-  return claim.state == ClaimState::kClaimed && claim.record && !claim.record->seed_format &&
-         claim.record->node == node;
-}
-
-void StalenessObserver::Observe(const std::string& name, const std::string& fingerprint,
-                                SteadyTime now) {
-  auto it = seen_.find(name);
-  if (it == seen_.end() || it->second.fingerprint != fingerprint) {
-    seen_[name] = Seen{fingerprint, now};
-  }
-}
-
-bool StalenessObserver::IsStale(const std::string& name, const std::string& fingerprint,
-                                SteadyTime now, std::chrono::nanoseconds ttl) const {
-  auto it = seen_.find(name);
-  return it != seen_.end() && it->second.fingerprint == fingerprint && now - it->second.since >= ttl;
-}
-
-std::optional<std::chrono::nanoseconds> StalenessObserver::UnchangedFor(const std::string& name,
-                                                                        SteadyTime now) const {
-  auto it = seen_.find(name);
-  if (it == seen_.end()) return std::nullopt;
-  return now - it->second.since;
 }
 
 }  // namespace lm::license

@@ -1,16 +1,16 @@
-// Pool: the shared license volume, one license per subdirectory, read through a Filesystem.
-// StalenessObserver: decides staleness from what this process saw change over time on its own
-// monotonic clock, never by comparing anyone's wall clocks. Neither is thread-safe.
+// Pool: the shared license volume, one license per subdirectory, read through a Filesystem: what
+// a license is (CheckLicense) and what its claim says (ReadClaim). Not thread-safe. The states
+// built on these reads (free, held, stale, ...) are in license/rules.h; the file names in
+// license/layout.h.
 //
 //   Pool pool(fs, "/mnt/bitfusionio");
 //   StatusOr<std::vector<std::string>> names = pool.Entries();  // everything a person put there
 //   LicenseCheck k = pool.CheckLicense("license7");               // a license, or why not
 //   ClaimView c = pool.ReadClaim("license7");                     // free / claimed / unreadable
 //   StatusOr<LicenseFiles> files = pool.ReadLicense("license7");  // what to install
-//   LicenseStatus st = Classify(pool, observer, "license7", now, ttl);  // free/held/stale/...
 //
-// What a license is, and which state it is in, is decided here and nowhere else: the agent,
-// `license-holder release` and tokenmgr's pool view all call CheckLicense/Classify/ClaimsNode.
+// What a license is is decided here and nowhere else: the agent, `license-holder release` and
+// tokenmgr's pool view all call CheckLicense (through Classify, license/rules.h).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "license/claim.h"
 #include "license/fs.h"
+#include "license/layout.h"
 
 namespace lm::license {
 
@@ -30,9 +31,6 @@ inline constexpr size_t kMaxLicenseFiles = 64;
 inline constexpr size_t kMaxLicenseFileBytes = 1 << 20;
 inline constexpr size_t kMaxLicenseTotalBytes = 4 << 20;
 inline constexpr int kMaxLicenseDepth = 8;
-// The file every license has (docs/operations.md, "The license pool").
-inline constexpr const char* kLicenseKeyDir = "lic";
-inline constexpr const char* kLicenseKeyFile = "host_id";
 
 struct LicenseFile {
   std::string path;  // relative to the license directory, e.g. "lic/host_id"
@@ -91,10 +89,8 @@ class Pool {
   // empty licenses, and anything over the size/count/depth bounds.
   StatusOr<LicenseFiles> ReadLicense(const std::string& name);
 
-  std::string LicenseDir(const std::string& name) const { return JoinPath(dir_, name); }
-  std::string ClaimPath(const std::string& name) const {
-    return JoinPath(LicenseDir(name), kClaimFile);
-  }
+  std::string LicenseDir(const std::string& name) const { return license::LicenseDir(dir_, name); }
+  std::string ClaimPath(const std::string& name) const { return license::ClaimPath(dir_, name); }
   const std::string& dir() const { return dir_; }
   Filesystem& fs() { return fs_; }
 
@@ -117,57 +113,5 @@ std::vector<std::string> RendezvousOrder(std::vector<std::string> names, const s
 
 // 64-bit FNV-1a, hex.
 std::string HashHex(std::string_view data);
-
-class StalenessObserver {
- public:
-  // Records the fingerprint seen now for `name`.
-  void Observe(const std::string& name, const std::string& fingerprint, SteadyTime now);
-  // True if `fingerprint` is what we saw and it has not changed for at least `ttl`.
-  bool IsStale(const std::string& name, const std::string& fingerprint, SteadyTime now,
-               std::chrono::nanoseconds ttl) const;
-  // How long the current fingerprint has been unchanged, if known.
-  std::optional<std::chrono::nanoseconds> UnchangedFor(const std::string& name,
-                                                       SteadyTime now) const;
-  void Forget(const std::string& name) { seen_.erase(name); }
-
- private:
-  struct Seen {
-    std::string fingerprint;
-    SteadyTime since;
-  };
-  std::map<std::string, Seen> seen_;
-};
-
-// A license's state, in the pool view, the metrics and the agent alike.
-// kUnusable: not a license (CheckLicense); never claimed. kUnreadable: the claim file cannot be
-// read or parsed. kStale: claimed, but the claim has not changed for a claim TTL as seen by
-// this process's StalenessObserver.
-enum class LicenseState { kFree, kHeld, kStale, kUnreadable, kUnusable };
-
-// "free", "held", "stale", "unreadable", "unusable".
-std::string_view LicenseStateName(LicenseState state);
-
-struct LicenseStatus {
-  LicenseState state = LicenseState::kUnusable;
-  ClaimView claim;      // not read for kUnusable
-  std::string problem;  // kUnusable: CheckLicense's problem; kUnreadable: the claim's error
-  std::string content_fingerprint;  // CheckLicense's fingerprint
-  // The claim (held or unreadable) has been unchanged for a claim TTL: it may be taken over.
-  bool stale = false;
-};
-
-// Which entries Classify checks with CheckLicense: all (the pool view: an operator wants to see
-// every problem), or only those someone could claim now (free or stale; an agent looking for a
-// license, which then needs no metadata walk for the many fresh claims of a large pool).
-enum class ShapeCheck { kAll, kClaimable };
-
-// Classifies one pool entry and keeps `observer` fed (observes claims, forgets free and
-// unusable entries). An unreadable claim stays kUnreadable when stale, with `stale` set.
-LicenseStatus Classify(Pool& pool, StalenessObserver& observer, const std::string& name,
-                       SteadyTime now, std::chrono::nanoseconds claim_ttl,
-                       ShapeCheck check = ShapeCheck::kAll);
-
-// True if `claim` is a claim in our format naming `node` (any pod): "this node's claim".
-bool ClaimsNode(const ClaimView& claim, std::string_view node);
 
 }  // namespace lm::license

@@ -134,21 +134,6 @@ TEST_F(PoolTest, LikelyPoolDirNamesTheSubdirectoryHoldingLicenses) {
   EXPECT_EQ(pool_.LikelyPoolDir(), std::nullopt);
 }
 
-TEST_F(PoolTest, ClassifyForAnAgentSkipsTheShapeOfFreshClaims) {
-  FakeClock clock;
-  StalenessObserver obs;
-  fs_.AddFile("/pool/held/lockedby", SerializeClaim({"n1", "p1", 3, 0, 0, 0, false}));  // no lic/
-  fs_.AddDir("/pool/free");  // no lic/ either
-  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60)).state, LicenseState::kUnusable);
-  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
-            LicenseState::kHeld);
-  EXPECT_EQ(Classify(pool_, obs, "free", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
-            LicenseState::kUnusable);
-  clock.Advance(seconds(60));  // stale: claimable, so its shape matters
-  EXPECT_EQ(Classify(pool_, obs, "held", clock.Now(), seconds(60), ShapeCheck::kClaimable).state,
-            LicenseState::kUnusable);
-}
-
 TEST(Rendezvous, DeterministicPerNodeAndSpreadAcrossNodes) {
   std::vector<std::string> names;
   for (int i = 0; i < 100; ++i) names.push_back("license" + std::to_string(i));
@@ -156,33 +141,6 @@ TEST(Rendezvous, DeterministicPerNodeAndSpreadAcrossNodes) {
   std::set<std::string> firsts;
   for (int n = 0; n < 50; ++n) firsts.insert(RendezvousOrder(names, "node-" + std::to_string(n))[0]);
   EXPECT_GT(firsts.size(), 25u);
-}
-
-TEST(StalenessObserver, StaleOnlyAfterUnchangedForTtlOnOwnClock) {
-  FakeClock clock;
-  StalenessObserver obs;
-  obs.Observe("l", "f1", clock.Now());
-  clock.Advance(seconds(59));
-  EXPECT_FALSE(obs.IsStale("l", "f1", clock.Now(), seconds(60)));
-  clock.Advance(seconds(1));
-  EXPECT_TRUE(obs.IsStale("l", "f1", clock.Now(), seconds(60)));
-  EXPECT_FALSE(obs.IsStale("l", "f2", clock.Now(), seconds(60)));  // changed since
-  obs.Observe("l", "f2", clock.Now());
-  EXPECT_FALSE(obs.IsStale("l", "f2", clock.Now(), seconds(60)));
-}
-
-TEST(StalenessObserver, WallClockSkewDoesNotMatter) {
-  FakeClock clock;
-  StalenessObserver obs;
-  obs.Observe("l", "f1", clock.Now());
-  clock.StepWall(std::chrono::hours(24));  // a node or file server clock far off
-  EXPECT_FALSE(obs.IsStale("l", "f1", clock.Now(), seconds(60)));
-}
-
-TEST(StalenessObserver, NeverSeenIsNotStale) {
-  FakeClock clock;
-  StalenessObserver obs;
-  EXPECT_FALSE(obs.IsStale("l", "f1", clock.Now(), seconds(0)));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "http/pool_view.h"
+#include "license/pool_view.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include "license/claim.h"
 #include "license/fake_fs.h"
 
-namespace lm::http {
+namespace lm::license {
 namespace {
 
 using std::chrono::seconds;
@@ -106,6 +106,30 @@ TEST_F(PoolViewTest, GarbageClaimIsUnreadableWithReason) {
   EXPECT_EQ(s.rows[0].state, LicenseState::kUnreadable);
   EXPECT_NE(s.rows[0].error.find("malformed"), std::string::npos);
   EXPECT_EQ(s.totals.unreadable, 1u);
+}
+
+TEST_F(PoolViewTest, GarbageClaimUnchangedForATtlIsStaleAndKeepsItsError) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
+  fs_.AddFile("/pool/license1/lockedby", "{not json");
+  view_.Refresh();
+  clock_.Advance(seconds(60));
+  const PoolSnapshot& s = view_.Refresh();
+  EXPECT_EQ(s.rows[0].state, LicenseState::kStale);
+  EXPECT_EQ(s.totals.stale, 1u);
+  EXPECT_EQ(s.totals.unreadable, 0u);
+  auto row = nlohmann::json::parse(PoolSnapshotJson(s))["licenses"][0];
+  EXPECT_EQ(row["state"], "stale");
+  EXPECT_NE(row["error"].get<std::string>().find("malformed"), std::string::npos);
+  EXPECT_EQ(row["unchanged_for_ms"], 60000);
+}
+
+TEST_F(PoolViewTest, ClaimThatCannotBeStatedStaysUnreadable) {
+  fs_.AddFile("/pool/license1/lic/host_id", "id");
+  fs_.AddFile("/pool/license1/lockedby", Claim("gpu-1", 1));
+  fs_.FailReads("/pool/license1/lockedby", Unavailable("EIO"));
+  view_.Refresh();
+  clock_.Advance(seconds(120));
+  EXPECT_EQ(view_.Refresh().rows[0].state, LicenseState::kUnreadable);
 }
 
 TEST_F(PoolViewTest, ReadErrorIsUnreadable) {
@@ -260,9 +284,9 @@ TEST(ParseClaimTtl, DefaultsToSixtyAndRejectsBadValues) {
 }
 
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::license
 
-namespace lm::http {
+namespace lm::license {
 namespace {
 
 TEST(RenderPoolMetrics, OneGaugePerStateFromTheTotals) {
@@ -325,4 +349,4 @@ TEST(RenderPoolMetrics, NothingWhenThePoolIsUnknown) {
 }
 
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::license

@@ -1,13 +1,13 @@
-#include "http/pool_view.h"
+#include "license/pool_view.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
-#include "common/histogram.h"
+#include "common/metrics_text.h"
 #include "common/strings.h"
 
-namespace lm::http {
+namespace lm::license {
 
 using nlohmann::json;
 
@@ -46,7 +46,7 @@ StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value) {
   return std::chrono::seconds(*secs);
 }
 
-PoolView::PoolView(license::Filesystem& fs, const Clock& clock, PoolViewOptions options)
+PoolView::PoolView(Filesystem& fs, const Clock& clock, PoolViewOptions options)
     : fs_(fs), clock_(clock), options_(std::move(options)), pool_(fs_, options_.dir) {
   snapshot_.configured = configured();
   snapshot_.dir = options_.dir;
@@ -86,7 +86,7 @@ const PoolSnapshot& PoolView::Refresh() {
   observed_.clear();
 
   for (const std::string& name : *names) {
-    license::LicenseStatus st = license::Classify(pool_, observer_, name, now, options_.claim_ttl);
+    LicenseStatus st = Classify(pool_, observer_, name, now, options_.claim_ttl);
     LicenseRow row;
     row.name = name;
     row.state = st.state;
@@ -97,8 +97,8 @@ const PoolSnapshot& PoolView::Refresh() {
         row.unchanged_for = std::chrono::duration_cast<Millis>(*d);
       }
     }
-    if (st.claim.state == license::ClaimState::kClaimed && st.claim.record) {
-      const license::ClaimRecord& c = *st.claim.record;
+    if (st.claim.state == ClaimState::kClaimed && st.claim.record) {
+      const ClaimRecord& c = *st.claim.record;
       row.node = c.node;
       row.pod = c.pod;
       row.token = c.token;
@@ -162,7 +162,8 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
       row["renewed_at_ms"] = r.renewed_at_ms;
       row["seed_format"] = r.seed_format;
     }
-    if (r.state == LicenseState::kUnreadable || r.state == LicenseState::kUnusable) {
+    if (r.state == LicenseState::kUnreadable || r.state == LicenseState::kUnusable ||
+        (r.state == LicenseState::kStale && !r.error.empty())) {
       row["error"] = r.error;
     }
     row["unchanged_for_ms"] = r.unchanged_for ? json(r.unchanged_for->count()) : json(nullptr);
@@ -170,10 +171,6 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
   }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
-
-}  // namespace lm::http
-
-namespace lm::http {
 
 std::string RenderPoolMetrics(const PoolSnapshot& s) {
   if (!s.configured || !s.error.empty()) return "";
@@ -183,36 +180,34 @@ std::string RenderPoolMetrics(const PoolSnapshot& s) {
       {LicenseState::kStale, s.totals.stale},
       {LicenseState::kUnreadable, s.totals.unreadable},
       {LicenseState::kUnusable, s.totals.unusable}};
-  std::string out = MetricHeader("tokenmgr_pool_licenses", "gauge",
-                                 "Licenses in the pool by state, at the last pool scan.");
+  MetricsText m;
+  m.Family("tokenmgr_pool_licenses", "gauge",
+           "Licenses in the pool by state, at the last pool scan.");
   for (const auto& [state, n] : counts) {
-    out += "tokenmgr_pool_licenses{state=\"";
-    out += LicenseStateName(state);
-    out += "\"} " + std::to_string(n) + "\n";
+    m.Sample("tokenmgr_pool_licenses", {{"state", LicenseStateName(state)}},
+             static_cast<double>(n));
   }
   // One series per license that needs a person, so an alert can name it (bounded by the rows
   // shown: kMaxPoolRows).
-  std::string unusable, stale;
-  for (const LicenseRow& row : s.rows) {
-    if (row.state == LicenseState::kUnusable) {
-      unusable += "tokenmgr_pool_license_unusable{license=\"" + EscapeLabelValue(row.name) +
-                  "\",reason=\"" + EscapeLabelValue(row.error) + "\"} 1\n";
-    } else if (row.state == LicenseState::kStale) {
-      stale += "tokenmgr_pool_license_stale{license=\"" + EscapeLabelValue(row.name) +
-               "\",claimed_by=\"" + EscapeLabelValue(row.node) + "\"} 1\n";
+  auto per_license = [&](LicenseState state, std::string_view name, std::string_view label,
+                         auto value, std::string_view help) {
+    bool any = false;
+    for (const LicenseRow& row : s.rows) {
+      if (row.state != state) continue;
+      if (!any) m.Family(name, "gauge", help);
+      any = true;
+      m.Sample(name, {{"license", row.name}, {label, value(row)}}, 1);
     }
-  }
-  if (!unusable.empty()) {
-    out += MetricHeader("tokenmgr_pool_license_unusable", "gauge",
-                        "1 for each pool entry that cannot be installed; the reason as a label.");
-    out += unusable;
-  }
-  if (!stale.empty()) {
-    out += MetricHeader("tokenmgr_pool_license_stale", "gauge",
-                        "1 for each license whose claim nobody renewed for a claim TTL.");
-    out += stale;
-  }
-  return out;
+  };
+  per_license(
+      LicenseState::kUnusable, "tokenmgr_pool_license_unusable", "reason",
+      [](const LicenseRow& r) -> std::string_view { return r.error; },
+      "1 for each pool entry that cannot be installed; the reason as a label.");
+  per_license(
+      LicenseState::kStale, "tokenmgr_pool_license_stale", "claimed_by",
+      [](const LicenseRow& r) -> std::string_view { return r.node; },
+      "1 for each license whose claim nobody renewed for a claim TTL.");
+  return m.Take();
 }
 
-}  // namespace lm::http
+}  // namespace lm::license

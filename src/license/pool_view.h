@@ -1,8 +1,8 @@
 // PoolView: a read-only view of the license pool for the web page and GET /api/licenses. It
-// scans the pool directory through a Filesystem and keeps a StalenessObserver fed, so "stale"
-// means "this claim has not changed for a full claim TTL on our own monotonic clock" (the same
-// rule the agents use), never a comparison of anyone's wall clock. Not thread-safe: use it
-// from the server's event-loop thread.
+// scans the pool directory through a Filesystem and classifies every entry with the pool's rules
+// (license/rules.h, Classify: the very function the agents use), so a license it shows as free
+// or stale is one an agent may claim, and no other. "Stale" is never a comparison of anyone's
+// wall clock. Not thread-safe: use it from the server's event-loop thread.
 //
 //   PoolView view(fs, RealTimeSystem::Get(), {.dir = "/mnt/bitfusionio", .claim_ttl = 60s});
 //   const PoolSnapshot& s = view.Get();      // rescans only if the last scan is old enough
@@ -20,17 +20,14 @@
 #include "common/status.h"
 #include "license/fs.h"
 #include "license/pool.h"
+#include "license/rules.h"
 
-namespace lm::http {
-
-// The states and their rule live in license/pool.h (license::Classify).
-using license::LicenseState;
-using license::LicenseStateName;
+namespace lm::license {
 
 struct LicenseRow {
   std::string name;  // the license directory's name: untrusted text
   LicenseState state = LicenseState::kUnreadable;
-  // From the claim file (held and stale rows). Untrusted text.
+  // From the claim file (held rows, and stale rows whose claim could be read). Untrusted text.
   std::string node;
   std::string pod;
   uint64_t token = 0;
@@ -40,7 +37,9 @@ struct LicenseRow {
   bool seed_format = false;  // written by the seed's bash agent (a pod name only)
   // How long this process has seen the claim file unchanged; unset for free rows.
   std::optional<Millis> unchanged_for;
-  std::string error;  // unreadable rows: the claim's error; unusable rows: why not a license
+  // Unreadable rows, and stale rows whose claim could not be read: the claim's error. Unusable
+  // rows: why the entry is not a license.
+  std::string error;
 };
 
 struct PoolTotals {
@@ -56,11 +55,11 @@ struct PoolSnapshot {
   bool configured = false;  // false: no pool directory given; everything else is empty
   std::string dir;
   std::chrono::seconds claim_ttl{60};
-  std::string error;              // the directory could not be listed
-  std::vector<LicenseRow> rows;   // in natural name order (license2 before license10)
-  size_t omitted = 0;             // rows past kMaxPoolRows, not shown
-  PoolTotals totals;              // over every license, shown or not
-  int64_t scanned_at_ms = 0;      // our wall clock at the scan, for display
+  std::string error;             // the directory could not be listed
+  std::vector<LicenseRow> rows;  // in natural name order (license2 before license10)
+  size_t omitted = 0;            // rows past kMaxPoolRows, not shown
+  PoolTotals totals;             // over every license, shown or not
+  int64_t scanned_at_ms = 0;     // our wall clock at the scan, for display
 };
 
 inline constexpr size_t kMaxPoolRows = 2000;
@@ -73,7 +72,7 @@ struct PoolViewOptions {
 
 class PoolView {
  public:
-  PoolView(license::Filesystem& fs, const Clock& clock, PoolViewOptions options);
+  PoolView(Filesystem& fs, const Clock& clock, PoolViewOptions options);
 
   // The latest snapshot, rescanning first if the last scan is at least min_interval old.
   const PoolSnapshot& Get();
@@ -82,11 +81,11 @@ class PoolView {
   bool configured() const { return !options_.dir.empty(); }
 
  private:
-  license::Filesystem& fs_;
+  Filesystem& fs_;
   const Clock& clock_;
   PoolViewOptions options_;
-  license::Pool pool_;
-  license::StalenessObserver observer_;
+  Pool pool_;
+  StalenessObserver observer_;
   std::vector<std::string> observed_;  // names the observer remembers
   PoolSnapshot snapshot_;
   std::optional<SteadyTime> last_scan_;
@@ -107,4 +106,21 @@ bool NaturalLess(std::string_view a, std::string_view b);
 // 1..86400; anything else is an error naming the variable.
 StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value);
 
+}  // namespace lm::license
+
+// Transitional, until the web page names these as license:: itself: it used them unqualified
+// when the view lived in src/http. Nothing here depends on src/http.
+namespace lm::http {
+using license::kMaxPoolRows;
+using license::LicenseRow;
+using license::LicenseState;
+using license::LicenseStateName;
+using license::NaturalLess;
+using license::ParseClaimTtl;
+using license::PoolSnapshot;
+using license::PoolSnapshotJson;
+using license::PoolTotals;
+using license::PoolView;
+using license::PoolViewOptions;
+using license::RenderPoolMetrics;
 }  // namespace lm::http
