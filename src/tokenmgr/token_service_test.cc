@@ -1,67 +1,26 @@
-#include "http/token_service.h"
+#include "tokenmgr/token_service.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "http/in_process_api.h"
+#include "tokenmgr/in_process_service.h"
 
-namespace lm::http {
+namespace lm::tokenmgr {
 namespace {
 
-TEST(ParseQuery, DecodesPairs) {
-  auto q = ParseQuery("ttl=10&holder=node%2D1&flag");
-  ASSERT_TRUE(q.ok());
-  EXPECT_EQ(q->at("ttl"), "10");
-  EXPECT_EQ(q->at("holder"), "node-1");
-  EXPECT_EQ(q->at("flag"), "");
-}
-
-TEST(ParseQuery, RejectsMalformedRepeatedAndTooMany) {
-  EXPECT_FALSE(ParseQuery("a=%zz").ok());
-  EXPECT_FALSE(ParseQuery("a=1&a=2").ok());
-  std::string many;
-  for (int i = 0; i < 40; ++i) {
-    many += "k";  // appended piece by piece: GCC 12 warns (-Wrestrict) on "k" + to_string(i)
-    many += std::to_string(i);
-    many += "=1&";
-  }
-  EXPECT_FALSE(ParseQuery(many).ok());
-  EXPECT_TRUE(ParseQuery("").ok());
-  EXPECT_TRUE(ParseQuery("&&").ok());
-}
-
-TEST(ParseQuery, RefusesAParameterTheRouteDoesNotTakeNamingIt) {
-  auto q = ParseQuery("TTL=300", {"ttl", "holder"});
-  ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(q.status().message(), ::testing::HasSubstr("'TTL'"));
-  EXPECT_THAT(q.status().message(), ::testing::HasSubstr("ttl, holder"));
-  EXPECT_TRUE(ParseQuery("ttl=3&holder=a", {"ttl", "holder"}).ok());
-  EXPECT_THAT(ParseQuery("x", {}).status().message(), ::testing::HasSubstr("takes none"));
-}
-
-TEST(HttpStatusFor, MapsEveryCode) {
-  EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kFailedPrecondition), 409);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kUnauthenticated), 401);
-}
+using http::Response;
 
 // Requests through a real TokenService on the embedded store (no network).
 class TokenServiceRoutes : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(in_process_.Open().ok());
-    api_ = &in_process_.api();
-  }
+  void SetUp() override { ASSERT_TRUE(in_process_.Open().ok()); }
   Response Call(std::string method, std::string target) {
     return in_process_.Call(std::move(method), std::move(target));
   }
-  InProcessApi in_process_;
-  TokenService* api_ = nullptr;
+  std::map<std::string, uint64_t> stats() { return in_process_.router().stats(); }
+  InProcessService in_process_;
 };
 
 TEST_F(TokenServiceRoutes, StatsAreKeyedByRouteNeverByRawUri) {
@@ -70,7 +29,7 @@ TEST_F(TokenServiceRoutes, StatsAreKeyedByRouteNeverByRawUri) {
   EXPECT_EQ(Call("POST", "/api/tokenmgr/release/not-an-id").status, 404);
   EXPECT_EQ(Call("GET", "/no/such/path?x=1").status, 404);
   EXPECT_EQ(Call("GET", "/api/token/lock/x/y").status, 404);
-  auto stats = api_->stats();
+  auto stats = this->stats();
   EXPECT_EQ(stats["/api/token/lock/:timeout"], 2u);
   EXPECT_EQ(stats["/api/tokenmgr/release/:id"], 1u);
   EXPECT_EQ(stats["(unmatched)"], 2u);
@@ -102,22 +61,6 @@ TEST_F(TokenServiceRoutes, MetricsCountResponsesByRouteAndCodeAtSendTime) {
                      "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"400\"} 1\n"));
   EXPECT_THAT(m, ::testing::HasSubstr(
                      "tokenmgr_http_requests_total{route=\"/api/token/release/:id\",code=\"405\"} 1\n"));
-}
-
-TEST_F(TokenServiceRoutes, ExtraRoutesHaveTheirOwnKeyAndAllowHeader) {
-  api_->AddGetRoute("/x", [](const Request&, std::shared_ptr<Responder> r) {
-    r->Send(JsonResponse(200, "{}"));
-  });
-  api_->AddRoute("POST", "/x", [](const Request&, std::shared_ptr<Responder> r) {
-    r->Send(JsonResponse(201, "{}"));
-  });
-  EXPECT_EQ(Call("GET", "/x").status, 200);
-  EXPECT_EQ(Call("POST", "/x").status, 201);
-  Response r = Call("DELETE", "/x");
-  EXPECT_EQ(r.status, 405);
-  ASSERT_EQ(r.headers.size(), 1u);
-  EXPECT_EQ(r.headers[0].second, "GET, HEAD, POST");
-  EXPECT_EQ(api_->stats()["/x"], 3u);
 }
 
 TEST_F(TokenServiceRoutes, GrantIsJsonWithAUuidAndAToken) {
@@ -160,41 +103,29 @@ TEST_F(TokenServiceRoutes, PercentEncodedTimeoutIsDecoded) {
   EXPECT_EQ(Call("GET", "/api/token/lock/%30?holder=a").status, 200);
 }
 
-// A service with a bearer token configured.
-class TokenServiceAuth : public ::testing::Test {
- protected:
-  TokenServiceAuth() : api_(lock_, {.auth_token = "s3cret"}) {}
-  bool Authorized(std::string header) {
-    Request req;
-    req.headers.emplace_back("authorization", std::move(header));
-    return api_.Authorized(req);
-  }
-  class NoLock : public lock::LockService {
-   public:
-    CancelFn Acquire(lock::AcquireRequest, GrantDone) override {
-      return [] {};
-    }
-    void Release(std::string_view, StatusDone) override {}
-    void Renew(std::string, lock::Seconds, GrantDone) override {}
-    void GetView(ViewDone) override {}
-    lock::Counters CountersSnapshot() const override { return {}; }
-    bool Ready() const override { return true; }
-    void Shutdown() override {}
-    const lock::Options& options() const override { return options_; }
-    lock::Options options_;
-  } lock_;
-  TokenService api_;
-};
+TEST_F(TokenServiceRoutes, MetricsWriteLargeRequestCountsInFullDigits) {
+  for (int i = 0; i < 100000; ++i) in_process_.router().Record(ApiRoute("lock"), 200);
+  EXPECT_THAT(Call("GET", "/metrics").body,
+              ::testing::HasSubstr("tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\","
+                                   "code=\"200\"} 100000\n"));
+}
 
-TEST_F(TokenServiceAuth, BearerSchemeIsCaseInsensitive) {
-  EXPECT_TRUE(Authorized("Bearer s3cret"));
-  EXPECT_TRUE(Authorized("bearer s3cret"));
-  EXPECT_TRUE(Authorized("BEARER  s3cret"));
-  EXPECT_FALSE(Authorized("Basic s3cret"));
-  EXPECT_FALSE(Authorized("Bearers3cret"));
-  EXPECT_FALSE(Authorized("bearer S3cret"));  // the token itself is exact
-  EXPECT_FALSE(Authorized("bearer "));
+TEST_F(TokenServiceRoutes, WrongTokenIsRefusedWith401AndABearerChallenge) {
+  InProcessService secured;
+  ASSERT_TRUE(secured.Open({.auth_token = "s3cret"}).ok());
+  Response r = secured.Call("GET", "/api/token/lock/0?holder=a", "", {{"authorization", "Bearer no"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(r.headers, ::testing::Contains(std::pair<std::string, std::string>(
+                             "WWW-Authenticate", "Bearer")));
+  EXPECT_EQ(secured.Call("GET", "/api/token/lock/0?holder=a", "",
+                         {{"authorization", "Bearer s3cret"}}).status,
+            200);
+}
+
+TEST(ApiRoute, NamesTheRoutePatternUnderTheFirstPrefix) {
+  EXPECT_EQ(ApiRoute("lock"), "/api/token/lock/:timeout");
+  EXPECT_EQ(ApiRoute("release"), "/api/token/release/:id");
 }
 
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::tokenmgr
