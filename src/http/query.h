@@ -17,9 +17,8 @@
 
 namespace lm::http {
 
-// Decoded parameters in the order given; names are unique. A flat vector, not a map: a request
-// has a handful, and the lock route parses one per request without a node allocation per
-// parameter.
+// Decoded parameters in the order given; names are unique. A flat vector: a request has a
+// handful.
 class QueryParams {
  public:
   using Pair = std::pair<std::string, std::string>;

@@ -28,8 +28,8 @@ using nlohmann::json;
 namespace {
 
 std::string GrantJson(const lock::Grant& g) {
-  // On every grant: formatted directly (nlohmann's serializer was the largest user-space cost
-  // of a lock+release cycle). Ours are plain UUIDs; anything else is JSON-escaped.
+  // Formatted directly, on every grant (docs/benchmarks.md). Ids are plain UUIDs; anything else
+  // is JSON-escaped.
   std::string_view id = g.id;
   std::string escaped;
   bool plain = std::all_of(id.begin(), id.end(), [](char c) {
