@@ -4,7 +4,8 @@
 // status when it is sent, however late; a path no route takes gets 404 and counts as
 // "(unmatched)", a known path with another method 405 naming the allowed ones. A GET route also
 // answers HEAD (the server leaves out the body) unless added with Head::kRefuse.
-// Not thread-safe: add routes before serving; Handle runs on the server's event-loop thread.
+// Not thread-safe: add routes before serving; Handle runs on the server's event-loop thread, so
+// a handler must be quick and safe with respect to any state other threads change.
 //
 //   Router r;
 //   r.Get("/healthz", [] { return JsonResponse(200, R"({"status": "ok"})"); });
