@@ -27,7 +27,7 @@ class QueryParams {
   const_iterator begin() const { return pairs_.begin(); }
   const_iterator end() const { return pairs_.end(); }
   size_t size() const { return pairs_.size(); }
-  const_iterator find(std::string_view name) const;  // end() when absent
+  const_iterator find(std::string_view name) const;    // end() when absent
   const std::string& at(std::string_view name) const;  // throws std::out_of_range when absent
   // Adds name=value unless `name` is there already; returns whether it was added.
   bool Add(std::string name, std::string value);

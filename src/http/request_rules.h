@@ -1,8 +1,8 @@
 // Rules every service on this transport applies: which HTTP status answers a Status code, and
 // whether a browser request comes from another site. Pure functions.
 //
-//   if (CrossSite(request)) return responder->Send(ErrorResponse(403, "cross-site request refused"));
-//   responder->Send(ErrorResponse(HttpStatusFor(status.code()), status.message()));
+//   if (CrossSite(request)) return responder->Send(ErrorResponse(403, "cross-site request
+//   refused")); responder->Send(ErrorResponse(HttpStatusFor(status.code()), status.message()));
 #pragma once
 
 #include "common/status.h"

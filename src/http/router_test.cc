@@ -57,11 +57,12 @@ TEST_F(RouterTest, ParameterIsOneNonEmptySegment) {
 }
 
 TEST_F(RouterTest, GetThatRefusesHeadNamesOnlyGet) {
-  router_.Add("GET", "/lock/:t",
-              [](const Request&, std::string_view, std::shared_ptr<Responder> r) {
-                r->Send(JsonResponse(200, "{}"));
-              },
-              Router::Head::kRefuse);
+  router_.Add(
+      "GET", "/lock/:t",
+      [](const Request&, std::string_view, std::shared_ptr<Responder> r) {
+        r->Send(JsonResponse(200, "{}"));
+      },
+      Router::Head::kRefuse);
   Response r = Call("HEAD", "/lock/0");
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(Allow(r), "GET");

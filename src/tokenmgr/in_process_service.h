@@ -9,7 +9,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-
 #include <memory>
 #include <string>
 #include <utility>
@@ -63,8 +62,8 @@ class InProcessService {
     req.headers = std::move(headers);
     http::Response out;
     out.status = 0;
-    router_.Handle(req, std::make_shared<http::Responder>(
-                            [&out](http::Response r) { out = std::move(r); }));
+    router_.Handle(
+        req, std::make_shared<http::Responder>([&out](http::Response r) { out = std::move(r); }));
     io_.poll();
     return out;
   }

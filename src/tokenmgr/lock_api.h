@@ -30,10 +30,10 @@ struct LockApiOptions {
 };
 
 struct LockRequest {
-  std::string holder;                 // checked with CheckHolder
-  lock::Seconds wait{0};              // from ParseWait
-  std::optional<lock::Seconds> ttl;   // from ParseTtl; unset: the default TTL
-  std::function<bool()> alive;        // optional: is the waiting client still there?
+  std::string holder;                // checked with CheckHolder
+  lock::Seconds wait{0};             // from ParseWait
+  std::optional<lock::Seconds> ttl;  // from ParseTtl; unset: the default TTL
+  std::function<bool()> alive;       // optional: is the waiting client still there?
 };
 
 class LockApi {
@@ -56,7 +56,7 @@ class LockApi {
   // The argument rules, the same for every caller; errors are INVALID_ARGUMENT naming the field.
   StatusOr<lock::Seconds> ParseWait(std::string_view text) const;  // "timeout": 0..max_wait
   StatusOr<lock::Seconds> ParseTtl(std::string_view text) const;   // "ttl": 1..max_ttl
-  static Status CheckHolder(std::string_view holder);               // "holder": a label
+  static Status CheckHolder(std::string_view holder);              // "holder": a label
 
   // Asks for the lock. `done` (void(StatusOr<lock::Grant>)) runs once, unless the returned
   // function is called first (the client went away: the waiter leaves the queue). A grant is

@@ -79,7 +79,8 @@ TokenService::TokenService(http::Router& router, LockApi& api, lock::LockService
     // Not HEAD: a lease whose id nobody sees would hold the lock for its whole TTL.
     router.Add("GET", p + "lock/:timeout", std::bind(&TokenService::HandleLock, this, _1, _2, _3),
                http::Router::Head::kRefuse);
-    router.Add("POST", p + "release/:id", std::bind(&TokenService::HandleRelease, this, _1, _2, _3));
+    router.Add("POST", p + "release/:id",
+               std::bind(&TokenService::HandleRelease, this, _1, _2, _3));
     router.Add("POST", p + "renew/:id", std::bind(&TokenService::HandleRenew, this, _1, _2, _3));
     router.Add("GET", p + "status",
                [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
@@ -94,8 +95,9 @@ TokenService::TokenService(http::Router& router, LockApi& api, lock::LockService
                });
   }
   router.Get("/healthz", [] { return JsonResponse(200, R"({"status": "ok"})"); });
-  router.Add("GET", "/readyz", [this](const Request&, std::string_view,
-                                      std::shared_ptr<Responder> r) { HandleReady(*r); });
+  router.Add(
+      "GET", "/readyz",
+      [this](const Request&, std::string_view, std::shared_ptr<Responder> r) { HandleReady(*r); });
   router.Get("/metrics", [this] {
     Response resp;
     resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -225,8 +227,7 @@ std::string TokenService::RenderMetrics() {
   m.Counter("tokenmgr_lock_expiries_total", "Leases that ended by expiry.", c.expiries);
   m.Counter("tokenmgr_lock_renewals_total", "Lease renewals.", c.renewals);
   m.Counter("tokenmgr_lock_wait_timeouts_total", "Waiters whose wait ran out.", c.wait_timeouts);
-  m.Counter("tokenmgr_lock_wait_cancels_total", "Waiters whose client went away.",
-            c.wait_cancels);
+  m.Counter("tokenmgr_lock_wait_cancels_total", "Waiters whose client went away.", c.wait_cancels);
   m.Counter("tokenmgr_lock_rejected_total", "Lock requests refused at once (busy or queue full).",
             c.rejected_busy);
   m.Counter("tokenmgr_store_persist_failures_total", "State changes the store failed to persist.",
@@ -245,7 +246,8 @@ std::string TokenService::RenderMetrics() {
   m.Gauge("tokenmgr_lock_held", "1 if the lock is held.", view.held ? 1 : 0);
   m.Gauge("tokenmgr_lock_waiters", "Clients waiting for the lock.",
           static_cast<double>(view.waiters));
-  m.Gauge("tokenmgr_lock_holder_lease_age_seconds", "How long the current holder has held the lock.",
+  m.Gauge("tokenmgr_lock_holder_lease_age_seconds",
+          "How long the current holder has held the lock.",
           view.held ? view.held_for.count() / 1000.0 : 0);
   m.Gauge("tokenmgr_lock_last_token", "Highest fencing token granted.",
           static_cast<double>(view.last_token));

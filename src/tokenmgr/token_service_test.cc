@@ -53,14 +53,18 @@ TEST_F(TokenServiceRoutes, MetricsCountResponsesByRouteAndCodeAtSendTime) {
   Call("GET", "/api/token/lock/0?ttl=nope");
   Call("GET", "/api/token/release/x");  // wrong method
   std::string m = Call("GET", "/metrics").body;
-  EXPECT_THAT(m, ::testing::HasSubstr(
-                     "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"200\"} 1\n"));
-  EXPECT_THAT(m, ::testing::HasSubstr(
-                     "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"409\"} 1\n"));
-  EXPECT_THAT(m, ::testing::HasSubstr(
-                     "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"400\"} 1\n"));
-  EXPECT_THAT(m, ::testing::HasSubstr(
-                     "tokenmgr_http_requests_total{route=\"/api/token/release/:id\",code=\"405\"} 1\n"));
+  EXPECT_THAT(
+      m, ::testing::HasSubstr(
+             "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"200\"} 1\n"));
+  EXPECT_THAT(
+      m, ::testing::HasSubstr(
+             "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"409\"} 1\n"));
+  EXPECT_THAT(
+      m, ::testing::HasSubstr(
+             "tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\",code=\"400\"} 1\n"));
+  EXPECT_THAT(
+      m, ::testing::HasSubstr(
+             "tokenmgr_http_requests_total{route=\"/api/token/release/:id\",code=\"405\"} 1\n"));
 }
 
 TEST_F(TokenServiceRoutes, GrantIsJsonWithAUuidAndAToken) {
@@ -105,21 +109,24 @@ TEST_F(TokenServiceRoutes, PercentEncodedTimeoutIsDecoded) {
 
 TEST_F(TokenServiceRoutes, MetricsWriteLargeRequestCountsInFullDigits) {
   for (int i = 0; i < 100000; ++i) in_process_.router().Record(ApiRoute("lock"), 200);
-  EXPECT_THAT(Call("GET", "/metrics").body,
-              ::testing::HasSubstr("tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\","
-                                   "code=\"200\"} 100000\n"));
+  EXPECT_THAT(
+      Call("GET", "/metrics").body,
+      ::testing::HasSubstr("tokenmgr_http_requests_total{route=\"/api/token/lock/:timeout\","
+                           "code=\"200\"} 100000\n"));
 }
 
 TEST_F(TokenServiceRoutes, WrongTokenIsRefusedWith401AndABearerChallenge) {
   InProcessService secured;
   ASSERT_TRUE(secured.Open({.auth_token = "s3cret"}).ok());
-  Response r = secured.Call("GET", "/api/token/lock/0?holder=a", "", {{"authorization", "Bearer no"}});
+  Response r =
+      secured.Call("GET", "/api/token/lock/0?holder=a", "", {{"authorization", "Bearer no"}});
   EXPECT_EQ(r.status, 401);
-  EXPECT_THAT(r.headers, ::testing::Contains(std::pair<std::string, std::string>(
-                             "WWW-Authenticate", "Bearer")));
-  EXPECT_EQ(secured.Call("GET", "/api/token/lock/0?holder=a", "",
-                         {{"authorization", "Bearer s3cret"}}).status,
-            200);
+  EXPECT_THAT(r.headers, ::testing::Contains(
+                             std::pair<std::string, std::string>("WWW-Authenticate", "Bearer")));
+  EXPECT_EQ(
+      secured.Call("GET", "/api/token/lock/0?holder=a", "", {{"authorization", "Bearer s3cret"}})
+          .status,
+      200);
 }
 
 TEST(ApiRoute, NamesTheRoutePatternUnderTheFirstPrefix) {

@@ -25,12 +25,23 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -49,7 +60,8 @@ std::string HumanDuration(std::chrono::milliseconds d) {
     return std::to_string(s / 3600) + " h" +
            (s % 3600 / 60 ? " " + std::to_string(s % 3600 / 60) + " min" : "");
   }
-  return std::to_string(s / 86400) + " d" + (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
+  return std::to_string(s / 86400) + " d" +
+         (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
 }
 
 namespace {
@@ -80,15 +92,21 @@ std::string Dash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(
 std::string PlainWords(int status, std::string_view error) {
   std::string e(error);
   switch (status) {
-    case 400: return "Not accepted: " + e;
-    case 401: return "The access token is missing or wrong.";
-    case 403: return "Refused: " + e;
+    case 400:
+      return "Not accepted: " + e;
+    case 401:
+      return "The access token is missing or wrong.";
+    case 403:
+      return "Refused: " + e;
     case 404:
       return "That lease id does not hold the lock (wrong id, already released, or the lease "
              "expired).";
-    case 409: return "Not granted: " + e;
-    case 503: return "tokenmgr cannot do that right now: " + e;
-    default: return "Failed (HTTP " + std::to_string(status) + "): " + e;
+    case 409:
+      return "Not granted: " + e;
+    case 503:
+      return "tokenmgr cannot do that right now: " + e;
+    default:
+      return "Failed (HTTP " + std::to_string(status) + "): " + e;
   }
 }
 
@@ -110,7 +128,8 @@ void RenderLock(const PageModel& m, std::string& h) {
   h += "<span id=\"lock-state\" class=\"badge " + std::string(v.held ? "held" : "free") + "\">" +
        (m.lock_known ? (v.held ? "held" : "free") : "unknown") + "</span></div>";
   h += "<p class=\"holder-line\"><span class=\"muted\">Holder</span> <span id=\"lock-holder\" "
-       "class=\"holder\">" + (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
+       "class=\"holder\">" +
+       (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
   // Free: "No lease", not "— left of — s lease".
   h += "<div class=\"countdown\"><span id=\"lock-left\" class=\"big\">" +
        (v.held ? HumanDuration(v.expires_in) : "No lease") +
@@ -143,7 +162,8 @@ void RenderForms(const PageModel& m, std::string& h) {
   }
   h += "</div>";
   h += "<form id=\"form-lock\" class=\"action\" method=\"post\" action=\"/html/tmpl/lock\" "
-       "data-action=\"lock\">" + csrf;
+       "data-action=\"lock\">" +
+       csrf;
   // The title is what the browser adds to its "match the requested format" message.
   h += "<div class=\"fields\"><label class=\"wide\">Holder label<input name=\"holder\" "
        "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" title=\"" +
@@ -158,7 +178,8 @@ void RenderForms(const PageModel& m, std::string& h) {
   h += "<button type=\"submit\" class=\"primary\">Request lock</button></form>";
 
   h += "<form id=\"form-renew\" class=\"action\" method=\"post\" action=\"/html/tmpl/renew\" "
-       "data-action=\"renew\">" + csrf;
+       "data-action=\"renew\">" +
+       csrf;
   h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
        "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
        "required></label>";
@@ -167,10 +188,12 @@ void RenderForms(const PageModel& m, std::string& h) {
   h += "<button type=\"submit\">Renew</button></form>";
 
   h += "<form id=\"form-release\" class=\"action\" method=\"post\" action=\"/html/tmpl/release\" "
-       "data-action=\"release\">" + csrf;
+       "data-action=\"release\">" +
+       csrf;
   h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
        "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
-       "required></label>" + AuthField(m.auth) + "</div>";
+       "required></label>" +
+       AuthField(m.auth) + "</div>";
   h += "<button type=\"submit\" class=\"danger\">Release</button></form>";
   h += "</section>";
 }
@@ -194,18 +217,20 @@ void RenderPool(const PageModel& m, std::string& h) {
   chip("total", "total", t.total);
   h += "</div></div>";
   h += std::string("<p id=\"pool-error\" class=\"flash err\"") +
-       (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error)
-                                : " hidden>") + "</p>";
-  h += "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
-       "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
-       "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
-       "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
-       "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
+       (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error) : " hidden>") +
+       "</p>";
+  h +=
+      "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
+      "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
+      "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
+      "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
+      "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
   if (on) {
     for (const LicenseRow& r : p->rows) {
       std::string state(LicenseStateName(r.state));
-      h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) + "\"><td class=\"name\">" +
-           HtmlEscape(r.name) + "</td><td>" + StateBadge(state) + "</td>";
+      h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) +
+           "\"><td class=\"name\">" + HtmlEscape(r.name) + "</td><td>" + StateBadge(state) +
+           "</td>";
       if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
         h += "<td>" + Dash(r.node) + "</td><td>" + Dash(r.pod) + "</td><td class=\"num\">" +
              (r.seed_format ? "\u2014" : std::to_string(r.token)) + "</td><td>" +
@@ -373,7 +398,8 @@ class WebUi::Impl {
       r->Send(AssetResponse("text/javascript; charset=utf-8", kUiJs));
     });
     std::vector<std::string> licenses = {"/api/licenses"};
-    for (std::string_view prefix : kApiPrefixes) licenses.push_back(std::string(prefix) + "licenses");
+    for (std::string_view prefix : kApiPrefixes)
+      licenses.push_back(std::string(prefix) + "licenses");
     for (const std::string& path : licenses) {
       get(path, [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
         r->Send(http::JsonResponse(200, PoolSnapshotJson(pool_.Get())));
@@ -429,8 +455,8 @@ class WebUi::Impl {
     }
     // From here on the form does what its API route does, and counts there too.
     std::string token = Field(*form, "token");
-    std::string authorization = token.empty() ? std::string(req.Header("authorization"))
-                                              : "Bearer " + token;
+    std::string authorization =
+        token.empty() ? std::string(req.Header("authorization")) : "Bearer " + token;
     if (Status s = api_.Authorize(authorization, req); !s.ok()) return Failed(action, id, s, r);
     std::optional<lock::Seconds> ttl;
     if (action == "lock") {
@@ -474,9 +500,8 @@ class WebUi::Impl {
     }
   }
 
-  bool SetTtl(const std::string& text, std::optional<lock::Seconds>& ttl,
-              const std::string& action, const std::string& id,
-              const std::shared_ptr<Responder>& r) {
+  bool SetTtl(const std::string& text, std::optional<lock::Seconds>& ttl, const std::string& action,
+              const std::string& id, const std::shared_ptr<Responder>& r) {
     auto parsed = api_.ParseTtl(text);
     if (!parsed.ok()) {
       Failed(action, id, parsed.status(), r);

@@ -41,7 +41,7 @@ using http::PoolTotals;
 using http::PoolView;
 
 struct WebUiOptions {
-  std::string pool_dir{};  // empty: the page has no pool table; /api/licenses says so
+  std::string pool_dir{};              // empty: the page has no pool table; /api/licenses says so
   std::chrono::seconds claim_ttl{60};  // when a claim is stale: CLAIM_TTL_SECONDS, as the agents
   std::chrono::milliseconds pool_refresh{2000};
 };
@@ -83,7 +83,7 @@ struct PageModel {
   // The result of a form action, if any.
   std::string flash;
   bool flash_ok = true;
-  std::string lease_id;  // after a grant: prefilled into renew/release
+  std::string lease_id;    // after a grant: prefilled into renew/release
   WallTime rendered_at{};  // shown in the footer
 };
 

@@ -23,8 +23,7 @@ using ::testing::Not;
 constexpr const char* kEvil = "\"><img src=x onerror=alert(1)><script>alert(2)</script>";
 
 TEST(HtmlEscape, EscapesEverySpecialCharacter) {
-  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
   EXPECT_EQ(HtmlEscape("plain-text_1.2"), "plain-text_1.2");
 }
 
@@ -150,8 +149,8 @@ class WebUiRoutes : public ::testing::Test {
 TEST_F(WebUiRoutes, RootRedirectsToThePage) {
   Response r = Call("GET", "/");
   EXPECT_EQ(r.status, 303);
-  EXPECT_THAT(r.headers, ::testing::Contains(std::pair<std::string, std::string>(
-                             "Location", "/html/tmpl/index")));
+  EXPECT_THAT(r.headers, ::testing::Contains(
+                             std::pair<std::string, std::string>("Location", "/html/tmpl/index")));
 }
 
 TEST_F(WebUiRoutes, PageIsHtmlWithStrictContentSecurityPolicy) {
@@ -159,7 +158,8 @@ TEST_F(WebUiRoutes, PageIsHtmlWithStrictContentSecurityPolicy) {
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(r.content_type, HasSubstr("text/html"));
   bool csp = false;
-  for (auto& [k, v] : r.headers) csp |= k == "Content-Security-Policy" && v.find("script-src 'self'") != std::string::npos;
+  for (auto& [k, v] : r.headers)
+    csp |= k == "Content-Security-Policy" && v.find("script-src 'self'") != std::string::npos;
   EXPECT_TRUE(csp);
   EXPECT_THAT(r.body, Not(HasSubstr("http://")));
   EXPECT_THAT(r.body, Not(HasSubstr("https://")));
@@ -207,11 +207,12 @@ TEST_F(WebUiRoutes, FormWithoutCsrfTokenIsRefused) {
 
 TEST_F(WebUiRoutes, CrossSiteFormIsRefusedEvenWithToken) {
   std::string csrf = Csrf();
-  EXPECT_EQ(Call("POST", "/html/tmpl/lock", "csrf=" + csrf,
-                 {{"origin", "http://evil.example"}}).status,
-            403);
-  EXPECT_EQ(Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"sec-fetch-site", "same-site"}}).status,
-            403);
+  EXPECT_EQ(
+      Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"origin", "http://evil.example"}}).status,
+      403);
+  EXPECT_EQ(
+      Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"sec-fetch-site", "same-site"}}).status,
+      403);
 }
 
 TEST_F(WebUiRoutes, FormErrorsAreInPlainWords) {
@@ -252,7 +253,6 @@ TEST_F(WebUiRoutes, HolderFieldSaysWhatIsAllowed) {
   EXPECT_THAT(page, HasSubstr("title=\"Letters, digits and . _ - : only"));
 }
 
-
 TEST_F(WebUiRoutes, MetricsHaveNoPoolSeriesWithoutAPool) {
   EXPECT_THAT(Call("GET", "/metrics").body, Not(HasSubstr("tokenmgr_pool_licenses")));
 }
@@ -265,7 +265,8 @@ TEST(WebUiPoolMetrics, MetricsCountThePoolsLicensesByState) {
   std::ofstream(dir / "license1" / "lic" / "host_id") << "id\n";
   InProcessService in_process;
   ASSERT_TRUE(in_process.Open().ok());
-  WebUi& ui = in_process.InstallPage({.pool_dir = dir.string(), .claim_ttl = std::chrono::seconds(60)});
+  WebUi& ui =
+      in_process.InstallPage({.pool_dir = dir.string(), .claim_ttl = std::chrono::seconds(60)});
   std::string m = in_process.Call("GET", "/metrics").body;
   ui.Stop();
   EXPECT_THAT(m, HasSubstr("# TYPE tokenmgr_pool_licenses gauge\n"));
@@ -331,8 +332,8 @@ TEST(WebUiPoolRefresh, PoolIsRescannedOnTheTimerUntilStopped) {
   ASSERT_TRUE(in_process.Open().ok());
   SimulatedTimeSystem& time = in_process.time();
   const SteadyTime start = time.Now();
-  WebUi& ui = in_process.InstallPage({.pool_dir = dir.string(),
-                                      .pool_refresh = std::chrono::seconds(2)});
+  WebUi& ui =
+      in_process.InstallPage({.pool_dir = dir.string(), .pool_refresh = std::chrono::seconds(2)});
   EXPECT_EQ(time.NextDeadline(), start + std::chrono::seconds(2));
   time.AdvanceAndRun(std::chrono::seconds(2), in_process.io());
   EXPECT_EQ(time.NextDeadline(), start + std::chrono::seconds(4));  // it ran and re-armed
