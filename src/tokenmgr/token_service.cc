@@ -73,15 +73,21 @@ std::string ApiRoute(std::string_view action) {
 
 TokenService::TokenService(http::Router& router, LockApi& api, lock::LockService& store)
     : router_(router), api_(api), store_(store) {
-  using std::placeholders::_1, std::placeholders::_2, std::placeholders::_3;
+  // A route calling one of the Handle* members with the request, its parameter and responder.
+  using Member =
+      void (TokenService::*)(const Request&, std::string_view, std::shared_ptr<Responder>);
+  auto to = [this](Member handle) {
+    return [this, handle](const Request& req, std::string_view arg, std::shared_ptr<Responder> r) {
+      (this->*handle)(req, arg, std::move(r));
+    };
+  };
   for (std::string_view prefix : kApiPrefixes) {
     std::string p(prefix);
     // Not HEAD: a lease whose id nobody sees would hold the lock for its whole TTL.
-    router.Add("GET", p + "lock/:timeout", std::bind(&TokenService::HandleLock, this, _1, _2, _3),
+    router.Add("GET", p + "lock/:timeout", to(&TokenService::HandleLock),
                http::Router::Head::kRefuse);
-    router.Add("POST", p + "release/:id",
-               std::bind(&TokenService::HandleRelease, this, _1, _2, _3));
-    router.Add("POST", p + "renew/:id", std::bind(&TokenService::HandleRenew, this, _1, _2, _3));
+    router.Add("POST", p + "release/:id", to(&TokenService::HandleRelease));
+    router.Add("POST", p + "renew/:id", to(&TokenService::HandleRenew));
     router.Add("GET", p + "status",
                [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
                  HandleStatus(std::move(r));
