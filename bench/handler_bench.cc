@@ -1,5 +1,5 @@
 // handler_bench: what tokenmgr's request handling costs without the network, in one process:
-// lock+release through the real TokenService on the embedded store (what a 1-client
+// lock+release through the real TokenService (router, LockApi) on the embedded store (what a 1-client
 // lock_bench cycle asks of the handler), against two GET /healthz (the same number of requests
 // through the same path, with a trivial handler). Blocks of each alternate; prints ns per cycle
 // of both and their ratio, so the figure is relative to a reference run in the same process.
@@ -20,7 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
-#include "http/in_process_api.h"
+#include "tokenmgr/in_process_service.h"
 
 namespace {
 
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--no-log") spdlog::set_level(spdlog::level::warn);
   }
-  lm::http::InProcessApi api;
+  lm::tokenmgr::InProcessService api;
   if (!api.Open().ok()) return 1;
   auto lock_release = [&] {
     auto g = api.Call("GET", "/api/token/lock/0?ttl=30&holder=bench");

@@ -19,9 +19,12 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/real_time.h"
 #include "common/log.h"
 #include "http/server.h"
-#include "http/token_service.h"
+#include "http/router.h"
+#include "tokenmgr/lock_api.h"
+#include "tokenmgr/token_service.h"
 #include "store/embedded_lock_service.h"
 
 #include <spdlog/spdlog.h>
@@ -34,7 +37,9 @@ constexpr const char* kSecret = "fuzz-secret-token-0123456789";
 struct World {
   boost::asio::io_context io{1};
   std::unique_ptr<store::EmbeddedLockService> lock;
-  std::unique_ptr<http::TokenService> api;
+  http::Router router;
+  std::unique_ptr<tokenmgr::LockApi> lock_api;
+  std::unique_ptr<tokenmgr::TokenService> api;
   std::unique_ptr<http::HttpServer> server;
   uint16_t port = 0;
 };
@@ -49,11 +54,12 @@ World& TheWorld() {
     lo.max_ttl = lock::Seconds(2);
     lo.max_wait = lock::Seconds(1);
     lo.max_waiters = 4;
-    auto lock = store::EmbeddedLockService::Open(w->io, RealClock::Get(), lo, "");
+    auto lock = store::EmbeddedLockService::Open(w->io, RealTimeSystem::Get(), lo, "");
     if (!lock.ok()) std::abort();
     w->lock = std::move(*lock);
-    w->api = std::make_unique<http::TokenService>(
-        *w->lock, http::TokenServiceOptions{.auth_token = std::string(kSecret)});
+    w->lock_api = std::make_unique<tokenmgr::LockApi>(
+        *w->lock, RealTimeSystem::Get(), tokenmgr::LockApiOptions{.auth_token = std::string(kSecret)});
+    w->api = std::make_unique<tokenmgr::TokenService>(w->router, *w->lock_api, *w->lock);
     http::ServerOptions so;
     so.max_header_bytes = 2048;
     so.max_body_bytes = 1024;
@@ -61,7 +67,7 @@ World& TheWorld() {
     so.read_timeout = std::chrono::milliseconds(300);
     so.idle_timeout = std::chrono::milliseconds(300);
     so.write_timeout = std::chrono::milliseconds(300);
-    w->server = std::make_unique<http::HttpServer>(w->io, so, *w->api);
+    w->server = std::make_unique<http::HttpServer>(w->io, so, w->router);
     w->api->SetServerStats(&w->server->stats());
     auto port = w->server->Listen("127.0.0.1", 0);
     if (!port.ok()) std::abort();

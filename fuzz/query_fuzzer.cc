@@ -14,7 +14,7 @@
 
 #include "common/strings.h"
 #include "http/message.h"
-#include "http/token_service.h"
+#include "http/query.h"
 
 #include "fuzz_check.h"
 

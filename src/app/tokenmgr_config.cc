@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/process_metrics.h"
+#include "common/strings.h"
 
 namespace lm::app {
 
@@ -90,6 +91,17 @@ Status ParseEtcdTls(const StoreFlags& f, const EnvMap& env, bool https, Tokenmgr
   c.etcd_cert = cert.Text("");
   c.etcd_key = key.Text("");
   return Status::Ok();
+}
+
+// CLAIM_TTL_SECONDS, the agents' variable: when the page calls a claim stale. Whole seconds,
+// 1..86400, default 60; checked even without a pool, as the agents check it.
+StatusOr<std::chrono::seconds> ParseClaimTtl(const EnvMap& env) {
+  ConfigValue v = Pick(std::nullopt, env, "CLAIM_TTL_SECONDS", "");
+  if (!v.text) return std::chrono::seconds(60);
+  auto secs = ParseWholeNumber(*v.text, v.source, 86400);
+  if (!secs.ok()) return secs.status();
+  if (*secs == 0) return InvalidArgument("CLAIM_TTL_SECONDS must be at least 1");
+  return std::chrono::seconds(*secs);
 }
 
 // STORE and the etcd settings (issue 6).
@@ -275,6 +287,9 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   if (!level.ok()) return level.status();
   c.log_level = *level;
   c.pool_dir = Pick(pool_dir, env, "POOL_DIR", "--pool-dir").Text("");
+  auto claim_ttl = ParseClaimTtl(env);
+  if (!claim_ttl.ok()) return claim_ttl.status();
+  c.claim_ttl = *claim_ttl;
   c.port_file = port_file.value_or("");
   if (Status s = ParseStoreConfig(sf, env, c); !s.ok()) return s;
   ConfigValue auth = Pick(auth_file, env, "AUTH_TOKEN_FILE", "--auth-token-file");

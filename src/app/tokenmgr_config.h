@@ -5,6 +5,7 @@
 //   if (!c.ok()) { std::cerr << c.status().message(); return 2; }
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct TokenmgrConfig {
   std::string log_format = "text";
   spdlog::level::level_enum log_level = spdlog::level::info;  // LOG_LEVEL / --log-level
   std::string pool_dir;  // read-only view of the license pool for the web page
+  std::chrono::seconds claim_ttl{60};  // CLAIM_TTL_SECONDS: when the page calls a claim stale
   http::ServerOptions server;
   // Where the lock lives: "embedded" (default) or "etcd" (issue 6, several replicas).
   std::string store = "embedded";

@@ -26,6 +26,18 @@ TEST(TokenmgrConfig, DefaultsMatchTheSeed) {
   EXPECT_FALSE(c->auth_token.has_value());
 }
 
+TEST(TokenmgrConfig, ClaimTtlIsReadFromTheAgentsVariable) {
+  EXPECT_EQ(Parse({})->claim_ttl, std::chrono::seconds(60));
+  EXPECT_EQ(Parse({}, {{"CLAIM_TTL_SECONDS", ""}})->claim_ttl, std::chrono::seconds(60));
+  EXPECT_EQ(Parse({}, {{"CLAIM_TTL_SECONDS", "2"}})->claim_ttl, std::chrono::seconds(2));
+  EXPECT_EQ(Parse({}, {{"CLAIM_TTL_SECONDS", "0"}}).status().message(),
+            "CLAIM_TTL_SECONDS must be at least 1");
+  EXPECT_EQ(Parse({}, {{"CLAIM_TTL_SECONDS", "1m"}}).status().message(),
+            "CLAIM_TTL_SECONDS must be a whole non-negative number, got '1m'");
+  EXPECT_EQ(Parse({}, {{"CLAIM_TTL_SECONDS", "86401"}}).status().message(),
+            "CLAIM_TTL_SECONDS is 86401, above its maximum of 86400");
+}
+
 TEST(TokenmgrConfig, EnvIsRead) {
   auto c = Parse({}, {{"LISTENPORT", "9090"}, {"LOCKDURATION", "30"}, {"STATE_FILE", "/x"},
                       {"MAX_WAIT", "60"}, {"MAX_TTL", "120"}, {"LOG_FORMAT", "json"}});

@@ -6,19 +6,22 @@
 #include <fstream>
 #include <iostream>
 
-#include "common/real_time.h"
 #include "app/state_command.h"
 #include "app/tokenmgr_config.h"
-#include "common/clock.h"
 #include "common/log.h"
+#include "common/real_time.h"
+#include "http/router.h"
 #include "http/server.h"
-#include "http/token_service.h"
-#include "http/ui.h"
+#include "license/fs.h"
 #include "store/embedded_lock_service.h"
 #include "store/etcd_lock_service.h"
+#include "tokenmgr/lock_api.h"
+#include "tokenmgr/token_service.h"
+#include "tokenmgr/ui.h"
 
 int main(int argc, char** argv) {
   using namespace lm;
+  TimeSystem& time = RealTimeSystem::Get();
   if (app::IsStateCommand(argc, argv))
     return app::RunStateCommand(argc, argv, std::cout, std::cerr);
   auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
@@ -43,7 +46,7 @@ int main(int argc, char** argv) {
   store::EtcdLockService* etcd_store = nullptr;  // for its /metrics lines
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(
-        io, RealTimeSystem::Get(), config->lock,
+        io, time, config->lock,
         {.endpoints = config->etcd_endpoints,
          .tls = {.ca_file = config->etcd_cacert,
                  .cert_file = config->etcd_cert,
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
     if (etcd.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*etcd));
     else lock = etcd.status();
   } else {
-    auto embedded = store::EmbeddedLockService::Open(io, RealTimeSystem::Get(), config->lock,
+    auto embedded = store::EmbeddedLockService::Open(io, time, config->lock,
                                                      config->state_file);
     if (embedded.ok()) lock = std::unique_ptr<lock::LockService>(std::move(*embedded));
     else lock = embedded.status();
@@ -66,15 +69,16 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", lock.status().ToString());
     return 1;
   }
-  http::TokenService api(**lock, {.auth_token = config->auth_token});
-  http::HttpServer server(io, config->server, api);
+  tokenmgr::LockApi lock_api(**lock, time, {.auth_token = config->auth_token});
+  http::Router router;
+  tokenmgr::TokenService api(router, lock_api, **lock);
+  http::HttpServer server(io, config->server, router);
   api.SetServerStats(&server.stats());
   if (etcd_store) api.AddMetrics([etcd_store] { return etcd_store->StoreMetrics(); });
-  auto ui = http::WebUi::Install(io, api, {.pool_dir = config->pool_dir});
-  if (!ui.ok()) {
-    spdlog::critical("cannot start: {}", ui.status().ToString());
-    return 1;
-  }
+  license::PosixFilesystem fs;
+  tokenmgr::WebUi ui(io, router, lock_api, fs, time,
+                     {.pool_dir = config->pool_dir, .claim_ttl = config->claim_ttl});
+  api.AddMetrics([&ui] { return ui.RenderMetrics(); });
   auto port = server.Listen(config->bind_address, config->port);
   if (!port.ok()) {
     spdlog::critical("cannot start: {}", port.status().ToString());
@@ -100,7 +104,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping (answering in-flight requests)", sig);
     server.Stop(std::chrono::milliseconds(1500));
     (*lock)->Shutdown();
-    (*ui)->Stop();
+    ui.Stop();
   });
   io.run();
   spdlog::info("tokenmgr stopped");

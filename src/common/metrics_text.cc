@@ -20,6 +20,14 @@ void MetricsText::Family(std::string_view name, std::string_view type, std::stri
 }
 
 void MetricsText::Sample(std::string_view name, Labels labels, double v) {
+  SampleText(name, labels, FormatMetricValue(v));
+}
+
+void MetricsText::CountSample(std::string_view name, Labels labels, uint64_t v) {
+  SampleText(name, labels, std::to_string(v));
+}
+
+void MetricsText::SampleText(std::string_view name, Labels labels, std::string_view value) {
   out_ += name;
   if (labels.size() > 0) {
     char sep = '{';
@@ -34,7 +42,7 @@ void MetricsText::Sample(std::string_view name, Labels labels, double v) {
     out_ += '}';
   }
   out_ += ' ';
-  out_ += FormatMetricValue(v);
+  out_ += value;
   out_ += '\n';
 }
 

@@ -28,6 +28,8 @@ class MetricsText {
   // A family's header; then one Sample per series.
   void Family(std::string_view name, std::string_view type, std::string_view help);
   void Sample(std::string_view name, Labels labels, double v);
+  // A sample of a counter: the count in full digits (Sample writes 100000 as 1e+05).
+  void CountSample(std::string_view name, Labels labels, uint64_t v);
   void Histogram(const lm::Histogram& h, std::string_view name, std::string_view help);
   // Text built elsewhere, appended as it is.
   void Append(std::string_view text) { out_ += text; }
@@ -36,6 +38,7 @@ class MetricsText {
   std::string Take() { return std::move(out_); }
 
  private:
+  void SampleText(std::string_view name, Labels labels, std::string_view value);
   std::string out_;
 };
 

@@ -38,14 +38,6 @@ bool NaturalLess(std::string_view a, std::string_view b) {
   return a.size() - i < b.size() - j;
 }
 
-StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value) {
-  if (value == nullptr || *value == '\0') return std::chrono::seconds(60);
-  auto secs = ParseWholeNumber(value, "CLAIM_TTL_SECONDS", 86400);
-  if (!secs.ok()) return secs.status();
-  if (*secs == 0) return InvalidArgument("CLAIM_TTL_SECONDS must be at least 1");
-  return std::chrono::seconds(*secs);
-}
-
 PoolView::PoolView(Filesystem& fs, const Clock& clock, PoolViewOptions options)
     : fs_(fs), clock_(clock), options_(std::move(options)), pool_(fs_, options_.dir) {
   snapshot_.configured = configured();

@@ -102,25 +102,4 @@ std::string RenderPoolMetrics(const PoolSnapshot& snapshot);
 // Orders "license2" before "license10": digit runs compare by value.
 bool NaturalLess(std::string_view a, std::string_view b);
 
-// The claim TTL from the value of CLAIM_TTL_SECONDS (nullptr or empty: 60 s). Whole seconds,
-// 1..86400; anything else is an error naming the variable.
-StatusOr<std::chrono::seconds> ParseClaimTtl(const char* value);
-
 }  // namespace lm::license
-
-// Transitional, until the web page names these as license:: itself: it used them unqualified
-// when the view lived in src/http. Nothing here depends on src/http.
-namespace lm::http {
-using license::kMaxPoolRows;
-using license::LicenseRow;
-using license::LicenseState;
-using license::LicenseStateName;
-using license::NaturalLess;
-using license::ParseClaimTtl;
-using license::PoolSnapshot;
-using license::PoolSnapshotJson;
-using license::PoolTotals;
-using license::PoolView;
-using license::PoolViewOptions;
-using license::RenderPoolMetrics;
-}  // namespace lm::http

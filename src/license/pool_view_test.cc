@@ -273,16 +273,6 @@ TEST(NaturalLess, OrdersDigitRunsByValue) {
   EXPECT_TRUE(NaturalLess("x1", "x01"));
 }
 
-TEST(ParseClaimTtl, DefaultsToSixtyAndRejectsBadValues) {
-  EXPECT_EQ(*ParseClaimTtl(nullptr), seconds(60));
-  EXPECT_EQ(*ParseClaimTtl(""), seconds(60));
-  EXPECT_EQ(*ParseClaimTtl("2"), seconds(2));
-  EXPECT_FALSE(ParseClaimTtl("0").ok());
-  EXPECT_FALSE(ParseClaimTtl("-5").ok());
-  EXPECT_FALSE(ParseClaimTtl("1m").ok());
-  EXPECT_NE(ParseClaimTtl("x").status().message().find("CLAIM_TTL_SECONDS"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace lm::license
 

@@ -1,4 +1,4 @@
-#include "http/ui.h"
+#include "tokenmgr/ui.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,10 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "http/in_process_api.h"
+#include "tokenmgr/in_process_service.h"
+#include "tokenmgr/token_service.h"
 
-namespace lm::http {
+namespace lm::tokenmgr {
 namespace {
+
+using http::Response;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -20,8 +23,7 @@ using ::testing::Not;
 constexpr const char* kEvil = "\"><img src=x onerror=alert(1)><script>alert(2)</script>";
 
 TEST(HtmlEscape, EscapesEverySpecialCharacter) {
-  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
   EXPECT_EQ(HtmlEscape("plain-text_1.2"), "plain-text_1.2");
 }
 
@@ -108,13 +110,7 @@ class WebUiRoutes : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(in_process_.Open().ok());
-    auto ui = WebUi::Install(in_process_.io(), in_process_.api(),
-                             {.claim_ttl = std::chrono::seconds(60)});
-    ASSERT_TRUE(ui.ok());
-    ui_ = std::move(*ui);
-  }
-  void TearDown() override {
-    if (ui_) ui_->Stop();
+    in_process_.InstallPage({.claim_ttl = std::chrono::seconds(60)});
   }
   Response Call(std::string method, std::string target, std::string body = "",
                 std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -144,18 +140,17 @@ class WebUiRoutes : public ::testing::Test {
   }
 
   uint64_t api_stats_lock_requests() {
-    return in_process_.api().stats()["/api/token/lock/:timeout"];
+    return in_process_.router().stats()["/api/token/lock/:timeout"];
   }
 
-  InProcessApi in_process_;
-  std::unique_ptr<WebUi> ui_;
+  InProcessService in_process_;
 };
 
 TEST_F(WebUiRoutes, RootRedirectsToThePage) {
   Response r = Call("GET", "/");
   EXPECT_EQ(r.status, 303);
-  EXPECT_THAT(r.headers, ::testing::Contains(std::pair<std::string, std::string>(
-                             "Location", "/html/tmpl/index")));
+  EXPECT_THAT(r.headers, ::testing::Contains(
+                             std::pair<std::string, std::string>("Location", "/html/tmpl/index")));
 }
 
 TEST_F(WebUiRoutes, PageIsHtmlWithStrictContentSecurityPolicy) {
@@ -163,7 +158,8 @@ TEST_F(WebUiRoutes, PageIsHtmlWithStrictContentSecurityPolicy) {
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(r.content_type, HasSubstr("text/html"));
   bool csp = false;
-  for (auto& [k, v] : r.headers) csp |= k == "Content-Security-Policy" && v.find("script-src 'self'") != std::string::npos;
+  for (auto& [k, v] : r.headers)
+    csp |= k == "Content-Security-Policy" && v.find("script-src 'self'") != std::string::npos;
   EXPECT_TRUE(csp);
   EXPECT_THAT(r.body, Not(HasSubstr("http://")));
   EXPECT_THAT(r.body, Not(HasSubstr("https://")));
@@ -211,11 +207,12 @@ TEST_F(WebUiRoutes, FormWithoutCsrfTokenIsRefused) {
 
 TEST_F(WebUiRoutes, CrossSiteFormIsRefusedEvenWithToken) {
   std::string csrf = Csrf();
-  EXPECT_EQ(Call("POST", "/html/tmpl/lock", "csrf=" + csrf,
-                 {{"origin", "http://evil.example"}}).status,
-            403);
-  EXPECT_EQ(Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"sec-fetch-site", "same-site"}}).status,
-            403);
+  EXPECT_EQ(
+      Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"origin", "http://evil.example"}}).status,
+      403);
+  EXPECT_EQ(
+      Call("POST", "/html/tmpl/lock", "csrf=" + csrf, {{"sec-fetch-site", "same-site"}}).status,
+      403);
 }
 
 TEST_F(WebUiRoutes, FormErrorsAreInPlainWords) {
@@ -256,12 +253,6 @@ TEST_F(WebUiRoutes, HolderFieldSaysWhatIsAllowed) {
   EXPECT_THAT(page, HasSubstr("title=\"Letters, digits and . _ - : only"));
 }
 
-}  // namespace
-}  // namespace lm::http
-
-namespace lm::http {
-namespace {
-
 TEST_F(WebUiRoutes, MetricsHaveNoPoolSeriesWithoutAPool) {
   EXPECT_THAT(Call("GET", "/metrics").body, Not(HasSubstr("tokenmgr_pool_licenses")));
 }
@@ -272,13 +263,12 @@ TEST(WebUiPoolMetrics, MetricsCountThePoolsLicensesByState) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir / "license1" / "lic");
   std::ofstream(dir / "license1" / "lic" / "host_id") << "id\n";
-  InProcessApi in_process;
+  InProcessService in_process;
   ASSERT_TRUE(in_process.Open().ok());
-  auto ui = WebUi::Install(in_process.io(), in_process.api(),
-                           {.pool_dir = dir.string(), .claim_ttl = std::chrono::seconds(60)});
-  ASSERT_TRUE(ui.ok());
+  WebUi& ui =
+      in_process.InstallPage({.pool_dir = dir.string(), .claim_ttl = std::chrono::seconds(60)});
   std::string m = in_process.Call("GET", "/metrics").body;
-  (*ui)->Stop();
+  ui.Stop();
   EXPECT_THAT(m, HasSubstr("# TYPE tokenmgr_pool_licenses gauge\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_pool_licenses{state=\"free\"} 1\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_pool_licenses{state=\"held\"} 0\n"));
@@ -293,5 +283,64 @@ TEST_F(WebUiRoutes, SameOriginFormWithNullOriginIsAccepted) {
   EXPECT_EQ(r.status, 303) << r.body;
 }
 
+TEST_F(WebUiRoutes, FormLockCountsUnderTheLockRouteAndItsOwn) {
+  std::string csrf = Csrf();
+  Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-4");
+  Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-5");  // busy: 409
+  auto stats = in_process_.router().stats();
+  EXPECT_EQ(stats["/html/tmpl/lock"], 2u);
+  EXPECT_EQ(stats["/api/token/lock/:timeout"], 2u);
+  std::string m = Call("GET", "/metrics").body;
+  EXPECT_THAT(m, HasSubstr("{route=\"/api/token/lock/:timeout\",code=\"409\"} 1\n"));
+}
+
+TEST_F(WebUiRoutes, FormWithWrongTokenSaysSoInPlainWords) {
+  InProcessService secured;
+  ASSERT_TRUE(secured.Open({.auth_token = "s3cret"}).ok());
+  secured.InstallPage();
+  std::vector<std::pair<std::string, std::string>> host = {{"host", "127.0.0.1:8080"}};
+  std::string page = secured.Call("GET", "/html/tmpl/index", "", host).body;
+  std::string marker = "name=\"csrf\" value=\"";
+  auto at = page.find(marker) + marker.size();
+  std::string csrf = page.substr(at, page.find('"', at) - at);
+  Response posted = secured.Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&token=nope", host);
+  ASSERT_EQ(posted.status, 303);
+  std::string location = posted.headers.back().second;
+  EXPECT_THAT(secured.Call("GET", location, "", host).body,
+              HasSubstr("The access token is missing or wrong."));
+  EXPECT_EQ(secured.router().stats()["/api/token/lock/:timeout"], 1u);
+}
+
+TEST_F(WebUiRoutes, ResultIsForgottenAfterTenMinutesOfTheInjectedClock) {
+  std::string csrf = Csrf();
+  Response posted = Call("POST", "/html/tmpl/lock", "csrf=" + csrf + "&holder=web-6");
+  std::string location = posted.headers.back().second;
+  EXPECT_THAT(Call("GET", location).body, HasSubstr("Lock granted"));
+  in_process_.time().Advance(std::chrono::minutes(10) + std::chrono::seconds(1));
+  EXPECT_THAT(Call("GET", location).body, HasSubstr("no longer kept"));
+}
+
+TEST_F(WebUiRoutes, PageSaysWhenItWasRenderedByTheInjectedWallClock) {
+  EXPECT_THAT(Call("GET", "/html/tmpl/index").body, HasSubstr("Rendered 2026-01-01 00:00:00Z"));
+}
+
+TEST(WebUiPoolRefresh, PoolIsRescannedOnTheTimerUntilStopped) {
+  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "ui_pool_refresh";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  InProcessService in_process;
+  ASSERT_TRUE(in_process.Open().ok());
+  SimulatedTimeSystem& time = in_process.time();
+  const SteadyTime start = time.Now();
+  WebUi& ui =
+      in_process.InstallPage({.pool_dir = dir.string(), .pool_refresh = std::chrono::seconds(2)});
+  EXPECT_EQ(time.NextDeadline(), start + std::chrono::seconds(2));
+  time.AdvanceAndRun(std::chrono::seconds(2), in_process.io());
+  EXPECT_EQ(time.NextDeadline(), start + std::chrono::seconds(4));  // it ran and re-armed
+  ui.Stop();
+  EXPECT_EQ(time.armed_timers(), 0u);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
-}  // namespace lm::http
+}  // namespace lm::tokenmgr

@@ -1,37 +1,47 @@
-#include "common/real_time.h"
-#include "http/ui.h"
+#include "tokenmgr/ui.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <ctime>
-#include <nlohmann/json.hpp>
 #include <utility>
 
-#include "common/clock.h"
-#include "common/histogram.h"
 #include "common/random.h"
 #include "common/strings.h"
-#include "license/fs.h"
+#include "http/query.h"
+#include "http/request_rules.h"
+#include "tokenmgr/token_service.h"
 #include "ui_assets.inc"  // kUiCss, kUiJs: generated from ui.css and ui.js by CMake
 
-namespace lm::http {
+namespace lm::tokenmgr {
 
-using nlohmann::json;
+using http::Request;
+using http::Responder;
+using http::Response;
 
 std::string HtmlEscape(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -50,7 +60,8 @@ std::string HumanDuration(std::chrono::milliseconds d) {
     return std::to_string(s / 3600) + " h" +
            (s % 3600 / 60 ? " " + std::to_string(s % 3600 / 60) + " min" : "");
   }
-  return std::to_string(s / 86400) + " d" + (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
+  return std::to_string(s / 86400) + " d" +
+         (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
 }
 
 namespace {
@@ -81,15 +92,21 @@ std::string Dash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(
 std::string PlainWords(int status, std::string_view error) {
   std::string e(error);
   switch (status) {
-    case 400: return "Not accepted: " + e;
-    case 401: return "The access token is missing or wrong.";
-    case 403: return "Refused: " + e;
+    case 400:
+      return "Not accepted: " + e;
+    case 401:
+      return "The access token is missing or wrong.";
+    case 403:
+      return "Refused: " + e;
     case 404:
       return "That lease id does not hold the lock (wrong id, already released, or the lease "
              "expired).";
-    case 409: return "Not granted: " + e;
-    case 503: return "tokenmgr cannot do that right now: " + e;
-    default: return "Failed (HTTP " + std::to_string(status) + "): " + e;
+    case 409:
+      return "Not granted: " + e;
+    case 503:
+      return "tokenmgr cannot do that right now: " + e;
+    default:
+      return "Failed (HTTP " + std::to_string(status) + "): " + e;
   }
 }
 
@@ -111,7 +128,8 @@ void RenderLock(const PageModel& m, std::string& h) {
   h += "<span id=\"lock-state\" class=\"badge " + std::string(v.held ? "held" : "free") + "\">" +
        (m.lock_known ? (v.held ? "held" : "free") : "unknown") + "</span></div>";
   h += "<p class=\"holder-line\"><span class=\"muted\">Holder</span> <span id=\"lock-holder\" "
-       "class=\"holder\">" + (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
+       "class=\"holder\">" +
+       (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
   // Free: "No lease", not "— left of — s lease".
   h += "<div class=\"countdown\"><span id=\"lock-left\" class=\"big\">" +
        (v.held ? HumanDuration(v.expires_in) : "No lease") +
@@ -144,7 +162,8 @@ void RenderForms(const PageModel& m, std::string& h) {
   }
   h += "</div>";
   h += "<form id=\"form-lock\" class=\"action\" method=\"post\" action=\"/html/tmpl/lock\" "
-       "data-action=\"lock\">" + csrf;
+       "data-action=\"lock\">" +
+       csrf;
   // The title is what the browser adds to its "match the requested format" message.
   h += "<div class=\"fields\"><label class=\"wide\">Holder label<input name=\"holder\" "
        "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" title=\"" +
@@ -159,7 +178,8 @@ void RenderForms(const PageModel& m, std::string& h) {
   h += "<button type=\"submit\" class=\"primary\">Request lock</button></form>";
 
   h += "<form id=\"form-renew\" class=\"action\" method=\"post\" action=\"/html/tmpl/renew\" "
-       "data-action=\"renew\">" + csrf;
+       "data-action=\"renew\">" +
+       csrf;
   h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
        "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
        "required></label>";
@@ -168,10 +188,12 @@ void RenderForms(const PageModel& m, std::string& h) {
   h += "<button type=\"submit\">Renew</button></form>";
 
   h += "<form id=\"form-release\" class=\"action\" method=\"post\" action=\"/html/tmpl/release\" "
-       "data-action=\"release\">" + csrf;
+       "data-action=\"release\">" +
+       csrf;
   h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
        "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
-       "required></label>" + AuthField(m.auth) + "</div>";
+       "required></label>" +
+       AuthField(m.auth) + "</div>";
   h += "<button type=\"submit\" class=\"danger\">Release</button></form>";
   h += "</section>";
 }
@@ -195,18 +217,20 @@ void RenderPool(const PageModel& m, std::string& h) {
   chip("total", "total", t.total);
   h += "</div></div>";
   h += std::string("<p id=\"pool-error\" class=\"flash err\"") +
-       (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error)
-                                : " hidden>") + "</p>";
-  h += "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
-       "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
-       "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
-       "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
-       "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
+       (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error) : " hidden>") +
+       "</p>";
+  h +=
+      "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
+      "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
+      "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
+      "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
+      "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
   if (on) {
     for (const LicenseRow& r : p->rows) {
       std::string state(LicenseStateName(r.state));
-      h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) + "\"><td class=\"name\">" +
-           HtmlEscape(r.name) + "</td><td>" + StateBadge(state) + "</td>";
+      h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) +
+           "\"><td class=\"name\">" + HtmlEscape(r.name) + "</td><td>" + StateBadge(state) +
+           "</td>";
       if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
         h += "<td>" + Dash(r.node) + "</td><td>" + Dash(r.pod) + "</td><td class=\"num\">" +
              (r.seed_format ? "\u2014" : std::to_string(r.token)) + "</td><td>" +
@@ -290,7 +314,7 @@ std::string RenderPage(const PageModel& m) {
   RenderPool(m, h);
   RenderStats(m, h);
   h += "</main><footer class=\"wrap muted small\"><span id=\"updated\">Rendered " +
-       FormatUtc(UnixMillis(std::chrono::system_clock::now())) +
+       FormatUtc(UnixMillis(m.rendered_at)) +
        "</span> \u00b7 <a href=\"/api/token/status\">status</a> \u00b7 <a "
        "href=\"/api/licenses\">licenses</a> \u00b7 <a href=\"/api/stats\">stats</a> \u00b7 <a "
        "href=\"/metrics\">metrics</a></footer></body></html>\n";
@@ -326,38 +350,7 @@ Response AssetResponse(std::string_view content_type, std::string_view body) {
   return r;
 }
 
-// application/x-www-form-urlencoded: like a query string, but '+' means a space.
-StatusOr<QueryParams> ParseForm(std::string_view body) {
-  std::string s;
-  s.reserve(body.size());
-  for (char c : body) {
-    if (c == '+') {
-      s += "%20";
-    } else {
-      s += c;
-    }
-  }
-  return ParseQuery(s);
-}
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '.' || c == '_' || c == '~' || c == ':';
-    if (plain) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string Field(const QueryParams& form, const char* key) {
+std::string Field(const http::QueryParams& form, const char* key) {
   auto it = form.find(key);
   return it == form.end() ? "" : std::string(Trim(it->second));
 }
@@ -366,23 +359,27 @@ std::string Field(const QueryParams& form, const char* key) {
 
 class WebUi::Impl {
  public:
-  Impl(boost::asio::io_context& io, TokenService& api, WebUiOptions options,
-       std::chrono::seconds claim_ttl)
-      : api_(api),
+  Impl(boost::asio::io_context& io, http::Router& router, LockApi& api, license::Filesystem& fs,
+       TimeSystem& time, WebUiOptions options)
+      : router_(router),
+        api_(api),
+        time_(time),
         options_(std::move(options)),
-        pool_(fs_, RealTimeSystem::Get(), {.dir = options_.pool_dir, .claim_ttl = claim_ttl}),
-        timer_(io),
+        pool_(fs, time, {.dir = options_.pool_dir, .claim_ttl = options_.claim_ttl}),
+        timer_(time.CreateTimer(io.get_executor(), [this] { Tick(); })),
         csrf_(NewUuidV4() + NewUuidV4()) {}
 
   void Register() {
-    api_.AddGetRoute("/", [](const Request&, std::shared_ptr<Responder> r) {
+    using Fn = http::Router::RouteFn;
+    auto get = [this](std::string_view path, Fn fn) { router_.Add("GET", std::string(path), fn); };
+    get("/", [](const Request&, std::string_view, std::shared_ptr<Responder> r) {
       Response resp = HtmlResponse(303, "");
       resp.headers.emplace_back("Location", std::string(kIndex));
       r->Send(std::move(resp));
     });
-    api_.AddGetRoute(std::string(kIndex), [this](const Request& req, std::shared_ptr<Responder> r) {
+    get(kIndex, [this](const Request& req, std::string_view, std::shared_ptr<Responder> r) {
       // After a form post (redirected here): its outcome, while it is kept.
-      auto query = ParseQuery(req.query);
+      auto query = http::ParseQuery(req.query);
       if (query.ok()) {
         if (auto it = query->find("result"); it != query->end()) {
           if (const Outcome* o = FindOutcome(it->second)) {
@@ -394,55 +391,56 @@ class WebUi::Impl {
       }
       Render(200, "", true, "", r);
     });
-    api_.AddGetRoute(std::string(kCssPath), [](const Request&, std::shared_ptr<Responder> r) {
+    get(kCssPath, [](const Request&, std::string_view, std::shared_ptr<Responder> r) {
       r->Send(AssetResponse("text/css; charset=utf-8", kUiCss));
     });
-    api_.AddGetRoute(std::string(kJsPath), [](const Request&, std::shared_ptr<Responder> r) {
+    get(kJsPath, [](const Request&, std::string_view, std::shared_ptr<Responder> r) {
       r->Send(AssetResponse("text/javascript; charset=utf-8", kUiJs));
     });
-    for (const char* path : {"/api/licenses", "/api/tokenmgr/licenses", "/api/token/licenses"}) {
-      api_.AddGetRoute(path, [this](const Request&, std::shared_ptr<Responder> r) {
-        r->Send(JsonResponse(200, PoolSnapshotJson(pool_.Get())));
+    std::vector<std::string> licenses = {"/api/licenses"};
+    for (std::string_view prefix : kApiPrefixes)
+      licenses.push_back(std::string(prefix) + "licenses");
+    for (const std::string& path : licenses) {
+      get(path, [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
+        r->Send(http::JsonResponse(200, PoolSnapshotJson(pool_.Get())));
       });
     }
     for (const char* action : {"lock", "renew", "release"}) {
-      api_.AddRoute("POST", std::string("/html/tmpl/") + action,
-                    [this, action](const Request& req, std::shared_ptr<Responder> r) {
-                      FormAction(action, req, std::move(r));
-                    });
+      router_.Add("POST", std::string("/html/tmpl/") + action,
+                  [this, action](const Request& req, std::string_view,
+                                 std::shared_ptr<Responder> r) { FormAction(action, req, r); });
     }
-    if (pool_.configured()) {
-      // The same (rate-limited) scan as /api/licenses and the page. No pool: no pool series.
-      api_.AddMetrics([this] { return RenderPoolMetrics(pool_.Get()); });
-      Tick();
-    }
+    if (pool_.configured()) Tick();
+  }
+
+  std::string RenderMetrics() {
+    // The same (rate-limited) scan as /api/licenses and the page. No pool: no pool series.
+    return pool_.configured() ? RenderPoolMetrics(pool_.Get()) : "";
   }
 
   void Stop() {
     stopped_ = true;
-    timer_.cancel();
+    timer_->Disarm();
   }
 
  private:
   void Tick() {
     if (stopped_) return;
     pool_.Refresh();
-    timer_.expires_after(options_.pool_refresh);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) Tick();
-    });
+    timer_->Arm(options_.pool_refresh);
   }
 
   // A same-origin browser request carrying this process's form token. Browsers that send
   // Sec-Fetch-Site are judged by it (it cannot be set by a page's script); older ones by Origin.
-  bool FormAllowed(const Request& req, const QueryParams& form) const {
+  bool FormAllowed(const Request& req, const http::QueryParams& form) const {
     std::string_view site = req.Header("sec-fetch-site");
-    bool same_origin = site.empty() ? !CrossSite(req) : (site == "same-origin" || site == "none");
+    bool same_origin =
+        site.empty() ? !http::CrossSite(req) : (site == "same-origin" || site == "none");
     return same_origin && ConstantTimeEquals(Field(form, "csrf"), csrf_);
   }
 
   void FormAction(std::string action, const Request& req, std::shared_ptr<Responder> r) {
-    auto form = ParseForm(req.body);
+    auto form = http::ParseForm(req.body);
     if (!form.ok()) return Render(400, PlainWords(400, form.status().message()), false, "", r);
     if (!FormAllowed(req, *form)) {
       return Render(403,
@@ -450,59 +448,87 @@ class WebUi::Impl {
                     "Reload the page and try again.",
                     false, "", r);
     }
-    // Build the equivalent API request and send it through the API handler: same checks,
-    // same errors, same stats as /api/token/....
-    Request api_req;
-    api_req.remote_address = req.remote_address;
     std::string id = Field(*form, "id");
-    std::string ttl = Field(*form, "ttl");
+    std::string ttl_text = Field(*form, "ttl");
+    if (action != "lock" && id.empty()) {
+      return Render(400, "Enter the lease id you were granted.", false, "", r);
+    }
+    // From here on the form does what its API route does, and counts there too.
+    std::string token = Field(*form, "token");
+    std::string authorization =
+        token.empty() ? std::string(req.Header("authorization")) : "Bearer " + token;
+    if (Status s = api_.Authorize(authorization, req); !s.ok()) return Failed(action, id, s, r);
+    std::optional<lock::Seconds> ttl;
     if (action == "lock") {
-      std::string wait = Field(*form, "wait");
-      std::string holder = Field(*form, "holder");
-      api_req.method = "GET";
-      api_req.path = "/api/token/lock/" + PercentEncode(wait.empty() ? "0" : wait);
-      if (!ttl.empty()) api_req.query = "ttl=" + PercentEncode(ttl);
-      if (!holder.empty()) {
-        api_req.query += (api_req.query.empty() ? "" : "&") + std::string("holder=") +
-                         PercentEncode(holder);
+      std::string wait_text = Field(*form, "wait");
+      auto wait = api_.ParseWait(wait_text.empty() ? "0" : wait_text);
+      if (!wait.ok()) return Failed(action, id, wait.status(), r);
+      if (!ttl_text.empty() && !SetTtl(ttl_text, ttl, action, id, r)) return;
+      LockRequest lr;
+      lr.wait = *wait;
+      lr.ttl = ttl;
+      if (std::string holder = Field(*form, "holder"); !holder.empty()) {
+        if (Status s = LockApi::CheckHolder(holder); !s.ok()) return Failed(action, id, s, r);
+        lr.holder = holder;
+      } else {
+        lr.holder = req.remote_address.empty() ? "unknown" : req.remote_address;
       }
+      std::string holder = lr.holder;
+      auto cancel = api_.Lock(std::move(lr), [this, r](StatusOr<lock::Grant> g) {
+        if (!g.ok()) return Failed("lock", "", g.status(), r);
+        Granted("lock", "Lock granted", *g, r);
+      });
+      if (!r->done()) {
+        r->OnCancel([cancel, holder] {
+          LockApi::LogWaiterGone(holder);
+          cancel();
+        });
+      }
+    } else if (action == "renew") {
+      if (!ttl_text.empty() && !SetTtl(ttl_text, ttl, action, id, r)) return;
+      api_.Renew(id, ttl, [this, id, r](StatusOr<lock::Grant> g) {
+        if (!g.ok()) return Failed("renew", id, g.status(), r);
+        Granted("renew", "Lease renewed", *g, r);
+      });
     } else {
-      if (id.empty()) return Render(400, "Enter the lease id you were granted.", false, "", r);
-      api_req.method = "POST";
-      api_req.path = "/api/token/" + action + "/" + PercentEncode(id);
-      if (action == "renew" && !ttl.empty()) api_req.query = "ttl=" + PercentEncode(ttl);
+      api_.Release(id, [this, id, r](Status s) {
+        if (!s.ok()) return Failed("release", id, s, r);
+        if (r->done()) return;
+        router_.Record(ApiRoute("release"), 200);
+        Redirect({"Released. The lock is free for the next waiter.", true, ""}, r);
+      });
     }
-    api_req.target = api_req.path + (api_req.query.empty() ? "" : "?" + api_req.query);
-    if (std::string token = Field(*form, "token"); !token.empty()) {
-      api_req.headers.emplace_back("authorization", "Bearer " + token);
-    } else if (std::string_view auth = req.Header("authorization"); !auth.empty()) {
-      api_req.headers.emplace_back("authorization", std::string(auth));
-    }
+  }
 
-    // The outcome is shown by a redirect to the page (303 See Other: post/redirect/get), so a
-    // reload shows it again instead of posting again.
-    auto inner = std::make_shared<Responder>([this, action, id, r](Response resp) {
-      json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-      if (resp.status != 200) {
-        std::string error = body.is_object() && body.contains("Error") && body["Error"].is_string()
-                                ? body["Error"].get<std::string>()
-                                : "unexpected answer";
-        return Redirect({PlainWords(resp.status, error), false, action == "lock" ? "" : id}, r);
-      }
-      if (action == "release") {
-        return Redirect({"Released. The lock is free for the next waiter.", true, ""}, r);
-      }
-      if (!body.is_object()) return Redirect({"unexpected answer from the lock API", false, ""}, r);
-      std::string granted = body.value("id", id);
-      std::string what = action == "lock" ? "Lock granted" : "Lease renewed";
-      Redirect({what + ": fencing token " + std::to_string(body.value("token", uint64_t{0})) +
-                    ", lease " + std::to_string(body.value("ttl", int64_t{0})) +
-                    " s. Your lease id (needed to renew or release):",
-                true, granted},
-               r);
-    });
-    r->OnCancel([inner] { inner->Cancel(); });
-    api_.Handle(api_req, inner);
+  bool SetTtl(const std::string& text, std::optional<lock::Seconds>& ttl, const std::string& action,
+              const std::string& id, const std::shared_ptr<Responder>& r) {
+    auto parsed = api_.ParseTtl(text);
+    if (!parsed.ok()) {
+      Failed(action, id, parsed.status(), r);
+      return false;
+    }
+    ttl = *parsed;
+    return true;
+  }
+
+  // The outcome is shown by a redirect to the page (303 See Other: post/redirect/get), so a
+  // reload shows it again instead of posting again.
+  void Failed(const std::string& action, const std::string& id, const Status& s,
+              const std::shared_ptr<Responder>& r) {
+    if (r->done()) return;  // the client went away: nothing was sent, nothing counts
+    int status = http::HttpStatusFor(s.code());
+    router_.Record(ApiRoute(action), status);
+    Redirect({PlainWords(status, s.message()), false, action == "lock" ? "" : id}, r);
+  }
+
+  void Granted(const std::string& action, const std::string& what, const lock::Grant& g,
+               const std::shared_ptr<Responder>& r) {
+    if (r->done()) return;
+    router_.Record(ApiRoute(action), 200);
+    Redirect({what + ": fencing token " + std::to_string(g.token) + ", lease " +
+                  std::to_string(g.ttl.count()) + " s. Your lease id (needed to renew or release):",
+              true, g.id},
+             r);
   }
 
   // The outcome of a form post, kept for the page it redirects to.
@@ -519,7 +545,7 @@ class WebUi::Impl {
   // to guess as a lease id, so the lease id shown is never in a URL.
   void Redirect(Outcome o, const std::shared_ptr<Responder>& r) {
     if (r->done()) return;
-    const SteadyTime now = RealTimeSystem::Get().Now();
+    const SteadyTime now = time_.Now();
     std::erase_if(outcomes_, [&](const auto& kv) { return now - kv.second.at > kOutcomeLifetime; });
     if (outcomes_.size() >= kMaxOutcomes) {
       outcomes_.erase(std::min_element(outcomes_.begin(), outcomes_.end(),
@@ -536,63 +562,57 @@ class WebUi::Impl {
   const Outcome* FindOutcome(const std::string& key) const {
     auto it = outcomes_.find(key);
     if (it == outcomes_.end()) return nullptr;
-    if (RealTimeSystem::Get().Now() - it->second.at > kOutcomeLifetime) return nullptr;
+    if (time_.Now() - it->second.at > kOutcomeLifetime) return nullptr;
     return &it->second;
   }
 
   void Render(int status, std::string flash, bool ok, std::string lease_id,
               std::shared_ptr<Responder> r) {
     if (r->done()) return;
-    api_.lock_service().GetView([this, status, flash = std::move(flash), ok,
-                                 lease_id = std::move(lease_id), r](StatusOr<lock::View> v) {
+    api_.GetStatus([this, status, flash = std::move(flash), ok, lease_id = std::move(lease_id),
+                    r](StatusOr<lock::View> v) {
       PageModel m;
       m.lock_known = v.ok();
       if (v.ok()) m.lock = *v;
-      const std::map<std::string, uint64_t> stats = api_.stats();
+      const std::map<std::string, uint64_t> stats = router_.stats();
       m.stats = &stats;
       m.pool = &pool_.Get();
       m.auth = api_.auth_enabled();
       m.csrf = csrf_;
-      m.default_ttl = api_.lock_service().options().default_ttl;
+      m.default_ttl = api_.limits().default_ttl;
       m.flash = flash;
       m.flash_ok = ok;
       m.lease_id = lease_id;
+      m.rendered_at = time_.WallNow();
       r->Send(HtmlResponse(status, RenderPage(m)));
     });
   }
 
-  TokenService& api_;
+  http::Router& router_;
+  LockApi& api_;
+  TimeSystem& time_;
   WebUiOptions options_;
-  license::PosixFilesystem fs_;
   PoolView pool_;
-  boost::asio::steady_timer timer_;
+  TimerPtr timer_;
   std::string csrf_;
   std::map<std::string, Outcome> outcomes_;  // by key; at most kMaxOutcomes
   bool stopped_ = false;
 };
 
-WebUi::WebUi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-WebUi::~WebUi() = default;
-
-StatusOr<std::unique_ptr<WebUi>> WebUi::Install(boost::asio::io_context& io, TokenService& api,
-                                               WebUiOptions options) {
-  std::chrono::seconds claim_ttl{60};
-  if (options.claim_ttl) {
-    claim_ttl = *options.claim_ttl;
-  } else {
-    auto ttl = ParseClaimTtl(std::getenv("CLAIM_TTL_SECONDS"));
-    if (!ttl.ok()) return ttl.status();
-    claim_ttl = *ttl;
-  }
+WebUi::WebUi(boost::asio::io_context& io, http::Router& router, LockApi& api,
+             license::Filesystem& fs, TimeSystem& time, WebUiOptions options) {
   if (!options.pool_dir.empty()) {
     spdlog::info("web page shows the license pool in {} (claim ttl {}s)", options.pool_dir,
-                 claim_ttl.count());
+                 options.claim_ttl.count());
   }
-  auto impl = std::make_unique<Impl>(io, api, std::move(options), claim_ttl);
-  impl->Register();
-  return std::unique_ptr<WebUi>(new WebUi(std::move(impl)));
+  impl_ = std::make_unique<Impl>(io, router, api, fs, time, std::move(options));
+  impl_->Register();
 }
+
+WebUi::~WebUi() = default;
+
+std::string WebUi::RenderMetrics() { return impl_->RenderMetrics(); }
 
 void WebUi::Stop() { impl_->Stop(); }
 
-}  // namespace lm::http
+}  // namespace lm::tokenmgr
