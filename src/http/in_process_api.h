@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/clock.h"
+#include "common/time_system.h"
 #include "http/token_service.h"
 #include "store/embedded_lock_service.h"
 
@@ -52,12 +52,12 @@ class InProcessApi {
   }
 
   boost::asio::io_context& io() { return io_; }
-  FakeClock& clock() { return clock_; }
+  SimulatedTimeSystem& clock() { return clock_; }
   TokenService& api() { return *api_; }
 
  private:
   boost::asio::io_context io_;
-  FakeClock clock_;
+  SimulatedTimeSystem clock_;
   std::unique_ptr<lock::LockService> lock_;
   std::unique_ptr<TokenService> api_;  // after lock_: destroyed first
 };

@@ -26,7 +26,18 @@ TEST(EtcdClient, Base64RoundTripsEveryLength) {
   EXPECT_EQ(Base64Encode("/t/lock"), "L3QvbG9jaw==");
 }
 
-TEST(EtcdClient, Base64DecodeRejectsGarbage) { EXPECT_FALSE(Base64Decode("a$b=").ok()); }
+TEST(EtcdClient, Base64DecodeRejectsGarbage) {
+  EXPECT_FALSE(Base64Decode("a$b=").ok());
+  EXPECT_FALSE(Base64Decode("Zm9v YmFy").ok());
+}
+
+TEST(EtcdClient, Base64DecodeReadsUnpaddedTextAndStopsAtPadding) {
+  EXPECT_EQ(*Base64Decode("Zg"), "f");
+  EXPECT_EQ(*Base64Decode("Zm8"), "fo");
+  EXPECT_EQ(*Base64Decode("Zg==Zm8="), "f");
+  EXPECT_EQ(*Base64Decode("Zm9vY"), "foo");  // a lone trailing sextet holds no byte
+  EXPECT_EQ(*Base64Decode(""), "");
+}
 
 TEST(EtcdClient, PrefixEndIsTheNextKey) {
   EXPECT_EQ(PrefixEnd("/tokenmgr/"), "/tokenmgr0");
