@@ -96,6 +96,31 @@ TEST_F(EmbeddedLockServiceTest, ALeaseIsNotEndedBeforeItIsDue) {
   EXPECT_EQ(service_->CountersSnapshot().expiries, 0u);
 }
 
+// Releases are written to the state file in batches, by a flush timer 50 ms later (on the
+// TimeSystem, so this runs on simulated time).
+TEST(EmbeddedLockServiceFlush, AReleaseReachesTheStateFileWhenTheFlushTimerFires) {
+  char tmpl[] = "/tmp/embedded_flush.XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string file = dir + "/tokenmgr.state";
+  boost::asio::io_context io;
+  SimulatedTimeSystem time;
+  auto s = EmbeddedLockService::Open(io, time, {}, file);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::string id;
+  (*s)->Acquire({"h", seconds(10), seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+    if (g.ok()) id = g->id;
+  });
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(StateFile(file).Load()->lease);  // a grant is written before it is answered
+  (*s)->Release(id, [](Status) {});
+  time.AdvanceAndRun(std::chrono::milliseconds(49), io);
+  EXPECT_TRUE(StateFile(file).Load()->lease);  // not yet: batched
+  time.AdvanceAndRun(std::chrono::milliseconds(1), io);
+  EXPECT_FALSE(StateFile(file).Load()->lease);
+  (*s)->Shutdown();
+  std::filesystem::remove_all(dir);
+}
+
 // The documented recovery from a corrupt state file is "move it aside and restart": the next
 // token must still be above every token handed out before, or a paused former holder's late
 // write (with its higher token) would win over the new holder's.

@@ -314,6 +314,11 @@ void FakeEtcdClient::SetUnavailable(bool down) {
   if (down) CloseWatch(Unavailable("etcd fake (" + name_ + "): watch read: connection reset"));
 }
 
+void FakeEtcdClient::SilenceWatch(bool silent) {
+  silent_ = silent;
+  if (!silent && watch_) Post([this] { Deliver(); });
+}
+
 void FakeEtcdClient::Range(RangeRequest request, Done<RangeResponse> done) {
   if (Status s = CallStatus(); !s.ok()) return Answer(std::move(done), StatusOr<RangeResponse>(s));
   RangeResponse r;
@@ -396,7 +401,7 @@ void FakeEtcdClient::Watch(WatchRequest request,
 
 void FakeEtcdClient::Deliver() {
   std::shared_ptr<WatchState> w = watch_;
-  if (!w || etcd_.silent_ || down_ || stopped_) return;
+  if (!w || etcd_.silent_ || silent_ || down_ || stopped_) return;
   if (w->next < etcd_.compacted_) {
     watch_.reset();  // etcd ends it; the store cancels and reads everything again
     WatchResponse canceled;

@@ -143,6 +143,9 @@ class FakeEtcdClient final : public EtcdApi {
 
   // This client alone: every call fails UNAVAILABLE and its watch ends.
   void SetUnavailable(bool down);
+  // This client's watch stays open but delivers nothing (its member is cut off from the
+  // others); turned off, it catches up (or is canceled if what it missed was compacted).
+  void SilenceWatch(bool silent);
   bool watching() const { return watch_ != nullptr; }
 
  private:
@@ -169,7 +172,7 @@ class FakeEtcdClient final : public EtcdApi {
 
   FakeEtcd& etcd_;
   std::string name_;
-  bool down_ = false, stopped_ = false;
+  bool down_ = false, silent_ = false, stopped_ = false;
   std::shared_ptr<WatchState> watch_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
