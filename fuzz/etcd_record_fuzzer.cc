@@ -4,13 +4,15 @@
 //   - nothing throws or crashes, whatever the bytes (JSON or not, any type, size, encoding);
 //   - an accepted grant has a valid holder label, an id of 1..64 bytes and ttl > 0, and
 //     ParseGrantValue(SerializeGrantValue(g)) == g;
-//   - an accepted epoch is 1..2^53 and prints back as the same decimal text.
+//   - an accepted epoch is 1..2^53 and prints back as the same decimal text;
+//   - base64 (OpenSSL's codec) round-trips any bytes, and decoding any text never crashes.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
 #include "common/strings.h"
 #include "fuzz_check.h"
+#include "store/etcd_client.h"
 #include "store/etcd_record.h"
 
 namespace {
@@ -39,6 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(std::to_string(*epoch) == in, "epoch text round trip");
   }
   (void)lm::store::Printable(in);
+  auto back = lm::store::Base64Decode(lm::store::Base64Encode(in));
+  Check(back.ok() && *back == in, "Base64Decode(Base64Encode(x)) != x");
+  (void)lm::store::Base64Decode(in);
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   auto kv = lm::store::ParseKv(j);
   if (kv.ok()) CheckGrant(kv->value);

@@ -9,8 +9,18 @@
 
 namespace lm::store {
 
-EmbeddedLockService::EmbeddedLockService(boost::asio::io_context& io, const Clock& clock)
-    : clock_(clock), timer_(io), flush_timer_(io) {}
+EmbeddedLockService::EmbeddedLockService(boost::asio::io_context& io, TimeSystem& time)
+    : time_(time) {
+  timer_ = time_.CreateTimer(io.get_executor(), [this] {
+    armed_for_.reset();
+    table_->Tick();
+    Rearm();
+  });
+  flush_timer_ = time_.CreateTimer(io.get_executor(), [this] {
+    flush_scheduled_ = false;
+    (void)table_->Flush();
+  });
+}
 
 namespace {
 
@@ -54,9 +64,10 @@ std::string LegacyStatePath(const std::string& state_file) {
 }
 
 StatusOr<std::unique_ptr<EmbeddedLockService>> EmbeddedLockService::Open(
-    boost::asio::io_context& io, const Clock& clock, lock::Options options,
+    boost::asio::io_context& io, TimeSystem& time, lock::Options options,
     const std::string& state_file) {
-  std::unique_ptr<EmbeddedLockService> s(new EmbeddedLockService(io, clock));
+  const Clock& clock = time;
+  std::unique_ptr<EmbeddedLockService> s(new EmbeddedLockService(io, time));
   lock::LockState restored;
   lock::LockTable::Persist persist;
   std::optional<DecodedStateFile> decoded;
@@ -154,8 +165,9 @@ void EmbeddedLockService::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
   table_->FailAllWaiters(Unavailable("tokenmgr is shutting down"));
-  timer_.cancel();
-  flush_timer_.cancel();
+  timer_->Disarm();
+  flush_timer_->Disarm();
+  flush_scheduled_ = false;
   (void)table_->Flush();
 }
 
@@ -164,14 +176,7 @@ void EmbeddedLockService::ScheduleFlush() {
   flush_scheduled_ = true;
   // Batches releases and expiries: a burst costs one write, and a lock+release cycle costs
   // the grant's write only.
-  flush_timer_.expires_after(std::chrono::milliseconds(50));
-  std::weak_ptr<bool> alive = alive_;
-  flush_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (alive.expired()) return;
-    flush_scheduled_ = false;
-    if (ec) return;
-    (void)table_->Flush();
-  });
+  flush_timer_->Arm(std::chrono::milliseconds(50));
 }
 
 void EmbeddedLockService::Rearm() {
@@ -183,17 +188,7 @@ void EmbeddedLockService::Rearm() {
   // lease expiry, then nothing to wait for) cost no timer operations.
   if (!next || (armed_for_ && *armed_for_ <= *next)) return;
   armed_for_ = next;
-  timer_.cancel();
-  // The table's clock may be fake in tests; the timer waits the same interval on the real one.
-  auto delay = *next - clock_.Now();
-  timer_.expires_after(delay + std::chrono::milliseconds(1));
-  std::weak_ptr<bool> alive = alive_;
-  timer_.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;
-    armed_for_.reset();
-    table_->Tick();
-    Rearm();
-  });
+  timer_->Arm(*next - time_.Now() + std::chrono::milliseconds(1));
 }
 
 }  // namespace lm::store

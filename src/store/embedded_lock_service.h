@@ -1,6 +1,7 @@
 // EmbeddedLockService: the default store. The lock lives in this process (LockTable) and every
 // change is written to a state file, if one is configured. Not thread-safe: runs on one
-// io_context thread, which also drives its expiry timer.
+// io_context thread, which also runs its expiry and flush timers (TimeSystem timers, so tests
+// run it on SimulatedTimeSystem).
 //
 //   StatusOr<std::unique_ptr<EmbeddedLockService>> s =
 //       EmbeddedLockService::Open(io, RealTimeSystem::Get(), options, "/data/tokenmgr.state");
@@ -8,12 +9,11 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
+#include "common/time_system.h"
 #include "lock/lock_service.h"
 #include "store/state_file.h"
 
@@ -32,7 +32,7 @@ class EmbeddedLockService final : public lock::LockService {
   // file was deleted or replaced (as long as the clock does not step back). Logs what it
   // restored and dropped, and warns about torn slots it skipped.
   static StatusOr<std::unique_ptr<EmbeddedLockService>> Open(boost::asio::io_context& io,
-                                                             const Clock& clock,
+                                                             TimeSystem& time,
                                                              lock::Options options,
                                                              const std::string& state_file);
 
@@ -46,15 +46,15 @@ class EmbeddedLockService final : public lock::LockService {
   const lock::Options& options() const override { return table_->options(); }
 
  private:
-  EmbeddedLockService(boost::asio::io_context& io, const Clock& clock);
+  EmbeddedLockService(boost::asio::io_context& io, TimeSystem& time);
   void Rearm();
   void ScheduleFlush();
 
-  const Clock& clock_;
+  TimeSystem& time_;
   std::optional<StateFile> file_;
   std::unique_ptr<lock::LockTable> table_;
-  boost::asio::steady_timer timer_;
-  boost::asio::steady_timer flush_timer_;
+  TimerPtr timer_;        // the table's next wakeup (a lease's end, a waiter's deadline)
+  TimerPtr flush_timer_;  // writes the state file a little later, batching changes
   bool flush_scheduled_ = false;
   std::optional<SteadyTime> armed_for_;
   bool stopped_ = false;

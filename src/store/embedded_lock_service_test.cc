@@ -7,7 +7,7 @@
 #include <deque>
 #include <filesystem>
 
-#include "common/clock.h"
+#include "common/time_system.h"
 #include "store/state_file.h"
 
 namespace lm::store {
@@ -18,7 +18,7 @@ using std::chrono::seconds;
 class EmbeddedLockServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = EmbeddedLockService::Open(io_, clock_, {}, "");
+    auto s = EmbeddedLockService::Open(io_, time_, {}, "");
     ASSERT_TRUE(s.ok());
     service_ = std::move(*s);
   }
@@ -36,16 +36,8 @@ class EmbeddedLockServiceTest : public ::testing::Test {
     service_->GetView([&](StatusOr<lock::View> v) { held = v.ok() && v->held; });
     return held;
   }
-  // Runs the event loop (real time) until `done` or `limit` passed; returns how long it took.
-  template <typename F>
-  std::chrono::milliseconds RunUntil(F done, std::chrono::milliseconds limit) {
-    auto start = std::chrono::steady_clock::now();
-    while (!done() && std::chrono::steady_clock::now() - start < limit) {
-      io_.run_for(std::chrono::milliseconds(10));
-    }
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 start);
-  }
+  // Moves simulated time forward by `d`, running every timer that falls due (no real waiting).
+  void Run(std::chrono::milliseconds d) { time_.AdvanceAndRun(d, io_); }
 
   // Queues a waiter; the flag returned becomes true when it gets the lock. The flag belongs to
   // the fixture: a waiter still queued at the end is answered by Shutdown in TearDown, after
@@ -59,7 +51,7 @@ class EmbeddedLockServiceTest : public ::testing::Test {
 
   std::deque<bool> flags_;  // see Wait; a deque keeps their addresses
   boost::asio::io_context io_;
-  FakeClock clock_;
+  SimulatedTimeSystem time_;
   std::unique_ptr<EmbeddedLockService> service_;
 };
 
@@ -74,8 +66,11 @@ TEST_F(EmbeddedLockServiceTest, ATimerArmedForAnEarlierLeaseStillHandsTheNextOne
   ASSERT_TRUE(released);
   ASSERT_FALSE(Grant("b", seconds(5)).empty());
   const bool* c_granted = Wait("c");
-  clock_.Advance(seconds(5));  // b's lease is due; nothing but the timer can notice
-  RunUntil([&] { return *c_granted; }, std::chrono::milliseconds(7000));
+  // The timer fires at 1 s for a's lease and finds nothing due; b's lease is due at 5 s and
+  // nothing but the timer can notice.
+  Run(std::chrono::milliseconds(4990));
+  EXPECT_FALSE(*c_granted);
+  Run(std::chrono::milliseconds(20));
   EXPECT_TRUE(*c_granted);
   EXPECT_EQ(service_->CountersSnapshot().expiries, 1u);
 }
@@ -85,9 +80,8 @@ TEST_F(EmbeddedLockServiceTest, AShorterLeaseAfterALongerOneIsHandedOverWithoutW
   service_->Release(first, [](Status) {});
   ASSERT_FALSE(Grant("b", seconds(1)).empty());
   const bool* c_granted = Wait("c");
-  clock_.Advance(seconds(1));
   // The timer was armed for 30 s; the 1 s lease must re-arm it earlier.
-  RunUntil([&] { return *c_granted; }, std::chrono::milliseconds(5000));
+  Run(std::chrono::milliseconds(1010));
   EXPECT_TRUE(*c_granted);
 }
 
@@ -96,10 +90,35 @@ TEST_F(EmbeddedLockServiceTest, ALeaseIsNotEndedBeforeItIsDue) {
   service_->Release(first, [](Status) {});
   ASSERT_FALSE(Grant("b", seconds(5)).empty());
   const bool* c_granted = Wait("c");
-  // The early timer (1 s) fires; b's lease has 5 s left on the fake clock.
-  RunUntil([] { return false; }, std::chrono::milliseconds(1200));
+  // The early timer (1 s) fires; b's lease has 4 s left then.
+  Run(std::chrono::milliseconds(1200));
   EXPECT_FALSE(*c_granted);
   EXPECT_EQ(service_->CountersSnapshot().expiries, 0u);
+}
+
+// Releases are written to the state file in batches, by a flush timer 50 ms later (on the
+// TimeSystem, so this runs on simulated time).
+TEST(EmbeddedLockServiceFlush, AReleaseReachesTheStateFileWhenTheFlushTimerFires) {
+  char tmpl[] = "/tmp/embedded_flush.XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string file = dir + "/tokenmgr.state";
+  boost::asio::io_context io;
+  SimulatedTimeSystem time;
+  auto s = EmbeddedLockService::Open(io, time, {}, file);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::string id;
+  (*s)->Acquire({"h", seconds(10), seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+    if (g.ok()) id = g->id;
+  });
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(StateFile(file).Load()->lease);  // a grant is written before it is answered
+  (*s)->Release(id, [](Status) {});
+  time.AdvanceAndRun(std::chrono::milliseconds(49), io);
+  EXPECT_TRUE(StateFile(file).Load()->lease);  // not yet: batched
+  time.AdvanceAndRun(std::chrono::milliseconds(1), io);
+  EXPECT_FALSE(StateFile(file).Load()->lease);
+  (*s)->Shutdown();
+  std::filesystem::remove_all(dir);
 }
 
 // The documented recovery from a corrupt state file is "move it aside and restart": the next
@@ -113,7 +132,7 @@ class EmbeddedLockServiceFileTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   uint64_t GrantToken(const std::string& file) {
-    auto s = EmbeddedLockService::Open(io_, clock_, {}, file);
+    auto s = EmbeddedLockService::Open(io_, time_, {}, file);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     if (!s.ok()) return 0;
     uint64_t token = 0;
@@ -127,14 +146,14 @@ class EmbeddedLockServiceFileTest : public ::testing::Test {
   }
   std::string dir_;
   boost::asio::io_context io_;
-  FakeClock clock_;
+  SimulatedTimeSystem time_;
 };
 
 TEST_F(EmbeddedLockServiceFileTest, ADeletedStateFileStartsAboveEveryEarlierToken) {
   const std::string file = dir_ + "/tokenmgr.state";
   uint64_t before = 0;
   for (int i = 0; i < 5; ++i) before = GrantToken(file);
-  clock_.Advance(seconds(1));  // a restart takes at least this long
+  time_.Advance(seconds(1));  // a restart takes at least this long
   std::filesystem::remove(file);
   EXPECT_GT(GrantToken(file), before);
 }
@@ -145,7 +164,7 @@ TEST_F(EmbeddedLockServiceFileTest, AnOldBackupOfTheStateFileStartsAboveEveryEar
   std::filesystem::copy_file(file, dir_ + "/backup");
   uint64_t before = 0;
   for (int i = 0; i < 5; ++i) before = GrantToken(file);
-  clock_.Advance(seconds(1));
+  time_.Advance(seconds(1));
   std::filesystem::copy_file(dir_ + "/backup", file,
                              std::filesystem::copy_options::overwrite_existing);
   EXPECT_GT(GrantToken(file), before);
@@ -153,7 +172,7 @@ TEST_F(EmbeddedLockServiceFileTest, AnOldBackupOfTheStateFileStartsAboveEveryEar
 
 TEST_F(EmbeddedLockServiceFileTest, MemoryOnlyStartsAboveTheLastRunsTokens) {
   uint64_t before = GrantToken("");
-  clock_.Advance(std::chrono::milliseconds(1));
+  time_.Advance(std::chrono::milliseconds(1));
   EXPECT_GT(GrantToken(""), before);
 }
 
@@ -163,7 +182,7 @@ TEST_F(EmbeddedLockServiceFileTest, TheOldDefaultFileIsReadWhenTheNewOneDoesNotE
   EXPECT_EQ(LegacyStatePath(file), legacy);
   EXPECT_EQ(LegacyStatePath(legacy), "");
   lock::LockState old;
-  old.last_token = lock::ClockTokenFloor(clock_.WallNow()) + 1000;  // written by a later clock
+  old.last_token = lock::ClockTokenFloor(time_.WallNow()) + 1000;  // written by a later clock
   ASSERT_TRUE(StateFile(legacy).Save(old).ok());
   EXPECT_EQ(GrantToken(file), old.last_token + 1);
   EXPECT_TRUE(std::filesystem::exists(file));

@@ -1,11 +1,13 @@
 // EtcdClient: a small asynchronous client for etcd's v3 API through its JSON gateway
 // (POST /v3/kv/range, /v3/kv/txn, /v3/kv/deleterange, /v3/lease/grant|revoke|keepalive,
 // /v3/watch), over HTTP/1.1 keep-alive connections (plain or TLS) on the caller's io_context.
-// Not thread-safe: call it, and receive its callbacks, on that io_context's thread.
+// Not thread-safe: call it, and receive its callbacks, on that io_context's thread. The store
+// does not call it directly: EtcdGatewayApi (etcd_gateway_api.h) builds the typed requests of
+// EtcdApi on it.
 //
-//   EtcdClient etcd(io, {.endpoints = {"http://127.0.0.1:2379"}, .timeout = 2s});
-//   etcd.Call("/v3/kv/range", {{"key", Base64("/tokenmgr/lock")}},
-//             [](StatusOr<nlohmann::json> r) { ... });
+//   auto etcd = EtcdClient::Create(io, {.endpoints = {"http://127.0.0.1:2379"}, .timeout = 2s});
+//   (*etcd)->Call("/v3/kv/range", {{"key", Base64Encode("/tokenmgr/lock")}},
+//                 [](StatusOr<nlohmann::json> r) { ... });
 //
 // Why the JSON gateway and not gRPC: every etcd v3 server (Debian's etcd 3.4 included) serves
 // the gateway on its client port, so tokenmgr needs no grpc++/protobuf toolchain (not packaged
@@ -44,6 +46,8 @@
 
 namespace lm::store {
 
+// Standard base64 with padding (OpenSSL's EVP codec), as the gateway carries keys and values.
+// Decode: INVALID_ARGUMENT for a byte outside the alphabet; stops at the first '='.
 std::string Base64Encode(std::string_view in);
 StatusOr<std::string> Base64Decode(std::string_view in);
 // The gateway writes int64 fields as JSON strings and omits zero values.

@@ -1,5 +1,8 @@
 // EtcdLockService: the lock kept in etcd, so several tokenmgr replicas share one mutex
 // (STORE=etcd). Not thread-safe: runs on one io_context thread, like the embedded store.
+// This file is the lock algorithm; its parts: EtcdApi (etcd_api.h, the typed calls; a fake for
+// tests in store/testing/), EtcdMirror (etcd_mirror.h, the watch mirror), EtcdLeasePool and
+// EtcdSession (etcd_leases.h), EtcdHealth (etcd_health.h), EtcdMaintenance (alarms, compaction).
 //
 //   auto s = EtcdLockService::Open(io, RealTimeSystem::Get(), options,
 //                                  {.endpoints = {"http://etcd:2379"}, .prefix = "/tokenmgr/"});
@@ -64,19 +67,20 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
+#include "common/time_system.h"
 #include "lock/lock_service.h"
+#include "store/etcd_api.h"
 #include "store/etcd_client.h"
+#include "store/etcd_health.h"
+#include "store/etcd_leases.h"
 #include "store/etcd_maintenance.h"
-#include "store/etcd_record.h"
+#include "store/etcd_mirror.h"
 
 namespace lm::store {
 
@@ -94,19 +98,28 @@ class EtcdLockService final : public lock::LockService {
  public:
   // Fails only on bad options; etcd being down at start is not an error (Ready() is false).
   static StatusOr<std::unique_ptr<EtcdLockService>> Open(boost::asio::io_context& io,
-                                                         const Clock& clock, lock::Options options,
+                                                         TimeSystem& time, lock::Options options,
                                                          EtcdStoreOptions store);
+  // The same on a given EtcdApi (a FakeEtcd client in tests); store.endpoints and store.tls are
+  // not used.
+  static StatusOr<std::unique_ptr<EtcdLockService>> Create(boost::asio::io_context& io,
+                                                           TimeSystem& time,
+                                                           lock::Options options,
+                                                           EtcdStoreOptions store,
+                                                           std::unique_ptr<EtcdApi> etcd);
   ~EtcdLockService() override;
 
   CancelFn Acquire(lock::AcquireRequest request, GrantDone done) override;
   void Release(std::string_view id, StatusDone done) override;
   void Renew(std::string id, lock::Seconds ttl, GrantDone done) override;
   void GetView(ViewDone done) override;
-  lock::Counters CountersSnapshot() const override { return counters_; }
+  lock::Counters CountersSnapshot() const override;
   // Not ready under etcd's NOSPACE alarm either (writes are refused), nor before the token
   // epoch is known; NotReadyReason says why.
-  bool Ready() const override { return Synced() && epoch_ != 0 && !maintenance_->nospace(); }
-  std::string StoreWarning() const override;
+  bool Ready() const override {
+    return Synced() && mirror_->epoch() != 0 && !maintenance_->nospace();
+  }
+  std::string StoreWarning() const override { return mirror_->ForeignWarning(); }
   std::string NotReadyReason() const override;
   // Prometheus text of the etcd upkeep: tokenmgr_store_alarm, database size, compactions.
   std::string StoreMetrics() const { return maintenance_->RenderMetrics(); }
@@ -114,91 +127,84 @@ class EtcdLockService final : public lock::LockService {
   const lock::Options& options() const override { return options_; }
 
  private:
-  struct Record {  // a grant key (or the old layout's lock key) as read from etcd
-    std::string key;
-    std::string id, holder;
-    uint64_t token = 0;  // create revision
-    int64_t ttl_s = 0, acquired_ms = 0, expires_ms = 0;
-    int64_t lease = 0, mod_revision = 0;
-    uint64_t epoch = 0;    // token epoch it was granted under (0: before epochs)
-    bool foreign = false;  // not a grant tokenmgr wrote: blocks grants, never released by us
-  };
   struct Waiter;
+  using WaiterPtr = std::shared_ptr<Waiter>;
+  using Taken = EtcdLeasePool::Taken;
+  // One release or renew in progress: its arguments, kept across its etcd calls.
+  struct ReleaseCall {
+    std::string id;
+    int attempts_left = 3;
+    StatusDone done;
+  };
+  struct RenewCall {
+    std::string id;
+    lock::Seconds ttl{0};
+    int attempts_left = 3;
+    GrantDone done;
+  };
+  // A grant txn in flight (TryGrant or the handoff of a release).
+  struct GrantAttempt {
+    WaiterPtr w;
+    std::string id, key;  // the new grant's id and key
+    Taken lease;
+  };
+  using Enqueues = std::vector<std::pair<WaiterPtr, std::string>>;  // waiter, key
 
-  EtcdLockService(boost::asio::io_context& io, const Clock& clock, lock::Options options,
-                  EtcdStoreOptions store, std::unique_ptr<EtcdClient> etcd);
-  bool Synced() const { return healthy_ && synced_ && !stopped_; }
-  void Resync();
-  void ScheduleResync();
-  void OnWatch(const nlohmann::json& result);
-  void ApplyKv(const nlohmann::json& kv, bool deleted);
-  void StartWatch();
-  // Writes a new token epoch from the clock when etcd holds none (or an unusable one).
-  void CreateEpoch();
-  // lock_ = the record of lock_range_ that decides: the newest grant, else a foreign record.
-  void SetLockFromRange();
-  // Foreign data: counted while present, logged once per key and revision.
-  void NoteForeign(const std::string& key, int64_t mod_revision, const std::string& why);
-  void ForgetForeign(const std::string& key);
-  void Probe();
-  void SetHealthy(bool healthy, const std::string& why);
+  EtcdLockService(boost::asio::io_context& io, TimeSystem& time, lock::Options options,
+                  EtcdStoreOptions store, std::unique_ptr<EtcdApi> etcd);
+  void Start();
+  bool Synced() const { return health_->healthy() && mirror_->synced() && !stopped_; }
+  void OnEtcdUp();
+  void OnEtcdDown(const std::string& why);
+  // The unavailable answer after a failed etcd call (also marks etcd unhealthy).
+  Status CallFailed(const Status& s);
   void Pump();
+
+  // ---- grants ----
   // A txn refused because a lease it names is gone (revoked from outside, e.g. a spare lease)
-  // did not apply: TryGrant and ReleaseCommit retry once with a fresh lease.
-  void TryGrant(std::shared_ptr<Waiter> w, bool fast_path, bool retried = false);
+  // did not apply: TryGrant and the release retry once with a fresh lease.
+  void TryGrant(WaiterPtr w, bool fast_path, bool retried = false);
+  void GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken lease);
+  void OnGrantTxn(const GrantAttempt& g, bool fast_path, bool retried, StatusOr<TxnResponse> r,
+                  bool lease_ok);
   // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
-  std::shared_ptr<Waiter> OldestWaiter() const;
+  WaiterPtr OldestWaiter() const;
   // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
   // waiter's key (if queued), create the fence if absent.
-  nlohmann::json GrantOps(const std::string& key, const std::string& value, int64_t lease,
-                          const std::string& waiter_key) const;
+  std::vector<Op> GrantOps(const std::string& key, const std::string& value, int64_t lease,
+                           const std::string& waiter_key) const;
   // Records a grant to `w` made by a txn that applied at revision `token` (its grant key's
   // create revision) and answers `w`; undoes it (revokes `lease`) if `w` went away.
-  void Granted(const std::shared_ptr<Waiter>& w, const std::string& key, const std::string& id,
-               int64_t lease, int64_t revision, bool queued);
+  void Granted(const WaiterPtr& w, const std::string& key, const std::string& id, int64_t lease,
+               int64_t revision, bool queued);
+
+  // ---- the queue ----
   // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
   // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
-  void Enqueue(std::shared_ptr<Waiter> w);
+  void Enqueue(WaiterPtr w);
   void FlushEnqueues();
-  using Enqueues = std::vector<std::pair<std::shared_ptr<Waiter>, std::string>>;  // waiter, key
   // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
-  nlohmann::json TakeEnqueues(Enqueues& taken);
+  std::vector<Op> TakeEnqueues(Enqueues& taken);
   // The txn that wrote the keys of `taken` applied at `revision`.
   void Enqueued(const Enqueues& taken, int64_t revision);
-  void Finish(const std::shared_ptr<Waiter>& w, StatusOr<lock::Grant> result);
+  void Finish(const WaiterPtr& w, StatusOr<lock::Grant> result);
   void FailAllWaiters(const Status& why);
-  void EnsureSession(std::function<void(Status)> done);
-  void KeepSessionAlive();
-  void ReadLock(std::function<void(StatusOr<std::optional<Record>>)> done);
-  void ReleaseAttempt(std::string id, int attempts_left, StatusDone done);
-  void ReleaseTxn(Record rec, std::string id, int attempts_left, StatusDone done);
-  struct TakenLease;
+
+  // ---- release / renew ----
+  void ReadLock(std::function<void(StatusOr<std::optional<EtcdRecord>>)> done);
+  void ReleaseAttempt(ReleaseCall call);
+  void ReleaseTxn(EtcdRecord rec, ReleaseCall call);
   // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
-  void ReleaseCommit(Record rec, std::string id, int attempts_left, std::shared_ptr<Waiter> next,
-                     TakenLease lease, StatusDone done, bool retried = false);
-  // A lease with `ttl` whose full TTL starts now: the spare one after a keepalive, or a new one;
-  // or (refresh = true) a spare known to outlive the grant txn, which the caller must keep
-  // alive in parallel with the txn.
-  struct TakenLease {
-    int64_t id = 0;
-    bool refresh = false;
-    SteadyTime until;  // the lease lives at least until then (without refresh)
-  };
-  void TakeLease(lock::Seconds ttl, std::function<void(StatusOr<TakenLease>)> done);
-  // Sends `txn`, which binds a key to `lease`; with lease.refresh, keeps the lease alive in
-  // parallel. done(result, lease_ok): lease_ok is false when that refresh failed (the lease may
-  // end sooner than `ttl`), and then a grant made by the txn must be undone.
-  void TxnOnLease(nlohmann::json txn, TakenLease lease, lock::Seconds ttl,
-                  std::function<void(StatusOr<nlohmann::json>, bool lease_ok)> done);
-  // Notes that `lease` lives at least until `until` (its grant/keepalive's send time + TTL).
-  void MarkFresh(int64_t lease, SteadyTime until);
-  // Keeps an unused lease for the next grant with this TTL (revokes what it displaces).
-  void SpareLease(lock::Seconds ttl, int64_t lease);
-  void RenewAttempt(std::string id, lock::Seconds ttl, int attempts_left, GrantDone done);
-  void Revoke(int64_t lease);
-  Status BusyError(const std::string& prefix, const std::optional<Record>& lock) const;
-  // Never fails: a value that is not a grant is a foreign record (logged once).
-  Record ParseRecord(const EtcdKv& kv);
+  void ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr next, Taken lease,
+                     bool retried = false);
+  void OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const GrantAttempt& handoff,
+                    std::shared_ptr<Enqueues> taken, bool retried, StatusOr<TxnResponse> r,
+                    bool lease_ok);
+  void RenewAttempt(RenewCall call);
+  void RenewOnLease(EtcdRecord rec, RenewCall call, StatusOr<Taken> lease);
+  void OnRenewTxn(EtcdRecord rec, RenewCall call, int64_t lease, StatusOr<TxnResponse> r);
+
+  Status BusyError(const std::string& prefix, const std::optional<EtcdRecord>& lock) const;
   std::string LockValue(const std::string& id, const std::string& holder, lock::Seconds ttl,
                         int64_t acquired_ms, uint64_t epoch) const;
   Status NotHeld(const std::string& id) const;
@@ -207,60 +213,28 @@ class EtcdLockService final : public lock::LockService {
   bool Alive(const std::weak_ptr<bool>& a) const { return !a.expired(); }
 
   boost::asio::io_context& io_;
-  const Clock& clock_;
+  TimeSystem& time_;
   lock::Options options_;
   EtcdStoreOptions store_;
-  std::unique_ptr<EtcdClient> etcd_;
-  std::string lock_key_;        // <prefix>lock: the old layout's lock key; start of the lock range
-  std::string grants_prefix_;   // <prefix>lock/: grant keys; the lock range ends at its PrefixEnd
-  std::string waiters_prefix_;  // <prefix>waiters/: itself the fence key
-  std::string waiters_begin_;   // <prefix>waiters/\x02: the waiter keys' range, fences excluded
+  EtcdKeys keys_;
+  std::unique_ptr<EtcdApi> etcd_;  // before the parts below, which use it
+  std::unique_ptr<EtcdLeasePool> leases_;
+  std::unique_ptr<EtcdSession> session_;
+  std::unique_ptr<EtcdMirror> mirror_;
+  std::unique_ptr<EtcdHealth> health_;
+  std::unique_ptr<EtcdMaintenance> maintenance_;
 
-  std::string epoch_key_;      // <prefix>epoch: the token epoch (decimal microseconds)
-  std::string upgrade_fence_;  // <prefix>waiters/\x01epoch: older replicas see a waiter forever
-
-  // Mirror of etcd, fed by Resync() and the watch.
-  std::optional<Record> lock_;
-  std::map<std::string, Record> lock_range_;    // every key in the lock range, foreign ones too
-  uint64_t epoch_ = 0;                          // 0: none usable yet (not Ready)
-  std::string epoch_raw_;                       // its value as stored (grant txns compare it)
-  int64_t epoch_mod_ = 0;                       // the epoch key's mod revision (0: absent)
-  std::map<std::string, std::string> foreign_;  // key -> why, present now
-  std::set<std::pair<std::string, int64_t>> foreign_logged_;  // (key, mod revision) logged
-  // (create revision, key); one txn may create several keys of one replica (same revision).
-  std::set<std::pair<int64_t, std::string>> waiters_;
-  uint64_t last_token_ = 0;
-  int64_t revision_ = 0;
-  bool synced_ = false;
-  bool resyncing_ = false;
-  bool healthy_ = false;
-  std::string unhealthy_why_ = "etcd not reached yet";
-
-  static constexpr size_t kMaxSpareLeases = 8;
-  // A lock's lease is granted for its TTL + kLeaseSlack, so a spare lease refreshed less than
-  // kLeaseSlack - kLeaseMargin ago still outlives a new lock's TTL without a keepalive.
-  static constexpr std::chrono::seconds kLeaseSlack{1};
-  static constexpr std::chrono::milliseconds kLeaseMargin{250};
-  std::map<int64_t, int64_t> spare_leases_;            // lock TTL in seconds -> unused lease id
-  std::map<int64_t, SteadyTime> lease_fresh_;          // lease -> it lives at least until then
-  std::map<uint64_t, std::shared_ptr<Waiter>> local_;  // this replica's waiters by local id
-  std::vector<std::shared_ptr<Waiter>> to_enqueue_;    // their waiter key not written yet
-  bool enqueue_armed_ = false;                         // enqueue_timer_ will flush them
+  std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
+  std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet
+  bool enqueue_armed_ = false;           // enqueue_timer_ will flush them
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
   static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;
-  int64_t session_lease_ = 0;
-  int64_t stale_session_ = 0;  // revoked once etcd is back
-  bool session_pending_ = false;
-  std::vector<std::function<void(Status)>> session_waiters_;
 
-  boost::asio::steady_timer probe_timer_, resync_timer_, keepalive_timer_, recheck_timer_,
-      enqueue_timer_;
-  bool probing_ = false;
+  TimerPtr recheck_timer_, enqueue_timer_;
   bool stopped_ = false;
   lock::Counters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::unique_ptr<EtcdMaintenance> maintenance_;  // set by Open()
 };
 
 }  // namespace lm::store

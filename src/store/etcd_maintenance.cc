@@ -1,16 +1,12 @@
 #include "store/etcd_maintenance.h"
 
-#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 
-#include "store/etcd_client.h"
+#include "common/metrics_text.h"
 
 namespace lm::store {
-
-using json = nlohmann::json;
 
 // ---- CompactionSchedule -------------------------------------------------------------------
 
@@ -34,71 +30,49 @@ void CompactionSchedule::Compacted(int64_t revision) {
   compacted_ = std::max(compacted_, revision);
 }
 
-// ---- alarms -------------------------------------------------------------------------------
-
-std::set<std::string> AlarmsFromStatus(const json& status) {
-  std::set<std::string> alarms;
-  const json& errors = status.value("errors", json::array());
-  if (!errors.is_array()) return alarms;
-  for (const json& e : errors) {
-    if (!e.is_string()) continue;
-    const std::string& text = e.get_ref<const std::string&>();
-    size_t at = text.find("alarm:");
-    if (at == std::string::npos) continue;  // e.g. "etcdserver: no leader"
-    at += 6;
-    size_t end = at;
-    while (end < text.size() && std::isalnum(static_cast<unsigned char>(text[end]))) ++end;
-    if (end > at) alarms.insert(text.substr(at, end - at));
-  }
-  return alarms;
-}
-
 // ---- EtcdMaintenance ----------------------------------------------------------------------
 
-EtcdMaintenance::EtcdMaintenance(const Clock& clock, CallFn call, EtcdMaintenanceOptions options)
-    : clock_(clock),
-      call_(std::move(call)),
+EtcdMaintenance::EtcdMaintenance(TimeSystem& time, EtcdApi& etcd, EtcdMaintenanceOptions options)
+    : time_(time),
+      etcd_(etcd),
       options_(options),
       schedule_(options.compact_interval) {}
 
 EtcdMaintenance::~EtcdMaintenance() { Stop(); }
 
 void EtcdMaintenance::Start(boost::asio::io_context& io) {
-  if (!timer_) timer_ = std::make_unique<boost::asio::steady_timer>(io);
+  if (!timer_) {
+    timer_ = time_.CreateTimer(io.get_executor(), [this] {
+      Poll();
+      Arm();
+    });
+  }
   Poll();
   Arm();
 }
 
-void EtcdMaintenance::Arm() {
-  timer_->expires_after(options_.poll_interval);
-  timer_->async_wait([this, a = std::weak_ptr<bool>(alive_)](const auto& ec) {
-    if (ec || a.expired()) return;
-    Poll();
-    Arm();
-  });
-}
+void EtcdMaintenance::Arm() { timer_->Arm(options_.poll_interval); }
 
 void EtcdMaintenance::Stop() {
   *alive_ = false;
   alive_ = std::make_shared<bool>(true);  // callbacks of the old generation are ignored
-  if (timer_) timer_->cancel();
+  if (timer_) timer_->Disarm();
   polling_ = compacting_ = false;
 }
 
 void EtcdMaintenance::Poll() {
   if (polling_) return;
   polling_ = true;
-  call_("/v3/maintenance/status", json::object(),
-        [this, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
-          if (a.expired()) return;
-          polling_ = false;
-          OnStatus(std::move(r));
-        });
+  etcd_.MemberStatus([this, a = std::weak_ptr<bool>(alive_)](StatusOr<EtcdStatusResponse> r) {
+    if (a.expired()) return;
+    polling_ = false;
+    OnStatus(std::move(r));
+  });
 }
 
-void EtcdMaintenance::OnStatus(StatusOr<json> r) {
+void EtcdMaintenance::OnStatus(StatusOr<EtcdStatusResponse> r) {
   if (!r.ok()) return;
-  std::set<std::string> alarms = AlarmsFromStatus(*r);
+  std::set<std::string> alarms = r->alarms;
   if (alarms != alarms_) {
     std::string list;
     for (const std::string& a : alarms) list += (list.empty() ? "" : ", ") + a;
@@ -112,10 +86,10 @@ void EtcdMaintenance::OnStatus(StatusOr<json> r) {
     alarms_ = std::move(alarms);
     if (raised && on_nospace_) on_nospace_();
   }
-  db_size_ = JsonInt(*r, "dbSize");
-  db_size_in_use_ = JsonInt(*r, "dbSizeInUse");
-  int64_t revision = JsonInt(r->value("header", json::object()), "revision");
-  SteadyTime now = clock_.Now();
+  db_size_ = r->db_size;
+  db_size_in_use_ = r->db_size_in_use;
+  int64_t revision = r->revision;
+  SteadyTime now = time_.Now();
   if (revision > 0) schedule_.Sample(now, revision);
   if (!options_.compact) return;
   if (!next_compaction_) next_compaction_ = now + options_.compact_interval;
@@ -130,53 +104,58 @@ void EtcdMaintenance::OnStatus(StatusOr<json> r) {
 void EtcdMaintenance::Compact(int64_t revision) {
   compacting_ = true;
   // A compaction is allowed under NOSPACE (it is how an operator makes room), so no check here.
-  call_("/v3/kv/compaction", {{"revision", std::to_string(revision)}},
-        [this, revision, a = std::weak_ptr<bool>(alive_)](StatusOr<json> r) {
+  etcd_.Compact(revision, [this, revision, a = std::weak_ptr<bool>(alive_)](Status r) {
           if (a.expired()) return;
           compacting_ = false;
-          next_compaction_ = clock_.Now() + options_.compact_interval;
+          next_compaction_ = time_.Now() + options_.compact_interval;
           if (r.ok()) {
             ++compactions_;
             schedule_.Compacted(revision);
             spdlog::debug("etcd compacted to revision {}", revision);
             return;
           }
-          if (r.status().message().find("has been compacted") != std::string::npos) {
+          if (r.message().find("has been compacted") != std::string::npos) {
             // Another replica (or etcd's own auto-compaction) got there first.
             schedule_.Compacted(revision);
             return;
           }
           ++compaction_failures_;
           spdlog::warn("etcd compaction to revision {} failed ({}); retried in {} s", revision,
-                       r.status().message(), options_.compact_interval.count());
+                       r.message(), options_.compact_interval.count());
         });
 }
 
+namespace {
+
+// MetricsText::Sample prints a double in its shortest form ("2e+06"); these series are integers
+// and keep printing as such.
+void IntSample(MetricsText& m, std::string_view series, int64_t v) {
+  m.Append(std::string(series) + " " + std::to_string(v) + "\n");
+}
+
+}  // namespace
+
 std::string EtcdMaintenance::RenderMetrics() const {
-  return fmt::format(
-      "# HELP tokenmgr_store_alarm 1 while etcd has this alarm raised (nospace: out of quota, "
-      "writes refused)\n"
-      "# TYPE tokenmgr_store_alarm gauge\n"
-      "tokenmgr_store_alarm{{alarm=\"nospace\"}} {}\n"
-      "tokenmgr_store_alarm{{alarm=\"corrupt\"}} {}\n"
-      "# HELP tokenmgr_etcd_db_size_bytes etcd's database size on the member tokenmgr talks to\n"
-      "# TYPE tokenmgr_etcd_db_size_bytes gauge\n"
-      "tokenmgr_etcd_db_size_bytes {}\n"
-      "# HELP tokenmgr_etcd_db_size_in_use_bytes the part of it in use (the rest is freed by "
-      "compaction and reused, or returned by defragmentation)\n"
-      "# TYPE tokenmgr_etcd_db_size_in_use_bytes gauge\n"
-      "tokenmgr_etcd_db_size_in_use_bytes {}\n"
-      "# HELP tokenmgr_etcd_compactions_total etcd compactions made by this replica "
-      "(ETCD_COMPACT=auto)\n"
-      "# TYPE tokenmgr_etcd_compactions_total counter\n"
-      "tokenmgr_etcd_compactions_total{{result=\"ok\"}} {}\n"
-      "tokenmgr_etcd_compactions_total{{result=\"error\"}} {}\n"
-      "# HELP tokenmgr_etcd_compacted_revision the revision etcd's history starts at, as far as "
-      "this replica knows\n"
-      "# TYPE tokenmgr_etcd_compacted_revision gauge\n"
-      "tokenmgr_etcd_compacted_revision {}\n",
-      nospace() ? 1 : 0, alarms_.contains("CORRUPT") ? 1 : 0, db_size_, db_size_in_use_,
-      compactions_, compaction_failures_, schedule_.compacted());
+  MetricsText m;
+  m.Family("tokenmgr_store_alarm", "gauge",
+           "1 while etcd has this alarm raised (nospace: out of quota, writes refused)");
+  IntSample(m, "tokenmgr_store_alarm{alarm=\"nospace\"}", nospace() ? 1 : 0);
+  IntSample(m, "tokenmgr_store_alarm{alarm=\"corrupt\"}", alarms_.contains("CORRUPT") ? 1 : 0);
+  m.Family("tokenmgr_etcd_db_size_bytes", "gauge",
+           "etcd's database size on the member tokenmgr talks to");
+  IntSample(m, "tokenmgr_etcd_db_size_bytes", db_size_);
+  m.Family("tokenmgr_etcd_db_size_in_use_bytes", "gauge",
+           "the part of it in use (the rest is freed by compaction and reused, or returned by "
+           "defragmentation)");
+  IntSample(m, "tokenmgr_etcd_db_size_in_use_bytes", db_size_in_use_);
+  m.Family("tokenmgr_etcd_compactions_total", "counter",
+           "etcd compactions made by this replica (ETCD_COMPACT=auto)");
+  IntSample(m, "tokenmgr_etcd_compactions_total{result=\"ok\"}", compactions_);
+  IntSample(m, "tokenmgr_etcd_compactions_total{result=\"error\"}", compaction_failures_);
+  m.Family("tokenmgr_etcd_compacted_revision", "gauge",
+           "the revision etcd's history starts at, as far as this replica knows");
+  IntSample(m, "tokenmgr_etcd_compacted_revision", schedule_.compacted());
+  return m.Take();
 }
 
 }  // namespace lm::store

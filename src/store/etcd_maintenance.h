@@ -7,22 +7,20 @@
 //   newest revision it saw at least `compact_interval` ago, so a watch (of any replica) that lags
 //   less than that never loses an event; one that lags more gets a compacted-watch cancel and the
 //   store reads everything again (EtcdLockService::OnWatch).
-// Both come from one local, cheap call per poll: /v3/maintenance/status (revision, database size,
+// Both come from one local, cheap call per poll: the member's status (revision, database size,
 // alarms; no raft round). Not thread-safe: call it, and its callbacks, on one io_context thread.
 //
-//   EtcdMaintenance m(clock, call, {.compact = true, .compact_interval = 60s});
-//   m.Poll();                       // every second, from a timer (Start() arms one)
+//   EtcdMaintenance m(time, etcd_api, {.compact = true, .compact_interval = 60s});
+//   m.Start(io);                    // polls every poll_interval on a TimeSystem timer
 //   if (m.nospace()) return Unavailable(EtcdMaintenance::kNoSpaceMessage);
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +28,8 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/time_system.h"
+#include "store/etcd_api.h"
 
 namespace lm::store {
 
@@ -52,10 +52,6 @@ class CompactionSchedule {
   int64_t compacted_ = 0;
 };
 
-// The alarm names in a /v3/maintenance/status answer ("errors": ["memberID:1 alarm:NOSPACE "]),
-// e.g. {"NOSPACE"}. etcd 3.4 and newer list active alarms there.
-std::set<std::string> AlarmsFromStatus(const nlohmann::json& status);
-
 struct EtcdMaintenanceOptions {
   bool compact = true;  // ETCD_COMPACT=auto; false: off (etcd's own auto-compaction, or nobody)
   std::chrono::seconds compact_interval{10};  // also the history kept (ETCD_COMPACT_INTERVAL)
@@ -64,15 +60,12 @@ struct EtcdMaintenanceOptions {
 
 class EtcdMaintenance {
  public:
-  using JsonDone = std::function<void(StatusOr<nlohmann::json>)>;
-  // One unary etcd gateway call (EtcdClient::Call in production, a fake in tests).
-  using CallFn = std::function<void(std::string path, nlohmann::json body, JsonDone done)>;
-
   static constexpr char kNoSpaceMessage[] =
       "etcd is out of space (quota alarm NOSPACE): compact and defragment etcd, then "
       "`etcdctl alarm disarm`";
 
-  EtcdMaintenance(const Clock& clock, CallFn call, EtcdMaintenanceOptions options);
+  // `etcd` must outlive this object.
+  EtcdMaintenance(TimeSystem& time, EtcdApi& etcd, EtcdMaintenanceOptions options);
   ~EtcdMaintenance();
 
   // Polls every poll_interval on `io` until Stop() or destruction.
@@ -92,11 +85,11 @@ class EtcdMaintenance {
 
  private:
   void Arm();
-  void OnStatus(StatusOr<nlohmann::json> status);
+  void OnStatus(StatusOr<EtcdStatusResponse> status);
   void Compact(int64_t revision);
 
-  const Clock& clock_;
-  CallFn call_;
+  TimeSystem& time_;
+  EtcdApi& etcd_;
   EtcdMaintenanceOptions options_;
   CompactionSchedule schedule_;
   std::set<std::string> alarms_;
@@ -105,7 +98,7 @@ class EtcdMaintenance {
   uint64_t compactions_ = 0, compaction_failures_ = 0;
   std::optional<SteadyTime> next_compaction_;  // unset until the first status read
   bool polling_ = false, compacting_ = false;
-  std::unique_ptr<boost::asio::steady_timer> timer_;
+  TimerPtr timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

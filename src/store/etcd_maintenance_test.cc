@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
 #include <string>
 #include <vector>
+
+#include "store/etcd_gateway_api.h"
+#include "store/testing/fake_etcd.h"
 
 namespace lm::store {
 namespace {
@@ -56,113 +60,147 @@ TEST(EtcdAlarms, ReadsAlarmNamesFromStatusErrors) {
   EXPECT_TRUE(AlarmsFromStatus(json{{"errors", "alarm:NOSPACE"}}).empty());  // not a list
 }
 
-// A fake etcd: answers status with the current revision and alarms; records compactions.
+// On a fake etcd whose revision grows as the test writes; time is simulated.
 class EtcdMaintenanceTest : public ::testing::Test {
  protected:
   EtcdMaintenance Make(bool compact) {
-    return EtcdMaintenance(
-        clock_,
-        [this](std::string path, json body, EtcdMaintenance::JsonDone done) {
-          if (path == "/v3/maintenance/status") {
-            if (down_) return done(Unavailable("etcd 127.0.0.1:1: connect: refused"));
-            json st = {{"header", {{"revision", std::to_string(revision_)}}},
-                       {"dbSize", "4096"},
-                       {"dbSizeInUse", "2048"}};
-            if (nospace_) st["errors"] = {"memberID:1 alarm:NOSPACE "};
-            return done(st);
-          }
-          ASSERT_EQ(path, "/v3/kv/compaction");
-          compactions_.push_back(std::stoll(body["revision"].get<std::string>()));
-          done(compact_answer_);
-        },
-        {.compact = compact, .compact_interval = seconds(60)});
+    return EtcdMaintenance(time_, *api_, {.compact = compact, .compact_interval = seconds(60)});
   }
   // Polls once a second for `n` seconds while etcd's revision grows by `per_second`.
   void Run(EtcdMaintenance& m, int n, int per_second = 10) {
     for (int i = 0; i < n; ++i) {
       m.Poll();
-      clock_.Advance(seconds(1));
-      revision_ += per_second;
+      io_.poll();
+      io_.restart();
+      time_.Advance(seconds(1));
+      for (int w = 0; w < per_second; ++w) etcd_.Put("/k", "v");
     }
   }
+  void PollOnce(EtcdMaintenance& m) {
+    m.Poll();
+    io_.poll();
+    io_.restart();
+  }
+  bool Has(const EtcdMaintenance& m, const std::string& line) {
+    return m.RenderMetrics().find(line) != std::string::npos;
+  }
 
-  FakeClock clock_;
-  int64_t revision_ = 1000;
-  bool nospace_ = false, down_ = false;
-  StatusOr<json> compact_answer_ = json::object();
-  std::vector<int64_t> compactions_;
+  SimulatedTimeSystem time_;
+  boost::asio::io_context io_;
+  FakeEtcd etcd_{time_, io_.get_executor()};
+  std::unique_ptr<FakeEtcdClient> api_ = etcd_.NewClient();
+  const int64_t start_ = etcd_.revision();
 };
 
 TEST_F(EtcdMaintenanceTest, CompactsOnceAnIntervalToTheRevisionOfAnIntervalAgo) {
   EtcdMaintenance m = Make(true);
   Run(m, 60);
-  EXPECT_TRUE(compactions_.empty());  // nothing is an interval old before the first interval
+  EXPECT_EQ(etcd_.compactions(), 0);  // nothing is an interval old before the first interval
   Run(m, 1);
-  ASSERT_EQ(compactions_, std::vector<int64_t>{1000});  // the revision seen at t=0
+  ASSERT_EQ(etcd_.compactions(), 1);
+  EXPECT_EQ(etcd_.compacted(), start_);  // the revision seen at t=0
   Run(m, 59);
-  EXPECT_EQ(compactions_.size(), 1u);
+  EXPECT_EQ(etcd_.compactions(), 1);
   Run(m, 1);
-  ASSERT_EQ(compactions_.size(), 2u);
-  EXPECT_EQ(compactions_[1], 1000 + 60 * 10);  // seen at t=60, one interval before t=120
-  EXPECT_NE(m.RenderMetrics().find("tokenmgr_etcd_compactions_total{result=\"ok\"} 2\n"),
-            std::string::npos);
-  EXPECT_NE(m.RenderMetrics().find("tokenmgr_etcd_compacted_revision 1600\n"), std::string::npos);
+  ASSERT_EQ(etcd_.compactions(), 2);
+  EXPECT_EQ(etcd_.compacted(), start_ + 60 * 10);  // seen at t=60, one interval before t=120
+  EXPECT_TRUE(Has(m, "tokenmgr_etcd_compactions_total{result=\"ok\"} 2\n"));
+  EXPECT_TRUE(Has(m, "tokenmgr_etcd_compacted_revision " + std::to_string(start_ + 600) + "\n"));
+}
+
+TEST_F(EtcdMaintenanceTest, StartPollsOnTheTimeSystemUntilStopped) {
+  EtcdMaintenance m = Make(false);
+  m.Start(io_);
+  time_.AdvanceAndRun(seconds(10), io_);
+  EXPECT_EQ(etcd_.status_calls(), 11);  // at once, then every second
+  m.Stop();
+  time_.AdvanceAndRun(seconds(10), io_);
+  EXPECT_EQ(etcd_.status_calls(), 11);
+  EXPECT_EQ(time_.armed_timers(), 0u);
+}
+
+TEST_F(EtcdMaintenanceTest, MetricsTextIsUnchanged) {
+  EtcdMaintenance m = Make(true);
+  etcd_.SetAlarm("NOSPACE", true);
+  PollOnce(m);
+  EXPECT_EQ(m.RenderMetrics(),
+            "# HELP tokenmgr_store_alarm 1 while etcd has this alarm raised (nospace: out of "
+            "quota, writes refused)\n"
+            "# TYPE tokenmgr_store_alarm gauge\n"
+            "tokenmgr_store_alarm{alarm=\"nospace\"} 1\n"
+            "tokenmgr_store_alarm{alarm=\"corrupt\"} 0\n"
+            "# HELP tokenmgr_etcd_db_size_bytes etcd's database size on the member tokenmgr talks "
+            "to\n"
+            "# TYPE tokenmgr_etcd_db_size_bytes gauge\n"
+            "tokenmgr_etcd_db_size_bytes 4096\n"
+            "# HELP tokenmgr_etcd_db_size_in_use_bytes the part of it in use (the rest is freed by "
+            "compaction and reused, or returned by defragmentation)\n"
+            "# TYPE tokenmgr_etcd_db_size_in_use_bytes gauge\n"
+            "tokenmgr_etcd_db_size_in_use_bytes 2048\n"
+            "# HELP tokenmgr_etcd_compactions_total etcd compactions made by this replica "
+            "(ETCD_COMPACT=auto)\n"
+            "# TYPE tokenmgr_etcd_compactions_total counter\n"
+            "tokenmgr_etcd_compactions_total{result=\"ok\"} 0\n"
+            "tokenmgr_etcd_compactions_total{result=\"error\"} 0\n"
+            "# HELP tokenmgr_etcd_compacted_revision the revision etcd's history starts at, as far "
+            "as this replica knows\n"
+            "# TYPE tokenmgr_etcd_compacted_revision gauge\n"
+            "tokenmgr_etcd_compacted_revision 0\n");
 }
 
 TEST_F(EtcdMaintenanceTest, OffNeverCompacts) {
   EtcdMaintenance m = Make(false);
   Run(m, 600);
-  EXPECT_TRUE(compactions_.empty());
+  EXPECT_EQ(etcd_.compactions(), 0);
 }
 
 TEST_F(EtcdMaintenanceTest, AnIdleEtcdIsNotCompactedAgain) {
   EtcdMaintenance m = Make(true);
   Run(m, 61, /*per_second=*/0);
-  EXPECT_EQ(compactions_.size(), 1u);
+  EXPECT_EQ(etcd_.compactions(), 1);
   Run(m, 600, 0);  // same revision all along: nothing new to compact
-  EXPECT_EQ(compactions_.size(), 1u);
+  EXPECT_EQ(etcd_.compactions(), 1);
 }
 
 TEST_F(EtcdMaintenanceTest, CompactedBySomeoneElseIsNotAFailure) {
-  compact_answer_ = Unavailable(
-      "etcd 127.0.0.1:2379 answered 400: etcdserver: mvcc: required revision has been compacted");
   EtcdMaintenance m = Make(true);
-  Run(m, 61);
-  ASSERT_EQ(compactions_.size(), 1u);
-  EXPECT_NE(m.RenderMetrics().find("{result=\"error\"} 0\n"), std::string::npos);
-  EXPECT_NE(m.RenderMetrics().find("tokenmgr_etcd_compacted_revision 1000\n"), std::string::npos);
+  Run(m, 60);
+  ASSERT_TRUE(etcd_.Compact(start_ + 100).ok());  // someone else went further
+  Run(m, 1);
+  EXPECT_EQ(etcd_.compactions(), 1);  // ours was refused: "has been compacted"
+  EXPECT_TRUE(Has(m, "{result=\"error\"} 0\n"));
+  EXPECT_TRUE(Has(m, "tokenmgr_etcd_compacted_revision " + std::to_string(start_) + "\n"));
 }
 
 TEST_F(EtcdMaintenanceTest, AFailedCompactionIsRetriedAnIntervalLater) {
-  compact_answer_ = Unavailable("etcd 127.0.0.1:2379: read: timeout");
+  etcd_.FailCompactions(Unavailable("etcd 127.0.0.1:2379: read: timeout"));
   EtcdMaintenance m = Make(true);
   Run(m, 61);
-  EXPECT_EQ(compactions_.size(), 1u);
-  EXPECT_NE(m.RenderMetrics().find("{result=\"error\"} 1\n"), std::string::npos);
+  EXPECT_TRUE(Has(m, "{result=\"error\"} 1\n"));
   Run(m, 59);
-  EXPECT_EQ(compactions_.size(), 1u);  // not every second
-  compact_answer_ = json::object();
+  EXPECT_TRUE(Has(m, "{result=\"error\"} 1\n"));  // not every second
+  etcd_.FailCompactions(Status::Ok());
   Run(m, 1);
-  EXPECT_EQ(compactions_.size(), 2u);
+  EXPECT_EQ(etcd_.compactions(), 1);
 }
 
 TEST_F(EtcdMaintenanceTest, NoSpaceAlarmIsReportedAndClearedByItself) {
   EtcdMaintenance m = Make(true);
-  m.Poll();
+  PollOnce(m);
   EXPECT_FALSE(m.nospace());
   EXPECT_NE(m.RenderMetrics().find("tokenmgr_store_alarm{alarm=\"nospace\"} 0\n"),
             std::string::npos);
-  nospace_ = true;
-  m.Poll();
+  etcd_.SetAlarm("NOSPACE", true);
+  PollOnce(m);
   EXPECT_TRUE(m.nospace());
   EXPECT_NE(m.RenderMetrics().find("tokenmgr_store_alarm{alarm=\"nospace\"} 1\n"),
             std::string::npos);
-  down_ = true;  // etcd unreachable: the last known state stays
-  m.Poll();
+  etcd_.SetUnavailable(true);  // etcd unreachable: the last known state stays
+  PollOnce(m);
   EXPECT_TRUE(m.nospace());
-  down_ = false;
-  nospace_ = false;  // `etcdctl alarm disarm`
-  m.Poll();
+  etcd_.SetUnavailable(false);
+  etcd_.SetAlarm("NOSPACE", false);  // `etcdctl alarm disarm`
+  PollOnce(m);
   EXPECT_FALSE(m.nospace());
 }
 
@@ -170,22 +208,22 @@ TEST_F(EtcdMaintenanceTest, OnNoSpaceRunsOnceWhenTheAlarmIsRaised) {
   EtcdMaintenance m = Make(true);
   int calls = 0;
   m.OnNoSpace([&] { ++calls; });
-  m.Poll();
+  PollOnce(m);
   EXPECT_EQ(calls, 0);
-  nospace_ = true;
-  m.Poll();
-  m.Poll();
+  etcd_.SetAlarm("NOSPACE", true);
+  PollOnce(m);
+  PollOnce(m);
   EXPECT_EQ(calls, 1);
-  nospace_ = false;
-  m.Poll();
-  nospace_ = true;
-  m.Poll();
+  etcd_.SetAlarm("NOSPACE", false);
+  PollOnce(m);
+  etcd_.SetAlarm("NOSPACE", true);
+  PollOnce(m);
   EXPECT_EQ(calls, 2);
 }
 
 TEST_F(EtcdMaintenanceTest, ReportsTheDatabaseSize) {
   EtcdMaintenance m = Make(false);
-  m.Poll();
+  PollOnce(m);
   EXPECT_NE(m.RenderMetrics().find("tokenmgr_etcd_db_size_bytes 4096\n"), std::string::npos);
   EXPECT_NE(m.RenderMetrics().find("tokenmgr_etcd_db_size_in_use_bytes 2048\n"), std::string::npos);
 }

@@ -1,0 +1,489 @@
+// The etcd lock algorithm on FakeEtcd with simulated time: no etcd binary, no real waiting.
+// Several replicas share one FakeEtcd, as tokenmgr replicas share one etcd.
+#include "store/etcd_lock_service.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/time_system.h"
+#include "lock/lock_state.h"
+#include "store/etcd_client.h"
+#include "store/testing/fake_etcd.h"
+
+namespace lm::store {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// The answer of one call, once it came.
+template <typename T>
+struct Answer {
+  bool done = false;
+  T value = Internal("not answered");
+};
+using GrantAnswer = std::shared_ptr<Answer<StatusOr<lock::Grant>>>;
+
+class EtcdLockServiceTest : public ::testing::Test {
+ protected:
+  struct Replica {
+    FakeEtcdClient* client = nullptr;  // owned by `service`
+    std::unique_ptr<EtcdLockService> service;
+    EtcdLockService* operator->() { return service.get(); }
+  };
+
+  void TearDown() override {
+    for (Replica& r : replicas_) r->Shutdown();
+    Run(milliseconds(0));
+    cancels_.clear();
+    replicas_.clear();
+  }
+
+  // A replica on the shared fake etcd, in sync (Ready) when it returns. Owned by the fixture.
+  Replica& Open(const std::string& name = "replica") {
+    auto client = etcd_.NewClient(name);
+    Replica& r = replicas_.emplace_back();
+    r.client = client.get();
+    auto s = EtcdLockService::Create(io_, time_, {}, Options(), std::move(client));
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    r.service = std::move(*s);
+    Run(milliseconds(0));
+    EXPECT_TRUE(r->Ready()) << r->NotReadyReason();
+    return r;
+  }
+  static EtcdStoreOptions Options() {
+    EtcdStoreOptions o;
+    o.prefix = "/t/";
+    o.maintenance.compact = false;
+    return o;
+  }
+  // Moves simulated time forward, running every callback and timer that falls due.
+  void Run(milliseconds d) { time_.AdvanceAndRun(d, io_); }
+
+  GrantAnswer Acquire(Replica& r, const std::string& holder, seconds ttl = seconds(10),
+                      seconds wait = seconds(0)) {
+    auto a = std::make_shared<Answer<StatusOr<lock::Grant>>>();
+    cancels_.push_back(r->Acquire({holder, ttl, wait, {}}, [a](StatusOr<lock::Grant> g) {
+      a->done = true;
+      a->value = std::move(g);
+    }));
+    Run(milliseconds(0));
+    return a;
+  }
+  lock::Grant MustGrant(Replica& r, const std::string& holder, seconds ttl = seconds(10)) {
+    GrantAnswer a = Acquire(r, holder, ttl);
+    EXPECT_TRUE(a->done && a->value.ok()) << a->value.status().ToString();
+    return a->value.ok() ? *a->value : lock::Grant{};
+  }
+  Status Release(Replica& r, const std::string& id) {
+    Status out = Internal("not answered");
+    r->Release(id, [&](Status s) { out = s; });
+    Run(milliseconds(0));
+    return out;
+  }
+  StatusOr<lock::Grant> Renew(Replica& r, const std::string& id, seconds ttl) {
+    StatusOr<lock::Grant> out = Internal("not answered");
+    r->Renew(id, ttl, [&](StatusOr<lock::Grant> g) { out = std::move(g); });
+    Run(milliseconds(0));
+    return out;
+  }
+  lock::View View(Replica& r) {
+    lock::View v;
+    r->GetView([&](StatusOr<lock::View> got) {
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      v = *got;
+    });
+    return v;
+  }
+  std::vector<KeyValue> Grants() { return etcd_.List("/t/lock/", PrefixEnd("/t/lock/")); }
+  std::vector<KeyValue> WaiterKeys() {
+    return etcd_.List(std::string("/t/waiters/") + '\x02', PrefixEnd("/t/waiters/"));
+  }
+  uint64_t Epoch() {
+    auto kv = etcd_.Get("/t/epoch");
+    return kv ? std::stoull(kv->value) : 0;
+  }
+
+  SimulatedTimeSystem time_;
+  boost::asio::io_context io_;
+  FakeEtcd etcd_{time_, io_.get_executor()};
+  std::deque<Replica> replicas_;  // references stay valid as replicas are added
+  std::vector<lock::LockService::CancelFn> cancels_;
+};
+
+// ---- grants -------------------------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AFreeLockIsGrantedWithTheEpochPlusTheGrantKeysCreateRevision) {
+  Replica& a = Open();
+  lock::Grant g = MustGrant(a, "node-1");
+  std::vector<KeyValue> grants = Grants();
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(g.token, Epoch() + static_cast<uint64_t>(grants[0].create_revision));
+  EXPECT_NE(grants[0].lease, 0);
+  EXPECT_TRUE(etcd_.Get("/t/waiters/"));  // the fence for tokenmgr before grant keys
+  lock::View v = View(a);
+  EXPECT_TRUE(v.held);
+  EXPECT_EQ(v.holder, "node-1");
+  EXPECT_EQ(v.token, g.token);
+}
+
+TEST_F(EtcdLockServiceTest, AHeldLockAnswersBusyToARequestThatDoesNotWait) {
+  Replica& a = Open();
+  MustGrant(a, "node-1");
+  GrantAnswer b = Acquire(a, "node-2");
+  ASSERT_TRUE(b->done);
+  EXPECT_EQ(b->value.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(b->value.status().message().find("held by 'node-1'"), std::string::npos);
+  EXPECT_EQ(a->CountersSnapshot().rejected_busy, 1u);
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseHandsTheLockToALocalWaiterInOneTxn) {
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer next = Acquire(a, "node-2", seconds(10), seconds(30));
+  Run(milliseconds(10));  // the waiter key is written (batched)
+  ASSERT_FALSE(next->done);
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  const int txns = etcd_.txns();
+  ASSERT_TRUE(Release(a, first.id).ok());
+  EXPECT_EQ(etcd_.txns() - txns, 1);  // release + grant to the waiter: one raft write
+  ASSERT_TRUE(next->done);
+  ASSERT_TRUE(next->value.ok()) << next->value.status().ToString();
+  EXPECT_GT(next->value->token, first.token);
+  EXPECT_TRUE(WaiterKeys().empty());
+  EXPECT_EQ(Grants().size(), 1u);
+}
+
+TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant held = MustGrant(a, "holder");
+  GrantAnswer first = Acquire(b, "first", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  GrantAnswer second = Acquire(a, "second", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 2u);
+  ASSERT_TRUE(Release(a, held.id).ok());
+  Run(milliseconds(10));
+  // a's own waiter came second: a may not hand it the lock; b's waiter gets it.
+  ASSERT_TRUE(first->done);
+  EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
+  EXPECT_FALSE(second->done);
+  ASSERT_TRUE(Release(b, first->value->id).ok());
+  Run(milliseconds(10));
+  ASSERT_TRUE(second->done);
+  ASSERT_TRUE(second->value.ok()) << second->value.status().ToString();
+  EXPECT_GT(second->value->token, first->value->token);
+}
+
+TEST_F(EtcdLockServiceTest, RenewKeepsTheTokenAndMovesTheLeasesEnd) {
+  Replica& a = Open();
+  lock::Grant g = MustGrant(a, "node-1", seconds(3));
+  Run(seconds(2));
+  StatusOr<lock::Grant> r = Renew(a, g.id, seconds(10));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->token, g.token);
+  Run(seconds(5));  // past the first lease's end (3 s + 1 s slack)
+  EXPECT_EQ(Grants().size(), 1u);
+  EXPECT_TRUE(View(a).held);
+  EXPECT_EQ(a->CountersSnapshot().renewals, 1u);
+}
+
+TEST_F(EtcdLockServiceTest, ReleaseByAnotherIdIsNotFoundAndKeepsTheLock) {
+  Replica& a = Open();
+  MustGrant(a, "node-1");
+  Status s = Release(a, "not-the-id");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(Renew(a, "not-the-id", seconds(10)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseOnAnotherReplicaWorksByReadingEtcd) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1");
+  EXPECT_TRUE(Release(b, g.id).ok());
+  EXPECT_TRUE(Grants().empty());
+  EXPECT_EQ(Release(b, g.id).code(), StatusCode::kNotFound);  // released already
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterThatTimesOutIsBusyAndLeavesTheQueue) {
+  Replica& a = Open();
+  MustGrant(a, "node-1", seconds(30));
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(2));
+  Run(milliseconds(1990));
+  EXPECT_FALSE(w->done);
+  EXPECT_EQ(WaiterKeys().size(), 1u);
+  Run(milliseconds(20));
+  ASSERT_TRUE(w->done);
+  EXPECT_EQ(w->value.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(w->value.status().message().find("timeout reached"), std::string::npos);
+  EXPECT_TRUE(WaiterKeys().empty());
+  EXPECT_EQ(a->CountersSnapshot().wait_timeouts, 1u);
+}
+
+TEST_F(EtcdLockServiceTest, ALockThatIsNotRenewedEndsWithItsLeaseAndTheWaiterGetsIt) {
+  Replica &a = Open("a"), &b = Open("b");
+  MustGrant(a, "node-1", seconds(3));
+  GrantAnswer w = Acquire(b, "node-2", seconds(10), seconds(30));
+  Run(milliseconds(3500));
+  EXPECT_FALSE(w->done);  // the lock lasts between its TTL and TTL + 1 s
+  Run(seconds(1));
+  ASSERT_TRUE(w->done);
+  EXPECT_TRUE(w->value.ok()) << w->value.status().ToString();
+}
+
+TEST_F(EtcdLockServiceTest, ACancelledWaiterLeavesTheQueue) {
+  Replica& a = Open();
+  MustGrant(a, "node-1");
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  cancels_.back()();
+  Run(milliseconds(0));
+  EXPECT_TRUE(WaiterKeys().empty());
+  EXPECT_EQ(a->CountersSnapshot().wait_cancels, 1u);
+}
+
+// ---- leases and sessions ------------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AReplicaCutOffLongerThanItsSessionLeavesNoGrantAndNoWaiterBehind) {
+  Replica &a = Open("a"), &b = Open("b");
+  MustGrant(a, "node-1", seconds(3));
+  GrantAnswer queued = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  a.client->SetUnavailable(true);
+  Run(seconds(2));
+  ASSERT_TRUE(queued->done);  // failed at once, not left waiting
+  EXPECT_EQ(queued->value.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(a->Ready());
+  Run(seconds(4));  // the lock's lease (3 s + 1 s) and a's session (5 s) end in etcd
+  EXPECT_TRUE(Grants().empty());
+  EXPECT_TRUE(WaiterKeys().empty());
+  lock::Grant g = MustGrant(b, "node-3");
+  EXPECT_GT(g.token, 0u);
+  a.client->SetUnavailable(false);
+  Run(seconds(2));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  EXPECT_EQ(View(a).holder, "node-3");
+}
+
+TEST_F(EtcdLockServiceTest, ALostSessionLeaseFailsTheWaitersItHeld) {
+  Replica& a = Open();
+  MustGrant(a, "node-1", seconds(30));
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  std::vector<KeyValue> waiting = WaiterKeys();
+  ASSERT_EQ(waiting.size(), 1u);
+  etcd_.RevokeLease(waiting[0].lease);  // e.g. expired while the replica was paused
+  Run(seconds(2));                      // the next keepalive finds it gone
+  ASSERT_TRUE(w->done);
+  EXPECT_EQ(w->value.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(w->value.status().message().find("lost the etcd session"), std::string::npos);
+}
+
+TEST_F(EtcdLockServiceTest, AGrantWhoseOutcomeIsUnknownIsUndone) {
+  Replica& a = Open();
+  etcd_.FailAfterApply(2);  // the lease grant and the grant txn apply, the answers are lost
+  GrantAnswer g = Acquire(a, "node-1");
+  ASSERT_TRUE(g->done);
+  EXPECT_EQ(g->value.status().code(), StatusCode::kUnavailable);
+  Run(seconds(2));
+  EXPECT_TRUE(Grants().empty());  // its lease was revoked, or ran out
+}
+
+TEST_F(EtcdLockServiceTest, ASpareLeaseRevokedFromOutsideIsReplacedOnce) {
+  Replica& a = Open();
+  lock::Grant g = MustGrant(a, "node-1");
+  const int64_t lease = Grants()[0].lease;
+  ASSERT_TRUE(Release(a, g.id).ok());
+  etcd_.RevokeLease(lease);  // the freed lease is kept as a spare; someone revokes it
+  lock::Grant again = MustGrant(a, "node-2");
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_NE(Grants()[0].lease, lease);
+  EXPECT_GT(again.token, g.token);
+}
+
+// ---- the watch mirror ---------------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AWatchWhoseStartWasCompactedReadsTheStoreAgain) {
+  Replica &a = Open("a"), &b = Open("b");
+  etcd_.SilenceWatches(true);
+  lock::Grant g = MustGrant(b, "node-1");
+  ASSERT_TRUE(etcd_.Compact(etcd_.revision()).ok());
+  etcd_.SilenceWatches(false);  // a's watch lags behind the compaction: canceled
+  Run(milliseconds(600));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  lock::View v = View(a);
+  EXPECT_TRUE(v.held);
+  EXPECT_EQ(v.token, g.token);
+}
+
+TEST_F(EtcdLockServiceTest, AClosedWatchIsOpenedAgainAndCatchesUp) {
+  Replica &a = Open("a"), &b = Open("b");
+  a.client->SetUnavailable(true);
+  Run(milliseconds(1100));  // a's probe fails
+  EXPECT_FALSE(a->Ready());
+  lock::Grant g = MustGrant(b, "node-1");
+  a.client->SetUnavailable(false);
+  Run(milliseconds(1600));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  EXPECT_EQ(View(a).token, g.token);
+  EXPECT_EQ(etcd_.open_watches(), 2);
+}
+
+// ---- foreign data -------------------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AForeignRecordInTheLockRangeBlocksGrantsUntilDeleted) {
+  Replica& a = Open();
+  etcd_.Put("/t/lock/by-hand", "not json");
+  Run(milliseconds(0));
+  GrantAnswer g = Acquire(a, "node-1");
+  ASSERT_TRUE(g->done);
+  EXPECT_EQ(g->value.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(g->value.status().message().find("foreign record"), std::string::npos);
+  EXPECT_NE(a->StoreWarning().find("/t/lock/by-hand"), std::string::npos);
+  EXPECT_EQ(a->CountersSnapshot().foreign_records, 1u);
+  EXPECT_EQ(Release(a, "").code(), StatusCode::kNotFound);  // never released through tokenmgr
+  etcd_.Delete("/t/lock/by-hand");
+  Run(milliseconds(0));
+  EXPECT_EQ(a->StoreWarning(), "");
+  MustGrant(a, "node-1");
+}
+
+TEST_F(EtcdLockServiceTest, AForeignWaiterKeyHoldsUpTheWaitersQueuedAfterIt) {
+  Replica& a = Open();
+  lock::Grant held = MustGrant(a, "node-1");
+  etcd_.Put(std::string("/t/waiters/") + '\x02' + "by-hand", "junk");
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_TRUE(Release(a, held.id).ok());
+  Run(seconds(2));
+  EXPECT_FALSE(w->done);  // the foreign key is older: it is first in etcd's order
+  EXPECT_EQ(a->CountersSnapshot().foreign_records, 1u);
+  etcd_.Delete(std::string("/t/waiters/") + '\x02' + "by-hand");
+  Run(milliseconds(0));
+  ASSERT_TRUE(w->done);
+  EXPECT_TRUE(w->value.ok()) << w->value.status().ToString();
+}
+
+TEST_F(EtcdLockServiceTest, AForeignKeyOutsideTheRangesIsCountedAndIgnored) {
+  Replica& a = Open();
+  etcd_.Put("/t/something-else", "x");
+  Run(milliseconds(0));
+  EXPECT_EQ(a->CountersSnapshot().foreign_records, 1u);
+  MustGrant(a, "node-1");
+}
+
+// ---- the token epoch ----------------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AStoreWithoutEpochGetsOneFromTheClockAndTheUpgradeFence) {
+  const uint64_t floor = lock::ClockTokenFloor(time_.WallNow());
+  Replica& a = Open();
+  EXPECT_EQ(Epoch(), floor);
+  EXPECT_TRUE(etcd_.Get(std::string("/t/waiters/") + '\x01' + "epoch"));
+  Replica& b = Open("b");  // finds it: the same epoch
+  EXPECT_EQ(Epoch(), floor);
+}
+
+TEST_F(EtcdLockServiceTest, ADeletedEpochIsReplacedAndTokensStillGrow) {
+  Replica& a = Open();
+  lock::Grant before = MustGrant(a, "node-1");
+  ASSERT_TRUE(Release(a, before.id).ok());
+  time_.StepWall(seconds(1));
+  etcd_.Delete("/t/epoch");  // etcd wiped by hand
+  Run(milliseconds(600));
+  ASSERT_TRUE(a->Ready()) << a->NotReadyReason();
+  EXPECT_GT(MustGrant(a, "node-1").token, before.token);
+}
+
+TEST_F(EtcdLockServiceTest, AnOverwrittenEpochIsReplacedAndNoGrantUsesTheOldOne) {
+  Replica& a = Open();
+  lock::Grant before = MustGrant(a, "node-1");
+  ASSERT_TRUE(Release(a, before.id).ok());
+  time_.StepWall(seconds(1));
+  etcd_.Put("/t/epoch", "garbage");  // the mirror has not seen it yet
+  GrantAnswer during = Acquire(a, "node-2");
+  ASSERT_TRUE(during->done);
+  EXPECT_FALSE(during->value.ok());  // the grant txn compares the epoch: refused
+  EXPECT_TRUE(Grants().empty());
+  Run(milliseconds(600));
+  ASSERT_TRUE(a->Ready()) << a->NotReadyReason();
+  EXPECT_NE(etcd_.Get("/t/epoch")->value, "garbage");
+  EXPECT_GT(MustGrant(a, "node-3").token, before.token);
+}
+
+TEST_F(EtcdLockServiceTest, TokensNeverGoBackwardsAcrossReplicasAndHandoffs) {
+  Replica &a = Open("a"), &b = Open("b");
+  uint64_t last = 0;
+  for (int i = 0; i < 6; ++i) {
+    Replica& r = i % 2 ? a : b;
+    lock::Grant g = MustGrant(r, "node-" + std::to_string(i));
+    GrantAnswer w = Acquire(i % 2 ? b : a, "waiter", seconds(10), seconds(30));
+    Run(milliseconds(10));
+    EXPECT_GT(g.token, last);
+    ASSERT_TRUE(Release(r, g.id).ok());
+    Run(milliseconds(10));
+    ASSERT_TRUE(w->done && w->value.ok()) << w->value.status().ToString();
+    EXPECT_GT(w->value->token, g.token);
+    last = w->value->token;
+    ASSERT_TRUE(Release(i % 2 ? b : a, w->value->id).ok());
+  }
+}
+
+// ---- failures and shutdown ----------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, ShutdownFailsWaitersAndRefusesNewRequests) {
+  Replica& a = Open();
+  MustGrant(a, "node-1");
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a->Shutdown();
+  Run(milliseconds(0));
+  ASSERT_TRUE(w->done);
+  EXPECT_EQ(w->value.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(w->value.status().message().find("shutting down"), std::string::npos);
+  EXPECT_EQ(Acquire(a, "node-3")->value.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(WaiterKeys().empty());  // the session lease was revoked with its keys
+  EXPECT_FALSE(a->Ready());
+}
+
+TEST_F(EtcdLockServiceTest, TheNoSpaceAlarmFailsWaitersAndRefusesWritesUntilCleared) {
+  Replica& a = Open();
+  MustGrant(a, "node-1", seconds(30));
+  GrantAnswer w = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  etcd_.SetAlarm("NOSPACE", true);
+  Run(seconds(1));  // the maintenance poll sees it
+  ASSERT_TRUE(w->done);
+  EXPECT_EQ(w->value.status().message(), EtcdMaintenance::kNoSpaceMessage);
+  EXPECT_FALSE(a->Ready());
+  EXPECT_EQ(a->NotReadyReason(), EtcdMaintenance::kNoSpaceMessage);
+  EXPECT_EQ(Acquire(a, "node-3")->value.status().message(), EtcdMaintenance::kNoSpaceMessage);
+  EXPECT_NE(a->StoreMetrics().find("tokenmgr_store_alarm{alarm=\"nospace\"} 1\n"),
+            std::string::npos);
+  etcd_.SetAlarm("NOSPACE", false);
+  Run(seconds(1));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+}
+
+TEST_F(EtcdLockServiceTest, AMemberWithoutLeaderMakesTheStoreNotReadyUntilItHasOne) {
+  Replica& a = Open();
+  etcd_.SetNoLeader(true);
+  Run(milliseconds(1100));
+  EXPECT_FALSE(a->Ready());
+  EXPECT_NE(a->NotReadyReason().find("no leader"), std::string::npos);
+  EXPECT_EQ(Acquire(a, "node-1")->value.status().code(), StatusCode::kUnavailable);
+  etcd_.SetNoLeader(false);
+  Run(milliseconds(1600));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  MustGrant(a, "node-1");
+}
+
+}  // namespace
+}  // namespace lm::store
