@@ -46,6 +46,11 @@ std::string FormatMetricValue(double v) {
   // The shortest text that reads back as the same double: 0.1 prints as "0.1", never
   // "0.10000000000000001", so a query for le="0.1" finds the bucket.
   char buf[64];
+  // Whole numbers a double holds exactly print in full digits ("100000", not "1e+05").
+  if (v == std::trunc(v) && std::fabs(v) < 9007199254740992.0) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
+    if (ec == std::errc()) return std::string(buf, end);
+  }
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   if (ec != std::errc()) return "NaN";  // cannot happen: 64 bytes hold any double
   return std::string(buf, end);

@@ -17,6 +17,9 @@ TEST(FormatMetricValue, PrintsTheShortestTextThatReadsBackTheSame) {
   EXPECT_EQ(FormatMetricValue(0.001732949), "0.001732949");
   EXPECT_EQ(FormatMetricValue(300), "300");
   EXPECT_EQ(FormatMetricValue(0), "0");
+  EXPECT_EQ(FormatMetricValue(100000), "100000");  // not 1e+05
+  EXPECT_EQ(FormatMetricValue(1796083200123456.0), "1796083200123456");
+  EXPECT_EQ(FormatMetricValue(-2), "-2");
   for (double v : {0.1, 1.0 / 3, 123456.789, 1e-9, 1e300, 1796000000.123}) {
     EXPECT_EQ(std::strtod(FormatMetricValue(v).c_str(), nullptr), v) << v;
   }

@@ -125,36 +125,27 @@ void EtcdMaintenance::Compact(int64_t revision) {
         });
 }
 
-namespace {
-
-// MetricsText::Sample prints a double in its shortest form ("2e+06"); these series are integers
-// and keep printing as such.
-void IntSample(MetricsText& m, std::string_view series, int64_t v) {
-  m.Append(std::string(series) + " " + std::to_string(v) + "\n");
-}
-
-}  // namespace
 
 std::string EtcdMaintenance::RenderMetrics() const {
   MetricsText m;
   m.Family("tokenmgr_store_alarm", "gauge",
            "1 while etcd has this alarm raised (nospace: out of quota, writes refused)");
-  IntSample(m, "tokenmgr_store_alarm{alarm=\"nospace\"}", nospace() ? 1 : 0);
-  IntSample(m, "tokenmgr_store_alarm{alarm=\"corrupt\"}", alarms_.contains("CORRUPT") ? 1 : 0);
+  m.Sample("tokenmgr_store_alarm", {{"alarm", "nospace"}}, nospace() ? 1 : 0);
+  m.Sample("tokenmgr_store_alarm", {{"alarm", "corrupt"}}, alarms_.contains("CORRUPT") ? 1 : 0);
   m.Family("tokenmgr_etcd_db_size_bytes", "gauge",
            "etcd's database size on the member tokenmgr talks to");
-  IntSample(m, "tokenmgr_etcd_db_size_bytes", db_size_);
+  m.Sample("tokenmgr_etcd_db_size_bytes", {}, static_cast<double>(db_size_));
   m.Family("tokenmgr_etcd_db_size_in_use_bytes", "gauge",
            "the part of it in use (the rest is freed by compaction and reused, or returned by "
            "defragmentation)");
-  IntSample(m, "tokenmgr_etcd_db_size_in_use_bytes", db_size_in_use_);
+  m.Sample("tokenmgr_etcd_db_size_in_use_bytes", {}, static_cast<double>(db_size_in_use_));
   m.Family("tokenmgr_etcd_compactions_total", "counter",
            "etcd compactions made by this replica (ETCD_COMPACT=auto)");
-  IntSample(m, "tokenmgr_etcd_compactions_total{result=\"ok\"}", compactions_);
-  IntSample(m, "tokenmgr_etcd_compactions_total{result=\"error\"}", compaction_failures_);
+  m.CountSample("tokenmgr_etcd_compactions_total", {{"result", "ok"}}, compactions_);
+  m.CountSample("tokenmgr_etcd_compactions_total", {{"result", "error"}}, compaction_failures_);
   m.Family("tokenmgr_etcd_compacted_revision", "gauge",
            "the revision etcd's history starts at, as far as this replica knows");
-  IntSample(m, "tokenmgr_etcd_compacted_revision", schedule_.compacted());
+  m.Sample("tokenmgr_etcd_compacted_revision", {}, static_cast<double>(schedule_.compacted()));
   return m.Take();
 }
 
