@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -18,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/real_time.h"
 #include "common/strings.h"
 
 namespace lm {
@@ -125,25 +125,18 @@ class Flusher {
  public:
   Flusher() : thread_([this] { Run(); }) {}
   ~Flusher() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
+    sleeper_.Stop();
     thread_.join();
   }
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_; })) {
+    while (sleeper_.SleepFor(std::chrono::milliseconds(100))) {
       if (auto logger = spdlog::default_logger()) logger->flush();
     }
   }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;  // last: starts after the fields it uses exist
+  RealSleeper sleeper_;  // the real wait lives in the time seam (common/real_time.h)
+  std::thread thread_;   // last: starts after the fields it uses exist
 };
 
 // Created after spdlog's registry (InitLogging uses it first), so destroyed before it at exit.
