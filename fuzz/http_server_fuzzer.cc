@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-#include "common/clock.h"
+#include "common/real_time.h"
 #include "common/log.h"
 #include "http/server.h"
 #include "http/token_service.h"
@@ -49,7 +49,7 @@ World& TheWorld() {
     lo.max_ttl = lock::Seconds(2);
     lo.max_wait = lock::Seconds(1);
     lo.max_waiters = 4;
-    auto lock = store::EmbeddedLockService::Open(w->io, RealClock::Get(), lo, "");
+    auto lock = store::EmbeddedLockService::Open(w->io, RealTimeSystem::Get(), lo, "");
     if (!lock.ok()) std::abort();
     w->lock = std::move(*lock);
     w->api = std::make_unique<http::TokenService>(
@@ -61,7 +61,7 @@ World& TheWorld() {
     so.read_timeout = std::chrono::milliseconds(300);
     so.idle_timeout = std::chrono::milliseconds(300);
     so.write_timeout = std::chrono::milliseconds(300);
-    w->server = std::make_unique<http::HttpServer>(w->io, so, *w->api);
+    w->server = std::make_unique<http::HttpServer>(w->io, RealTimeSystem::Get(), so, *w->api);
     w->api->SetServerStats(&w->server->stats());
     auto port = w->server->Listen("127.0.0.1", 0);
     if (!port.ok()) std::abort();

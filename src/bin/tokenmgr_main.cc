@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   http::TokenService api(**lock, {.auth_token = config->auth_token});
-  http::HttpServer server(io, config->server, api);
+  http::HttpServer server(io, RealTimeSystem::Get(), config->server, api);
   api.SetServerStats(&server.stats());
   if (etcd_store) api.AddMetrics([etcd_store] { return etcd_store->StoreMetrics(); });
   auto ui = http::WebUi::Install(io, api, {.pool_dir = config->pool_dir});

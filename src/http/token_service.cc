@@ -363,9 +363,8 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
     ar.holder = req.remote_address.empty() ? "unknown" : req.remote_address;
   }
   std::string holder = ar.holder;
-  // Asked only while the waiter is queued, and the waiter's `done` below holds `r`: a plain
-  // pointer is enough, and std::function keeps it inline (no heap block per lock request).
-  ar.alive = [responder = r.get()] { return responder->ClientConnected(); };
+  // A waiter whose client hangs up leaves the queue through OnCancel below (the connection
+  // notices the hang-up while the request is pending).
   auto cancel = lock_.Acquire(std::move(ar), [r, holder](StatusOr<lock::Grant> g) {
     if (!g.ok()) {
       return r->Send(ErrorResponse(HttpStatusFor(g.status().code()), g.status().message()));
