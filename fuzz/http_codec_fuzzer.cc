@@ -9,9 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "http/codec.h"
-
 #include "fuzz_check.h"
+#include "http/codec.h"
 
 namespace {
 
@@ -19,8 +18,8 @@ using lm::http::CodecLimits;
 using lm::http::Decoded;
 using lm::http::RequestDecoder;
 
-constexpr CodecLimits kLimits{.max_header_bytes = 512, .max_header_count = 8,
-                              .max_body_bytes = 256};
+constexpr CodecLimits kLimits{
+    .max_header_bytes = 512, .max_header_count = 8, .max_body_bytes = 256};
 
 std::string Describe(const lm::http::Request& r) {
   Check(!r.path.empty() && r.path[0] == '/', "request path does not start with '/'");

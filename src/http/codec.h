@@ -34,9 +34,9 @@ struct Decoded {
     kError,     // the bytes are not a request within the limits: answer `status`, then close
   };
   Result result = kNeedMore;
-  size_t used = 0;              // bytes taken from the front of the input
-  int status = 0;               // kError: 400, 413 or 431
-  std::string_view error;       // kError: what was wrong, for the response body
+  size_t used = 0;         // bytes taken from the front of the input
+  int status = 0;          // kError: 400, 413 or 431
+  std::string_view error;  // kError: what was wrong, for the response body
 };
 
 class RequestDecoder {
@@ -67,8 +67,8 @@ class RequestDecoder {
   void Trim();
 
  private:
-  using Parser = boost::beast::http::request_parser<boost::beast::http::string_body,
-                                                    PoolAllocator<char>>;
+  using Parser =
+      boost::beast::http::request_parser<boost::beast::http::string_body, PoolAllocator<char>>;
   void Start();
   Decoded Complete(size_t used);
   Decoded Error(size_t used, int status, std::string_view message);

@@ -8,7 +8,9 @@
 namespace lm::http {
 namespace {
 
-CodecLimits Limits() { return {.max_header_bytes = 256, .max_header_count = 4, .max_body_bytes = 16}; }
+CodecLimits Limits() {
+  return {.max_header_bytes = 256, .max_header_count = 4, .max_body_bytes = 16};
+}
 
 // Feeds `in` the way a connection does: what is not used stays for the next call.
 struct Feeder {
@@ -24,7 +26,8 @@ struct Feeder {
 
 TEST(RequestDecoder, DecodesARequestAndItsParts) {
   Feeder f;
-  Decoded d = f.Feed("POST /a/%62?x=1 HTTP/1.1\r\nHost: t\r\nX-Up: V\r\nContent-Length: 3\r\n\r\nabc");
+  Decoded d =
+      f.Feed("POST /a/%62?x=1 HTTP/1.1\r\nHost: t\r\nX-Up: V\r\nContent-Length: 3\r\n\r\nabc");
   ASSERT_EQ(d.result, Decoded::kRequest);
   const Request& r = f.decoder.request();
   EXPECT_EQ(r.method, "POST");
@@ -54,7 +57,8 @@ TEST(RequestDecoder, ARequestSplitAnywhereIsDecodedOnce) {
 
 TEST(RequestDecoder, PipelinedRequestsAreDecodedOneAtATime) {
   Feeder f;
-  Decoded d = f.Feed("GET /1 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /2 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  Decoded d =
+      f.Feed("GET /1 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /2 HTTP/1.1\r\nConnection: close\r\n\r\n");
   ASSERT_EQ(d.result, Decoded::kRequest);
   EXPECT_EQ(f.decoder.request().path, "/1");
   EXPECT_FALSE(f.pending.empty());
@@ -140,8 +144,7 @@ TEST(SerializeResponse, WritesStatusHeadersAndLength) {
 
 TEST(SerializeResponse, WithoutBodyKeepsTheLengthAndSaysCloseWhenNotKept) {
   std::string out;
-  SerializeResponse(JsonResponse(200, "abc"), "tm", /*keep_alive=*/false, /*with_body=*/false,
-                    out);
+  SerializeResponse(JsonResponse(200, "abc"), "tm", /*keep_alive=*/false, /*with_body=*/false, out);
   EXPECT_EQ(out,
             "HTTP/1.1 200 OK\r\nServer: tm\r\nContent-Type: application/json; charset=utf-8"
             "\r\nConnection: close\r\nContent-Length: 3\r\n\r\n");

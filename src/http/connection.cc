@@ -1,7 +1,7 @@
 #include "http/connection.h"
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cstring>
 #include <utility>
 
@@ -73,9 +73,7 @@ void Connection::CheckDeadlines(SteadyTime now) {
 // The time for deadlines. Inside ReadAndParse it is the reading taken when the last bytes came
 // (one reading serves a request's read deadline, its response's write deadline and the idle
 // deadline after it); elsewhere (a long poll answered later) it is read now.
-SteadyTime Connection::Now() const {
-  return read_time_ ? *read_time_ : manager_->time().Now();
-}
+SteadyTime Connection::Now() const { return read_time_ ? *read_time_ : manager_->time().Now(); }
 
 // Enters kIdle and arms the idle deadline. Returns true when the caller should read now; false
 // when something else was arranged (closed, or a readiness wait queued).
@@ -177,20 +175,21 @@ void Connection::Received(size_t n) {
 void Connection::WaitReadable() {
   if (!trimmed_ && buffer_.capacity() > 0) {
     read_queued_ = true;
-    socket_.async_read_some(
-        buffer_.prepare(kFirstReadBytes), [self = shared_from_this()](error_code ec, size_t n) {
-          self->read_queued_ = false;
-          if (!self->socket_.is_open()) return;
-          if (ec == net::error::operation_aborted) {
-            // Cancelled by CheckDeadlines to give the memory of an idle connection back.
-            self->Trim();
-            return self->WaitReadable();
-          }
-          if (!ec) self->Received(n);
-          // An error (end of stream, reset) is met again by ReadAndParse's own read, which
-          // knows whether a request was under way.
-          self->ReadAndParse();
-        });
+    socket_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->read_queued_ = false;
+                              if (!self->socket_.is_open()) return;
+                              if (ec == net::error::operation_aborted) {
+                                // Cancelled by CheckDeadlines to give the memory of an idle
+                                // connection back.
+                                self->Trim();
+                                return self->WaitReadable();
+                              }
+                              if (!ec) self->Received(n);
+                              // An error (end of stream, reset) is met again by ReadAndParse's own
+                              // read, which knows whether a request was under way.
+                              self->ReadAndParse();
+                            });
     return;
   }
   socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
@@ -231,21 +230,20 @@ bool Connection::DispatchRequest() {
 // is still noticed.
 void Connection::WatchDisconnect() {
   watching_ = true;
-  socket_.async_wait(
-      tcp::socket::wait_read,
-      [self = shared_from_this(), pending = responder_.get()](error_code ec) {
-        self->watching_ = false;
-        if (!self->responder_ || self->responder_.get() != pending || pending->done()) return;
-        Peer peer = ec ? Peer::kGone : self->StashPipelined();
-        if (peer == Peer::kAlive) return self->WatchDisconnect();
-        if (peer == Peer::kGone) {
-          auto r = std::move(self->responder_);
-          r->Cancel();
-          self->Close();
-        }
-        // kTooMuch: the client pipelined more than one request may hold; stop watching and
-        // read it after this response (the codec's limits then apply).
-      });
+  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(),
+                                              pending = responder_.get()](error_code ec) {
+    self->watching_ = false;
+    if (!self->responder_ || self->responder_.get() != pending || pending->done()) return;
+    Peer peer = ec ? Peer::kGone : self->StashPipelined();
+    if (peer == Peer::kAlive) return self->WatchDisconnect();
+    if (peer == Peer::kGone) {
+      auto r = std::move(self->responder_);
+      r->Cancel();
+      self->Close();
+    }
+    // kTooMuch: the client pipelined more than one request may hold; stop watching and
+    // read it after this response (the codec's limits then apply).
+  });
 }
 
 // Reads what the client sent behind the pending request into buffer_, without blocking.

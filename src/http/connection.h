@@ -93,7 +93,7 @@ class Connection final : public ResponseSink, public std::enable_shared_from_thi
   ReadPacer pacer_;
   State state_ = State::kIdle;
   Dispatch dispatch_ = Dispatch::kNone;
-  boost::beast::flat_buffer buffer_;  // read, not yet decoded
+  boost::beast::flat_buffer buffer_;      // read, not yet decoded
   std::shared_ptr<Responder> responder_;  // the request being answered
   bool keep_alive_ = false;               // of the request being answered
   std::string out_;                       // the response being sent

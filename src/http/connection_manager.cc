@@ -1,9 +1,9 @@
 #include "http/connection_manager.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "http/connection.h"
 

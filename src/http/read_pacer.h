@@ -6,8 +6,8 @@
 //
 // A client that waits for each answer is often already done sending its next request when the
 // server gets here, so a read at once takes it with one system call where a readiness wait costs
-// more (docs/benchmarks.md, "HTTP server"). A read that finds nothing is one wasted call, so after
-// a miss the next responses wait first: 1 after one miss, then 3, 7 and at most 15 while the
+// more (docs/architecture.md, "After a response"). A read that finds nothing is one wasted call, so
+// after a miss the next responses wait first: 1 after one miss, then 3, 7 and at most 15 while the
 // misses go on; a hit starts over. A client that never has its next request ready costs one
 // wasted read per 16 requests.
 #pragma once

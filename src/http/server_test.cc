@@ -300,8 +300,10 @@ TEST_F(ServerTest, BodyAtTheLimitIsAccepted) {
   ServerOptions o;
   o.max_body_bytes = 100;
   StartServer(o);
-  std::string in = RawExchange("POST /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                               "Content-Length: 100\r\n\r\n" + std::string(100, 'b'));
+  std::string in = RawExchange(
+      "POST /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+      "Content-Length: 100\r\n\r\n" +
+      std::string(100, 'b'));
   EXPECT_TRUE(StartsWith(in, "HTTP/1.1 200")) << in;
 }
 
@@ -411,7 +413,8 @@ TEST_F(ServerTest, PendingLongPollHasNoDeadline) {
   EXPECT_FALSE(ClosedByServer(s));
   EXPECT_EQ(server_->stats().timeouts, 0u);
   parking.parked[0]->Send(JsonResponse(200, "\"late\""));
-  Received r = ReadUntil(s, [](const Received& got) { return got.bytes.find("late") != std::string::npos; });
+  Received r =
+      ReadUntil(s, [](const Received& got) { return got.bytes.find("late") != std::string::npos; });
   EXPECT_FALSE(r.closed);
 }
 
