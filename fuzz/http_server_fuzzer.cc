@@ -67,7 +67,7 @@ World& TheWorld() {
     so.read_timeout = std::chrono::milliseconds(300);
     so.idle_timeout = std::chrono::milliseconds(300);
     so.write_timeout = std::chrono::milliseconds(300);
-    w->server = std::make_unique<http::HttpServer>(w->io, so, w->router);
+    w->server = std::make_unique<http::HttpServer>(w->io, RealTimeSystem::Get(), so, w->router);
     w->api->SetServerStats(&w->server->stats());
     auto port = w->server->Listen("127.0.0.1", 0);
     if (!port.ok()) std::abort();

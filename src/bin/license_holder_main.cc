@@ -65,7 +65,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
   options.server_name = "license-holder";
   options.max_connections = 64;
   options.listen_setting = "HEALTH_PORT/--health-port, HEALTH_BIND/--health-bind";
-  http::HttpServer server(io, options, router);
+  http::HttpServer server(io, RealTimeSystem::Get(), options, router);
   auto port = server.Listen(config.health_bind, config.health_port);
   if (!port.ok()) {
     spdlog::critical("cannot start: {}", port.status().ToString());

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   tokenmgr::LockApi lock_api(**lock, time, {.auth_token = config->auth_token});
   http::Router router;
   tokenmgr::TokenService api(router, lock_api, **lock);
-  http::HttpServer server(io, config->server, router);
+  http::HttpServer server(io, time, config->server, router);
   api.SetServerStats(&server.stats());
   if (etcd_store) api.AddMetrics([etcd_store] { return etcd_store->StoreMetrics(); });
   license::PosixFilesystem fs;

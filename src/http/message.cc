@@ -94,13 +94,6 @@ void Responder::Send(Response response) {
   if (sink) sink(std::move(response));
 }
 
-bool Responder::ClientConnected() const {
-  if (probe_) return probe_();
-  if (!has_sink_object_) return true;
-  auto sink = weak_sink_.lock();
-  return sink && sink->Connected();
-}
-
 void Responder::Cancel() {
   if (done_) return;
   done_ = true;

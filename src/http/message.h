@@ -1,4 +1,5 @@
-// Request, Response and Responder: the plain types handlers see. Beast stays inside server.cc.
+// Request, Response and Responder: the plain types handlers see (Beast stays in the codec and
+// the connection).
 // Not thread-safe: all used on the server's event-loop thread.
 //
 //   void Handle(const Request& req, std::shared_ptr<Responder> r) override {
@@ -57,36 +58,30 @@ class ResponseObserver {
   virtual void OnResponse(int tag, int status) = 0;
 };
 
-// Where a Responder delivers its response: the server's connection. Held strongly until the
-// response is sent or the client went away, weakly after that.
+// Where a Responder delivers its response: the server's connection. Held until the response is
+// sent or the client went away. A client that goes away is told by the connection calling
+// Responder::Cancel (the one way a handler learns of it: see OnCancel).
 class ResponseSink {
  public:
   virtual ~ResponseSink() = default;
   virtual void Deliver(Response response) = 0;
-  // Whether the client is still connected, as far as can be told without blocking.
-  virtual bool Connected() const = 0;
 };
 
 class Responder {
  public:
   explicit Responder(std::function<void(Response)> sink) : sink_(std::move(sink)) {}
   // The server's form: no std::function to allocate per request.
-  explicit Responder(std::shared_ptr<ResponseSink> sink)
-      : sink_object_(sink), weak_sink_(std::move(sink)) {}
+  explicit Responder(std::shared_ptr<ResponseSink> sink) : sink_object_(std::move(sink)) {}
   // Sends the response. Only the first call counts; later calls and calls after the client
   // went away are ignored.
   void Send(Response response);
-  // Runs if the client disconnects before Send. Replaces any earlier callback.
+  // Runs if the client disconnects before Send (the connection noticed its end of stream or
+  // reset while the response was pending). Replaces any earlier callback.
   void OnCancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
   bool done() const { return done_; }
 
   // For the server: the client went away.
   void Cancel();
-
-  // Whether the client is still connected, as far as can be told without blocking: the probe,
-  // else the sink's answer (false once the sink is gone), else true.
-  bool ClientConnected() const;
-  void SetConnectionProbe(std::function<bool()> probe) { probe_ = std::move(probe); }
 
   // `observer` (which must outlive this Responder) hears the status when Send runs, with `tag`.
   void Observe(ResponseObserver* observer, int tag) {
@@ -97,10 +92,7 @@ class Responder {
  private:
   std::function<void(Response)> sink_;
   std::shared_ptr<ResponseSink> sink_object_;  // dropped on Send or Cancel
-  std::weak_ptr<ResponseSink> weak_sink_;      // for ClientConnected after that
-  bool has_sink_object_ = sink_object_ != nullptr;
   std::function<void()> on_cancel_;
-  std::function<bool()> probe_;
   ResponseObserver* observer_ = nullptr;
   int tag_ = 0;
   bool done_ = false;

@@ -11,9 +11,7 @@ namespace {
 class RecordingSink final : public ResponseSink {
  public:
   void Deliver(Response r) override { delivered.push_back(std::move(r)); }
-  bool Connected() const override { return connected; }
   std::vector<Response> delivered;
-  bool connected = true;
 };
 
 class RecordingObserver final : public ResponseObserver {
@@ -43,26 +41,6 @@ TEST(Responder, DropsItsStrongHoldOnTheSinkOnceDone) {
   cancelled.Cancel();
   EXPECT_EQ(other.use_count(), 1);
   EXPECT_TRUE(other->delivered.empty());
-}
-
-TEST(Responder, AsksTheSinkWhetherTheClientIsConnectedAndSaysNoOnceItIsGone) {
-  auto sink = std::make_shared<RecordingSink>();
-  Responder r(sink);
-  EXPECT_TRUE(r.ClientConnected());
-  sink->connected = false;
-  EXPECT_FALSE(r.ClientConnected());
-  sink->connected = true;
-  r.Send(JsonResponse(200, "{}"));
-  EXPECT_TRUE(r.ClientConnected());  // still asked, weakly held
-  sink.reset();
-  EXPECT_FALSE(r.ClientConnected());
-}
-
-TEST(Responder, WithAFunctionSinkAndNoProbeTheClientCountsAsConnected) {
-  Responder r([](Response) {});
-  EXPECT_TRUE(r.ClientConnected());
-  r.SetConnectionProbe([] { return false; });
-  EXPECT_FALSE(r.ClientConnected());
 }
 
 TEST(Responder, TellsItsObserverTheStatusOnceWithItsTag) {

@@ -1,13 +1,19 @@
 // HttpServer: an asynchronous HTTP/1.1 server (Boost.Beast) on one io_context thread, with
 // bounds on everything a client controls. Not thread-safe: create, run and stop it on the
-// io_context's thread.
+// io_context's thread. It reads time and arms its timers (deadlines, accept retry, stop grace)
+// through the TimeSystem it is given only.
 //
-//   HttpServer server(io, options, handler);
+//   HttpServer server(io, RealTimeSystem::Get(), options, handler);
 //   StatusOr<uint16_t> port = server.Listen("127.0.0.1", 0);  // 0 = pick a free port
 //   io.run();  // until Stop() and the last connection closed
 //
 // Bounds: header bytes, header count, body bytes, open connections, time to read a request,
-// keep-alive idle time. A client past a bound gets a clear 4xx/503 or a closed connection, never a stuck server.
+// keep-alive idle time, time to write a response. A client past a bound gets a clear 4xx/503 or
+// a closed connection, never a stuck server.
+//
+// Inside (envoy's split): http/codec.h parses and serializes, http/connection.h is one
+// connection's state machine with its http/deadlines.h, http/connection_manager.h accepts,
+// sweeps deadlines and stops.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -17,9 +23,12 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/time_system.h"
 #include "http/message.h"
 
 namespace lm::http {
+
+class ConnectionManager;
 
 struct ServerOptions {
   size_t max_header_bytes = 8 * 1024;  // request line and all header fields
@@ -48,7 +57,8 @@ struct ServerStats {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, ServerOptions options, Handler& handler);
+  HttpServer(boost::asio::io_context& io, TimeSystem& time, ServerOptions options,
+             Handler& handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -63,10 +73,8 @@ class HttpServer {
 
   const ServerStats& stats() const;
 
-  class Impl;  // public so the connection class in server.cc can name it
-
  private:
-  std::shared_ptr<Impl> impl_;
+  std::shared_ptr<ConnectionManager> impl_;
 };
 
 }  // namespace lm::http

@@ -20,7 +20,6 @@ struct AcquireRequest {
   std::string holder;
   Seconds ttl{10};
   Seconds wait{0};
-  std::function<bool()> alive;  // optional: is the waiting client still there?
 };
 
 class LockService {

@@ -45,8 +45,7 @@ LockTable::LockTable(const Clock& clock, Options options, LockState restored, Pe
   }
 }
 
-uint64_t LockTable::Acquire(std::string holder, Seconds ttl, Seconds wait, Done done,
-                            std::function<bool()> alive) {
+uint64_t LockTable::Acquire(std::string holder, Seconds ttl, Seconds wait, Done done) {
   Completions completions;
   ExpireIfDue(completions);
   HandOff(completions);
@@ -70,7 +69,6 @@ uint64_t LockTable::Acquire(std::string holder, Seconds ttl, Seconds wait, Done 
     w.enqueued_at = clock_.Now();
     w.deadline = w.enqueued_at + wait;
     w.done = std::move(done);
-    w.alive = std::move(alive);
     queued = w.waiter_id;
     waiters_.push_back(std::move(w));
   }
@@ -199,10 +197,6 @@ void LockTable::HandOff(Completions& out) {
   while (!lease_ && !waiters_.empty()) {
     Waiter w = std::move(waiters_.front());
     waiters_.pop_front();
-    if (w.alive && !w.alive()) {
-      ++counters_.wait_cancels;  // hung up before the server noticed: never granted
-      continue;
-    }
     StatusOr<Grant> g = GrantTo(w.holder, w.ttl);
     if (g.ok()) {
       counters_.wait_seconds.Observe(

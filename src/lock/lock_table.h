@@ -91,10 +91,7 @@ class LockTable {
   // Returns the waiter id when queued (pass to Cancel), or 0 when `done` already ran.
   // Errors: FAILED_PRECONDITION (busy, wait 0), DEADLINE_EXCEEDED (wait ran out),
   // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (could not persist the grant).
-  // `alive`, if given, is asked right before a queued waiter would be granted; a waiter whose
-  // client is gone is dropped like a cancelled one (its `done` never runs).
-  uint64_t Acquire(std::string holder, Seconds ttl, Seconds wait, Done done,
-                   std::function<bool()> alive = nullptr);
+  uint64_t Acquire(std::string holder, Seconds ttl, Seconds wait, Done done);
 
   // The waiter's client went away: it leaves the queue and is never granted. Idempotent.
   void Cancel(uint64_t waiter_id);
@@ -139,7 +136,6 @@ class LockTable {
     SteadyTime enqueued_at;
     SteadyTime deadline;
     Done done;
-    std::function<bool()> alive;
   };
   using Completion = std::pair<Done, StatusOr<Grant>>;
   // Room for one inline: an operation completes at most one caller but for hand-offs and

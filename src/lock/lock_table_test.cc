@@ -130,21 +130,6 @@ TEST_F(LockTableTest, AbandonedWaiterIsNeverGranted) {
   EXPECT_EQ(t.counters().wait_cancels, 1u);
 }
 
-TEST_F(LockTableTest, WaiterWhoseClientIsGoneIsSkippedAtHandOff) {
-  LockTable t = Make();
-  Result a, b, c;
-  bool b_connected = true;
-  Acquire(t, a, "a", 10, 0);
-  t.Acquire("b", seconds(10), seconds(30), [&](StatusOr<Grant> g) { b.value = g; },
-            [&] { return b_connected; });
-  Acquire(t, c, "c", 10, 30);
-  b_connected = false;  // hung up; the server has not noticed yet
-  ASSERT_TRUE(t.Release((*a.value)->id).ok());
-  EXPECT_FALSE(b.value.has_value());
-  ASSERT_TRUE(c.value && c.value->ok());
-  EXPECT_EQ(t.Snapshot().holder, "c");
-}
-
 TEST_F(LockTableTest, TimedOutWaiterGetsConflictAndLeavesQueue) {
   LockTable t = Make();
   Result a, b;

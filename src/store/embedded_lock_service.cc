@@ -131,8 +131,7 @@ lock::LockService::CancelFn EmbeddedLockService::Acquire(lock::AcquireRequest re
     return [] {};
   }
   uint64_t waiter =
-      table_->Acquire(std::move(request.holder), request.ttl, request.wait, std::move(done),
-                      std::move(request.alive));
+      table_->Acquire(std::move(request.holder), request.ttl, request.wait, std::move(done));
   Rearm();
   if (waiter == 0) return [] {};
   std::weak_ptr<bool> alive = alive_;

@@ -26,7 +26,7 @@ class EmbeddedLockServiceTest : public ::testing::Test {
 
   std::string Grant(std::string holder, seconds ttl) {
     std::string id;
-    service_->Acquire({std::move(holder), ttl, seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+    service_->Acquire({std::move(holder), ttl, seconds(0)}, [&](StatusOr<lock::Grant> g) {
       if (g.ok()) id = g->id;
     });
     return id;
@@ -44,7 +44,7 @@ class EmbeddedLockServiceTest : public ::testing::Test {
   // the test body's locals are gone.
   const bool* Wait(std::string holder) {
     bool* granted = &flags_.emplace_back(false);
-    service_->Acquire({std::move(holder), seconds(10), seconds(30), {}},
+    service_->Acquire({std::move(holder), seconds(10), seconds(30)},
                       [granted](StatusOr<lock::Grant> g) { *granted = g.ok(); });
     return granted;
   }
@@ -107,7 +107,7 @@ TEST(EmbeddedLockServiceFlush, AReleaseReachesTheStateFileWhenTheFlushTimerFires
   auto s = EmbeddedLockService::Open(io, time, {}, file);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   std::string id;
-  (*s)->Acquire({"h", seconds(10), seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+  (*s)->Acquire({"h", seconds(10), seconds(0)}, [&](StatusOr<lock::Grant> g) {
     if (g.ok()) id = g->id;
   });
   ASSERT_FALSE(id.empty());
@@ -137,7 +137,7 @@ class EmbeddedLockServiceFileTest : public ::testing::Test {
     if (!s.ok()) return 0;
     uint64_t token = 0;
     std::string id;
-    (*s)->Acquire({"h", seconds(10), seconds(0), {}}, [&](StatusOr<lock::Grant> g) {
+    (*s)->Acquire({"h", seconds(10), seconds(0)}, [&](StatusOr<lock::Grant> g) {
       if (g.ok()) token = g->token, id = g->id;
     });
     (*s)->Release(id, [](Status) {});

@@ -69,7 +69,7 @@ class EtcdLockServiceTest : public ::testing::Test {
   GrantAnswer Acquire(Replica& r, const std::string& holder, seconds ttl = seconds(10),
                       seconds wait = seconds(0)) {
     auto a = std::make_shared<Answer<StatusOr<lock::Grant>>>();
-    cancels_.push_back(r->Acquire({holder, ttl, wait, {}}, [a](StatusOr<lock::Grant> g) {
+    cancels_.push_back(r->Acquire({holder, ttl, wait}, [a](StatusOr<lock::Grant> g) {
       a->done = true;
       a->value = std::move(g);
     }));

@@ -33,7 +33,6 @@ struct LockRequest {
   std::string holder;                // checked with CheckHolder
   lock::Seconds wait{0};             // from ParseWait
   std::optional<lock::Seconds> ttl;  // from ParseTtl; unset: the default TTL
-  std::function<bool()> alive;       // optional: is the waiting client still there?
 };
 
 class LockApi {
@@ -67,7 +66,6 @@ class LockApi {
     ar.holder = std::move(request.holder);
     ar.ttl = request.ttl.value_or(limits().default_ttl);
     ar.wait = request.wait;
-    ar.alive = std::move(request.alive);
     std::string holder = ar.holder;
     return store_.Acquire(std::move(ar), [done = std::move(done), holder = std::move(holder)](
                                              StatusOr<lock::Grant> g) mutable {

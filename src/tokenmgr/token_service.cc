@@ -146,9 +146,8 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
   } else {
     lr.holder = req.remote_address.empty() ? "unknown" : req.remote_address;
   }
-  // Asked only while the waiter is queued, and the waiter's `done` below holds `r`: a plain
-  // pointer is enough, and std::function keeps it inline (no heap block per lock request).
-  lr.alive = [responder = r.get()] { return responder->ClientConnected(); };
+  // A waiter whose client hangs up leaves the queue through the responder's cancel callback
+  // (the connection notices the hang-up while the long poll is pending).
   std::string holder = lr.holder;
   auto cancel = api_.Lock(std::move(lr), [r](StatusOr<lock::Grant> g) {
     if (!g.ok()) return r->Send(StatusResponse(g.status()));
