@@ -58,13 +58,19 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
-StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
-                                   mode_t mode, Durability durability) {
-  const bool sync = durability == Durability::kDurable;
+std::string AtomicTempPath(const std::string& path) {
   char suffix[24];
   std::snprintf(suffix, sizeof suffix, ".tmp.%016llx",
                 static_cast<unsigned long long>(RandomU64()));
-  std::string tmp = path + suffix;
+  const size_t slash = path.rfind('/');
+  const size_t base = slash == std::string::npos ? 0 : slash + 1;
+  return path.substr(0, base) + "." + path.substr(base) + suffix;
+}
+
+StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
+                                   mode_t mode, Durability durability) {
+  const bool sync = durability == Durability::kDurable;
+  std::string tmp = AtomicTempPath(path);
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return ErrnoStatus("create", tmp, errno);
   Status s = WriteAll(fd, content, tmp);

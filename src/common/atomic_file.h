@@ -29,6 +29,11 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
                                    mode_t mode, Durability durability = Durability::kDurable);
 
+// The temp file a write of `path` goes through: `.<name>.tmp.<16 hex>` beside it. Hidden (a
+// leading '.'), so one a crash leaves behind is never taken for content, e.g. as a file of a
+// license directory (the pool skips hidden names: license/layout.h).
+std::string AtomicTempPath(const std::string& path);
+
 enum class Symlinks { kRefuse, kFollow };
 
 // Reads a regular file of at most max_bytes. By default a symlink at the last component is

@@ -17,8 +17,8 @@
 //   .release-requested         left by `license-holder release`: the agent claims nothing more
 //   .staging-<random>/         an install being assembled; .trash-<random>/ one being removed
 //   .license-holder-probe      the write probe before a claim
-// Files replaced atomically get a temp file `<name>.tmp.<16 hex>` beside them for the moment of
-// the write (common/atomic_file.h).
+// Files replaced atomically get a hidden temp file `.<name>.tmp.<16 hex>` beside them for the
+// moment of the write (common/atomic_file.h: AtomicTempPath).
 #pragma once
 
 #include <string>

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "common/atomic_file.h"
 #include "license/fake_fs.h"
 
 namespace lm::license {
@@ -72,6 +73,7 @@ TEST_F(PoolTest, ReadLicenseSkipsClaimAndHiddenFiles) {
   fs_.AddFile("/pool/l/lic/key", "k");
   fs_.AddFile("/pool/l/lockedby", "n");
   fs_.AddFile("/pool/l/.lockedby.tmp.1", "t");
+  fs_.AddFile(AtomicTempPath("/pool/l/lockedby"), "left by a crash mid-write");
   auto files = pool_.ReadLicense("l");
   ASSERT_TRUE(files.ok()) << files.status().ToString();
   std::set<std::string> paths;
