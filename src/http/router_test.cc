@@ -16,10 +16,11 @@ class RouterTest : public ::testing::Test {
     req.method = std::move(method);
     EXPECT_TRUE(ParseTarget(target, req.path, req.query).ok());
     req.target = std::move(target);
-    Response out;
-    out.status = 0;
-    router_.Handle(req, std::make_shared<Responder>([&out](Response r) { out = std::move(r); }));
-    return out;
+    // Shared: a handler may keep the responder and answer after Call returned.
+    auto out = std::make_shared<Response>();
+    out->status = 0;
+    router_.Handle(req, std::make_shared<Responder>([out](Response r) { *out = std::move(r); }));
+    return *out;
   }
   static std::string Allow(const Response& r) {
     for (const auto& [k, v] : r.headers) {
