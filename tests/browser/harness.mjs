@@ -106,6 +106,11 @@ export class Pool {
     }, everyMs);
     this.renewers.set(name, t);
   }
+  // Keeps rewriting a claim we cannot read, as a live writer of an unknown format would.
+  keepRewritingRaw(name, text, everyMs = 400) {
+    this.writeRaw(name, text);
+    this.renewers.set(name, setInterval(() => this.writeRaw(name, text), everyMs));
+  }
   stopRenewing(name) {
     clearInterval(this.renewers.get(name));
     this.renewers.delete(name);

@@ -105,11 +105,16 @@ describe('license pool', () => {
   test('held, free, stale, unreadable and unusable rows with totals', async () => {
     const pool = new Pool();
     try {
-      for (const n of ['license1', 'license2', 'license3', 'license10', 'license4']) pool.addLicense(n);
+      for (const n of ['license1', 'license2', 'license3', 'license10', 'license4', 'license6']) {
+        pool.addLicense(n);
+      }
       const held = pool.claim('license1', { node: 'gpu-node-1', pod: 'flexdirect-a1', token: 7 });
       pool.keepRenewing('license1', held);
       pool.claim('license2', { node: 'gpu-node-2', pod: 'flexdirect-b2', token: 8 });  // never renewed
-      pool.writeRaw('license4', '{broken json');
+      // A claim we cannot read is unreadable while it keeps changing (its writer is alive) and
+      // stale once unchanged for a claim TTL, like any claim (license/rules.h).
+      pool.keepRewritingRaw('license4', '{broken json');
+      pool.writeRaw('license6', '{broken json');
       fs.mkdirSync(path.join(pool.dir, 'license5', 'lic'), { recursive: true });  // no host_id
       await withServer({ poolDir: pool.dir, env: { CLAIM_TTL_SECONDS: '2' } },
           async (server, context) => {
@@ -118,10 +123,12 @@ describe('license pool', () => {
             assert.equal(await page.isVisible('#pool-card'), true);
             // Server-rendered order is natural: license10 after license4.
             const names = await page.$$eval('#pool-body tr', (rows) => rows.map((r) => r.dataset.name));
-            assert.deepEqual(names, ['license1', 'license2', 'license3', 'license4', 'license5', 'license10']);
-            // license2's claim stops changing: stale after a full TTL (2 s) of our observation.
-            await page.waitForFunction(() =>
-                document.querySelector('#pool-body tr[data-name="license2"]')?.className === 'stale',
+            assert.deepEqual(names, ['license1', 'license2', 'license3', 'license4', 'license5',
+                                     'license6', 'license10']);
+            // license2's and license6's claims never change: stale after a full TTL (2 s) of our
+            // observation.
+            await page.waitForFunction(() => ['license2', 'license6'].every((n) =>
+                document.querySelector(`#pool-body tr[data-name="${n}"]`)?.className === 'stale'),
                 null, { timeout: 10000 });
             const rows = await page.$$eval('#pool-body tr', (trs) => trs.map((tr) => ({
               name: tr.dataset.name,
@@ -138,14 +145,15 @@ describe('license pool', () => {
             assert.equal(by.license10[1], 'free');
             assert.equal(by.license4[1], 'unreadable');
             assert.match(by.license4[2], /malformed/);
+            assert.equal(by.license6[1], 'stale');
             assert.equal(by.license5[1], 'unusable');
             assert.match(by.license5[2], /lic\/host_id/);
             assert.equal(await page.textContent('#t-held'), '1');
             assert.equal(await page.textContent('#t-free'), '2');
-            assert.equal(await page.textContent('#t-stale'), '1');
+            assert.equal(await page.textContent('#t-stale'), '2');
             assert.equal(await page.textContent('#t-unreadable'), '1');
             assert.equal(await page.textContent('#t-unusable'), '1');
-            assert.equal(await page.textContent('#t-total'), '6');
+            assert.equal(await page.textContent('#t-total'), '7');
             await shot(page, '06-pool');
 
             // Sorting by state puts problems first.
@@ -156,7 +164,7 @@ describe('license pool', () => {
             // The JSON behind the table, for scripts.
             const api = await (await page.request.get(server.url + '/api/licenses')).json();
             assert.equal(api.configured, true);
-            assert.deepEqual(api.totals, { total: 6, held: 1, free: 2, stale: 1, unreadable: 1, unusable: 1 });
+            assert.deepEqual(api.totals, { total: 7, held: 1, free: 2, stale: 2, unreadable: 1, unusable: 1 });
             const also = await (await page.request.get(server.url + '/api/tokenmgr/licenses')).json();
             assert.equal(also.configured, true);
             assertClean(problems);
