@@ -77,9 +77,10 @@ class LockApi {
   // ended and the redacted id.
   template <typename Done>
   void Release(std::string_view id, Done done) {
-    auto [holder, token] = CurrentHolder();
-    store_.Release(id, [done = std::move(done), shown = Redact(id), holder = std::move(holder),
-                        token](lm::Status s) mutable {
+    auto current = CurrentHolder();  // not a structured binding: clang cannot capture those
+    store_.Release(id, [done = std::move(done), shown = Redact(id),
+                        holder = std::move(current.first),
+                        token = current.second](lm::Status s) mutable {
       if (s.ok()) LogRelease(holder, token, shown);
       done(std::move(s));
     });
