@@ -152,18 +152,28 @@ void RenderLock(const PageModel& m, std::string& h) {
 }
 
 void RenderForms(const PageModel& m, std::string& h) {
-  std::string csrf = "<input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(m.csrf) + "\">";
-  std::string id = HtmlEscape(m.lease_id);
-  std::string ttl = std::to_string(m.default_ttl.count());
+  const std::string csrf =
+      "<input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(m.csrf) + "\">";
+  // The parts the three forms share.
+  auto form_open = [&](const std::string& action) {
+    return "<form id=\"form-" + action + "\" class=\"action\" method=\"post\" action=\"/html/tmpl/" +
+           action + "\" data-action=\"" + action + "\">" + csrf;
+  };
+  const std::string lease_id =
+      "<label class=\"wide\">Lease id<input name=\"id\" value=\"" + HtmlEscape(m.lease_id) +
+      "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
+      "required></label>";
+  const std::string ttl_and_auth =
+      "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" +
+      std::to_string(m.default_ttl.count()) + "\" inputmode=\"numeric\"></label>" +
+      AuthField(m.auth) + "</div>";
   h += "<section class=\"card\" id=\"actions\" aria-labelledby=\"act-h\">";
   h += "<div class=\"card-head\"><h2 id=\"act-h\">Actions</h2>";
   if (m.auth) {
     h += "<span id=\"auth-status\" class=\"js-only auth-status\"></span>";
   }
   h += "</div>";
-  h += "<form id=\"form-lock\" class=\"action\" method=\"post\" action=\"/html/tmpl/lock\" "
-       "data-action=\"lock\">" +
-       csrf;
+  h += form_open("lock");
   // The title is what the browser adds to its "match the requested format" message.
   h += "<div class=\"fields\"><label class=\"wide\">Holder label<input name=\"holder\" "
        "maxlength=\"253\" pattern=\"[A-Za-z0-9._:\\-]+\" title=\"" +
@@ -173,27 +183,15 @@ void RenderForms(const PageModel& m, std::string& h) {
        std::string(kHolderRule) + "</span></label>";
   h += "<label>Wait (s)<input name=\"wait\" type=\"number\" min=\"0\" value=\"0\" "
        "inputmode=\"numeric\"></label>";
-  h += "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" + ttl +
-       "\" inputmode=\"numeric\"></label>" + AuthField(m.auth) + "</div>";
+  h += ttl_and_auth;
   h += "<button type=\"submit\" class=\"primary\">Request lock</button></form>";
 
-  h += "<form id=\"form-renew\" class=\"action\" method=\"post\" action=\"/html/tmpl/renew\" "
-       "data-action=\"renew\">" +
-       csrf;
-  h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
-       "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
-       "required></label>";
-  h += "<label>Lease (s)<input name=\"ttl\" type=\"number\" min=\"1\" value=\"" + ttl +
-       "\" inputmode=\"numeric\"></label>" + AuthField(m.auth) + "</div>";
+  h += form_open("renew");
+  h += "<div class=\"fields\">" + lease_id + ttl_and_auth;
   h += "<button type=\"submit\">Renew</button></form>";
 
-  h += "<form id=\"form-release\" class=\"action\" method=\"post\" action=\"/html/tmpl/release\" "
-       "data-action=\"release\">" +
-       csrf;
-  h += "<div class=\"fields\"><label class=\"wide\">Lease id<input name=\"id\" value=\"" + id +
-       "\" placeholder=\"id from the grant\" autocomplete=\"off\" spellcheck=\"false\" "
-       "required></label>" +
-       AuthField(m.auth) + "</div>";
+  h += form_open("release");
+  h += "<div class=\"fields\">" + lease_id + AuthField(m.auth) + "</div>";
   h += "<button type=\"submit\" class=\"danger\">Release</button></form>";
   h += "</section>";
 }
