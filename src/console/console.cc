@@ -144,8 +144,7 @@ std::vector<NodeRow> Console::Nodes() {
 Page Console::Events(uint64_t after, size_t limit) { return events_.After(after, limit); }
 
 Usage Console::UsageReport(WallTime from, WallTime to) {
-  (void)events_.After(events_.last_seq(), 0);  // applies the age limit first
-  const auto& all = events_.events();
+  const auto& all = events_.Retained();
   const bool trimmed = !all.empty() && all.front().seq > 1;
   return ComputeUsage(all, from, to, clock_.WallNow(), trimmed);
 }

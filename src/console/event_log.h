@@ -86,8 +86,11 @@ class EventLog {
 
   uint64_t last_seq() const { return last_seq_; }
   size_t size() const { return events_.size(); }
-  // Every retained event, oldest first (for the usage report).
-  const std::deque<Event>& events() const { return events_; }
+  // Every retained event, oldest first (for the usage report), after applying the limits.
+  const std::deque<Event>& Retained() {
+    Trim();
+    return events_;
+  }
 
  private:
   void Trim();

@@ -1,7 +1,7 @@
 // Usage report (issue 17): how long each node and each license held a license in a window,
 // computed from the event history. Pure function of the events; no I/O.
 //
-//   Usage u = ComputeUsage(log.events(), from, to, clock.WallNow());
+//   Usage u = ComputeUsage(log.Retained(), from, to, clock.WallNow(), trimmed);
 //   std::string csv = UsageCsv(u);
 //
 // A hold starts at a claim or takeover of license L by node N and ends at N's next withdrawal or
