@@ -174,6 +174,10 @@ class TimingClient final : public client::TokenmgrClient {
     }
     return g;
   }
+  StatusOr<client::ReportReply> Report(const std::string& node, const console::AgentReport& r,
+                                       std::chrono::milliseconds timeout) override {
+    return inner_->Report(node, r, timeout);
+  }
   Status Release(const std::string& id) override {
     Status s = inner_->Release(id);
     if (granted_at_) held.push_back(SteadyClock::now() - *granted_at_);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "common/process_metrics.h"
 #include "common/strings.h"
 #include "license/servers_conf.h"
 
@@ -38,11 +39,22 @@ Status ValidateFeatureFile(const std::string& path, const std::string& source) {
   return Status::Ok();
 }
 
+// A boolean variable: true/1, false/0, or unset/empty for `fallback`.
+StatusOr<bool> EnvBool(const EnvMap& env, const char* name, bool fallback) {
+  auto it = env.find(name);
+  if (it == env.end() || it->second.empty()) return fallback;
+  if (it->second == "true" || it->second == "1") return true;
+  if (it->second == "false" || it->second == "0") return false;
+  return InvalidArgument(std::string(name) + " must be true or false (got '" +
+                         it->second.substr(0, 32) + "')");
+}
+
 }  // namespace
 
 StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, const EnvMap& env) {
   CLI::App app{"license-holder: claims, installs, keeps and gives back one license per node"};
-  app.set_version_flag("--version", "license-holder 1.0.0");
+  const std::string version = "license-holder " + std::string(BuildVersion());
+  app.set_version_flag("--version", version);
   app.require_subcommand(0, 1);
   auto* run = app.add_subcommand("run", "run the agent (default)");
   auto* daemonset = app.add_subcommand("daemonset", "the seed's name for run");
@@ -54,6 +66,7 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
       log_format, auth_file, settle_ms, lock_ttl, nfd_file;
   std::string port_file;
   bool release_on_exit = false;
+  bool no_report = false;
   app.add_option("--tokenmgr-url", url, "tokenmgr API base (env TOKENMGR_URL)");
   app.add_option("--node-name", node, "this node's name (env NODE_NAME, required)");
   app.add_option("--pod-name", pod, "this pod's name (env POD_NAME)");
@@ -71,11 +84,14 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
   app.add_option("--nfd-feature-file", nfd_file,
                  "NFD feature file labelling the node while it holds a license (env "
                  "NFD_FEATURE_FILE; off when unset)");
+  app.add_flag("--no-report", no_report,
+               "do not report this node's state and events to tokenmgr's console, and ignore its "
+               "cordons and disabled licenses (env REPORT_STATUS=false; default: report)");
   app.add_option("--port-file", port_file, "write the bound health port to this file");
 
   HolderConfig c;
-  auto shown = ParseCommandLine(app, std::vector<std::string>(argv + 1, argv + argc),
-                                "license-holder 1.0.0");
+  auto shown =
+      ParseCommandLine(app, std::vector<std::string>(argv + 1, argv + argc), version);
   if (!shown.ok()) return shown.status();
   if (*shown) {
     c.command = HolderCommand::kHelp;
@@ -137,15 +153,13 @@ StatusOr<HolderConfig> ParseHolderConfig(int argc, const char* const* argv, cons
     if (!token.ok()) return token.status();
     c.auth_token = *token;
   }
-  auto roe = env.find("RELEASE_ON_EXIT");
-  if (!release_on_exit && roe != env.end() && !roe->second.empty()) {
-    if (roe->second == "true" || roe->second == "1") {
-      release_on_exit = true;
-    } else if (roe->second != "false" && roe->second != "0") {
-      return InvalidArgument("RELEASE_ON_EXIT must be true or false");
-    }
-  }
-  a.release_on_exit = release_on_exit;
+  auto roe = EnvBool(env, "RELEASE_ON_EXIT", false);
+  if (!roe.ok()) return roe.status();
+  a.release_on_exit = release_on_exit || *roe;
+  auto report = EnvBool(env, "REPORT_STATUS", true);
+  if (!report.ok()) return report.status();
+  a.report = !no_report && *report;
+  a.version = std::string(BuildVersion());
   ConfigValue nfd = Pick(nfd_file, env, "NFD_FEATURE_FILE", "--nfd-feature-file");
   if (nfd.text && !nfd.text->empty()) {
     LM_RETURN_IF_ERROR(ValidateFeatureFile(*nfd.text, nfd.source));

@@ -55,6 +55,7 @@ TEST(HolderConfig, BadValuesNameTheVariable) {
       {"HEARTBEAT_SECONDS", "ten"},   {"CLAIM_TTL_SECONDS", "5"},   {"HEALTH_PORT", "65536"},
       {"LOG_FORMAT", "yaml"},         {"POOL_DIR", "relative/dir"}, {"HOST_DIR", "/a/../etc"},
       {"RELEASE_ON_EXIT", "maybe"},   {"GPUTYPES", "bad/group"},    {"TOKENMGR_AUTH_TOKEN_FILE", "/nonexistent"},
+      {"REPORT_STATUS", "yes"},       {"REPORT_STATUS", "off"},
   };
   for (auto [var, value] : bad) {
     EnvMap env = {{"NODE_NAME", "n"}};
@@ -98,6 +99,25 @@ TEST(HolderConfig, ReleaseOnExitFromFlagOrEnv) {
   EXPECT_TRUE(ParseHolder({"--release-on-exit"}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
   EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"RELEASE_ON_EXIT", "true"}})->agent.release_on_exit);
   EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}})->agent.release_on_exit);
+}
+
+TEST(HolderConfig, ReportingIsOnByDefaultAndTurnsOffByFlagOrEnv) {
+  auto on = ParseHolder({}, {{"NODE_NAME", "n"}});
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->agent.report);
+  EXPECT_FALSE(on->agent.version.empty());
+  EXPECT_TRUE(ParseHolder({}, {{"NODE_NAME", "n"}, {"REPORT_STATUS", "true"}})->agent.report);
+  EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}, {"REPORT_STATUS", "false"}})->agent.report);
+  EXPECT_FALSE(ParseHolder({}, {{"NODE_NAME", "n"}, {"REPORT_STATUS", "0"}})->agent.report);
+  EXPECT_FALSE(ParseHolder({"--no-report"}, {{"NODE_NAME", "n"}})->agent.report);
+  // The flag wins over the variable, as everywhere.
+  EXPECT_FALSE(ParseHolder({"--no-report"}, {{"NODE_NAME", "n"}, {"REPORT_STATUS", "true"}})
+                   ->agent.report);
+  auto bad = ParseHolder({}, {{"NODE_NAME", "n"}, {"REPORT_STATUS", "enabled"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("REPORT_STATUS must be true or false (got 'enabled')"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(HolderConfig, NfdFeatureFileIsOffUnlessSetAndBadValuesNameTheVariable) {

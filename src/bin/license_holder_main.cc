@@ -53,7 +53,8 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
   router.Get("/readyz", [&] {
     holder::AgentSnapshot s = agent.Snapshot();
     if (s.ready) return http::JsonResponse(200, "{\"status\": \"ready\", \"license\": \"" + JsonEscape(s.license) + "\"}");
-    return http::ErrorResponse(503, "not ready (" + std::string(holder::PhaseName(s.phase)) + "): " + s.last_error);
+    std::string phase = s.cordoned ? "cordoned" : std::string(holder::PhaseName(s.phase));
+    return http::ErrorResponse(503, "not ready (" + phase + "): " + s.last_error);
   });
   router.Get("/metrics", [&] {
     http::Response r;
@@ -73,10 +74,10 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
   }
   if (!config.port_file.empty()) std::ofstream(config.port_file) << *port << "\n";
   spdlog::info("license-holder for node '{}' (pod '{}'): pool {}, host dir {}, tokenmgr {}, "
-               "heartbeat {}s, claim ttl {}s, health on {}:{}",
+               "heartbeat {}s, claim ttl {}s, health on {}:{}, reporting to the console {}",
                config.agent.node, config.agent.pod, config.agent.pool_dir, config.agent.host_dir,
                config.tokenmgr_url, config.agent.heartbeat.count(), config.agent.claim_ttl.count(),
-               config.health_bind, *port);
+               config.health_bind, *port, config.agent.report ? "on" : "off");
 
   std::thread io_thread([&] { io.run(); });
   auto agent_done = std::async(std::launch::async, [&] { agent.Run(); });

@@ -1,11 +1,14 @@
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "client/tokenmgr_client.h"
+#include "common/process_metrics.h"
 #include "common/strings.h"
 
 namespace lm::client {
@@ -110,6 +113,38 @@ StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body) {
   return g;
 }
 
+StatusOr<ReportReply> ParseReportResponse(int status, const std::string& body) {
+  auto what = [&] { return "tokenmgr answered the node report with HTTP " + std::to_string(status); };
+  switch (status) {
+    case 200:
+      break;
+    case 400:
+    case 413:
+      return InvalidArgument(what() + ": " + body.substr(0, 200));
+    case 401:
+      return Unauthenticated(what() + ": check TOKENMGR_AUTH_TOKEN_FILE");
+    case 404:
+      return NotFound(what() + ": this tokenmgr has no operator's console (an older version)");
+    default:
+      return Unavailable(what());
+  }
+  auto directives = console::ParseDirectives(body);
+  if (!directives.ok()) {
+    return Unavailable("tokenmgr's answer to the node report is garbled: " +
+                       directives.status().message());
+  }
+  ReportReply out;
+  out.directives = std::move(*directives);
+  using nlohmann::json;
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto ack = j.find("acknowledged");
+  if (ack == j.end() || !ack->is_number_unsigned()) {
+    return Unavailable("tokenmgr's answer to the node report has no 'acknowledged' count");
+  }
+  out.acknowledged = static_cast<size_t>(std::min<uint64_t>(ack->get<uint64_t>(), SIZE_MAX));
+  return out;
+}
+
 struct HttpTokenmgrClient::Transport {
   net::io_context io;
   std::optional<net::ip::address> numeric_host;  // an IP literal needs no resolver
@@ -159,7 +194,7 @@ StatusOr<HttpTokenmgrClient::Reply> HttpTokenmgrClient::Call(const std::string& 
     req.body() = body;
   }
   req.prepare_payload();
-  req.set(bhttp::field::user_agent, "license-holder/1.0.0");
+  req.set(bhttp::field::user_agent, "license-holder/" + std::string(BuildVersion()));
   if (auth_) req.set(bhttp::field::authorization, "Bearer " + *auth_);
   req.keep_alive(keep_alive);
   for (;;) {
@@ -254,6 +289,15 @@ StatusOr<ApiReply> HttpTokenmgrClient::Api(const std::string& method, const std:
                     /*keep_alive=*/true, body);
   if (!reply.ok()) return reply.status();
   return ApiReply{reply->status, std::move(reply->body)};
+}
+
+StatusOr<ReportReply> HttpTokenmgrClient::Report(const std::string& node,
+                                                 const console::AgentReport& report,
+                                                 std::chrono::milliseconds timeout) {
+  auto reply = Call("PUT", ServerRoot(url_) + "/api/nodes/" + PercentEncode(node), timeout,
+                    Conn::kNew, /*keep_alive=*/false, console::AgentReportJson(report));
+  if (!reply.ok()) return reply.status();
+  return ParseReportResponse(reply->status, reply->body);
 }
 
 Status HttpTokenmgrClient::Release(const std::string& id) {

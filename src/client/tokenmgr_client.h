@@ -1,6 +1,6 @@
-// TokenmgrClient: what the license-holder needs from tokenmgr (take and give back the mutex).
-// HttpTokenmgrClient speaks the HTTP API with timeouts. Lock/Release are called from one
-// thread at a time; Abort() may be called from any thread to interrupt them (shutdown).
+// TokenmgrClient: what the license-holder needs from tokenmgr (take and give back the mutex,
+// report the node's state to the operator's console). HttpTokenmgrClient speaks the HTTP API
+// with timeouts. Lock/Release/Report are called from one thread at a time; Abort() may be called from any thread to interrupt them (shutdown).
 // Every Lock opens a new connection (a long poll must never be sent twice); the connection
 // that brought a grant is kept open for the Release that follows, so giving the mutex back
 // inside the critical section costs no connect or name lookup. If that kept connection turns
@@ -11,6 +11,7 @@
 //   StatusOr<LockGrant> g = (*client)->Lock(10s, 10s, "gpu-node-7");
 //   // FAILED_PRECONDITION: not granted within the wait; UNAVAILABLE: tokenmgr down or garbled
 //   (*client)->Release(g->id);
+//   StatusOr<ReportReply> d = (*client)->Report("gpu-node-7", report, 2s);  // each heartbeat
 #pragma once
 
 #include <chrono>
@@ -21,6 +22,8 @@
 #include <string>
 
 #include "common/status.h"
+#include "console/console.h"
+#include "console/console_json.h"
 
 namespace lm::client {
 
@@ -31,12 +34,27 @@ struct LockGrant {
   int64_t expires_in_ms = 0;
 };
 
+// tokenmgr's answer to a node report: what the agent must do, and how many of the report's
+// events (the first `acknowledged`) tokenmgr stored.
+struct ReportReply {
+  console::Directives directives;
+  size_t acknowledged = 0;
+};
+
 class TokenmgrClient {
  public:
   virtual ~TokenmgrClient() = default;
   virtual StatusOr<LockGrant> Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                                    const std::string& holder) = 0;
   virtual Status Release(const std::string& id) = 0;
+  // PUT <root>/api/nodes/<node> with the report (console::AgentReportJson), giving up after
+  // `timeout` in all (connect, send, answer). OK: the directives and the acknowledged count.
+  // INVALID_ARGUMENT: tokenmgr refused the report as malformed or too large (400, 413: the
+  // agent drops those events); UNAUTHENTICATED: 401; NOT_FOUND: 404 (a tokenmgr without the
+  // console); UNAVAILABLE: unreachable, 503, any other answer or a garbled one (the agent keeps
+  // its events and its last directives).
+  virtual StatusOr<ReportReply> Report(const std::string& node, const console::AgentReport& report,
+                                       std::chrono::milliseconds timeout) = 0;
   virtual void Abort() = 0;
 };
 
@@ -61,6 +79,8 @@ struct ApiReply {
 
 // Interprets a lock response (status code + body). Exposed for tests and fuzzing.
 StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body);
+// Interprets the answer to a node report (see TokenmgrClient::Report). Exposed for tests.
+StatusOr<ReportReply> ParseReportResponse(int status, const std::string& body);
 
 class HttpTokenmgrClient final : public TokenmgrClient {
  public:
@@ -72,6 +92,10 @@ class HttpTokenmgrClient final : public TokenmgrClient {
   StatusOr<LockGrant> Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                            const std::string& holder) override;
   Status Release(const std::string& id) override;
+  // On a connection of its own, closed after the answer: thousands of agents keeping report
+  // connections open would fill tokenmgr's connection limit and lock requests would be refused.
+  StatusOr<ReportReply> Report(const std::string& node, const console::AgentReport& report,
+                               std::chrono::milliseconds timeout) override;
   void Abort() override;
   // Any API call, `path` from the server's root (see ServerRoot), e.g. "/api/nodes"; `body`,
   // when not empty, is sent as JSON. Keeps the connection for the next call.

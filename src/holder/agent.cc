@@ -10,6 +10,8 @@
 
 namespace lm::holder {
 
+using console::EventKind;
+using console::NodeState;
 using license::ClaimState;
 using license::ClaimView;
 using std::chrono::duration;
@@ -40,13 +42,20 @@ Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient
       sleeper_(sleeper),
       pool_(fs, config_.pool_dir),
       installer_(fs, config_.host_dir),
-      label_(fs, config_.nfd_feature_file, config_.heartbeat) {
+      label_(fs, config_.nfd_feature_file, config_.heartbeat),
+      reporter_({.enabled = config_.report,
+                 .node = config_.node,
+                 .pod = config_.pod,
+                 .version = config_.version,
+                 .heartbeat = config_.heartbeat},
+                client, clock) {
   started_unix_ms_ = UnixMillis(clock_.WallNow());
   last_step_done_ = clock_.Now();
 }
 
 void Agent::SetError(const std::string& error) {
   if (error != snap_.last_error) spdlog::warn("{}", error);
+  step_error_ = true;
   std::lock_guard<std::mutex> l(mu_);
   snap_.last_error = error;
   snap_.degraded = true;
@@ -101,7 +110,8 @@ void Agent::Start() {
     }
   }
   if (installed_license) {
-    Withdraw("installed license '" + *installed_license +
+    reporter_.Record(EventKind::kWithdraw, *installed_license, 0, "drift");
+    Withdraw("", "installed license '" + *installed_license +
              "' is not claimed by this node any more (or the pool is unreadable)");
   }
   Publish();
@@ -109,12 +119,19 @@ void Agent::Start() {
 
 std::chrono::nanoseconds Agent::Step() {
   std::chrono::nanoseconds next = config_.heartbeat;
+  step_error_ = false;
   // A license given up while the host dir could not be written must not stay installed: another
   // node may hold it now. Finish that first, whatever else happens (a new install also would).
   if (withdraw_pending_ && phase_ != Phase::kHolding) RemoveInstalled();
   if (ReleaseRequested()) {
     if (phase_ != Phase::kReleased) {
-      if (phase_ == Phase::kHolding) Withdraw("release requested");
+      if (phase_ == Phase::kHolding) {
+        std::string name = license_;
+        uint64_t token = token_;
+        Withdraw("", "release requested");
+        reporter_.Record(EventKind::kRelease, name, token, "license-holder release");
+      }
+      StopWaiting("", "released");
       spdlog::info("release requested on this node: not claiming a license again until restarted");
       phase_ = Phase::kReleased;
       std::lock_guard<std::mutex> l(mu_);
@@ -128,6 +145,12 @@ std::chrono::nanoseconds Agent::Step() {
   } else {
     next = Acquire();
   }
+  // After the renewal or claim attempt, never before it; the time the report takes comes off
+  // the wait, so that it never delays the next renewal.
+  SteadyTime report_start = clock_.Now();
+  ReportAndObey();
+  next = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(0),
+                                            next - (clock_.Now() - report_start));
   {
     std::lock_guard<std::mutex> l(mu_);
     last_step_done_ = clock_.Now();
@@ -147,11 +170,14 @@ void Agent::Run() {
 
 std::chrono::nanoseconds Agent::Backoff() {
   ++failures_;
-  auto cap = std::min<std::chrono::nanoseconds>(std::chrono::seconds(30), 3 * config_.heartbeat);
+  // At most a heartbeat: a waiting node must see a freed license within a heartbeat.
+  auto cap = std::min<std::chrono::nanoseconds>(std::chrono::seconds(30), config_.heartbeat);
   auto base = std::chrono::milliseconds(250) * (1LL << std::min(failures_, 8));
   auto limit = std::min<std::chrono::nanoseconds>(cap, base);
   auto ms = duration_cast<std::chrono::milliseconds>(limit).count();
-  return std::chrono::milliseconds(100 + static_cast<int64_t>(RandomU64() % (ms + 1)));
+  return std::min<std::chrono::nanoseconds>(
+      config_.heartbeat,
+      std::chrono::milliseconds(100 + static_cast<int64_t>(RandomU64() % (ms + 1))));
 }
 
 bool Agent::ReleaseRequested() {
@@ -250,7 +276,8 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
   if (auto m = installer_.ReadManifest(); m.ok() && *m) mine.push_back((*m)->license);
   for (const std::string& name : mine) {
     if (!std::binary_search(names->begin(), names->end(), name)) continue;
-    if (std::any_of(out.begin(), out.end(), [&](const Candidate& c) { return c.name == name; })) {
+    if (reporter_.Disabled(name) ||
+        std::any_of(out.begin(), out.end(), [&](const Candidate& c) { return c.name == name; })) {
       continue;
     }
     if (auto c = NodeClaimCandidate(name, pool_.ReadClaim(name), &refuse)) out.push_back(*c);
@@ -268,7 +295,7 @@ std::vector<Agent::Candidate> Agent::ChooseCandidates() {
       NoteUnusable(name, st.content_fingerprint, st.problem);
       continue;
     }
-    if (st.state == license::LicenseState::kFree &&
+    if (st.state == license::LicenseState::kFree && !reporter_.Disabled(name) &&
         !RecentlyUnusable(name, st.content_fingerprint)) {
       out.push_back({name, Candidate::kFree, ""});
       if (++free_found >= kMaxCandidates) break;
@@ -286,6 +313,7 @@ std::vector<Agent::Candidate> Agent::FullScan() {
   SteadyTime now = clock_.Now();
   std::vector<Candidate> mine, free, stale;
   uint64_t n[5] = {0, 0, 0, 0, 0};  // by license::LicenseState
+  uint64_t n_disabled = 0;          // by an operator (among the above)
   bool refuse = false;
   std::map<std::string, Unusable> still_unusable;
   for (const std::string& name : license::RendezvousOrder(*names, config_.node)) {
@@ -299,6 +327,10 @@ std::vector<Agent::Candidate> Agent::FullScan() {
     }
     if (auto it = unusable_.find(name); it != unusable_.end()) still_unusable.insert(*it);
     if (RecentlyUnusable(name, st.content_fingerprint)) continue;
+    if (reporter_.Disabled(name)) {
+      ++n_disabled;
+      continue;
+    }
     if (st.state == license::LicenseState::kFree) {
       free.push_back({name, Candidate::kFree, ""});
     } else if (st.state == license::LicenseState::kStale) {
@@ -328,6 +360,7 @@ std::vector<Agent::Candidate> Agent::FullScan() {
   out.insert(out.end(), free.begin(), free.end());
   out.insert(out.end(), stale.begin(), stale.end());
   if (!out.empty()) return out;
+  nothing_claimable_ = true;
   if (n_free + n_held + n_stale + n_unreadable == 0) {
     std::string msg = "POOL_DIR " + config_.pool_dir + " holds no license (" +
                       std::to_string(n_unusable) + " entries that are not licenses)";
@@ -342,7 +375,8 @@ std::vector<Agent::Candidate> Agent::FullScan() {
   } else {
     SetError("no license available: " + std::to_string(n_held) + " held, " +
              std::to_string(n_unreadable) + " unreadable, " + std::to_string(n_unusable) +
-             " unusable; waiting for one to be freed or go stale");
+             " unusable, " + std::to_string(n_disabled) +
+             " disabled by an operator; waiting for one to be freed or go stale");
   }
   return out;
 }
@@ -368,7 +402,9 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
                                                   const client::LockGrant& grant,
                                                   SteadyTime granted_at,
                                                   license::LicenseFiles& files_out,
-                                                  int64_t* claimed_at_ms, bool* token_regression) {
+                                                  int64_t* claimed_at_ms,
+                                                  std::string* former_holder,
+                                                  bool* token_regression) {
   // Stop a second before the mutex lease ends: past it another agent may be in here too.
   auto lease = std::chrono::seconds(std::max<int64_t>(grant.ttl_s, 1));
   auto budget = lease - std::min<std::chrono::nanoseconds>(std::chrono::seconds(1), lease / 2);
@@ -378,7 +414,8 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
       SetError("mutex lease nearly over before a claim was made; retrying");
       return std::nullopt;
     }
-    if (ReleaseRequested()) return std::nullopt;
+    if (ReleaseRequested() || reporter_.cordoned()) return std::nullopt;
+    if (reporter_.Disabled(c.name)) continue;
     ClaimView v = pool_.ReadClaim(c.name);
     if (license::CompareClaim(v, config_.node, grant.token) == license::ClaimRank::kHigher) {
       // Tokens only grow, so tokenmgr's store was reset or replaced: a claim written with our
@@ -429,6 +466,10 @@ std::optional<std::string> Agent::ClaimUnderMutex(const std::vector<Candidate>& 
       return std::nullopt;
     }
     if (!Confirmed(c.name, grant.token)) continue;
+    if (c.kind == Candidate::kStale && v.state != ClaimState::kFree) {
+      *former_holder = v.record ? v.record->node : "(unreadable claim)";
+      if (former_holder->empty()) *former_holder = "(unknown)";
+    }
     if (c.kind == Candidate::kStale) {
       spdlog::warn("took over stale license '{}' (claim unchanged for {}s as seen from here)",
                    c.name, config_.claim_ttl.count());
@@ -458,6 +499,16 @@ bool Agent::Settle(const std::string& name, uint64_t token) {
 }
 
 std::chrono::nanoseconds Agent::Acquire() {
+  if (reporter_.cordoned()) {
+    // Not looking while cordoned: no scan, no mutex, and the time does not count as waiting.
+    queued_candidates_.clear();
+    acquiring_since_.reset();
+    StopWaiting("", "cordoned");
+    std::lock_guard<std::mutex> l(mu_);
+    snap_.last_error = "cordoned by an operator: this node claims no license until uncordoned";
+    snap_.degraded = false;
+    return config_.heartbeat;
+  }
   if (!acquiring_since_) acquiring_since_ = clock_.Now();
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -477,8 +528,10 @@ std::chrono::nanoseconds Agent::Acquire() {
   queued_candidates_.clear();
   SteadyTime now = clock_.Now();
   if (candidates.empty() || !candidates_at_ || now - *candidates_at_ >= config_.claim_ttl / 2) {
+    nothing_claimable_ = false;
     candidates = ChooseCandidates();
     candidates_at_ = now;
+    if (candidates.empty() && nothing_claimable_) StartWaiting();
   }
   if (candidates.empty()) return config_.heartbeat;
 
@@ -505,8 +558,10 @@ std::chrono::nanoseconds Agent::Acquire() {
   license::LicenseFiles files;
   int64_t claimed_at = 0;
   bool token_regression = false;
-  std::optional<std::string> chosen =
-      ClaimUnderMutex(candidates, *grant, asked_at, files, &claimed_at, &token_regression);
+  std::string former_holder;
+  std::optional<std::string> chosen = ClaimUnderMutex(candidates, *grant, asked_at, files,
+                                                      &claimed_at, &former_holder,
+                                                      &token_regression);
   if (Status s = client_.Release(grant->id); !s.ok()) {
     spdlog::info("mutex release: {} (the lease expires by itself)", s.message());
   }
@@ -526,6 +581,12 @@ std::chrono::nanoseconds Agent::Acquire() {
   last_confirmed_ = asked_at;
   WriteHint(license_);
   spdlog::info("claimed license '{}' with token {}", license_, token_);
+  StopWaiting(license_, "claimed");
+  if (former_holder.empty()) {
+    reporter_.Record(EventKind::kClaim, license_, token_, "");
+  } else {
+    reporter_.Record(EventKind::kTakeover, license_, token_, former_holder);
+  }
   InstallHeld(files);
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -571,8 +632,11 @@ bool Agent::RemoveInstalled() {
   return true;
 }
 
-void Agent::Withdraw(const std::string& why) {
+void Agent::Withdraw(std::string_view reason, const std::string& why) {
   spdlog::warn("withdrawing license '{}' from {}: {}", license_, config_.host_dir, why);
+  if (!reason.empty() && !license_.empty()) {
+    reporter_.Record(EventKind::kWithdraw, license_, token_, std::string(reason));
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     snap_.ready = false;  // stop advertising the license before its files go, not after
@@ -620,7 +684,8 @@ bool Agent::FenceIfUnconfirmed() {
   if (phase_ != Phase::kHolding) return false;
   SteadyTime now = clock_.Now();
   if (last_confirmed_ && now - *last_confirmed_ <= config_.FenceAfter()) return false;
-  Withdraw(last_confirmed_
+  Withdraw("self-fenced",
+           last_confirmed_
                ? "claim not confirmed for " +
                      std::to_string(static_cast<int64_t>(Seconds(now - *last_confirmed_))) +
                      "s (pool unreachable, writes failing, or this process was paused); after " +
@@ -640,7 +705,7 @@ std::chrono::nanoseconds Agent::Keep() {
       break;
     case license::ClaimRank::kHigher:
     case license::ClaimRank::kSameToken:
-      Withdraw("taken over by node '" + v.record->node + "' with token " +
+      Withdraw("taken over", "taken over by node '" + v.record->node + "' with token " +
                std::to_string(v.record->token) + " (ours " + std::to_string(token_) + ")");
       return std::chrono::nanoseconds(0);
     case license::ClaimRank::kLower:
@@ -649,13 +714,13 @@ std::chrono::nanoseconds Agent::Keep() {
       renew = true;
       break;
     case license::ClaimRank::kSeed:
-      Withdraw("a seed-format claim replaced ours (" + v.record->node + ")");
+      Withdraw("taken over", "a seed-format claim replaced ours (" + v.record->node + ")");
       return std::chrono::nanoseconds(0);
     case license::ClaimRank::kNone:
       if (v.state == ClaimState::kFree) {
         auto dir = fs_.Stat(pool_.LicenseDir(license_));
         if (dir.ok() && dir->type == license::FileType::kMissing) {
-          Withdraw("license directory was removed from the pool");
+          Withdraw("unusable", "license directory was removed from the pool");
           return std::chrono::nanoseconds(0);
         }
         spdlog::warn("claim file of '{}' vanished; re-asserting", license_);
@@ -689,7 +754,7 @@ std::chrono::nanoseconds Agent::Keep() {
     }
   }
   if (!last_confirmed_ || FenceIfUnconfirmed()) {
-    if (phase_ == Phase::kHolding) Withdraw("could not confirm the adopted claim");
+    if (phase_ == Phase::kHolding) Withdraw("self-fenced", "could not confirm the adopted claim");
     return std::chrono::nanoseconds(0);
   }
   // Keep the installed copy complete and current (drift repair, license replaced in the pool).
@@ -699,7 +764,7 @@ std::chrono::nanoseconds Agent::Keep() {
     if (!installed_ || !same.ok() || !*same) InstallHeld(*files);
   }
   if (install_failures_ >= AgentConfig::kMaxInstallFailures) {
-    GiveBack("installing into HOST_DIR " + config_.host_dir + " failed " +
+    GiveBack("unusable", "installing into HOST_DIR " + config_.host_dir + " failed " +
              std::to_string(install_failures_) +
              " times in a row; giving the license back so "
              "another node can use it");
@@ -708,26 +773,81 @@ std::chrono::nanoseconds Agent::Keep() {
   return config_.heartbeat;
 }
 
-void Agent::GiveBack(const std::string& why) {
-  if (license::IsOwn(pool_.ReadClaim(license_), config_.node, token_)) {
-    if (Status s = fs_.RemoveAll(pool_.ClaimPath(license_)); !s.ok()) {
-      spdlog::error("cannot give '{}' back: cannot remove claim: {}", license_, s.message());
-    }
-  }
-  (void)fs_.RemoveAll(license::HintPath(config_.pool_dir, config_.node));
+void Agent::GiveBack(std::string_view reason, const std::string& why) {
+  const std::string name = license_;
+  const uint64_t token = token_;
   bool install_failed = install_failures_ > 0;
   install_failures_ = 0;
-  Withdraw(why);
+  // The files first: the claim must not be free while the license is still on this node.
+  Withdraw(reason, why);
   if (install_failed) {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.install_giveups;
   }
+  (void)fs_.RemoveAll(license::HintPath(config_.pool_dir, config_.node));
+  if (withdraw_pending_ && !install_failed) {
+    spdlog::error("not giving '{}' back while its files remain in {}: the claim goes stale after "
+                  "{}s instead", name, config_.host_dir, config_.claim_ttl.count());
+    return;
+  }
+  if (!license::IsOwn(pool_.ReadClaim(name), config_.node, token)) return;
+  if (Status s = fs_.RemoveAll(pool_.ClaimPath(name)); !s.ok()) {
+    spdlog::error("cannot give '{}' back: cannot remove claim: {}", name, s.message());
+    return;
+  }
+  spdlog::info("gave license '{}' back to the pool", name);
+  reporter_.Record(EventKind::kRelease, name, token, std::string(reason));
+}
+
+NodeState Agent::ReportedState() const {
+  if (phase_ == Phase::kReleased) return NodeState::kReleased;
+  if (phase_ == Phase::kHolding) return step_error_ ? NodeState::kDegraded : NodeState::kHeld;
+  if (reporter_.cordoned()) return NodeState::kCordoned;
+  // Looking for a license: waiting, unless this step failed for another reason than none
+  // being free (pool unreadable, host dir, tokenmgr refusing).
+  return waiting_ || !step_error_ ? NodeState::kWaiting : NodeState::kDegraded;
+}
+
+void Agent::ReportAndObey() {
+  bool was_cordoned = reporter_.cordoned();
+  if (!reporter_.MaybeSend(ReportedState(), phase_ == Phase::kHolding ? license_ : "")) return;
+  if (reporter_.cordoned() != was_cordoned) {
+    spdlog::info(reporter_.cordoned()
+                     ? "this node was cordoned by an operator: giving back its license and "
+                       "claiming none until uncordoned"
+                     : "this node was uncordoned: looking for a license again");
+  }
+  Obey();
+}
+
+void Agent::Obey() {
+  if (phase_ == Phase::kHolding && reporter_.cordoned()) {
+    GiveBack("cordoned", "this node was cordoned by an operator");
+  } else if (phase_ == Phase::kHolding && reporter_.Disabled(license_)) {
+    GiveBack("disabled", "license '" + license_ + "' was disabled by an operator");
+  }
+  if (reporter_.cordoned()) {
+    StopWaiting("", "cordoned");
+    queued_candidates_.clear();
+  }
+}
+
+void Agent::StartWaiting() {
+  if (waiting_) return;
+  waiting_ = true;
+  reporter_.Record(EventKind::kWaitStart, "", 0, "");
+}
+
+void Agent::StopWaiting(const std::string& license, const std::string& detail) {
+  if (!waiting_) return;
+  waiting_ = false;
+  reporter_.Record(EventKind::kWaitEnd, license, 0, detail);
 }
 
 void Agent::OnExit() {
   if (phase_ != Phase::kHolding) return;
   if (config_.release_on_exit) {
-    GiveBack("release on exit");
+    GiveBack("", "release on exit");
     Publish();
     return;
   }
@@ -753,6 +873,9 @@ void Agent::Publish() {
     snap_.claim_age_s = Seconds(now - *last_confirmed_);
   snap_.ready = phase_ == Phase::kHolding && installed_ && last_confirmed_ &&
                 now - *last_confirmed_ < config_.claim_ttl;
+  snap_.cordoned = reporter_.cordoned();
+  snap_.waiting = waiting_;
+  snap_.reporting = reporter_.stats();
 }
 
 AgentSnapshot Agent::Snapshot() const {
@@ -810,6 +933,20 @@ std::string Agent::RenderMetrics() const {
             s.token_regressions);
   m.Counter("license_holder_install_giveups_total",
             "Claims given back because installing into HOST_DIR kept failing.", s.install_giveups);
+  m.Gauge("license_holder_cordoned",
+          "1 while an operator has cordoned this node (it holds and claims no license).",
+          s.cordoned ? 1 : 0);
+  m.Gauge("license_holder_report_events_buffered",
+          "Events waiting to be sent to tokenmgr's history.",
+          static_cast<double>(s.reporting.buffered));
+  m.Counter("license_holder_report_events_dropped_total",
+            "Events dropped before tokenmgr stored them (buffer full, or the report refused).",
+            s.reporting.dropped + s.reporting.refused);
+  m.Counter("license_holder_reports_total", "Node reports tokenmgr answered.",
+            s.reporting.reports);
+  m.Counter("license_holder_report_failures_total",
+            "Node reports that failed (tokenmgr unreachable, refusing, or without the console).",
+            s.reporting.failures);
   m.Append(wait);
   if (s.pool_scanned) {  // only what this agent saw; tokenmgr_pool_licenses is the pool's view
     m.Family("license_holder_pool_licenses", "gauge",

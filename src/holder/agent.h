@@ -1,7 +1,10 @@
 // Agent: the license-holder's reconcile loop for one node. It takes the tokenmgr mutex, claims a
 // license in the pool under it, installs the license into the host directory, renews the claim
 // every heartbeat, withdraws the license the moment it is no longer provably ours, and gives it
-// back on request. Depends only on interfaces (Filesystem, TokenmgrClient, Clock, Sleeper), so
+// back on request. Each heartbeat, after the renewal or claim attempt, it reports the node's state
+// and events to tokenmgr's console (holder/reporter.h) and obeys the directives of the answer:
+// cordoned, it withdraws and gives the claim back at once and claims nothing; a disabled license
+// it withdraws and gives back, and never claims. Depends only on interfaces (Filesystem, TokenmgrClient, Clock, Sleeper), so
 // every rule is unit-tested with fakes. Step()/Run() run on one thread; Snapshot(),
 // RenderMetrics() and Healthy() are thread-safe.
 //
@@ -18,13 +21,16 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "common/histogram.h"
 #include "common/sleeper.h"
+#include "console/console.h"
 #include "holder/feature_file.h"
+#include "holder/reporter.h"
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"
@@ -49,6 +55,10 @@ struct AgentConfig {
   // Node Feature Discovery feature file labelling this node while it holds a confirmed license
   // (see holder/feature_file.h); empty: no label.
   std::string nfd_feature_file;
+  // Report the node's state and events to tokenmgr's console each heartbeat, and obey its
+  // directives (cordon, disabled licenses). Off: neither.
+  bool report = true;
+  std::string version;  // the build's version, sent in the reports
   // An unconfirmed claim is withdrawn after this long: claim_ttl - 2 * heartbeat.
   std::chrono::nanoseconds FenceAfter() const { return claim_ttl - 2 * heartbeat; }
   // This node's claim written by another pod is taken over only after it stayed unchanged this
@@ -80,6 +90,10 @@ struct AgentSnapshot {
   // Counts at this agent's last full scan (it scans only while looking for a license).
   uint64_t pool_free = 0, pool_held = 0, pool_stale = 0, pool_unreadable = 0, pool_unusable = 0;
   bool pool_scanned = false;
+  // The operator's console (issue 17).
+  bool cordoned = false;       // by the last directives tokenmgr answered
+  bool waiting = false;        // looked for a license and none could be had
+  ReporterStats reporting;
 };
 
 class Agent {
@@ -124,20 +138,34 @@ class Agent {
                     const std::string& problem);
   // True if `name` failed to install with exactly this content recently.
   bool RecentlyUnusable(const std::string& name, const std::string& fingerprint) const;
-  // Gives our claim back to the pool (if it is still ours) and withdraws the files.
-  void GiveBack(const std::string& why);
+  // Withdraws the files and gives our claim back to the pool (if it is still ours), so that
+  // the license is free at once. `reason`: the withdraw event's detail (one of
+  // console::kWithdrawReasons, or empty for none). The claim is kept (it goes stale after the
+  // claim TTL) if the files could not be removed, unless installing them had failed anyway.
+  void GiveBack(std::string_view reason, const std::string& why);
   // Claims one candidate under the mutex; sets *token_regression (and claims nothing) if a
   // claim it reads carries a higher token than the grant. *claimed_at_ms: the claim record's
-  // claimed_at_ms (when it was written, or the adopted claim's own).
+  // claimed_at_ms (when it was written, or the adopted claim's own). *former_holder: the node
+  // whose stale claim was taken over (empty for a free license or this node's own claim).
   std::optional<std::string> ClaimUnderMutex(const std::vector<Candidate>& candidates,
                                              const client::LockGrant& grant, SteadyTime granted_at,
                                              license::LicenseFiles& files_out,
-                                             int64_t* claimed_at_ms, bool* token_regression);
+                                             int64_t* claimed_at_ms, std::string* former_holder,
+                                             bool* token_regression);
   bool Settle(const std::string& name, uint64_t token);
   Status WriteOwnClaim(const std::string& name, uint64_t token, uint64_t renewals,
                        int64_t claimed_at_ms, bool exiting = false);
   bool Confirmed(const std::string& name, uint64_t token);
-  void Withdraw(const std::string& why);
+  // Takes the license off the host. `reason`: the withdraw event's detail (one of
+  // console::kWithdrawReasons; empty: no withdraw event).
+  void Withdraw(std::string_view reason, const std::string& why);
+  // Reports to tokenmgr if due and obeys the directives of its answer.
+  void ReportAndObey();
+  void Obey();
+  console::NodeState ReportedState() const;
+  // wait_start once when no license can be had; wait_end when one is claimed or looking stops.
+  void StartWaiting();
+  void StopWaiting(const std::string& license, const std::string& detail);
   // The NFD label follows the license: present (expiring a claim TTL after the last
   // confirmation) while the license is installed and confirmed, removed otherwise. Every step.
   void SyncLabel();
@@ -186,6 +214,10 @@ class Agent {
   std::map<std::string, SteadyTime> other_pod_seen_;  // node claims by other pods: first seen
   std::vector<Candidate> queued_candidates_;  // reused after a long poll ended without the mutex
   std::optional<SteadyTime> candidates_at_;
+  Reporter reporter_;
+  bool waiting_ = false;            // wait_start recorded, wait_end not yet
+  bool nothing_claimable_ = false;  // the last full scan found no license to claim
+  bool step_error_ = false;         // SetError was called in this step (state "degraded")
 
   // Published state (any thread).
   mutable std::mutex mu_;
