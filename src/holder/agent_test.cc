@@ -832,5 +832,299 @@ TEST_F(LabelTest, LabelThatCannotBeRemovedIsReportedAndRetried) {
   EXPECT_FALSE(HasLabel("a"));
 }
 
+
+// ---- issue 17: the operator's console --------------------------------------------------------
+
+class ConsoleTest : public AgentTest {
+ protected:
+  // The last report `node` sent.
+  const console::AgentReport* LastReport(const std::string& node) {
+    for (auto it = client_.reports.rbegin(); it != client_.reports.rend(); ++it) {
+      if (it->report.node == node) return &*it;
+    }
+    return nullptr;
+  }
+  console::NodeState LastState(const std::string& node) {
+    const console::AgentReport* r = LastReport(node);
+    return r ? r->report.state : console::NodeState::kGone;
+  }
+  void OneLicense() {
+    ASSERT_TRUE(fs_.RemoveAll("/pool/license2").ok());
+    ASSERT_TRUE(fs_.RemoveAll("/pool/license3").ok());
+  }
+  using Strings = std::vector<std::string>;
+};
+
+TEST_F(ConsoleTest, ReportAfterTheClaimCarriesPodStateLicenseVersionAndTheClaimEvent) {
+  AgentConfig c = Config("a");
+  c.version = "9.8.7";
+  Agent a(c, fs_, client_, clock_, sleeper_);
+  a.Start();
+  a.Step();
+  ASSERT_EQ(client_.reports.size(), 1u);  // once, after the claim attempt
+  const console::AgentReport& r = client_.reports[0];
+  EXPECT_EQ(r.report.node, "a");
+  EXPECT_EQ(r.report.pod, "pod-a");
+  EXPECT_EQ(r.report.state, console::NodeState::kHeld);
+  EXPECT_EQ(r.report.license, a.Snapshot().license);
+  EXPECT_EQ(r.report.version, "9.8.7");
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].kind, console::EventKind::kClaim);
+  EXPECT_EQ(r.events[0].license, a.Snapshot().license);
+  EXPECT_EQ(r.events[0].token, a.Snapshot().token);
+  // Written under the mutex before the settle: the event keeps the agent's time of the claim.
+  EXPECT_LE(r.events[0].time, clock_.WallNow());
+  EXPECT_EQ(a.Snapshot().reporting.buffered, 0u);
+}
+
+TEST_F(ConsoleTest, ReportComesAfterTheRenewalAndItsTimeNeverDelaysTheNext) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  // A tokenmgr that takes the whole report timeout (a quarter heartbeat) and then fails.
+  int64_t renewed_seen = 0;
+  client_.on_report = [&] {
+    renewed_seen = license::ParseClaim(*fs_.Content("/pool/" + lic + "/lockedby"))->renewed_at_ms;
+    EXPECT_EQ(renewed_seen, UnixMillis(clock_.WallNow()));  // renewed just before the report
+    clock_.Advance(client_.report_timeout);
+  };
+  client_.report_status = Unavailable("timed out");
+  uint64_t renewals = a->Snapshot().renewals;
+  SteadyTime start = clock_.Now();
+  for (int i = 0; i < 10; ++i) clock_.Advance(a->Step());
+  EXPECT_EQ(client_.report_timeout, milliseconds(250));
+  EXPECT_EQ(a->Snapshot().renewals, renewals + 10);
+  EXPECT_EQ(clock_.Now() - start, seconds(10));  // one renewal per heartbeat, report included
+  EXPECT_TRUE(a->Snapshot().ready);
+  EXPECT_EQ(Installed("a"), "ID" + lic.substr(7));
+}
+
+TEST_F(ConsoleTest, WaitingNodeReportsWaitingWithWaitStartOnceThenWaitEndAndClaim) {
+  OneLicense();
+  auto a = Make("a"), b = Make("b");
+  Run({a.get(), b.get()}, 4);
+  EXPECT_EQ(LastState("b"), console::NodeState::kWaiting);
+  EXPECT_EQ(LastReport("b")->report.license, "");
+  EXPECT_TRUE(b->Snapshot().waiting);
+  EXPECT_EQ(client_.StoredKinds("b"), Strings{"wait_start"});
+  ASSERT_TRUE(ReleaseNode(Config("a"), fs_, client_, clock_).ok());
+  Run({a.get(), b.get()}, 2);
+  EXPECT_EQ(client_.StoredKinds("b"), (Strings{"wait_start", "wait_end:claimed", "claim"}));
+  EXPECT_EQ(LastState("b"), console::NodeState::kHeld);
+  EXPECT_EQ(client_.StoredKinds("a"), (Strings{"claim", "release:license-holder release"}));
+  EXPECT_EQ(LastState("a"), console::NodeState::kReleased);
+}
+
+TEST_F(ConsoleTest, StaleTakeoverNamesTheFormerHolderWhoWithdrawsAsTakenOver) {
+  OneLicense();
+  auto a = Make("a"), b = Make("b");
+  Run({a.get(), b.get()}, 2);
+  for (int i = 0; i < 10 && !b->Snapshot().ready; ++i) {  // a is paused
+    b->Step();
+    clock_.Advance(seconds(1));
+  }
+  ASSERT_TRUE(b->Snapshot().ready);
+  EXPECT_EQ(client_.StoredKinds("b"), (Strings{"wait_start", "wait_end:claimed", "takeover:a"}));
+  a->Step();  // resumes long past its fence time: it withdraws before anything else
+  clock_.Advance(seconds(1));
+  a->Step();
+  EXPECT_EQ(client_.StoredKinds("a"), (Strings{"claim", "withdraw:self-fenced", "wait_start"}));
+}
+
+TEST_F(ConsoleTest, HolderOverwrittenByAHigherTokenWithdrawsAsTakenOver) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  license::ClaimRecord other{"z", "pod-z", a->Snapshot().token + 5, 0, 0, 0, false};
+  ASSERT_TRUE(
+      fs_.WriteAtomic("/pool/" + lic + "/lockedby", license::SerializeClaim(other), 0644).ok());
+  clock_.Advance(seconds(1));
+  a->Step();
+  EXPECT_EQ(client_.StoredKinds("a").at(1), "withdraw:taken over");
+}
+
+TEST_F(ConsoleTest, WithdrawalsSayWhy) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  fs_.FailReads("/pool", Unavailable("Input/output error"));
+  fs_.FailWrites("/pool", Unavailable("Input/output error"));
+  for (int i = 0; i < 6 && !Installed("a").empty(); ++i) {
+    clock_.Advance(seconds(1));
+    a->Step();
+  }
+  fs_.ClearFaults();
+  Run({a.get()}, 3);  // reports the self-fencing, claims again
+  ASSERT_TRUE(a->Snapshot().ready);
+  lic = a->Snapshot().license;
+  ASSERT_TRUE(fs_.RemoveAll("/pool/" + lic).ok());
+  Run({a.get()}, 2);
+  Strings kinds = client_.StoredKinds("a");
+  ASSERT_GE(kinds.size(), 4u);
+  EXPECT_EQ(Strings(kinds.begin(), kinds.begin() + 4),
+            (Strings{"claim", "withdraw:self-fenced", "claim", "withdraw:unusable"}));
+  // At start, a license installed here but not claimed by this node: drift.
+  auto b = Make("b");
+  b->Step();
+  std::string blic = b->Snapshot().license;
+  b.reset();
+  license::ClaimRecord other{"z", "pod-z", 999, 0, 0, 0, false};
+  ASSERT_TRUE(
+      fs_.WriteAtomic("/pool/" + blic + "/lockedby", license::SerializeClaim(other), 0644).ok());
+  client_.stored.clear();
+  auto again = Make("b");
+  again->Step();
+  EXPECT_EQ(client_.StoredKinds("b").at(0), "withdraw:drift");
+}
+
+TEST_F(ConsoleTest, CordonWithdrawsAndFreesTheClaimInTheSameStepThenClaimsNothing) {
+  OneLicense();
+  auto a = Make("a"), b = Make("b");
+  Run({a.get(), b.get()}, 2);
+  ASSERT_EQ(Installed("a"), "ID1");
+  client_.cordoned.insert("a");
+  a->Step();  // renews, reports, learns of the cordon: withdraws and gives back at once
+  EXPECT_EQ(Installed("a"), "");
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));  // free now, not after a claim TTL
+  EXPECT_TRUE(a->Snapshot().cordoned);
+  b->Step();  // the waiting node gets it at its next step
+  EXPECT_EQ(Installed("b"), "ID1");
+  ASSERT_TRUE(ReleaseNode(Config("b"), fs_, client_, clock_).ok());  // license1 free again
+  int calls = client_.calls;
+  Run({a.get()}, 5);
+  EXPECT_EQ(Installed("a"), "");
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
+  EXPECT_EQ(client_.calls, calls);  // not even the mutex
+  EXPECT_EQ(client_.StoredKinds("a"),
+            (Strings{"claim", "withdraw:cordoned", "release:cordoned"}));
+  EXPECT_EQ(LastState("a"), console::NodeState::kCordoned);
+  EXPECT_FALSE(a->Snapshot().ready);
+  EXPECT_FALSE(a->Snapshot().degraded);
+  EXPECT_NE(a->Snapshot().last_error.find("cordoned"), std::string::npos);
+  EXPECT_NE(a->RenderMetrics().find("license_holder_cordoned 1"), std::string::npos);
+  // Uncordoned: claims as usual from the next step on.
+  client_.cordoned.clear();
+  Run({a.get()}, 2);
+  EXPECT_EQ(Installed("a"), "ID1");
+  EXPECT_FALSE(a->Snapshot().cordoned);
+  EXPECT_NE(a->RenderMetrics().find("license_holder_cordoned 0"), std::string::npos);
+}
+
+TEST_F(ConsoleTest, CordonWhileWaitingEndsTheWait) {
+  OneLicense();
+  auto a = Make("a"), b = Make("b");
+  Run({a.get(), b.get()}, 2);
+  client_.cordoned.insert("b");
+  Run({a.get(), b.get()}, 2);
+  EXPECT_EQ(client_.StoredKinds("b"), (Strings{"wait_start", "wait_end:cordoned"}));
+  EXPECT_EQ(LastState("b"), console::NodeState::kCordoned);
+  EXPECT_FALSE(b->Snapshot().waiting);
+}
+
+TEST_F(ConsoleTest, DisabledLicenseIsWithdrawnGivenBackAndNeverChosen) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  client_.disabled.insert(lic);
+  clock_.Advance(seconds(1));
+  a->Step();
+  EXPECT_NE(Installed("a"), "ID" + lic.substr(7));
+  EXPECT_FALSE(fs_.Exists("/pool/" + lic + "/lockedby"));
+  Run({a.get()}, 2);  // takes another one
+  Strings kinds = client_.StoredKinds("a");
+  ASSERT_GE(kinds.size(), 3u);
+  EXPECT_EQ(Strings(kinds.begin(), kinds.begin() + 3),
+            (Strings{"claim", "withdraw:disabled", "release:disabled"}));
+  EXPECT_TRUE(a->Snapshot().ready);
+  EXPECT_NE(a->Snapshot().license, lic);
+  // With only the disabled one free, nobody takes it, not even past a claim TTL.
+  auto b = Make("b"), c = Make("c");
+  Run({a.get(), b.get(), c.get()}, 10);
+  EXPECT_FALSE(fs_.Exists("/pool/" + lic + "/lockedby"));
+  EXPECT_FALSE(b->Snapshot().ready && c->Snapshot().ready);
+  EXPECT_NE(b->Snapshot().license, lic);
+  EXPECT_NE(c->Snapshot().license, lic);
+  client_.disabled.clear();
+  Run({a.get(), b.get(), c.get()}, 2);
+  EXPECT_TRUE(b->Snapshot().ready && c->Snapshot().ready);
+}
+
+TEST_F(ConsoleTest, RestartedNodeGivesBackTheDisabledLicenseItAdoptedAtItsFirstReport) {
+  auto a = Make("a");
+  a->Step();
+  std::string lic = a->Snapshot().license;
+  a.reset();
+  client_.disabled.insert(lic);
+  auto again = Make("a");  // adopts its claim (no directives known yet)
+  clock_.Advance(seconds(1));
+  again->Step();
+  EXPECT_FALSE(fs_.Exists("/pool/" + lic + "/lockedby"));
+  EXPECT_NE(again->Snapshot().license, lic);
+}
+
+TEST_F(ConsoleTest, UnreachableTokenmgrKeepsTheLicenseRenewingAndTheLastDirectives) {
+  auto a = Make("a"), b = Make("b");
+  Run({a.get(), b.get()}, 1);
+  client_.cordoned.insert("b");
+  Run({a.get(), b.get()}, 1);
+  ASSERT_TRUE(b->Snapshot().cordoned);
+  client_.down = true;
+  client_.cordoned.clear();  // not heard: tokenmgr is unreachable
+  uint64_t renewals = a->Snapshot().renewals;
+  Run({a.get(), b.get()}, 20);  // far past a claim TTL
+  EXPECT_TRUE(a->Snapshot().ready);
+  EXPECT_EQ(a->Snapshot().renewals, renewals + 20);
+  EXPECT_TRUE(b->Snapshot().cordoned);
+  EXPECT_EQ(Installed("b"), "");
+  EXPECT_GE(a->Snapshot().reporting.failures, 20u);
+  client_.down = false;
+  Run({a.get(), b.get()}, 2);
+  EXPECT_TRUE(b->Snapshot().ready);
+}
+
+TEST_F(ConsoleTest, TokenmgrWithoutTheConsoleIsAskedOnlyOnceInFiveMinutes) {
+  client_.report_status = NotFound("tokenmgr answered the node report with HTTP 404");
+  auto a = Make("a");
+  Run({a.get()}, 60);
+  EXPECT_EQ(client_.reports.size(), 1u);
+  EXPECT_TRUE(a->Snapshot().ready);
+  EXPECT_TRUE(a->Snapshot().reporting.paused);
+}
+
+TEST_F(ConsoleTest, ReportingOffSendsNothing) {
+  AgentConfig c = Config("a");
+  c.report = false;
+  Agent a(c, fs_, client_, clock_, sleeper_);
+  a.Start();
+  client_.cordoned.insert("a");
+  for (int i = 0; i < 3; ++i) {
+    a.Step();
+    clock_.Advance(seconds(1));
+  }
+  EXPECT_TRUE(client_.reports.empty());
+  EXPECT_TRUE(a.Snapshot().ready);
+}
+
+TEST_F(ConsoleTest, MetricsCountBufferedAndDroppedEvents) {
+  client_.report_status = Unavailable("down");
+  auto a = Make("a");
+  a->Step();
+  std::string m = a->RenderMetrics();
+  EXPECT_NE(m.find("license_holder_report_events_buffered 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("license_holder_report_events_dropped_total 0"), std::string::npos);
+  EXPECT_NE(m.find("license_holder_report_failures_total 1"), std::string::npos);
+  EXPECT_NE(m.find("license_holder_reports_total 0"), std::string::npos);
+}
+
+TEST_F(ConsoleTest, WaitingBackoffNeverExceedsAHeartbeat) {
+  client_.down = true;
+  auto a = Make("a");
+  for (int i = 0; i < 30; ++i) {
+    auto d = a->Step();
+    EXPECT_LE(d, seconds(1)) << "step " << i;
+    clock_.Advance(d);
+  }
+}
+
 }  // namespace
 }  // namespace lm::holder
