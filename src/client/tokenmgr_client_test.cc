@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
@@ -86,8 +87,9 @@ TEST(ParseLockResponse, BusyAndErrors) {
             StatusCode::kUnavailable);
 }
 
-// A one-thread HTTP server on 127.0.0.1:0 that answers a grant to every lock and 200 to every
-// release, serves connections one after another, and records what it saw.
+// A one-thread HTTP server on 127.0.0.1:0 that answers a grant to every lock, 200 to every
+// release and SetApiReply's answer (by default 200 "{}") to anything else, serves connections
+// one after another, and records what it saw.
 class StubTokenmgr {
  public:
   // close_after_lock: close each connection right after answering a lock (keep-alive promised).
@@ -121,6 +123,19 @@ class StubTokenmgr {
     return hosts_;
   }
   int connections() const { return connections_; }
+  // The answer to requests other than lock and release. hang: answer nothing and wait until the
+  // client hangs up.
+  void SetApiReply(int status, std::string body, bool hang = false) {
+    std::lock_guard<std::mutex> l(mu_);
+    api_status_ = status;
+    api_body_ = std::move(body);
+    hang_ = hang;
+  }
+  // Authorization headers seen, in order.
+  std::vector<std::string> auths() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return auths_;
+  }
   // "METHOD body" of each request, in order.
   std::vector<std::string> bodies() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -152,10 +167,26 @@ class StubTokenmgr {
           seen_.push_back(std::to_string(conn) + " " + target);
           bodies_.push_back(std::string(req.method_string()) + " " + req.body());
           hosts_.emplace_back(req[boost::beast::http::field::host]);
+          auths_.emplace_back(req[boost::beast::http::field::authorization]);
         }
         bool lock = target.find("/lock/") != std::string::npos;
-        bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
-        res.body() = lock ? R"({"id":"g1","token":5,"ttl":10})" : "{}";
+        bool release = target.find("/release/") != std::string::npos;
+        int status = 200;
+        std::string body = lock ? R"({"id":"g1","token":5,"ttl":10})" : "{}";
+        bool hang = false;
+        if (!lock && !release) {
+          std::lock_guard<std::mutex> l(mu_);
+          status = api_status_;
+          body = api_body_;
+          hang = hang_;
+        }
+        if (hang) {  // until the client gives up and closes the connection
+          char byte;
+          boost::asio::read(sock, boost::asio::buffer(&byte, 1), ec);
+          break;
+        }
+        bhttp::response<bhttp::string_body> res(static_cast<bhttp::status>(status), 11);
+        res.body() = body;
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         bhttp::write(sock, res, ec);
@@ -168,6 +199,10 @@ class StubTokenmgr {
   std::vector<std::string> seen_;   // Guarded by mu_
   std::vector<std::string> hosts_;  // Guarded by mu_
   std::vector<std::string> bodies_;  // Guarded by mu_
+  std::vector<std::string> auths_;   // Guarded by mu_
+  int api_status_ = 200;             // Guarded by mu_
+  std::string api_body_ = "{}";      // Guarded by mu_
+  bool hang_ = false;                // Guarded by mu_
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   boost::asio::io_context io_;
@@ -253,6 +288,103 @@ TEST(HttpTokenmgrClient, AbortedClientFailsFast) {
   EXPECT_EQ((*c)->Lock(std::chrono::seconds(1), std::chrono::seconds(10), "n1").status().code(),
             StatusCode::kUnavailable);
   EXPECT_EQ(tm.connections(), 0);
+}
+
+console::AgentReport SampleReport() {
+  console::AgentReport r;
+  r.report.pod = "pod-7";
+  r.report.state = console::NodeState::kHeld;
+  r.report.license = "license3";
+  r.report.version = "9.8.7";
+  console::Event e;
+  e.kind = console::EventKind::kClaim;
+  e.license = "license3";
+  e.token = 42;
+  e.time = WallTime(std::chrono::milliseconds(1700000000000));
+  r.events.push_back(e);
+  return r;
+}
+
+TEST(HttpTokenmgrClient, ReportIsAPutToApiNodesOnItsOwnConnectionWithTheAuthHeader) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  tm.SetApiReply(200, R"({"cordoned":true,"disabled":["license1","license2"],"acknowledged":1})");
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::string("s3cret"));
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->Report("node:7", SampleReport(), std::chrono::seconds(2));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->directives.cordoned);
+  EXPECT_EQ(r->directives.disabled, (std::vector<std::string>{"license1", "license2"}));
+  EXPECT_EQ(r->acknowledged, 1u);
+  ASSERT_TRUE((*c)->Report("node:7", SampleReport(), std::chrono::seconds(2)).ok());
+  // From the server's root, the node percent-encoded; a new connection each, closed after.
+  EXPECT_EQ(tm.seen(), (std::vector<std::string>{"1 /api/nodes/node%3A7", "2 /api/nodes/node%3A7"}));
+  EXPECT_EQ((*c)->connections_opened(), 2u);
+  EXPECT_EQ(tm.auths(), (std::vector<std::string>{"Bearer s3cret", "Bearer s3cret"}));
+  std::string sent = tm.bodies()[0];
+  ASSERT_EQ(sent.substr(0, 4), "PUT ");
+  auto parsed = console::ParseAgentReport("node:7", sent.substr(4));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message() << ": " << sent;
+  EXPECT_EQ(parsed->report.pod, "pod-7");
+  EXPECT_EQ(parsed->report.state, console::NodeState::kHeld);
+  EXPECT_EQ(parsed->report.version, "9.8.7");
+  ASSERT_EQ(parsed->events.size(), 1u);
+  EXPECT_EQ(parsed->events[0].token, 42u);
+  EXPECT_EQ(UnixMillis(parsed->events[0].time), 1700000000000);
+}
+
+TEST(HttpTokenmgrClient, ReportAnswersMapToTheContract) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  const std::pair<int, StatusCode> cases[] = {
+      {400, StatusCode::kInvalidArgument}, {413, StatusCode::kInvalidArgument},
+      {401, StatusCode::kUnauthenticated}, {404, StatusCode::kNotFound},
+      {503, StatusCode::kUnavailable},     {500, StatusCode::kUnavailable},
+      {405, StatusCode::kUnavailable},     {302, StatusCode::kUnavailable}};
+  for (auto [status, code] : cases) {
+    tm.SetApiReply(status, R"({"Error":"no"})");
+    auto r = (*c)->Report("n1", SampleReport(), std::chrono::seconds(2));
+    EXPECT_EQ(r.status().code(), code) << status << ": " << r.status().message();
+  }
+}
+
+TEST(HttpTokenmgrClient, HostileOrGarbledReportAnswersAreUnavailable) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  for (const std::string& body :
+       {std::string(2 * 1024 * 1024, '['),  // far over the client's body limit
+        std::string("garbage"), std::string("[]"), std::string(R"({"cordoned":true})"),
+        std::string(R"({"cordoned":"yes","disabled":[],"acknowledged":0})"),
+        std::string(R"({"cordoned":false,"disabled":["../etc"],"acknowledged":0})"),
+        std::string(R"({"cordoned":false,"disabled":["<script>"],"acknowledged":0})"),
+        std::string(R"({"cordoned":false,"disabled":[],"acknowledged":-1})"),
+        std::string(R"({"cordoned":false,"disabled":[],"acknowledged":1e300})"),
+        std::string(R"({"cordoned":false,"disabled":[]})")}) {
+    tm.SetApiReply(200, body);
+    auto r = (*c)->Report("n1", SampleReport(), std::chrono::seconds(2));
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << body.substr(0, 80);
+  }
+}
+
+TEST(HttpTokenmgrClient, HungReportCostsOnlyItsTimeout) {
+  StubTokenmgr tm(/*close_after_lock=*/false);
+  tm.SetApiReply(200, "{}", /*hang=*/true);
+  auto c = HttpTokenmgrClient::Create(tm.url(), std::nullopt);
+  ASSERT_TRUE(c.ok());
+  auto start = std::chrono::steady_clock::now();
+  auto r = (*c)->Report("n1", SampleReport(), std::chrono::milliseconds(200));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_GE(took, std::chrono::milliseconds(200));
+  EXPECT_LT(took, std::chrono::seconds(2));  // not the 5 s io timeout
+}
+
+TEST(ParseReportResponse, TakesTheAcknowledgedCount) {
+  auto r = ParseReportResponse(200, R"({"cordoned":false,"disabled":[],"acknowledged":64})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->directives.cordoned);
+  EXPECT_EQ(r->acknowledged, 64u);
 }
 
 }  // namespace
