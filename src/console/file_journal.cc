@@ -97,7 +97,29 @@ Status FileJournal::Load() {
   return Status::Ok();
 }
 
-Status FileJournal::AppendEvents(const std::vector<Event>& events) {
+void FileJournal::AppendEvents(std::vector<Event> events, Done done) {
+  uint64_t seq = last_seq_;
+  for (Event& e : events) e.seq = ++seq;
+  Status s = Append(events);
+  if (s.ok() && sink_ && !events.empty()) sink_->ApplyEvents(std::move(events));
+  if (done) done(s);
+}
+
+void FileJournal::SetMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark,
+                          Done done) {
+  AdminState next = admin_;
+  auto& marks = kind == MarkKind::kCordon ? next.cordoned : next.disabled;
+  if (mark) {
+    marks[name] = *mark;
+  } else {
+    marks.erase(name);
+  }
+  Status s = SaveAdmin(next);
+  if (s.ok() && sink_) sink_->ApplyMark(kind, name, std::move(mark));
+  if (done) done(s);
+}
+
+Status FileJournal::Append(const std::vector<Event>& events) {
   if (events.empty()) return Status::Ok();
   std::string text;
   for (const Event& e : events) text += ToJson(e) + "\n";

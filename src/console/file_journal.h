@@ -13,6 +13,8 @@
 //   auto j = FileJournal::Open("/var/lib/tokenmgr", limits);
 //   Console console(clock, options, **j);
 //   console.Restore((*j)->TakeEvents(), (*j)->last_seq(), (*j)->admin());
+//
+// Events are numbered here, on from the highest seq the file ever held.
 #pragma once
 
 #include <memory>
@@ -29,8 +31,10 @@ class FileJournal final : public ConsoleJournal {
   static StatusOr<std::unique_ptr<FileJournal>> Open(const std::string& dir, Limits limits);
   ~FileJournal() override;
 
-  Status AppendEvents(const std::vector<Event>& events) override;
-  Status SaveAdmin(const AdminState& state) override;
+  // Both store, pass to the sink and call done inside the call.
+  void AppendEvents(std::vector<Event> events, Done done) override;
+  void SetMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark,
+               Done done) override;
 
   // What Open() read back (events oldest first).
   std::vector<Event> TakeEvents() { return std::move(events_); }
@@ -41,6 +45,8 @@ class FileJournal final : public ConsoleJournal {
  private:
   FileJournal(std::string dir, Limits limits) : dir_(std::move(dir)), limits_(limits) {}
   Status Load();
+  Status Append(const std::vector<Event>& numbered);
+  Status SaveAdmin(const AdminState& state);
   Status Compact();
   std::string EventsPath() const { return dir_ + "/console-events.jsonl"; }
   std::string AdminPath() const { return dir_ + "/console-admin.json"; }

@@ -35,6 +35,11 @@ class FileJournalTest : public ::testing::Test {
     EXPECT_TRUE(j.ok()) << j.status().ToString();
     return j.ok() ? std::move(*j) : nullptr;
   }
+  static Status Append(ConsoleJournal& j, std::vector<Event> events) {
+    Status out = Internal("done not called");
+    j.AppendEvents(std::move(events), [&](Status s) { out = s; });
+    return out;
+  }
   void AppendRaw(const std::string& text) {
     std::ofstream(dir_ / "console-events.jsonl", std::ios::app) << text;
   }
@@ -44,10 +49,11 @@ class FileJournalTest : public ::testing::Test {
 TEST_F(FileJournalTest, EventsAndMarksSurviveAReopen) {
   {
     auto j = Open();
-    ASSERT_TRUE(j->AppendEvents({Ev(1), Ev(2)}).ok());
-    AdminState a;
-    a.cordoned["n1"] = {"alice", WallTime(std::chrono::milliseconds(5))};
-    ASSERT_TRUE(j->SaveAdmin(a).ok());
+    ASSERT_TRUE(Append(*j, {Ev(1), Ev(2)}).ok());
+    Status st = Internal("done not called");
+    j->SetMark(MarkKind::kCordon, "n1", AdminMark{"alice", WallTime(std::chrono::milliseconds(5))},
+               [&](Status s) { st = s; });
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
   auto j = Open();
   auto events = j->TakeEvents();
@@ -58,7 +64,7 @@ TEST_F(FileJournalTest, EventsAndMarksSurviveAReopen) {
 }
 
 TEST_F(FileJournalTest, ATornLastLineIsDroppedAndTheRestKept) {
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(1)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(1)}).ok()); }
   AppendRaw(R"({"seq":2,"time_ms":1,"kind":"cl)");
   auto j = Open();
   EXPECT_EQ(j->TakeEvents().size(), 1u);
@@ -66,9 +72,9 @@ TEST_F(FileJournalTest, ATornLastLineIsDroppedAndTheRestKept) {
 }
 
 TEST_F(FileJournalTest, UnreadableLinesAreSkippedAndCounted) {
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(1)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(1)}).ok()); }
   AppendRaw("garbage\n" + std::string(10000, 'x') + "\n");
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(2)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(2)}).ok()); }
   auto j = Open();
   EXPECT_EQ(j->TakeEvents().size(), 2u);
   EXPECT_EQ(j->skipped_lines(), 2u);
@@ -86,7 +92,7 @@ TEST_F(FileJournalTest, TheFileIsCompactedAndNumberingNeverRestarts) {
   Limits l{.max_events = 10, .max_age = std::chrono::hours(1)};
   {
     auto j = Open(l);
-    for (uint64_t s = 1; s <= 100; ++s) ASSERT_TRUE(j->AppendEvents({Ev(s)}).ok());
+    for (uint64_t s = 1; s <= 100; ++s) ASSERT_TRUE(Append(*j, {Ev(s)}).ok());
   }
   std::ifstream in(dir_ / "console-events.jsonl");
   size_t lines = 0;
@@ -105,12 +111,16 @@ TEST_F(FileJournalTest, ConsoleRestoredFromTheJournalContinuesItsNumbering) {
   {
     auto j = Open();
     Console c(clock, {}, *j);
-    ASSERT_TRUE(c.Record({Ev(0), Ev(0)}).ok());
+    Status st = Internal("done not called");
+    c.Record({Ev(0), Ev(0)}, [&](Status s) { st = s; });
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
   auto j = Open();
   Console c(clock, {}, *j);
   c.Restore(j->TakeEvents(), j->last_seq(), j->admin());
-  ASSERT_TRUE(c.Record({Ev(0)}).ok());
+  Status st = Internal("done not called");
+  c.Record({Ev(0)}, [&](Status s) { st = s; });
+  ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(c.Events(0, 10).events.back().seq, 3u);
 }
 
