@@ -131,6 +131,7 @@ def main():
         log = open(os.path.join(work, "tokenmgr.log"), "a")
         p = subprocess.Popen([args.tokenmgr, "--bind-address", "127.0.0.1", "--listen-port", "0",
                               "--port-file", port_file], env=env, stdout=log, stderr=log)
+        procs.append(p)
         deadline = time.monotonic() + 300
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
             if p.poll() is not None or time.monotonic() > deadline:
@@ -147,6 +148,7 @@ def main():
             p.wait()
 
     rows = []
+    procs = []
     try:
         p, port = start(with_history=False)
         c = Client(port)
@@ -216,6 +218,10 @@ def main():
         grown = os.path.getsize(journal) - size0
         stop(p)
     finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         subprocess.run(["rm", "-rf", work])
 
     ref = rows[0][2]
