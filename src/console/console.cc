@@ -43,88 +43,123 @@ StatusOr<AdminState> AdminStateFromJson(std::string_view text) {
   return s;
 }
 
+void MemoryJournal::AppendEvents(std::vector<Event> events, Done done) {
+  for (Event& e : events) e.seq = ++last_seq_;
+  if (sink_) sink_->ApplyEvents(std::move(events));
+  if (done) done(Status::Ok());
+}
+
+void MemoryJournal::SetMark(MarkKind kind, const std::string& name,
+                            std::optional<AdminMark> mark, Done done) {
+  if (sink_) sink_->ApplyMark(kind, name, std::move(mark));
+  if (done) done(Status::Ok());
+}
+
 Console::Console(const Clock& clock, ConsoleOptions options, ConsoleJournal& journal)
     : clock_(clock),
       options_(std::move(options)),
       journal_(journal),
       nodes_(clock, options_.nodes),
-      events_(clock, options_.events) {}
+      events_(clock, options_.events) {
+  journal_.Attach(this);
+}
 
 void Console::Restore(std::vector<Event> events, uint64_t last_seq, AdminState admin) {
   events_.Restore(std::move(events), last_seq);
   admin_ = std::move(admin);
 }
 
-StatusOr<Directives> Console::Report(const NodeReport& report, std::vector<Event> agent_events) {
+void Console::Report(const NodeReport& r, std::vector<Event> agent_events,
+                     std::function<void(StatusOr<Directives>)> done) {
   if (agent_events.size() > options_.max_events_per_report) {
-    return InvalidArgument("more than " + std::to_string(options_.max_events_per_report) +
-                           " events in one report");
+    return done(InvalidArgument("more than " + std::to_string(options_.max_events_per_report) +
+                                " events in one report"));
   }
-  const NodeReport& r = report;
-  const bool cordoned = admin_.cordoned.count(r.node) > 0;
-  if (Status s = nodes_.Report(r); !s.ok()) return s;
-  if (!agent_events.empty()) {
-    for (Event& e : agent_events) {
-      e.node = r.node;
-      e.actor.clear();
-      if (e.kind == EventKind::kAdmin) return InvalidArgument("agents cannot report admin events");
-      if (!e.license.empty()) {
-        if (Status s = ValidateLabel(e.license, "event license"); !s.ok()) return s;
-      }
-      if (e.detail.size() > 256) return InvalidArgument("event detail is longer than 256 bytes");
+  for (Event& e : agent_events) {
+    e.node = r.node;
+    e.actor.clear();
+    if (e.kind == EventKind::kAdmin) return done(InvalidArgument("agents cannot report admin events"));
+    if (!e.license.empty()) {
+      if (Status s = ValidateLabel(e.license, "event license"); !s.ok()) return done(s);
     }
-    if (Status s = Record(std::move(agent_events)); !s.ok()) return s;
+    if (e.detail.size() > 256) return done(InvalidArgument("event detail is longer than 256 bytes"));
   }
+  if (Status s = nodes_.Report(r); !s.ok()) return done(s);
+  const size_t n = agent_events.size();
+  if (n == 0) return done(DirectivesFor(r.node));
+  // Stored first: an event is acknowledged (and dropped by its agent) only once it is kept.
+  Record(std::move(agent_events), [this, node = r.node, n, done = std::move(done)](Status s) {
+    if (!s.ok()) return done(s);
+    Directives d = DirectivesFor(node);
+    d.acknowledged = n;
+    done(std::move(d));
+  });
+}
+
+void Console::Record(std::vector<Event> events, Done done) {
+  const WallTime now = clock_.WallNow();
+  for (Event& e : events) {
+    e.seq = 0;
+    if (e.time == WallTime{}) e.time = now;
+  }
+  journal_.AppendEvents(std::move(events), [done = std::move(done)](Status s) {
+    if (done) done(s);
+  });
+}
+
+Directives Console::DirectivesFor(const std::string& node) const {
   Directives d;
-  d.cordoned = cordoned;
+  d.cordoned = admin_.cordoned.count(node) > 0;
   for (const auto& [license, _] : admin_.disabled) d.disabled.push_back(license);
   return d;
 }
 
-Status Console::Record(std::vector<Event> events) {
-  // Stored first: an event is acknowledged (and dropped by its agent) only once it is kept.
-  std::vector<Event> stamped = events_.Stamp(std::move(events));
-  if (Status s = journal_.AppendEvents(stamped); !s.ok()) return s;
-  events_.Commit(std::move(stamped));
-  return Status::Ok();
+void Console::ApplyEvents(std::vector<Event> stored) { events_.Commit(std::move(stored)); }
+
+void Console::ApplyMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark) {
+  auto& marks = kind == MarkKind::kCordon ? admin_.cordoned : admin_.disabled;
+  if (mark) {
+    marks[name] = std::move(*mark);
+  } else {
+    marks.erase(name);
+  }
 }
 
-Status Console::SetMark(Mark kind, const std::string& name, bool on, const std::string& actor,
-                        const char* verb) {
-  auto& marks = kind == Mark::kCordon ? admin_.cordoned : admin_.disabled;
-  if (on == (marks.count(name) > 0)) return Status::Ok();
-  AdminState next = admin_;
-  auto& next_marks = kind == Mark::kCordon ? next.cordoned : next.disabled;
-  if (on) {
-    next_marks[name] = {actor, clock_.WallNow()};
-  } else {
-    next_marks.erase(name);
-  }
-  if (Status s = journal_.SaveAdmin(next); !s.ok()) return s;
-  admin_ = std::move(next);
+void Console::SetMark(MarkKind kind, const std::string& name, bool on, const std::string& actor,
+                      const char* verb, Done done) {
+  const auto& marks = kind == MarkKind::kCordon ? admin_.cordoned : admin_.disabled;
+  if (on == (marks.count(name) > 0)) return done(Status::Ok());
+  std::optional<AdminMark> mark;
+  if (on) mark = AdminMark{actor, clock_.WallNow()};
   Event e;
   e.kind = EventKind::kAdmin;
-  (kind == Mark::kCordon ? e.node : e.license) = name;
+  (kind == MarkKind::kCordon ? e.node : e.license) = name;
   e.actor = actor;
   e.detail = verb;
-  // The mark is in force already; an event the journal failed to keep is reported, not retried.
-  return Record({std::move(e)});
+  journal_.SetMark(kind, name, std::move(mark),
+                   [this, e = std::move(e), done = std::move(done)](Status s) mutable {
+                     if (!s.ok()) return done(s);
+                     // The mark is in force already; an event the journal failed to keep is
+                     // reported, not retried.
+                     Record({std::move(e)}, std::move(done));
+                   });
 }
 
-Status Console::NodeMark(const std::string& node, bool on, const std::string& actor) {
-  if (Status s = ValidateLabel(node, "node"); !s.ok()) return s;
+void Console::NodeMark(const std::string& node, bool on, const std::string& actor, Done done) {
+  if (Status s = ValidateLabel(node, "node"); !s.ok()) return done(s);
   if (!nodes_.Get(node) && !admin_.cordoned.count(node)) {
-    return NotFound("no agent has reported from node '" + node + "'");
+    return done(NotFound("no agent has reported from node '" + node + "'"));
   }
-  return SetMark(Mark::kCordon, node, on, actor, on ? "cordon" : "uncordon");
+  SetMark(MarkKind::kCordon, node, on, actor, on ? "cordon" : "uncordon", std::move(done));
 }
 
-Status Console::LicenseMark(const std::string& license, bool on, const std::string& actor) {
-  if (Status s = ValidateLabel(license, "license"); !s.ok()) return s;
+void Console::LicenseMark(const std::string& license, bool on, const std::string& actor,
+                          Done done) {
+  if (Status s = ValidateLabel(license, "license"); !s.ok()) return done(s);
   if (!options_.license_exists(license) && !admin_.disabled.count(license)) {
-    return NotFound("no license '" + license + "' in the pool");
+    return done(NotFound("no license '" + license + "' in the pool"));
   }
-  return SetMark(Mark::kDisable, license, on, actor, on ? "disable" : "enable");
+  SetMark(MarkKind::kDisable, license, on, actor, on ? "disable" : "enable", std::move(done));
 }
 
 std::vector<NodeRow> Console::Nodes() {

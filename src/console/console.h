@@ -5,13 +5,14 @@
 // event-loop thread).
 //
 //   Console console(clock, options, journal);
-//   StatusOr<Directives> d = console.Report(report, agent_events);  // an agent, each heartbeat
-//   Status s = console.Cordon("node-7", "alice");                    // 404 if unknown
+//   console.Report(report, agent_events, [](StatusOr<Directives> d) { ... });  // each heartbeat
+//   console.Cordon("node-7", "alice", [](Status s) { ... });                   // 404 if unknown
 //   Page p = console.Events(/*after=*/0, /*limit=*/100);
 #pragma once
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,15 +42,54 @@ StatusOr<AdminState> AdminStateFromJson(std::string_view json);
 struct Directives {
   bool cordoned = false;              // withdraw and give the claim back; claim nothing
   std::vector<std::string> disabled;  // licenses nobody may hold (withdraw if holding one)
+  size_t acknowledged = 0;            // events of the report now stored (the agent drops them)
 };
 
-// Where the console's durable state goes. Each call returns only once the data is stored (or
-// fails); the console then changes nothing and the caller gets the error (503).
+enum class MarkKind { kCordon, kDisable };
+
+// Receives what a journal stored, whoever wrote it (this process or another replica on a shared
+// store): events in ascending seq, each once; marks with their new value (nullopt: lifted).
+// Console is one.
+class ConsoleSink {
+ public:
+  virtual ~ConsoleSink() = default;
+  virtual void ApplyEvents(std::vector<Event> stored) = 0;
+  virtual void ApplyMark(MarkKind kind, const std::string& name,
+                         std::optional<AdminMark> mark) = 0;
+};
+
+// Where the console's durable state goes. Asynchronous: `done` runs exactly once, inside the
+// call (a local file) or later on the caller's event-loop thread (a shared store), with OK once
+// the data is stored, or an error (UNAVAILABLE also when the outcome is unknown) having stored
+// nothing that the caller is told about. What is stored reaches the attached sink: before done
+// for a local journal; for a shared store, through its watch, possibly just after done.
 class ConsoleJournal {
  public:
+  using Done = std::function<void(Status)>;
   virtual ~ConsoleJournal() = default;
-  virtual Status AppendEvents(const std::vector<Event>& events) = 0;
-  virtual Status SaveAdmin(const AdminState& state) = 0;
+  // Numbers `events` after every event stored so far (by any writer), stores them, and passes
+  // them to the sink. Their time is set; their seq is the journal's to assign.
+  virtual void AppendEvents(std::vector<Event> events, Done done) = 0;
+  // Stores one mark (nullopt: lifts it) and passes it to the sink.
+  virtual void SetMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark,
+                       Done done) = 0;
+  void Attach(ConsoleSink* sink) { sink_ = sink; }
+
+ protected:
+  ConsoleSink* sink_ = nullptr;
+};
+
+// A journal that keeps nothing beyond the process (tokenmgr without a state file): it numbers
+// and passes on, inline.
+class MemoryJournal final : public ConsoleJournal {
+ public:
+  void AppendEvents(std::vector<Event> events, Done done) override;
+  void SetMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark,
+               Done done) override;
+  void set_last_seq(uint64_t seq) { last_seq_ = seq; }
+
+ private:
+  uint64_t last_seq_ = 0;
 };
 
 struct ConsoleOptions {
@@ -60,49 +100,59 @@ struct ConsoleOptions {
   std::function<bool(const std::string&)> license_exists = [](const std::string&) { return true; };
 };
 
-class Console {
+class Console final : public ConsoleSink {
  public:
+  using Done = std::function<void(Status)>;
+  // Attaches itself to `journal` as its sink.
   Console(const Clock& clock, ConsoleOptions options, ConsoleJournal& journal);
 
-  // Restores what the journal read back at start-up.
+  // Restores what a local journal read back at start-up.
   void Restore(std::vector<Event> events, uint64_t last_seq, AdminState admin);
 
   // An agent's heartbeat: its state and the events it saw since its last acknowledged report
-  // (their seq and time are assigned here; node is forced to the reporter's). A cordoned node
-  // that reports waiting or released is listed as cordoned.
-  StatusOr<Directives> Report(const NodeReport& report, std::vector<Event> agent_events);
-  // Events tokenmgr itself sees (lease expiries). Numbered, stored by the journal, then kept.
-  Status Record(std::vector<Event> events);
+  // (their seq is assigned by the journal; node is forced to the reporter's). A cordoned node
+  // that reports waiting or released is listed as cordoned. `done` gets the directives once the
+  // events are stored (acknowledged = all of them), or the error (nothing acknowledged).
+  void Report(const NodeReport& report, std::vector<Event> agent_events,
+              std::function<void(StatusOr<Directives>)> done);
+  // Events tokenmgr itself sees (lease expiries). `done` may be empty.
+  void Record(std::vector<Event> events, Done done = nullptr);
 
   // Admin actions: INVALID_ARGUMENT for a malformed name, NOT_FOUND for an unknown node or
   // license, OK (and no new event) when the mark is already as asked. The mark is stored
   // before it is in force; if only its event fails to be stored, the error is returned and the
   // mark stays (an operator retrying changes nothing).
-  Status Cordon(const std::string& node, const std::string& actor) {
-    return NodeMark(node, true, actor);
+  void Cordon(const std::string& node, const std::string& actor, Done done) {
+    NodeMark(node, true, actor, std::move(done));
   }
-  Status Uncordon(const std::string& node, const std::string& actor) {
-    return NodeMark(node, false, actor);
+  void Uncordon(const std::string& node, const std::string& actor, Done done) {
+    NodeMark(node, false, actor, std::move(done));
   }
-  Status Disable(const std::string& license, const std::string& actor) {
-    return LicenseMark(license, true, actor);
+  void Disable(const std::string& license, const std::string& actor, Done done) {
+    LicenseMark(license, true, actor, std::move(done));
   }
-  Status Enable(const std::string& license, const std::string& actor) {
-    return LicenseMark(license, false, actor);
+  void Enable(const std::string& license, const std::string& actor, Done done) {
+    LicenseMark(license, false, actor, std::move(done));
   }
 
+  // The current directives for `node` (as the answer to its report would carry them).
+  Directives DirectivesFor(const std::string& node) const;
   std::vector<NodeRow> Nodes();
   Page Events(uint64_t after, size_t limit);
+  uint64_t last_seq() const { return events_.last_seq(); }
   Usage UsageReport(WallTime from, WallTime to);
   const AdminState& admin() const { return admin_; }
   bool IsDisabled(const std::string& license) const { return admin_.disabled.count(license); }
 
+  // ConsoleSink: what the journal stored.
+  void ApplyEvents(std::vector<Event> stored) override;
+  void ApplyMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark) override;
+
  private:
-  enum class Mark { kCordon, kDisable };
-  Status NodeMark(const std::string& node, bool on, const std::string& actor);
-  Status LicenseMark(const std::string& license, bool on, const std::string& actor);
-  Status SetMark(Mark kind, const std::string& name, bool on, const std::string& actor,
-                 const char* verb);
+  void NodeMark(const std::string& node, bool on, const std::string& actor, Done done);
+  void LicenseMark(const std::string& license, bool on, const std::string& actor, Done done);
+  void SetMark(MarkKind kind, const std::string& name, bool on, const std::string& actor,
+               const char* verb, Done done);
 
   const Clock& clock_;
   ConsoleOptions options_;

@@ -97,8 +97,9 @@ std::string AgentReportJson(const AgentReport& r) {
                {"events", std::move(events)}});
 }
 
-std::string DirectivesJson(const Directives& d, size_t acknowledged) {
-  return Dump({{"cordoned", d.cordoned}, {"disabled", d.disabled}, {"acknowledged", acknowledged}});
+std::string DirectivesJson(const Directives& d) {
+  return Dump(
+      {{"cordoned", d.cordoned}, {"disabled", d.disabled}, {"acknowledged", d.acknowledged}});
 }
 
 StatusOr<Directives> ParseDirectives(std::string_view body) {
@@ -110,6 +111,12 @@ StatusOr<Directives> ParseDirectives(std::string_view body) {
   }
   Directives out;
   out.cordoned = c->get<bool>();
+  if (auto a = j.find("acknowledged"); a != j.end()) {
+    if (!a->is_number_unsigned()) {
+      return InvalidArgument("directives: 'acknowledged' must be a non-negative integer");
+    }
+    out.acknowledged = a->get<size_t>();
+  }
   for (const json& l : *d) {
     if (!l.is_string() || !ValidateLabel(l.get<std::string>(), "license").ok()) {
       return InvalidArgument("directives: 'disabled' must hold license names");

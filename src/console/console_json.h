@@ -24,7 +24,7 @@ inline constexpr size_t kMaxReportBytes = 64 * 1024;
 StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view body);
 std::string AgentReportJson(const AgentReport& r);
 
-std::string DirectivesJson(const Directives& d, size_t acknowledged);
+std::string DirectivesJson(const Directives& d);
 StatusOr<Directives> ParseDirectives(std::string_view body);
 
 // GET /api/nodes: {"nodes": [...], "totals": {"held": n, "waiting": n, ...}}

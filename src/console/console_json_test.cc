@@ -50,10 +50,12 @@ TEST(AgentReportJson, RefusesMalformedOversizedAndHostileBodies) {
 }
 
 TEST(DirectivesJson, RoundTripsAndRefusesBadNames) {
-  Directives d{.cordoned = true, .disabled = {"license2", "license9"}};
-  auto back = ParseDirectives(DirectivesJson(d, 3));
+  Directives d{.cordoned = true, .disabled = {"license2", "license9"}, .acknowledged = 3};
+  auto back = ParseDirectives(DirectivesJson(d));
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(back->cordoned);
+  EXPECT_EQ(back->acknowledged, 3u);
+  EXPECT_FALSE(ParseDirectives(R"({"cordoned":true,"disabled":[],"acknowledged":-1})").ok());
   EXPECT_EQ(back->disabled, d.disabled);
   EXPECT_FALSE(ParseDirectives(R"({"cordoned":true,"disabled":["../x"]})").ok());
   EXPECT_FALSE(ParseDirectives(R"({"cordoned":"yes","disabled":[]})").ok());

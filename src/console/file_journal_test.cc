@@ -31,23 +31,30 @@ class FileJournalTest : public ::testing::Test {
     return e;
   }
   std::unique_ptr<FileJournal> Open(Limits l = {}) {
-    auto j = FileJournal::Open(dir_.string(), l);
+    auto j = FileJournal::Open(dir_.string(), l, clock_);
     EXPECT_TRUE(j.ok()) << j.status().ToString();
     return j.ok() ? std::move(*j) : nullptr;
+  }
+  static Status Append(ConsoleJournal& j, std::vector<Event> events) {
+    Status out = Internal("done not called");
+    j.AppendEvents(std::move(events), [&](Status s) { out = s; });
+    return out;
   }
   void AppendRaw(const std::string& text) {
     std::ofstream(dir_ / "console-events.jsonl", std::ios::app) << text;
   }
   fs::path dir_;
+  FakeClock clock_;
 };
 
 TEST_F(FileJournalTest, EventsAndMarksSurviveAReopen) {
   {
     auto j = Open();
-    ASSERT_TRUE(j->AppendEvents({Ev(1), Ev(2)}).ok());
-    AdminState a;
-    a.cordoned["n1"] = {"alice", WallTime(std::chrono::milliseconds(5))};
-    ASSERT_TRUE(j->SaveAdmin(a).ok());
+    ASSERT_TRUE(Append(*j, {Ev(1), Ev(2)}).ok());
+    Status st = Internal("done not called");
+    j->SetMark(MarkKind::kCordon, "n1", AdminMark{"alice", WallTime(std::chrono::milliseconds(5))},
+               [&](Status s) { st = s; });
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
   auto j = Open();
   auto events = j->TakeEvents();
@@ -58,7 +65,7 @@ TEST_F(FileJournalTest, EventsAndMarksSurviveAReopen) {
 }
 
 TEST_F(FileJournalTest, ATornLastLineIsDroppedAndTheRestKept) {
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(1)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(1)}).ok()); }
   AppendRaw(R"({"seq":2,"time_ms":1,"kind":"cl)");
   auto j = Open();
   EXPECT_EQ(j->TakeEvents().size(), 1u);
@@ -66,9 +73,9 @@ TEST_F(FileJournalTest, ATornLastLineIsDroppedAndTheRestKept) {
 }
 
 TEST_F(FileJournalTest, UnreadableLinesAreSkippedAndCounted) {
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(1)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(1)}).ok()); }
   AppendRaw("garbage\n" + std::string(10000, 'x') + "\n");
-  { ASSERT_TRUE(Open()->AppendEvents({Ev(2)}).ok()); }
+  { ASSERT_TRUE(Append(*Open(), {Ev(2)}).ok()); }
   auto j = Open();
   EXPECT_EQ(j->TakeEvents().size(), 2u);
   EXPECT_EQ(j->skipped_lines(), 2u);
@@ -76,7 +83,7 @@ TEST_F(FileJournalTest, UnreadableLinesAreSkippedAndCounted) {
 
 TEST_F(FileJournalTest, AnUnreadableAdminFileStopsStartUpWithAdvice) {
   std::ofstream(dir_ / "console-admin.json") << "{not json";
-  auto j = FileJournal::Open(dir_.string(), {});
+  auto j = FileJournal::Open(dir_.string(), {}, clock_);
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(j.status().message().find("move it aside"), std::string::npos);
@@ -86,7 +93,7 @@ TEST_F(FileJournalTest, TheFileIsCompactedAndNumberingNeverRestarts) {
   Limits l{.max_events = 10, .max_age = std::chrono::hours(1)};
   {
     auto j = Open(l);
-    for (uint64_t s = 1; s <= 100; ++s) ASSERT_TRUE(j->AppendEvents({Ev(s)}).ok());
+    for (uint64_t s = 1; s <= 100; ++s) ASSERT_TRUE(Append(*j, {Ev(s)}).ok());
   }
   std::ifstream in(dir_ / "console-events.jsonl");
   size_t lines = 0;
@@ -100,17 +107,40 @@ TEST_F(FileJournalTest, TheFileIsCompactedAndNumberingNeverRestarts) {
   EXPECT_EQ(events.front().seq, 91u);
 }
 
+TEST_F(FileJournalTest, CompactionAlsoDropsEventsOlderThanTheAgeLimit) {
+  Limits l{.max_events = 10, .max_age = std::chrono::hours(1)};
+  auto j = Open(l);
+  auto at = [&](uint64_t seq) {
+    Event e = Ev(seq);
+    e.time = clock_.WallNow();
+    return e;
+  };
+  // 35 lines, then the 36th (two hours later) triggers a compaction: the count limit keeps
+  // 27..36, of which only 36 is young enough.
+  for (uint64_t s = 1; s <= 35; ++s) ASSERT_TRUE(Append(*j, {at(s)}).ok());
+  clock_.Advance(std::chrono::hours(2));
+  ASSERT_TRUE(Append(*j, {at(36)}).ok());
+  j.reset();
+  auto back = Open(l)->TakeEvents();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.front().seq, 36u);
+}
+
 TEST_F(FileJournalTest, ConsoleRestoredFromTheJournalContinuesItsNumbering) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   {
     auto j = Open();
     Console c(clock, {}, *j);
-    ASSERT_TRUE(c.Record({Ev(0), Ev(0)}).ok());
+    Status st = Internal("done not called");
+    c.Record({Ev(0), Ev(0)}, [&](Status s) { st = s; });
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
   auto j = Open();
   Console c(clock, {}, *j);
   c.Restore(j->TakeEvents(), j->last_seq(), j->admin());
-  ASSERT_TRUE(c.Record({Ev(0)}).ok());
+  Status st = Internal("done not called");
+  c.Record({Ev(0)}, [&](Status s) { st = s; });
+  ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(c.Events(0, 10).events.back().seq, 3u);
 }
 
