@@ -174,7 +174,7 @@ class TimingClient final : public client::TokenmgrClient {
     }
     return g;
   }
-  StatusOr<client::ReportReply> Report(const std::string& node, const console::AgentReport& r,
+  StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& r,
                                        std::chrono::milliseconds timeout) override {
     return inner_->Report(node, r, timeout);
   }

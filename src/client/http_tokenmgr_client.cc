@@ -1,10 +1,8 @@
-#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "client/tokenmgr_client.h"
@@ -113,7 +111,7 @@ StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body) {
   return g;
 }
 
-StatusOr<ReportReply> ParseReportResponse(int status, const std::string& body) {
+StatusOr<console::Directives> ParseReportResponse(int status, const std::string& body) {
   auto what = [&] { return "tokenmgr answered the node report with HTTP " + std::to_string(status); };
   switch (status) {
     case 200:
@@ -133,16 +131,7 @@ StatusOr<ReportReply> ParseReportResponse(int status, const std::string& body) {
     return Unavailable("tokenmgr's answer to the node report is garbled: " +
                        directives.status().message());
   }
-  ReportReply out;
-  out.directives = std::move(*directives);
-  using nlohmann::json;
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  auto ack = j.find("acknowledged");
-  if (ack == j.end() || !ack->is_number_unsigned()) {
-    return Unavailable("tokenmgr's answer to the node report has no 'acknowledged' count");
-  }
-  out.acknowledged = static_cast<size_t>(std::min<uint64_t>(ack->get<uint64_t>(), SIZE_MAX));
-  return out;
+  return directives;
 }
 
 struct HttpTokenmgrClient::Transport {
@@ -291,9 +280,9 @@ StatusOr<ApiReply> HttpTokenmgrClient::Api(const std::string& method, const std:
   return ApiReply{reply->status, std::move(reply->body)};
 }
 
-StatusOr<ReportReply> HttpTokenmgrClient::Report(const std::string& node,
-                                                 const console::AgentReport& report,
-                                                 std::chrono::milliseconds timeout) {
+StatusOr<console::Directives> HttpTokenmgrClient::Report(const std::string& node,
+                                                         const console::AgentReport& report,
+                                                         std::chrono::milliseconds timeout) {
   auto reply = Call("PUT", ServerRoot(url_) + "/api/nodes/" + PercentEncode(node), timeout,
                     Conn::kNew, /*keep_alive=*/false, console::AgentReportJson(report));
   if (!reply.ok()) return reply.status();

@@ -11,7 +11,7 @@
 //   StatusOr<LockGrant> g = (*client)->Lock(10s, 10s, "gpu-node-7");
 //   // FAILED_PRECONDITION: not granted within the wait; UNAVAILABLE: tokenmgr down or garbled
 //   (*client)->Release(g->id);
-//   StatusOr<ReportReply> d = (*client)->Report("gpu-node-7", report, 2s);  // each heartbeat
+//   StatusOr<console::Directives> d = (*client)->Report("gpu-node-7", report, 2s);  // each heartbeat
 #pragma once
 
 #include <chrono>
@@ -34,13 +34,6 @@ struct LockGrant {
   int64_t expires_in_ms = 0;
 };
 
-// tokenmgr's answer to a node report: what the agent must do, and how many of the report's
-// events (the first `acknowledged`) tokenmgr stored.
-struct ReportReply {
-  console::Directives directives;
-  size_t acknowledged = 0;
-};
-
 class TokenmgrClient {
  public:
   virtual ~TokenmgrClient() = default;
@@ -48,12 +41,13 @@ class TokenmgrClient {
                                    const std::string& holder) = 0;
   virtual Status Release(const std::string& id) = 0;
   // PUT <root>/api/nodes/<node> with the report (console::AgentReportJson), giving up after
-  // `timeout` in all (connect, send, answer). OK: the directives and the acknowledged count.
+  // `timeout` in all (connect, send, answer). OK: the directives, with how many of the
+  // report's events (the first `acknowledged`) tokenmgr stored.
   // INVALID_ARGUMENT: tokenmgr refused the report as malformed or too large (400, 413: the
   // agent drops those events); UNAUTHENTICATED: 401; NOT_FOUND: 404 (a tokenmgr without the
   // console); UNAVAILABLE: unreachable, 503, any other answer or a garbled one (the agent keeps
   // its events and its last directives).
-  virtual StatusOr<ReportReply> Report(const std::string& node, const console::AgentReport& report,
+  virtual StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& report,
                                        std::chrono::milliseconds timeout) = 0;
   virtual void Abort() = 0;
 };
@@ -80,7 +74,7 @@ struct ApiReply {
 // Interprets a lock response (status code + body). Exposed for tests and fuzzing.
 StatusOr<LockGrant> ParseLockResponse(int status, const std::string& body);
 // Interprets the answer to a node report (see TokenmgrClient::Report). Exposed for tests.
-StatusOr<ReportReply> ParseReportResponse(int status, const std::string& body);
+StatusOr<console::Directives> ParseReportResponse(int status, const std::string& body);
 
 class HttpTokenmgrClient final : public TokenmgrClient {
  public:
@@ -94,7 +88,7 @@ class HttpTokenmgrClient final : public TokenmgrClient {
   Status Release(const std::string& id) override;
   // On a connection of its own, closed after the answer: thousands of agents keeping report
   // connections open would fill tokenmgr's connection limit and lock requests would be refused.
-  StatusOr<ReportReply> Report(const std::string& node, const console::AgentReport& report,
+  StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& report,
                                std::chrono::milliseconds timeout) override;
   void Abort() override;
   // Any API call, `path` from the server's root (see ServerRoot), e.g. "/api/nodes"; `body`,

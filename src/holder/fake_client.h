@@ -36,16 +36,16 @@ class FakeClient : public client::TokenmgrClient {
   }
   // Records the report; answers the directives below for its node and acknowledges its events
   // (at most ack_limit of them).
-  StatusOr<client::ReportReply> Report(const std::string& node, const console::AgentReport& r,
+  StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& r,
                                        std::chrono::milliseconds timeout) override {
     reports.push_back(r);
     report_timeout = timeout;
     if (on_report) on_report();  // e.g. a slow tokenmgr: advances the fake clock
     if (down) return Unavailable("connection refused");
     if (!report_status.ok()) return report_status;
-    client::ReportReply reply;
-    reply.directives.cordoned = cordoned.count(node) > 0;
-    reply.directives.disabled.assign(disabled.begin(), disabled.end());
+    console::Directives reply;
+    reply.cordoned = cordoned.count(node) > 0;
+    reply.disabled.assign(disabled.begin(), disabled.end());
     reply.acknowledged = std::min(r.events.size(), ack_limit);
     stored.insert(stored.end(), r.events.begin(),
                   r.events.begin() + static_cast<std::ptrdiff_t>(reply.acknowledged));

@@ -77,7 +77,7 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
   auto reply = client_.Report(options_.node, report, options_.Timeout());
   if (reply.ok()) {
     Drop(std::min(reply->acknowledged, n));
-    directives_ = std::move(reply->directives);
+    directives_ = std::move(*reply);
     ++stats_.reports;
     if (failure_logged_ || auth_logged_ || paused_until_) {
       spdlog::info("node reports reach tokenmgr again");
