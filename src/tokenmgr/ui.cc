@@ -12,6 +12,7 @@
 #include "common/strings.h"
 #include "http/query.h"
 #include "http/request_rules.h"
+#include "tokenmgr/console_routes.h"
 #include "tokenmgr/token_service.h"
 #include "ui_assets.inc"  // kUiCss, kUiJs: generated from ui.css and ui.js by CMake
 
@@ -566,7 +567,9 @@ class WebUi::Impl {
       Redirect({AdminDoneMessage(a, name), true, ""}, r);
     };
     if (Status s = api_.Authorize(authorization, req); !s.ok()) return done(s);
-    const std::string actor = WebActor(api_.auth_enabled());
+    // Recorded as the JSON admin routes record a caller named "web" (the script sends X-Actor).
+    StatusOr<std::string> by = AdminActor(req, "web", api_.auth_enabled());
+    const std::string actor = by.ok() ? *by : "web";  // "web" is a label: always ok
     console::Console& c = *options_.console;
     switch (a) {
       case AdminAction::kCordon:

@@ -11,7 +11,8 @@
 //
 // With a console: POST /html/tmpl/{cordon,uncordon,disable,enable} (field `node` or `license`)
 // first answer a confirmation page and change nothing; posted again with confirm=yes they call
-// the Console (actor WebActor()) and redirect to the page with the outcome. The script asks with
+// the Console (actor AdminActor(req, "web", auth): "web (token)" with auth, else
+// "web (<address>)") and redirect to the page with the outcome. The script asks with
 // confirm() instead and calls the JSON admin routes. GET /api/console/samples: the chart's data;
 // GET /api/console/marks: the cordoned nodes and disabled licenses (console::ToJson(AdminState)).
 //

@@ -412,7 +412,8 @@
   async function adminGo(kind, name) {
     const url = (TARGET[kind] === 'node' ? '/api/nodes/' : '/api/licenses/') +
         encodeURIComponent(name) + '/' + kind;
-    const headers = { Accept: 'application/json' };
+    // Recorded as "web (token)" with auth on, else "web (<address>)": as the form does.
+    const headers = { Accept: 'application/json', 'X-Actor': 'web' };
     const token = load(TOKEN_KEY);
     if (token) headers.Authorization = 'Bearer ' + token;
     try {

@@ -79,8 +79,6 @@ std::string AdminDoneMessage(AdminAction a, std::string_view name) {
          std::string(AdminConsequence(a));
 }
 
-std::string WebActor(bool auth) { return auth ? "web (token)" : "web"; }
-
 std::string AdminForm(AdminAction a, std::string_view name, std::string_view csrf) {
   const std::string action(AdminActionName(a));
   const std::string n = HtmlEscape(name);

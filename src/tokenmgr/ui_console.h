@@ -62,8 +62,6 @@ std::string_view AdminConsequence(AdminAction a);
 std::string ConfirmQuestion(AdminAction a, std::string_view name);
 // The flash after success: "node-7 is cordoned: ...". Plain text.
 std::string AdminDoneMessage(AdminAction a, std::string_view name);
-// Who an admin action from the page is recorded as.
-std::string WebActor(bool auth);
 
 // A small POST form with one button; the script asks for confirmation, without it the server
 // does. `name` is escaped here.

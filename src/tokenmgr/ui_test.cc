@@ -593,9 +593,9 @@ TEST_F(ConsolePage, WithoutJavaScriptTheFirstPostOnlyAsksAndTheSecondCordons) {
       Followed(Call("POST", "/html/tmpl/cordon", "csrf=" + csrf + "&node=node-7&confirm=yes"));
   EXPECT_THAT(page, HasSubstr("node-7 is cordoned."));
   ASSERT_TRUE(console_->admin().cordoned.count("node-7"));
-  EXPECT_EQ(console_->admin().cordoned.at("node-7").actor, "web");
+  EXPECT_EQ(console_->admin().cordoned.at("node-7").actor, "web (unknown)");  // no address here
   EXPECT_THAT(page, HasSubstr("action=\"/html/tmpl/uncordon\""));
-  EXPECT_THAT(page, HasSubstr("<span class=\"muted\">by</span> web</span>"));
+  EXPECT_THAT(page, HasSubstr("<span class=\"muted\">by</span> web (unknown)</span>"));
 
   Followed(Call("POST", "/html/tmpl/uncordon", "csrf=" + csrf + "&node=node-7&confirm=yes"));
   EXPECT_TRUE(console_->admin().cordoned.empty());
@@ -675,7 +675,7 @@ TEST_F(ConsolePage, MarksAnswerWhoCordonedAndDisabled) {
   std::string csrf = Csrf();
   Followed(Call("POST", "/html/tmpl/cordon", "csrf=" + csrf + "&node=node-7&confirm=yes"));
   auto j = nlohmann::json::parse(Call("GET", "/api/console/marks").body);
-  EXPECT_EQ(j["cordoned"]["node-7"]["actor"], "web");
+  EXPECT_EQ(j["cordoned"]["node-7"]["actor"], "web (unknown)");
   EXPECT_TRUE(j["disabled"].empty());
 }
 
