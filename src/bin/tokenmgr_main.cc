@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
   api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
 
   tokenmgr::WebUi ui(io, router, lock_api, fs, time,
-                     {.pool_dir = config->pool_dir, .claim_ttl = config->claim_ttl});
+                     {.pool_dir = config->pool_dir,
+                      .claim_ttl = config->claim_ttl,
+                      .console = &console});
   api.AddMetrics([&ui] { return ui.RenderMetrics(); });
   auto port = server.Listen(config->bind_address, config->port);
   if (!port.ok()) {

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <utility>
 
 #include "common/random.h"
 #include "common/strings.h"
 #include "http/query.h"
 #include "http/request_rules.h"
+#include "tokenmgr/console_routes.h"
 #include "tokenmgr/token_service.h"
 #include "ui_assets.inc"  // kUiCss, kUiJs: generated from ui.css and ui.js by CMake
 
@@ -64,13 +66,6 @@ std::string HumanDuration(std::chrono::milliseconds d) {
          (s % 86400 / 3600 ? " " + std::to_string(s % 86400 / 3600) + " h" : "");
 }
 
-namespace {
-
-constexpr std::string_view kIndex = "/html/tmpl/index";
-constexpr std::string_view kCssPath = "/html/tmpl/ui.css";
-constexpr std::string_view kJsPath = "/html/tmpl/ui.js";
-
-// "2026-01-01 12:00:05Z", or "—" for an unset time.
 std::string FormatUtc(int64_t unix_ms) {
   if (unix_ms <= 0) return "\u2014";
   std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
@@ -82,11 +77,17 @@ std::string FormatUtc(int64_t unix_ms) {
   return buf;
 }
 
+std::string HtmlOrDash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(s); }
+
+namespace {
+
+constexpr std::string_view kIndex = "/html/tmpl/index";
+constexpr std::string_view kCssPath = "/html/tmpl/ui.css";
+constexpr std::string_view kJsPath = "/html/tmpl/ui.js";
+
 // What a holder label may be (common/strings.h ValidateLabel), in words.
 constexpr std::string_view kHolderRule =
     "Letters, digits and . _ - : only (no spaces), at most 253 characters.";
-
-std::string Dash(std::string_view s) { return s.empty() ? "\u2014" : HtmlEscape(s); }
 
 // The API's error, in words an operator can act on. Same wording as ui.js.
 std::string PlainWords(int status, std::string_view error) {
@@ -129,7 +130,7 @@ void RenderLock(const PageModel& m, std::string& h) {
        (m.lock_known ? (v.held ? "held" : "free") : "unknown") + "</span></div>";
   h += "<p class=\"holder-line\"><span class=\"muted\">Holder</span> <span id=\"lock-holder\" "
        "class=\"holder\">" +
-       (v.held ? Dash(v.holder) : "\u2014") + "</span></p>";
+       (v.held ? HtmlOrDash(v.holder) : "\u2014") + "</span></p>";
   // Free: "No lease", not "— left of — s lease".
   h += "<div class=\"countdown\"><span id=\"lock-left\" class=\"big\">" +
        (v.held ? HumanDuration(v.expires_in) : "No lease") +
@@ -156,8 +157,9 @@ void RenderForms(const PageModel& m, std::string& h) {
       "<input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(m.csrf) + "\">";
   // The parts the three forms share.
   auto form_open = [&](const std::string& action) {
-    return "<form id=\"form-" + action + "\" class=\"action\" method=\"post\" action=\"/html/tmpl/" +
-           action + "\" data-action=\"" + action + "\">" + csrf;
+    return "<form id=\"form-" + action +
+           "\" class=\"action\" method=\"post\" action=\"/html/tmpl/" + action +
+           "\" data-action=\"" + action + "\">" + csrf;
   };
   const std::string lease_id =
       "<label class=\"wide\">Lease id<input name=\"id\" value=\"" + HtmlEscape(m.lease_id) +
@@ -217,32 +219,40 @@ void RenderPool(const PageModel& m, std::string& h) {
   h += std::string("<p id=\"pool-error\" class=\"flash err\"") +
        (on && !p->error.empty() ? ">Cannot read the pool: " + HtmlEscape(p->error) : " hidden>") +
        "</p>";
-  h +=
-      "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
-      "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
-      "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
-      "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
-      "<th data-sort=\"age\" class=\"num\">Unchanged for</th></tr></thead><tbody id=\"pool-body\">";
+  h += "<div class=\"table-wrap\"><table id=\"pool-table\"><thead><tr>"
+       "<th data-sort=\"name\">License</th><th data-sort=\"state\">State</th>"
+       "<th data-sort=\"node\">Node</th><th data-sort=\"pod\">Pod</th>"
+       "<th data-sort=\"token\" class=\"num\">Token</th><th data-sort=\"claimed\">Claimed at</th>"
+       "<th data-sort=\"age\" class=\"num\">Unchanged for</th>" +
+       std::string(m.console ? "<th>Admin</th>" : "") + "</tr></thead><tbody id=\"pool-body\">";
   if (on) {
     for (const LicenseRow& r : p->rows) {
       std::string state(LicenseStateName(r.state));
+      bool disabled = m.console && m.console->admin.disabled.count(r.name);
       h += "<tr class=\"" + state + "\" data-name=\"" + HtmlEscape(r.name) +
            "\"><td class=\"name\">" + HtmlEscape(r.name) + "</td><td>" + StateBadge(state) +
-           "</td>";
+           (disabled ? " " + StateBadge("disabled") : "") + "</td>";
       if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
-        h += "<td>" + Dash(r.node) + "</td><td>" + Dash(r.pod) + "</td><td class=\"num\">" +
-             (r.seed_format ? "\u2014" : std::to_string(r.token)) + "</td><td>" +
-             FormatUtc(r.claimed_at_ms) + "</td>";
+        h += "<td>" + HtmlOrDash(r.node) + "</td><td>" + HtmlOrDash(r.pod) +
+             "</td><td class=\"num\">" + (r.seed_format ? "\u2014" : std::to_string(r.token)) +
+             "</td><td>" + FormatUtc(r.claimed_at_ms) + "</td>";
       } else if (r.state == LicenseState::kUnreadable || r.state == LicenseState::kUnusable) {
         h += "<td colspan=\"4\" class=\"err\">" + HtmlEscape(r.error) + "</td>";
       } else {
         h += "<td>\u2014</td><td>\u2014</td><td class=\"num\">\u2014</td><td>\u2014</td>";
       }
-      h += "<td class=\"num\">" + (r.unchanged_for ? HumanDuration(*r.unchanged_for) : "\u2014") +
-           "</td></tr>";
+      h += "<td class=\"num age\">" +
+           (r.unchanged_for ? HumanDuration(*r.unchanged_for) : "\u2014") + "</td>";
+      if (m.console) {
+        h += "<td class=\"admin\">" +
+             AdminForm(disabled ? AdminAction::kEnable : AdminAction::kDisable, r.name, m.csrf) +
+             "</td>";
+      }
+      h += "</tr>";
     }
     if (p->rows.empty() && p->error.empty()) {
-      h += "<tr><td colspan=\"7\" class=\"muted\">No licenses in the pool directory.</td></tr>";
+      h += std::string("<tr><td colspan=\"") + (m.console ? "8" : "7") +
+           "\" class=\"muted\">No licenses in the pool directory.</td></tr>";
     }
   }
   h += "</tbody></table></div>";
@@ -272,23 +282,37 @@ std::string AssetVersion() {
   return v;
 }
 
+// The document up to <body> (title plain text).
+std::string PageHead(std::string_view title) {
+  return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+         "<meta name=\"referrer\" content=\"same-origin\"><title>" +
+         HtmlEscape(title) +
+         "</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"" +
+         std::string(kCssPath) + "?v=" + AssetVersion() + "\"><script src=\"" +
+         std::string(kJsPath) + "?v=" + AssetVersion() + "\" defer></script></head>";
+}
+
+// The top bar; `live` shows the refresh status (the main page only).
+std::string TopBar(bool live) {
+  return std::string(
+             "<header class=\"top\"><div class=\"wrap\"><h1>tokenmgr</h1><span "
+             "class=\"sub\">license manager</span>") +
+         (live ? "<span id=\"live\" class=\"live\" title=\"refresh status\">static view</span>"
+               : "") +
+         "</div></header>";
+}
+
 }  // namespace
 
 std::string RenderPage(const PageModel& m) {
   bool pool_on = m.pool && m.pool->configured;
   std::string h;
   h.reserve(16 * 1024);
-  h += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-       "<meta name=\"referrer\" content=\"same-origin\">"
-       "<title>tokenmgr \u00b7 license manager</title><link rel=\"icon\" href=\"data:,\">";
-  h += "<link rel=\"stylesheet\" href=\"" + std::string(kCssPath) + "?v=" + AssetVersion() + "\">";
-  h += "<script src=\"" + std::string(kJsPath) + "?v=" + AssetVersion() + "\" defer></script>";
-  h += "</head><body data-auth=\"" + std::string(m.auth ? "on" : "off") + "\" data-pool=\"" +
-       (pool_on ? "on" : "off") + "\">";
-  h += "<header class=\"top\"><div class=\"wrap\"><h1>tokenmgr</h1><span class=\"sub\">license "
-       "manager</span><span id=\"live\" class=\"live\" title=\"refresh status\">static view</span>"
-       "</div></header><main class=\"wrap\">";
+  h += PageHead("tokenmgr \u00b7 license manager");
+  h += "<body data-auth=\"" + std::string(m.auth ? "on" : "off") + "\" data-pool=\"" +
+       (pool_on ? "on" : "off") + "\" data-console=\"" + (m.console ? "on" : "off") + "\">";
+  h += TopBar(true) + "<main class=\"wrap\">";
   h += std::string("<div id=\"flash\" class=\"flash ") + (m.flash_ok ? "ok" : "err") +
        "\" role=\"status\" aria-live=\"polite\"" + (m.flash.empty() ? " hidden>" : ">") +
        HtmlEscape(m.flash);
@@ -305,17 +329,49 @@ std::string RenderPage(const PageModel& m) {
          "<button type=\"submit\" class=\"primary\">Use token</button> "
          "<button type=\"button\" id=\"auth-cancel\">Cancel</button></form>";
   }
+  if (m.console) {
+    RenderChartCard(*m.console, m.rendered_at, h);
+    RenderNodesCard(*m.console, m.csrf, m.rendered_at, h);
+  }
   h += "<div class=\"grid\">";
   RenderLock(m, h);
   RenderForms(m, h);
   h += "</div>";
   RenderPool(m, h);
+  if (m.console) RenderEventsCard(*m.console, h);
   RenderStats(m, h);
   h += "</main><footer class=\"wrap muted small\"><span id=\"updated\">Rendered " +
        FormatUtc(UnixMillis(m.rendered_at)) +
        "</span> \u00b7 <a href=\"/api/token/status\">status</a> \u00b7 <a "
        "href=\"/api/licenses\">licenses</a> \u00b7 <a href=\"/api/stats\">stats</a> \u00b7 <a "
        "href=\"/metrics\">metrics</a></footer></body></html>\n";
+  return h;
+}
+
+std::string RenderConfirmPage(AdminAction action, std::string_view name, std::string_view csrf,
+                              bool auth) {
+  const std::string verb(AdminActionName(action));
+  const std::string label(AdminActionLabel(action));
+  std::string h = PageHead(label + " " + std::string(name) + "? \u00b7 tokenmgr");
+  h += "<body data-auth=\"" + std::string(auth ? "on" : "off") + "\" data-page=\"confirm\">" +
+       TopBar(false) +
+       "<main class=\"wrap\"><section class=\"card confirm\" id=\"confirm-card\" "
+       "aria-labelledby=\"confirm-h\"><h2 id=\"confirm-h\">" +
+       HtmlEscape(label) +
+       " <span "
+       "class=\"name\">" +
+       HtmlEscape(name) + "</span>?</h2><p id=\"confirm-text\">" +
+       HtmlEscape(AdminConsequence(action)) +
+       "</p><p class=\"muted small\">Nothing has changed "
+       "yet.</p>";
+  h += "<form id=\"confirm-form\" class=\"action\" method=\"post\" action=\"/html/tmpl/" + verb +
+       "\"><input type=\"hidden\" name=\"csrf\" value=\"" + HtmlEscape(csrf) +
+       "\"><input type=\"hidden\" name=\"" + std::string(AdminTarget(action)) + "\" value=\"" +
+       HtmlEscape(name) + "\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">";
+  if (auth) h += "<div class=\"fields\">" + AuthField(true) + "</div>";
+  h += "<button type=\"submit\" class=\"primary\">Yes, " + verb + " " + HtmlEscape(name) +
+       "</button> <a class=\"button\" id=\"confirm-cancel\" href=\"" + std::string(kIndex) +
+       "\">Cancel</a></form></section></main></body></html>\n";
   return h;
 }
 
@@ -348,6 +404,10 @@ Response AssetResponse(std::string_view content_type, std::string_view body) {
   return r;
 }
 
+constexpr std::string_view kCrossSite =
+    "Refused: this form did not come from this page (cross-site request check). Reload the page "
+    "and try again.";
+
 std::string Field(const http::QueryParams& form, const char* key) {
   auto it = form.find(key);
   return it == form.end() ? "" : std::string(Trim(it->second));
@@ -365,7 +425,8 @@ class WebUi::Impl {
         options_(std::move(options)),
         pool_(fs, time, {.dir = options_.pool_dir, .claim_ttl = options_.claim_ttl}),
         timer_(time.CreateTimer(io.get_executor(), [this] { Tick(); })),
-        csrf_(NewUuidV4() + NewUuidV4()) {}
+        csrf_(NewUuidV4() + NewUuidV4()),
+        samples_(options_.chart_samples, options_.chart_window) {}
 
   void Register() {
     using Fn = http::Router::RouteFn;
@@ -408,7 +469,24 @@ class WebUi::Impl {
                   [this, action](const Request& req, std::string_view,
                                  std::shared_ptr<Responder> r) { FormAction(action, req, r); });
     }
-    if (pool_.configured()) Tick();
+    if (options_.console) {
+      for (AdminAction a : {AdminAction::kCordon, AdminAction::kUncordon, AdminAction::kDisable,
+                            AdminAction::kEnable}) {
+        router_.Add("POST", "/html/tmpl/" + std::string(AdminActionName(a)),
+                    [this, a](const Request& req, std::string_view, std::shared_ptr<Responder> r) {
+                      AdminFormAction(a, req, r);
+                    });
+      }
+      get("/api/console/samples",
+          [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
+            r->Send(http::JsonResponse(200, SamplesJson(samples_, time_.WallNow())));
+          });
+      get("/api/console/marks",
+          [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
+            r->Send(http::JsonResponse(200, console::ToJson(options_.console->admin())));
+          });
+    }
+    if (pool_.configured() || options_.console) Tick();
   }
 
   std::string RenderMetrics() {
@@ -424,8 +502,85 @@ class WebUi::Impl {
  private:
   void Tick() {
     if (stopped_) return;
-    pool_.Refresh();
+    if (pool_.configured()) pool_.Refresh();
+    if (options_.console &&
+        (!last_sample_ || time_.Now() - *last_sample_ >= options_.chart_every)) {
+      last_sample_ = time_.Now();
+      Sample();
+    }
     timer_->Arm(options_.pool_refresh);
+  }
+
+  // One chart point: licenses held and free in the pool (without a pool: nodes holding one and
+  // no free count), nodes waiting.
+  void Sample() {
+    ChartSample s{.at = time_.WallNow()};
+    for (const console::NodeRow& n : options_.console->Nodes()) {
+      if (n.state == console::NodeState::kWaiting) ++s.waiting;
+      if (n.state == console::NodeState::kHeld) ++s.held;
+    }
+    if (pool_.configured()) {
+      s.held = pool_.Get().totals.held;
+      s.free = pool_.Get().totals.free;
+    }
+    samples_.Add(s);
+  }
+
+  ConsoleModel ConsoleNow() {
+    console::Console& c = *options_.console;
+    ConsoleModel m;
+    m.nodes = c.Nodes();
+    uint64_t last = c.last_seq();
+    console::Page page =
+        c.Events(last > kTimelineEvents ? last - kTimelineEvents : 0, kTimelineEvents);
+    m.events.assign(page.events.rbegin(), page.events.rend());
+    m.admin = c.admin();
+    m.samples = &samples_.samples();
+    m.chart_window = samples_.window();
+    return m;
+  }
+
+  // An admin button's post: without confirm=yes, the confirmation page (nothing changes); with
+  // it, the action through the Console, and the page with its outcome.
+  void AdminFormAction(AdminAction a, const Request& req, std::shared_ptr<Responder> r) {
+    auto form = http::ParseForm(req.body);
+    if (!form.ok()) return Render(400, PlainWords(400, form.status().message()), false, "", r);
+    if (!FormAllowed(req, *form)) return Render(403, std::string(kCrossSite), false, "", r);
+    const std::string target(AdminTarget(a));
+    std::string name = Field(*form, target.c_str());
+    if (Status s = ValidateLabel(name, target); !s.ok()) {
+      return Redirect({PlainWords(400, s.message()), false, ""}, r);
+    }
+    if (Field(*form, "confirm") != "yes") {
+      return r->Send(HtmlResponse(200, RenderConfirmPage(a, name, csrf_, api_.auth_enabled())));
+    }
+    std::string token = Field(*form, "token");
+    std::string authorization =
+        token.empty() ? std::string(req.Header("authorization")) : "Bearer " + token;
+    auto done = [this, a, name, r](Status s) {
+      if (!s.ok()) {
+        int status = http::HttpStatusFor(s.code());
+        std::string words = status == 404 ? "Not found: " + std::string(s.message())
+                                          : PlainWords(status, s.message());
+        return Redirect({words, false, ""}, r);
+      }
+      Redirect({AdminDoneMessage(a, name), true, ""}, r);
+    };
+    if (Status s = api_.Authorize(authorization, req); !s.ok()) return done(s);
+    // Recorded as the JSON admin routes record a caller named "web" (the script sends X-Actor).
+    StatusOr<std::string> by = AdminActor(req, "web", api_.auth_enabled());
+    const std::string actor = by.ok() ? *by : "web";  // "web" is a label: always ok
+    console::Console& c = *options_.console;
+    switch (a) {
+      case AdminAction::kCordon:
+        return c.Cordon(name, actor, done);
+      case AdminAction::kUncordon:
+        return c.Uncordon(name, actor, done);
+      case AdminAction::kDisable:
+        return c.Disable(name, actor, done);
+      case AdminAction::kEnable:
+        return c.Enable(name, actor, done);
+    }
   }
 
   // A same-origin browser request carrying this process's form token. Browsers that send
@@ -440,12 +595,7 @@ class WebUi::Impl {
   void FormAction(std::string action, const Request& req, std::shared_ptr<Responder> r) {
     auto form = http::ParseForm(req.body);
     if (!form.ok()) return Render(400, PlainWords(400, form.status().message()), false, "", r);
-    if (!FormAllowed(req, *form)) {
-      return Render(403,
-                    "Refused: this form did not come from this page (cross-site request check). "
-                    "Reload the page and try again.",
-                    false, "", r);
-    }
+    if (!FormAllowed(req, *form)) return Render(403, std::string(kCrossSite), false, "", r);
     std::string id = Field(*form, "id");
     std::string ttl_text = Field(*form, "ttl");
     if (action != "lock" && id.empty()) {
@@ -582,6 +732,9 @@ class WebUi::Impl {
       m.flash_ok = ok;
       m.lease_id = lease_id;
       m.rendered_at = time_.WallNow();
+      std::optional<ConsoleModel> console;
+      if (options_.console) console = ConsoleNow();
+      m.console = console ? &*console : nullptr;
       r->Send(HtmlResponse(status, RenderPage(m)));
     });
   }
@@ -594,6 +747,8 @@ class WebUi::Impl {
   TimerPtr timer_;
   std::string csrf_;
   std::map<std::string, Outcome> outcomes_;  // by key; at most kMaxOutcomes
+  SampleRing samples_;
+  std::optional<SteadyTime> last_sample_;
   bool stopped_ = false;
 };
 
