@@ -40,6 +40,10 @@ struct TokenmgrConfig {
   // ETCD_COMPACT=auto: compact etcd every interval to the revision of one interval ago (issue 20).
   bool etcd_compact = true;
   int64_t etcd_compact_interval_s = 10;
+  // The operator's console (issue 17): history bounds and how long a silent node stays listed.
+  size_t events_max = 100000;                                    // EVENTS_MAX
+  std::chrono::seconds events_max_age{std::chrono::hours(24 * 30)};  // EVENTS_MAX_AGE
+  std::chrono::seconds node_retention{std::chrono::hours(24)};       // NODE_RETENTION
   bool help_shown = false;  // --help or --version printed; exit 0
 };
 

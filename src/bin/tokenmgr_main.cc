@@ -3,6 +3,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -10,11 +11,15 @@
 #include "app/tokenmgr_config.h"
 #include "common/log.h"
 #include "common/real_time.h"
+#include "console/console.h"
+#include "console/file_journal.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "license/fs.h"
+#include "license/layout.h"
 #include "store/embedded_lock_service.h"
 #include "store/etcd_lock_service.h"
+#include "tokenmgr/console_routes.h"
 #include "tokenmgr/lock_api.h"
 #include "tokenmgr/token_service.h"
 #include "tokenmgr/ui.h"
@@ -76,6 +81,48 @@ int main(int argc, char** argv) {
   api.SetServerStats(&server.stats());
   if (etcd_store) api.AddMetrics([etcd_store] { return etcd_store->StoreMetrics(); });
   license::PosixFilesystem fs;
+
+  // The operator's console (issue 17): nodes, history, cordons and disabled licenses.
+  console::ConsoleOptions console_options{
+      .events = {.max_events = config->events_max, .max_age = config->events_max_age},
+      .nodes = {.gone_after = config->claim_ttl, .retention = config->node_retention}};
+  if (!config->pool_dir.empty()) {
+    // A license is a visible directory of the pool (license/layout.h); without a pool, any name.
+    console_options.license_exists = [&fs, pool = config->pool_dir](const std::string& name) {
+      if (license::IsHiddenName(name)) return false;
+      auto info = fs.Stat(license::LicenseDir(pool, name));
+      return info.ok() && info->type == license::FileType::kDir;
+    };
+  }
+  std::unique_ptr<console::ConsoleJournal> journal;
+  console::FileJournal* file_journal = nullptr;
+  if (config->store == "etcd") {
+    // ETCD JOURNAL: plug the etcd store's console journal in here (events and marks shared by
+    // every replica). Until then each replica keeps its own history in memory.
+    journal = std::make_unique<console::MemoryJournal>();
+  } else if (!config->state_file.empty()) {
+    std::string dir = std::filesystem::path(config->state_file).parent_path().string();
+    auto opened = console::FileJournal::Open(dir.empty() ? "." : dir, console_options.events);
+    if (!opened.ok()) {
+      spdlog::critical("cannot start: console history in {}: {}", dir.empty() ? "." : dir,
+                       opened.status().ToString());
+      return 1;
+    }
+    file_journal = opened->get();
+    journal = std::move(*opened);
+  } else {
+    journal = std::make_unique<console::MemoryJournal>();
+  }
+  console::Console console(time, console_options, *journal);
+  if (file_journal) {
+    if (file_journal->skipped_lines() > 0) {
+      spdlog::warn("console history: skipped {} unreadable lines", file_journal->skipped_lines());
+    }
+    console.Restore(file_journal->TakeEvents(), file_journal->last_seq(), file_journal->admin());
+  }
+  tokenmgr::ConsoleRoutes console_routes(router, console, *journal, lock_api, time, {});
+  api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
+
   tokenmgr::WebUi ui(io, router, lock_api, fs, time,
                      {.pool_dir = config->pool_dir, .claim_ttl = config->claim_ttl});
   api.AddMetrics([&ui] { return ui.RenderMetrics(); });

@@ -21,8 +21,10 @@ void Router::Add(std::string_view method, std::string pattern, RouteFn fn, Head 
     Route route;
     route.pattern = pattern;
     routes_.push_back(std::move(route));
-    if (auto colon = pattern.rfind("/:"); colon != std::string::npos) {
-      prefixed_.emplace_back(pattern.substr(0, colon + 1), index);
+    if (auto colon = pattern.find("/:"); colon != std::string::npos) {
+      auto end = pattern.find('/', colon + 1);
+      prefixed_.push_back({pattern.substr(0, colon + 1),
+                           end == std::string::npos ? "" : pattern.substr(end), index});
     } else {
       exact_.emplace(pattern, index);
     }
@@ -55,9 +57,12 @@ void Router::Get(std::string path, std::function<Response()> fn) {
 
 int Router::Match(std::string_view path, std::string_view& param) const {
   if (auto it = exact_.find(path); it != exact_.end()) return it->second;
-  for (const auto& [prefix, index] : prefixed_) {
-    if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0) continue;
-    std::string_view rest = path.substr(prefix.size());
+  for (const auto& [prefix, suffix, index] : prefixed_) {
+    if (path.size() <= prefix.size() + suffix.size() || !path.starts_with(prefix) ||
+        !path.ends_with(suffix)) {
+      continue;
+    }
+    std::string_view rest = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
     if (rest.find('/') != std::string_view::npos) continue;
     param = rest;
     return index;

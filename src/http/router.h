@@ -1,6 +1,7 @@
 // Router: the one request dispatcher of both programs. A route is an exact path ("/healthz") or
 // a prefix with one parameter segment ("/api/token/lock/:timeout": the rest of the path,
-// non-empty, without '/'); its pattern is its stats key. Every response is counted by route and
+// non-empty, without '/'), optionally followed by a fixed suffix ("/api/nodes/:node/cordon");
+// its pattern is its stats key. Every response is counted by route and
 // status when it is sent, however late; a path no route takes gets 404 and counts as
 // "(unmatched)", a known path with another method 405 naming the allowed ones. A GET route also
 // answers HEAD (the server leaves out the body) unless added with Head::kRefuse.
@@ -77,7 +78,12 @@ class Router final : public Handler, private ResponseObserver {
   std::vector<Route> routes_;  // [0] is "(unmatched)"; indices are stable
   std::map<std::string, int, std::less<>> by_pattern_;
   std::map<std::string, int, std::less<>> exact_;
-  std::vector<std::pair<std::string, int>> prefixed_;  // "/api/token/lock/" -> route
+  struct Prefixed {
+    std::string prefix;  // "/api/nodes/"
+    std::string suffix;  // "/cordon", or "" when the parameter ends the path
+    int route = 0;
+  };
+  std::vector<Prefixed> prefixed_;
 };
 
 }  // namespace lm::http

@@ -57,6 +57,28 @@ TEST_F(RouterTest, ParameterIsOneNonEmptySegment) {
               ElementsAre(Pair("(unmatched)", 3u), Pair("/api/token/release/:id", 1u)));
 }
 
+TEST_F(RouterTest, ParameterMayBeFollowedByAFixedSuffix) {
+  std::string seen;
+  auto answer = [&](int status) {
+    return [&seen, status](const Request&, std::string_view p, std::shared_ptr<Responder> r) {
+      seen = std::string(p);
+      r->Send(JsonResponse(status, "{}"));
+    };
+  };
+  router_.Add("PUT", "/api/nodes/:node", answer(200));
+  router_.Add("POST", "/api/nodes/:node/cordon", answer(201));
+  EXPECT_EQ(Call("POST", "/api/nodes/n1/cordon").status, 201);
+  EXPECT_EQ(seen, "n1");
+  EXPECT_EQ(Call("PUT", "/api/nodes/n2").status, 200);
+  EXPECT_EQ(seen, "n2");
+  EXPECT_EQ(Call("POST", "/api/nodes//cordon").status, 404);
+  EXPECT_EQ(Call("POST", "/api/nodes/a/b/cordon").status, 404);
+  EXPECT_EQ(Call("POST", "/api/nodes/n1/cordonx").status, 404);
+  EXPECT_EQ(Call("POST", "/api/nodes/cordon").status, 405);  // the node "cordon", PUT only
+  EXPECT_THAT(router_.stats(), ElementsAre(Pair("(unmatched)", 3u), Pair("/api/nodes/:node", 2u),
+                                           Pair("/api/nodes/:node/cordon", 1u)));
+}
+
 TEST_F(RouterTest, GetThatRefusesHeadNamesOnlyGet) {
   router_.Add(
       "GET", "/lock/:t",

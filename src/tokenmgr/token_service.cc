@@ -112,8 +112,8 @@ TokenService::TokenService(http::Router& router, LockApi& api, lock::LockService
   });
 }
 
-bool TokenService::RefuseMutation(const Request& req, Responder& r) {
-  if (Status s = api_.Authorize(req.Header("authorization"), req); !s.ok()) {
+bool RefuseMutation(LockApi& api, const Request& req, Responder& r) {
+  if (Status s = api.Authorize(req.Header("authorization"), req); !s.ok()) {
     Response resp = StatusResponse(s);
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");
     r.Send(std::move(resp));
@@ -128,7 +128,7 @@ bool TokenService::RefuseMutation(const Request& req, Responder& r) {
 
 void TokenService::HandleLock(const Request& req, std::string_view timeout,
                               std::shared_ptr<Responder> r) {
-  if (RefuseMutation(req, *r)) return;
+  if (RefuseMutation(api_, req, *r)) return;
   auto wait = api_.ParseWait(timeout);
   if (!wait.ok()) return r->Send(StatusResponse(wait.status()));
   auto query = http::ParseQuery(req.query, {"ttl", "holder"});
@@ -163,7 +163,7 @@ void TokenService::HandleLock(const Request& req, std::string_view timeout,
 
 void TokenService::HandleRelease(const Request& req, std::string_view id,
                                  std::shared_ptr<Responder> r) {
-  if (RefuseMutation(req, *r)) return;
+  if (RefuseMutation(api_, req, *r)) return;
   if (auto query = http::ParseQuery(req.query, {}); !query.ok()) {
     return r->Send(StatusResponse(query.status()));
   }
@@ -175,7 +175,7 @@ void TokenService::HandleRelease(const Request& req, std::string_view id,
 
 void TokenService::HandleRenew(const Request& req, std::string_view id,
                                std::shared_ptr<Responder> r) {
-  if (RefuseMutation(req, *r)) return;
+  if (RefuseMutation(api_, req, *r)) return;
   auto query = http::ParseQuery(req.query, {"ttl"});
   if (!query.ok()) return r->Send(StatusResponse(query.status()));
   std::optional<lock::Seconds> ttl;

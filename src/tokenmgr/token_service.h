@@ -27,6 +27,10 @@ inline constexpr std::string_view kApiPrefixes[] = {"/api/token/", "/api/tokenmg
 // "/api/token/lock/:timeout"); the page's forms count there too (docs/api.md).
 std::string ApiRoute(std::string_view action);
 
+// Sends 401 (auth on, wrong or missing token) or 403 (cross-site browser request) and returns
+// true, or returns false when the request may change state. Every mutating route asks it.
+bool RefuseMutation(LockApi& api, const http::Request& req, http::Responder& r);
+
 class TokenService {
  public:
   // Registers the routes on `router`. Every argument must outlive this object.
@@ -43,9 +47,6 @@ class TokenService {
   }
 
  private:
-  // Sends 401 (auth on, wrong or missing token) or 403 (cross-site) and returns true, or
-  // returns false when the lock may be taken, renewed or released.
-  bool RefuseMutation(const http::Request& req, http::Responder& r);
   void HandleLock(const http::Request& req, std::string_view timeout,
                   std::shared_ptr<http::Responder> r);
   void HandleRelease(const http::Request& req, std::string_view id,
