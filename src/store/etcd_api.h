@@ -59,9 +59,9 @@ struct Compare {
 
 struct Txn;
 
-// One operation of a txn: put (bound to `lease` unless 0), delete of one key, range read of
-// [key, range_end), or a nested txn (whose compares see the store as it was before the outer
-// txn).
+// One operation of a txn: put (bound to `lease` unless 0), delete of one key or of a range,
+// range read of [key, range_end), or a nested txn (whose compares see the store as it was
+// before the outer txn).
 struct Op {
   enum class Kind { kPut, kDelete, kRange, kTxn };
   Kind kind = Kind::kPut;
@@ -73,6 +73,10 @@ struct Op {
     return {Kind::kPut, std::move(key), std::move(value), "", lease, nullptr};
   }
   static Op Delete(std::string key) { return {Kind::kDelete, std::move(key), "", "", 0, nullptr}; }
+  // Every key in [key, range_end).
+  static Op DeleteRange(std::string key, std::string range_end) {
+    return {Kind::kDelete, std::move(key), "", std::move(range_end), 0, nullptr};
+  }
   static Op Range(std::string key, std::string range_end = "") {
     return {Kind::kRange, std::move(key), "", std::move(range_end), 0, nullptr};
   }

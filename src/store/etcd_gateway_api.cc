@@ -47,8 +47,11 @@ json OpJson(const Op& op) {
       if (op.lease) p["lease"] = std::to_string(op.lease);
       return {{"request_put", p}};
     }
-    case Op::Kind::kDelete:
-      return {{"request_delete_range", {{"key", Base64Encode(op.key)}}}};
+    case Op::Kind::kDelete: {
+      json d = {{"key", Base64Encode(op.key)}};
+      if (!op.range_end.empty()) d["range_end"] = Base64Encode(op.range_end);
+      return {{"request_delete_range", d}};
+    }
     case Op::Kind::kRange:
       return {{"request_range",
                {{"key", Base64Encode(op.key)}, {"range_end", Base64Encode(op.range_end)}}}};

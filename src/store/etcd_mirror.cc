@@ -18,7 +18,8 @@ EtcdKeys::EtcdKeys(const std::string& p)
       waiters_prefix(p + "waiters/"),
       waiters_begin(waiters_prefix + std::string(1, '\x02')),
       epoch_key(p + "epoch"),
-      upgrade_fence(waiters_prefix + std::string(1, '\x01') + "epoch") {}
+      upgrade_fence(waiters_prefix + std::string(1, '\x01') + "epoch"),
+      console_prefix(p + "console/") {}
 
 EtcdMirror::EtcdMirror(TimeSystem& time, boost::asio::any_io_executor executor, EtcdApi& etcd,
                        const EtcdKeys& keys, Hooks hooks)
@@ -188,6 +189,8 @@ void EtcdMirror::Apply(const KeyValue& kv, bool deleted) {
     epoch_ = *epoch;
     epoch_raw_ = kv.value;
     ForgetForeign(key);
+  } else if (key.starts_with(keys_.console_prefix)) {
+    // The operator console's keys (etcd_console_journal.h): not the lock's.
   } else if (key == keys_.waiters_prefix || key == keys_.upgrade_fence) {
     // Fences: not waiters.
   } else if (key.rfind(keys_.waiters_prefix, 0) == 0) {

@@ -42,6 +42,7 @@ struct EtcdKeys {
   std::string waiters_begin;   // <prefix>waiters/\x02: the waiter keys' range, fences excluded
   std::string epoch_key;       // <prefix>epoch: the token epoch (decimal microseconds)
   std::string upgrade_fence;   // <prefix>waiters/\x01epoch: older replicas see a waiter forever
+  std::string console_prefix;  // <prefix>console/: the operator console's keys, not the lock's
 };
 
 // A grant key (or the old layout's lock key) as read from etcd.

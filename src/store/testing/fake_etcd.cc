@@ -195,7 +195,13 @@ void FakeEtcd::Apply(const Txn& txn, const std::vector<bool>& path, size_t& at,
     OpResponse r;
     switch (op.kind) {
       case Op::Kind::kPut: PutKey(op.key, op.value, op.lease); break;
-      case Op::Kind::kDelete: DeleteKey(op.key); break;
+      case Op::Kind::kDelete:
+        if (op.range_end.empty()) {
+          DeleteKey(op.key);
+        } else {
+          for (const KeyValue& kv : List(op.key, op.range_end)) DeleteKey(kv.key);
+        }
+        break;
       case Op::Kind::kRange: r.kvs = List(op.key, op.range_end); break;
       case Op::Kind::kTxn: Apply(*op.txn, path, at, r); break;
     }
