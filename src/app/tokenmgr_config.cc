@@ -205,11 +205,20 @@ StatusOr<std::chrono::seconds> ParseDurationSetting(const ConfigValue& v, int64_
   int64_t unit = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 24 * 3600; break;
-      default: unit = 0;
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 24 * 3600;
+        break;
+      default:
+        unit = 0;
     }
     if (unit != 0) text.remove_suffix(1);
   }
