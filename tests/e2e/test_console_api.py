@@ -429,6 +429,11 @@ def test_cli_every_verb_against_the_real_server(tm):
     assert rc == 0 and "nodes" in json.loads(out), out
 
 
+def test_server_help_names_the_operator_commands():
+    rc, out = cli(["--help"])
+    assert rc == 0 and "tokenmgr status | licenses | nodes" in out and "cordon NODE" in out, out
+
+
 def test_cli_exit_codes(tm, tmp_path):
     env = {"TOKENMGR_URL": tm.url()}
     assert cli(["nodes"], env)[0] == 0
