@@ -207,6 +207,10 @@ std::string ConsoleRoutes::RenderMetrics() {
   m.Gauge("tokenmgr_longest_wait_seconds",
           "How long the longest-waiting node has waited (0: none).",
           static_cast<double>(longest.count()) / 1000.0);
+  m.Gauge("tokenmgr_cordoned_nodes", "Nodes an operator cordoned (whether or not they report).",
+          static_cast<double>(console_.admin().cordoned.size()));
+  m.Gauge("tokenmgr_disabled_licenses", "Licenses an operator disabled.",
+          static_cast<double>(console_.admin().disabled.size()));
   m.Family("tokenmgr_events_total", "counter", "Console events stored since start, by kind.");
   for (EventKind k : kEventKinds) {
     m.CountSample("tokenmgr_events_total", {{"kind", console::KindName(k)}},

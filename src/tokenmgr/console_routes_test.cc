@@ -228,6 +228,13 @@ TEST_F(ConsoleRoutesTest, MetricsShowEveryNodeStateEventKindAndTheLongestWait) {
   EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"wait_start\"} 1\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"admin\"} 0\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_longest_wait_seconds 30\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_cordoned_nodes 0\n"));
+  ASSERT_EQ(Call("POST", "/api/nodes/n1/cordon").status, 200);
+  ASSERT_EQ(Call("POST", "/api/licenses/license1/disable").status, 200);
+  m = Call("GET", "/metrics").body;
+  EXPECT_THAT(m, HasSubstr("tokenmgr_cordoned_nodes 1\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_disabled_licenses 1\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"admin\"} 2\n"));
 }
 
 }  // namespace
