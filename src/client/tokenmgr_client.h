@@ -1,17 +1,17 @@
 // TokenmgrClient: what the license-holder needs from tokenmgr (take and give back the mutex,
 // report the node's state to the operator's console). HttpTokenmgrClient speaks the HTTP API
-// with timeouts. Lock/Release/Report are called from one thread at a time; Abort() may be called from any thread to interrupt them (shutdown).
-// Every Lock opens a new connection (a long poll must never be sent twice); the connection
-// that brought a grant is kept open for the Release that follows, so giving the mutex back
-// inside the critical section costs no connect or name lookup. If that kept connection turns
-// out dead before any reply byte, the Release is retried once on a new one (a repeated
-// release is harmless: at worst 404).
+// with timeouts. Lock/Release/Report are called from one thread at a time; Abort() may be called
+// from any thread to interrupt them (shutdown). Every Lock opens a new connection (a long poll must
+// never be sent twice); the connection that brought a grant is kept open for the Release that
+// follows, so giving the mutex back inside the critical section costs no connect or name lookup. If
+// that kept connection turns out dead before any reply byte, the Release is retried once on a new
+// one (a repeated release is harmless: at worst 404).
 //
 //   auto client = HttpTokenmgrClient::Create("http://tokenmgr.bitfusion:8080/api/token", {});
 //   StatusOr<LockGrant> g = (*client)->Lock(10s, 10s, "gpu-node-7");
 //   // FAILED_PRECONDITION: not granted within the wait; UNAVAILABLE: tokenmgr down or garbled
 //   (*client)->Release(g->id);
-//   StatusOr<console::Directives> d = (*client)->Report("gpu-node-7", report, 2s);  // each heartbeat
+//   StatusOr<console::Directives> d = (*client)->Report("gpu-node-7", report, 2s);
 #pragma once
 
 #include <chrono>
@@ -47,8 +47,9 @@ class TokenmgrClient {
   // agent drops those events); UNAUTHENTICATED: 401; NOT_FOUND: 404 (a tokenmgr without the
   // console); UNAVAILABLE: unreachable, 503, any other answer or a garbled one (the agent keeps
   // its events and its last directives).
-  virtual StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& report,
-                                       std::chrono::milliseconds timeout) = 0;
+  virtual StatusOr<console::Directives> Report(const std::string& node,
+                                               const console::AgentReport& report,
+                                               std::chrono::milliseconds timeout) = 0;
   virtual void Abort() = 0;
 };
 
@@ -89,7 +90,7 @@ class HttpTokenmgrClient final : public TokenmgrClient {
   // On a connection of its own, closed after the answer: thousands of agents keeping report
   // connections open would fill tokenmgr's connection limit and lock requests would be refused.
   StatusOr<console::Directives> Report(const std::string& node, const console::AgentReport& report,
-                               std::chrono::milliseconds timeout) override;
+                                       std::chrono::milliseconds timeout) override;
   void Abort() override;
   // Any API call, `path` from the server's root (see ServerRoot), e.g. "/api/nodes"; `body`,
   // when not empty, is sent as JSON. Keeps the connection for the next call.

@@ -4,9 +4,9 @@
 // back on request. Each heartbeat, after the renewal or claim attempt, it reports the node's state
 // and events to tokenmgr's console (holder/reporter.h) and obeys the directives of the answer:
 // cordoned, it withdraws and gives the claim back at once and claims nothing; a disabled license
-// it withdraws and gives back, and never claims. Depends only on interfaces (Filesystem, TokenmgrClient, Clock, Sleeper), so
-// every rule is unit-tested with fakes. Step()/Run() run on one thread; Snapshot(),
-// RenderMetrics() and Healthy() are thread-safe.
+// it withdraws and gives back, and never claims. Depends only on interfaces (Filesystem,
+// TokenmgrClient, Clock, Sleeper), so every rule is unit-tested with fakes. Step()/Run() run on
+// one thread; Snapshot(), RenderMetrics() and Healthy() are thread-safe.
 //
 //   Agent agent(config, fs, client, RealTimeSystem::Get(), sleeper);
 //   agent.Run();            // until sleeper.Stop()
@@ -91,8 +91,8 @@ struct AgentSnapshot {
   uint64_t pool_free = 0, pool_held = 0, pool_stale = 0, pool_unreadable = 0, pool_unusable = 0;
   bool pool_scanned = false;
   // The operator's console (issue 17).
-  bool cordoned = false;       // by the last directives tokenmgr answered
-  bool waiting = false;        // looked for a license and none could be had
+  bool cordoned = false;  // by the last directives tokenmgr answered
+  bool waiting = false;   // looked for a license and none could be had
   ReporterStats reporting;
 };
 

@@ -69,9 +69,9 @@ class FakeClient : public client::TokenmgrClient {
   int calls = 0;
   // Reports.
   std::vector<console::AgentReport> reports;
-  std::vector<console::Event> stored;  // acknowledged events, in order
-  std::set<std::string> cordoned;      // nodes
-  std::set<std::string> disabled;      // licenses
+  std::vector<console::Event> stored;   // acknowledged events, in order
+  std::set<std::string> cordoned;       // nodes
+  std::set<std::string> disabled;       // licenses
   Status report_status = Status::Ok();  // every Report answers this error
   size_t ack_limit = SIZE_MAX;
   std::function<void()> on_report;

@@ -8,7 +8,8 @@ namespace lm::holder {
 
 std::chrono::milliseconds ReporterOptions::Timeout() const {
   return std::min<std::chrono::milliseconds>(
-      std::chrono::seconds(2), std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4);
+      std::chrono::seconds(2),
+      std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4);
 }
 
 Reporter::Reporter(ReporterOptions options, client::TokenmgrClient& client, const Clock& clock)
@@ -24,10 +25,11 @@ void Reporter::Record(console::EventKind kind, const std::string& license, uint6
     events_.pop_front();
     ++stats_.dropped;
     if (!drop_warned_) {
-      spdlog::warn("{} events for tokenmgr's history are buffered (it does not store them: see "
-                   "earlier messages); dropping the oldest (license_holder_report_events_dropped_"
-                   "total counts them)",
-                   options_.max_buffered);
+      spdlog::warn(
+          "{} events for tokenmgr's history are buffered (it does not store them: see "
+          "earlier messages); dropping the oldest (license_holder_report_events_dropped_"
+          "total counts them)",
+          options_.max_buffered);
       drop_warned_ = true;
     }
   }
@@ -54,8 +56,8 @@ ReporterStats Reporter::stats() const {
 }
 
 void Reporter::Drop(size_t n) {
-  events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(
-                                                       std::min(n, events_.size())));
+  events_.erase(events_.begin(),
+                events_.begin() + static_cast<std::ptrdiff_t>(std::min(n, events_.size())));
 }
 
 bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
@@ -102,9 +104,9 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
     case StatusCode::kNotFound:
       paused_until_ = now + options_.not_found_pause;
       if (!failure_logged_) {
-        spdlog::info("{}: not reporting this node's state for {}s", s.message(),
-                     std::chrono::duration_cast<std::chrono::seconds>(options_.not_found_pause)
-                         .count());
+        spdlog::info(
+            "{}: not reporting this node's state for {}s", s.message(),
+            std::chrono::duration_cast<std::chrono::seconds>(options_.not_found_pause).count());
         failure_logged_ = true;
       }
       break;
@@ -116,9 +118,10 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
       break;
     default:
       if (!failure_logged_) {
-        spdlog::warn("node report: {} (the license is unaffected; events and the last "
-                     "directives are kept)",
-                     s.message());
+        spdlog::warn(
+            "node report: {} (the license is unaffected; events and the last "
+            "directives are kept)",
+            s.message());
         failure_logged_ = true;
       }
       break;

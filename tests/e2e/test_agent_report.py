@@ -145,10 +145,11 @@ def test_report_carries_the_state_and_the_claim_and_a_cordon_frees_the_license_a
 
     stub.cordoned = True
     cordoned = time.monotonic()
-    wait_for(lambda: a.installed() is None, timeout=ONE_BEAT + 2, interval=0.05,
-             what="node-a withdrew")
+    # The files go first, then the claim, in the same step: the license is free at once, not
+    # after a claim TTL.
+    wait_for(lambda: a.installed() is None and read_claim(pool, "license1") is None,
+             timeout=ONE_BEAT + 2, interval=0.05, what="node-a withdrew and gave the claim back")
     assert time.monotonic() - cordoned <= ONE_BEAT
-    assert read_claim(pool, "license1") is None, "the claim was not given back at once"
     wait_for(lambda: ("withdraw", "cordoned") in [(e["kind"], e["detail"]) for e in stub.events()],
              timeout=ONE_BEAT + 2, what="the withdraw event")
     assert "release" in [e["kind"] for e in stub.events()]

@@ -382,6 +382,10 @@ class StallingTokenmgr:
                 conn.close()
                 return
             req += chunk
+        if b"/lock/" not in req.split(b"\r\n", 1)[0]:
+            # Releases and the agent's node reports (issue 17) are neither scripted nor listed.
+            self._proxy(conn, req)
+            return
         with self.changed:
             behaviour = self.script.pop(0) if self.script else "proxy"
             i = len(self.served)
@@ -403,19 +407,28 @@ class StallingTokenmgr:
         if behaviour == "truncate-close":
             conn.sendall(head + half)
         else:
-            # One request per proxied connection: ask tokenmgr to close after its answer, so the
-            # copy loop ends (the agent keeps its connections alive; a reply with
-            # "Connection: close" tells it to open a new one for its next call).
-            head_part, _, rest = req.partition(b"\r\n\r\n")
-            lines = [ln for ln in head_part.split(b"\r\n")
-                     if not ln.lower().startswith(b"connection:")]
-            req = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + rest
-            with socket.create_connection(("127.0.0.1", self.upstream), timeout=30) as up:
-                up.sendall(req)
-                while chunk := up.recv(65536):
-                    conn.sendall(chunk)
+            self._proxy(conn, req)
         conn.close()
         self._record(i, (behaviour, time.monotonic(), time.monotonic()))
+
+    def _proxy(self, conn, req):
+        if self.upstream is None:  # no tokenmgr behind: answer as one without the route
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                         b"Connection: close\r\n\r\n")
+            conn.close()
+            return
+        # One request per proxied connection: ask tokenmgr to close after its answer, so the
+        # copy loop ends (the agent keeps its connections alive; a reply with
+        # "Connection: close" tells it to open a new one for its next call).
+        head_part, _, rest = req.partition(b"\r\n\r\n")
+        lines = [ln for ln in head_part.split(b"\r\n")
+                 if not ln.lower().startswith(b"connection:")]
+        req = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + rest
+        with socket.create_connection(("127.0.0.1", self.upstream), timeout=30) as up:
+            up.sendall(req)
+            while chunk := up.recv(65536):
+                conn.sendall(chunk)
+        conn.close()
 
     def close(self):
         self.lst.close()
