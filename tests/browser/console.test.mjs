@@ -4,7 +4,7 @@
 // Run: tests/browser/run.sh   (LM_BUILD_DIR picks the build, default build/release)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Pool, launchBrowser, shot, startTokenmgr } from './harness.mjs';
+import { Pool, launchBrowser, shot, startTokenmgr, watchedPage } from './harness.mjs';
 
 const INDEX = '/html/tmpl/index';
 const TOKEN = 's3cret-token-for-console-tests';
@@ -28,28 +28,9 @@ async function marks(server) {
   return (await fetch(server.url + '/api/console/marks')).json();
 }
 
-// A page whose confirm() dialogs are answered by `answer` (true: accept) and recorded; any other
-// dialog (an alert() that injected script would raise) is a problem.
-async function consolePage(context, baseUrl, answer = () => false) {
-  const page = await context.newPage();
-  const problems = { dialogs: [], external: [], errors: [] };
-  const confirms = [];
-  page.on('dialog', async (d) => {
-    if (d.type() !== 'confirm') {
-      problems.dialogs.push(d.type() + ': ' + d.message());
-      await d.dismiss().catch(() => {});
-      return;
-    }
-    confirms.push(d.message());
-    if (answer(d.message())) await d.accept(); else await d.dismiss();
-  });
-  page.on('request', (req) => {
-    const u = req.url();
-    if (!u.startsWith(baseUrl) && !u.startsWith('data:')) problems.external.push(u);
-  });
-  page.on('pageerror', (e) => problems.errors.push(String(e)));
-  return { page, problems, confirms };
-}
+// A page whose confirm() dialogs are answered by `answer` (true: accept) and recorded.
+const consolePage = (context, baseUrl, answer = () => false) =>
+  watchedPage(context, baseUrl, answer);
 
 function assertClean(problems) {
   assert.deepEqual(problems.dialogs, [], 'no alert or prompt may ever fire');
