@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
     journal = std::make_unique<console::MemoryJournal>();
   } else if (!config->state_file.empty()) {
     std::string dir = std::filesystem::path(config->state_file).parent_path().string();
-    auto opened = console::FileJournal::Open(dir.empty() ? "." : dir, console_options.events);
+    auto opened =
+        console::FileJournal::Open(dir.empty() ? "." : dir, console_options.events, time);
     if (!opened.ok()) {
       spdlog::critical("cannot start: console history in {}: {}", dir.empty() ? "." : dir,
                        opened.status().ToString());

@@ -50,9 +50,7 @@ class LockService {
   // Tells `observer` of each lease this replica sees end by expiry, later on the event-loop
   // thread (never inside another call of this service). Replaces an earlier observer. The
   // default tells nobody (a store that does not support it yet).
-  virtual void OnLeaseExpired(std::function<void(const ExpiredLease&)> observer) {
-    (void)observer;
-  }
+  virtual void OnLeaseExpired(std::function<void(const ExpiredLease&)> observer) { (void)observer; }
   // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
   virtual void Shutdown() = 0;
   virtual const Options& options() const = 0;

@@ -143,11 +143,10 @@ lock::LockService::CancelFn EmbeddedLockService::Acquire(lock::AcquireRequest re
   };
 }
 
-void EmbeddedLockService::OnLeaseExpired(
-    std::function<void(const lock::ExpiredLease&)> observer) {
+void EmbeddedLockService::OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) {
   if (!observer) return table_->SetExpiryObserver(nullptr);
-  auto shared = std::make_shared<std::function<void(const lock::ExpiredLease&)>>(
-      std::move(observer));
+  auto shared =
+      std::make_shared<std::function<void(const lock::ExpiredLease&)>>(std::move(observer));
   std::weak_ptr<bool> alive = alive_;
   // Posted: the table calls inside its own operations, where no other code may run.
   table_->SetExpiryObserver([this, alive, shared](const lock::ExpiredLease& e) {

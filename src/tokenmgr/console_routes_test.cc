@@ -10,9 +10,9 @@
 namespace lm::tokenmgr {
 namespace {
 
-using ::testing::HasSubstr;
 using http::Response;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 // A journal that stores in memory, or fails every call, or holds the answers until Flush()
 // (a shared store answers later).
@@ -20,10 +20,12 @@ class TestJournal final : public console::ConsoleJournal {
  public:
   enum class Mode { kStore, kFail, kDefer };
   void AppendEvents(std::vector<console::Event> events, Done done) override {
-    Run([this, events = std::move(events)]() mutable {
-      for (auto& e : events) e.seq = ++last_seq_;
-      sink_->ApplyEvents(std::move(events));
-    }, std::move(done));
+    Run(
+        [this, events = std::move(events)]() mutable {
+          for (auto& e : events) e.seq = ++last_seq_;
+          sink_->ApplyEvents(std::move(events));
+        },
+        std::move(done));
   }
   void SetMark(console::MarkKind kind, const std::string& name,
                std::optional<console::AdminMark> mark, Done done) override {
@@ -116,7 +118,9 @@ TEST_F(ConsoleRoutesTest, MalformedReportsAndNamesAre400) {
   EXPECT_EQ(Call("PUT", "/api/nodes/n1?x=1", kReport).status, 400);
   EXPECT_EQ(Call("POST", "/api/nodes/a%20b/cordon").status, 400);
   EXPECT_EQ(Call("POST", "/api/licenses/lic%3Brm/disable").status, 400);
-  EXPECT_EQ(Call("GET", "/api/nodes").body, R"({"nodes":[],"totals":{"cordoned":0,"degraded":0,"gone":0,"held":0,"released":0,"waiting":0}})");
+  EXPECT_EQ(
+      Call("GET", "/api/nodes").body,
+      R"({"nodes":[],"totals":{"cordoned":0,"degraded":0,"gone":0,"held":0,"released":0,"waiting":0}})");
 }
 
 TEST_F(ConsoleRoutesTest, ReportAndAdminNeedTheTokenWhenAuthIsOn) {

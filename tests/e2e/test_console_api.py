@@ -429,6 +429,11 @@ def test_cli_every_verb_against_the_real_server(tm):
     assert rc == 0 and "nodes" in json.loads(out), out
 
 
+def test_server_help_names_the_operator_commands():
+    rc, out = cli(["--help"])
+    assert rc == 0 and "tokenmgr status | licenses | nodes" in out and "cordon NODE" in out, out
+
+
 def test_cli_exit_codes(tm, tmp_path):
     env = {"TOKENMGR_URL": tm.url()}
     assert cli(["nodes"], env)[0] == 0
@@ -478,3 +483,25 @@ def test_cli_with_auth_token_file(auth_tm, tmp_path):
     assert rc == 0, out
     rc, out = cli(["nodes"], env)  # reading needs no token
     assert rc == 0, out
+
+
+def test_cli_events_follow_prints_new_events_as_they_are_stored(tm, tmp_path):
+    out_path = tmp_path / "follow.out"
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKENMGR_URL", "AUTH_TOKEN_FILE")}
+    env["TOKENMGR_URL"] = tm.url("/api/token")
+    with open(out_path, "wb") as out:
+        p = subprocess.Popen([procs.binary("tokenmgr"), "events", "-f", "-o", "json"], env=env,
+                             stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def lines():
+            text = out_path.read_text()
+            return [json.loads(x) for x in text.splitlines() if x.strip()]
+        assert put(tm.port, "gpu-f1", report(events=[{"kind": "wait_start"}]))[0] == 200
+        procs.wait_for(lambda: len(lines()) == 1, timeout=10, what="the first event")
+        assert post(tm.port, "/api/nodes/gpu-f1/cordon")[0] == 200
+        got = procs.wait_for(lambda: lines() if len(lines()) == 2 else None, timeout=10,
+                             what="the cordon event")
+        assert [e["kind"] for e in got] == ["wait_start", "admin"]
+        assert p.poll() is None  # still following
+    finally:
+        procs.stop_pid(p, signal.SIGTERM)
