@@ -394,8 +394,10 @@
     parts.push(svg('text', { class: 'xlabel end', x: W - RIGHT, y: H - 6 }, clockUtc(now)));
     if (!inWindow.length) parts.push(svg('text', { class: 'empty', x: LEFT + pw / 2, y: TOP + ph / 2 }, 'No samples yet'));
     for (const k of ['held', 'free', 'waiting']) {
-      const pts = inWindow.map((s) => x(s.at_ms) + ',' + y(s[k]));
-      if (inWindow.length === 1) pts.push((W - RIGHT).toFixed(1) + ',' + y(inWindow[0][k]));
+      let pts = inWindow.map((s) => x(s.at_ms) + ',' + y(s[k]));
+      if (inWindow.length === 1) {  // one point: a level line across the chart
+        pts = [LEFT.toFixed(1) + ',' + y(inWindow[0][k]), (W - RIGHT).toFixed(1) + ',' + y(inWindow[0][k])];
+      }
       parts.push(svg('polyline', { class: 'line ' + k, points: pts.join(' ') }));
     }
     chart.replaceChildren(...parts);

@@ -181,7 +181,10 @@ std::string RenderChart(const std::deque<ChartSample>& samples, WallTime now,
       if (!points.empty()) points += ' ';
       points += Num(x(s->at)) + "," + Num(y(s->*field));
     }
-    if (in.size() == 1) points += " " + Num(kW - kRight) + "," + Num(y(in.front()->*field));
+    if (in.size() == 1) {  // one point: a level line across the chart
+      const std::string level = Num(y(in.front()->*field));
+      points = Num(kLeft) + "," + level + " " + Num(kW - kRight) + "," + level;
+    }
     h += std::string("<polyline class=\"line ") + cls + "\" points=\"" + points + "\"/>";
   }
   h += "</svg>";

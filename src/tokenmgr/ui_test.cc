@@ -481,6 +481,13 @@ TEST(RenderChart, ThreeLinesLabelsAndATextAlternativeInsideTheViewBox) {
   }
 }
 
+TEST(RenderChart, OneSampleIsALevelLineAcrossTheChart) {
+  const WallTime now = WallTime(std::chrono::hours(1000));
+  std::string svg =
+      RenderChart({{.at = now, .held = 1, .free = 2, .waiting = 0}}, now, std::chrono::hours(6));
+  EXPECT_THAT(svg, HasSubstr("<polyline class=\"line free\" points=\"34.0,10.0 472.0,10.0\"/>"));
+}
+
 TEST(RenderChart, NoSamplesSaysSo) {
   std::string svg = RenderChart({}, WallTime(std::chrono::hours(1000)), std::chrono::hours(6));
   EXPECT_THAT(svg, HasSubstr("No samples yet"));

@@ -132,11 +132,19 @@ export async function launchBrowser() {
 }
 
 // A page that records every dialog (there must never be one) and every failed request that
-// leaves tokenmgr (there must never be one either: the page is self-contained).
-export async function watchedPage(context, baseUrl) {
+// leaves tokenmgr (there must never be one either: the page is self-contained). With
+// `answerConfirm` (message -> accept?), confirm() dialogs are answered and kept in `confirms`;
+// any other dialog (such as an alert() injected script would raise) is still a problem.
+export async function watchedPage(context, baseUrl, answerConfirm = null) {
   const page = await context.newPage();
   const problems = { dialogs: [], external: [], errors: [] };
+  const confirms = [];
   page.on('dialog', async (d) => {
+    if (answerConfirm && d.type() === 'confirm') {
+      confirms.push(d.message());
+      await (answerConfirm(d.message()) ? d.accept() : d.dismiss()).catch(() => {});
+      return;
+    }
     problems.dialogs.push(d.message());
     await d.dismiss().catch(() => {});
   });
@@ -145,7 +153,7 @@ export async function watchedPage(context, baseUrl) {
     if (!u.startsWith(baseUrl) && !u.startsWith('data:')) problems.external.push(u);
   });
   page.on('pageerror', (e) => problems.errors.push(String(e)));
-  return { page, problems };
+  return { page, problems, confirms };
 }
 
 export async function shot(page, name) {

@@ -25,4 +25,4 @@ if [[ ! -d "$here/node_modules/playwright-core" ]]; then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 cd "$here"
-exec node --test --test-concurrency=1 --test-reporter=spec ui.test.mjs
+exec node --test --test-concurrency=1 --test-reporter=spec ui.test.mjs console.test.mjs
