@@ -421,6 +421,9 @@ void EtcdConsoleJournal::OnAppendTxn(std::shared_ptr<std::vector<Append>> batch,
     }
   }
   Flush();
+  // A replica that appends a lot trims as it goes (one range delete per kRetentionSlack events),
+  // not only on the timer.
+  if (counter_ >= deleted_below_ + options_.limits.max_events + kRetentionSlack) Trim();
   finish(Status::Ok());
 }
 
@@ -452,7 +455,11 @@ void EtcdConsoleJournal::SetMark(MarkKind kind, const std::string& name,
 void EtcdConsoleJournal::CheckRetention() {
   if (stopped_) return;
   retention_timer_->Arm(options_.retention_interval);
-  if (!synced_) return;
+  Trim();
+}
+
+void EtcdConsoleJournal::Trim() {
+  if (!synced_ || trimming_) return;
   // By count: keep the newest max_events of what was numbered.
   const uint64_t keep = options_.limits.max_events;
   uint64_t cut = counter_ > keep ? counter_ - keep + 1 : 0;
@@ -468,8 +475,10 @@ void EtcdConsoleJournal::CheckRetention() {
   Txn t;
   t.success = {Op::DeleteRange(events_prefix_, EventKey(cut))};
   ++deletes_;
+  trimming_ = true;
   etcd_->DoTxn(std::move(t), [this, cut, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
     if (a.expired()) return;
+    trimming_ = false;
     if (!r.ok()) {
       spdlog::warn("console journal: could not delete events below seq {} ({}); trying later", cut,
                    r.status().message());

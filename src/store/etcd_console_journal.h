@@ -29,9 +29,10 @@
 // - Start-up and every resync (watch closed, start revision compacted, stuck gap): one read-only
 //   txn for seq and the marks (revision R), then the newest limits.max_events events in pages of
 //   kPageEvents keys, then a watch from R + 1.
-// - Retention: every retention_interval the replica deletes, in one range-delete op, every event
-//   below the newest limits.max_events and every event older than limits.max_age (oldest first:
-//   never one above a younger one). Idempotent; deletes seen from other replicas move the mark.
+// - Retention: every retention_interval, and after an append that leaves kRetentionSlack events
+//   beyond limits.max_events, the replica deletes in one range-delete op every event below the
+//   newest max_events and every event older than limits.max_age (oldest first: never one above
+//   a younger one). Idempotent; deletes seen from other replicas move the cut.
 // - Errors: etcd unreachable or without leader -> UNAVAILABLE "etcd ... not stored, retry"; the
 //   NOSPACE alarm -> UNAVAILABLE naming the quota. Nothing half-applied: one txn per call.
 // - A key under console/ that is not ours (undecodable key or value) is skipped, logged once
@@ -69,6 +70,8 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
  public:
   static constexpr size_t kMaxEventsPerTxn = 127;  // + the counter = etcd's 128 ops per txn
   static constexpr uint64_t kPageEvents = 1000;    // events per start-up read
+  // An append that leaves this many events beyond max_events in etcd trims at once.
+  static constexpr uint64_t kRetentionSlack = 128;
 
   // Fails only on bad options (endpoints, TLS files).
   static StatusOr<std::unique_ptr<EtcdConsoleJournal>> Open(boost::asio::io_context& io,
@@ -131,7 +134,8 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   Status NotStored(const Status& s, const std::string& what) const;
 
   // ---- retention ----
-  void CheckRetention();
+  void CheckRetention();  // the timer: Trim() and re-arm
+  void Trim();            // one range delete when the cut moved
 
   TimeSystem& time_;
   std::unique_ptr<EtcdApi> etcd_;
@@ -150,6 +154,7 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   std::map<uint64_t, int64_t> stored_;
   uint64_t deleted_below_ = 0;  // every event below this is deleted (by us or another replica)
   uint64_t deletes_ = 0;        // range deletes sent
+  bool trimming_ = false;       // one in flight
   // Marks: key -> (revision of the value applied, present).
   std::map<std::string, std::pair<int64_t, bool>> marks_;
 

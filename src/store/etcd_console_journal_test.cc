@@ -224,6 +224,15 @@ TEST_F(EtcdConsoleJournalTest, RetentionDeletesEventsBeyondMaxEventsButNeverTheC
   EXPECT_EQ(again.sink->Seqs().back(), 26u);
 }
 
+TEST_F(EtcdConsoleJournalTest, AReplicaThatAppendsALotTrimsWithoutWaitingForTheTimer) {
+  limits_.max_events = 10;
+  Replica& a = Open("a");
+  for (int i = 0; i < 139; ++i) ASSERT_TRUE(Append(a, {Ev("n1")}).ok());
+  // The 138th append left 128 beyond the 10 kept: one range delete, no time passed.
+  EXPECT_EQ(EventKeys(), 11u);
+  EXPECT_EQ(etcd_.List("/t/console/events/", "/t/console/events0").front().key, a->EventKey(129));
+}
+
 TEST_F(EtcdConsoleJournalTest, RetentionDeletesEventsOlderThanMaxAgeOldestFirst) {
   limits_.max_age = std::chrono::hours(1);
   Replica& a = Open("a");
