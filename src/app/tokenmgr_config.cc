@@ -167,7 +167,64 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
   return Status::Ok();
 }
 
+// The console's bounds (issue 17): EVENTS_MAX, EVENTS_MAX_AGE, NODE_RETENTION.
+struct ConsoleFlags {
+  std::optional<std::string> events_max, events_max_age, node_retention;
+};
+
+Status ParseConsoleConfig(const ConsoleFlags& f, const EnvMap& env, TokenmgrConfig& c) {
+  ConfigValue max = Pick(f.events_max, env, "EVENTS_MAX", "--events-max");
+  auto n = max.Number(10000000, 100000);
+  if (!n.ok()) return n.status();
+  if (*n < 1) return InvalidArgument(max.source + " must be at least 1");
+  c.events_max = static_cast<size_t>(*n);
+  constexpr int64_t kDay = 24 * 3600;
+  ConfigValue age = Pick(f.events_max_age, env, "EVENTS_MAX_AGE", "--events-max-age");
+  auto a = ParseDurationSetting(age, 1, 3650 * kDay, 30 * kDay);
+  if (!a.ok()) return a.status();
+  c.events_max_age = *a;
+  ConfigValue keep = Pick(f.node_retention, env, "NODE_RETENTION", "--node-retention");
+  auto k = ParseDurationSetting(keep, 1, 365 * kDay, kDay);
+  if (!k.ok()) return k.status();
+  if (*k < c.claim_ttl) {
+    return InvalidArgument(keep.source + " (" + std::to_string(k->count()) +
+                           "s) must be at least CLAIM_TTL_SECONDS (" +
+                           std::to_string(c.claim_ttl.count()) +
+                           "s): a silent node is shown as gone before it is dropped");
+  }
+  c.node_retention = *k;
+  return Status::Ok();
+}
+
 }  // namespace
+
+StatusOr<std::chrono::seconds> ParseDurationSetting(const ConfigValue& v, int64_t min_s,
+                                                    int64_t max_s, int64_t fallback_s) {
+  if (!v.text) return std::chrono::seconds(fallback_s);
+  std::string_view text = Trim(*v.text);
+  int64_t unit = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 24 * 3600; break;
+      default: unit = 0;
+    }
+    if (unit != 0) text.remove_suffix(1);
+  }
+  auto n = ParseWholeNumber(text, v.source, max_s);
+  if (!n.ok() || *n > max_s / std::max<int64_t>(unit, 1)) {
+    return InvalidArgument(v.source + " must be a duration from " + std::to_string(min_s) +
+                           "s to " + std::to_string(max_s / (24 * 3600)) +
+                           "d such as 90s, 30m, 24h or 30d, got '" + v.text->substr(0, 32) + "'");
+  }
+  const int64_t seconds = *n * std::max<int64_t>(unit, 1);
+  if (seconds < min_s) {
+    return InvalidArgument(v.source + " must be at least " + std::to_string(min_s) + "s");
+  }
+  return std::chrono::seconds(seconds);
+}
 
 StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                                              const EnvMap& env) {
@@ -178,6 +235,13 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
       log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
       idle_timeout, read_timeout;
   StoreFlags sf;
+  ConsoleFlags cf;
+  app.add_option("--events-max", cf.events_max,
+                 "events the history keeps, 1..10000000 (env EVENTS_MAX, 100000)");
+  app.add_option("--events-max-age", cf.events_max_age,
+                 "oldest event kept, e.g. 30d, 12h (env EVENTS_MAX_AGE, 30d)");
+  app.add_option("--node-retention", cf.node_retention,
+                 "how long a silent node stays listed, e.g. 24h (env NODE_RETENTION, 24h)");
   app.add_option("-p,--listen-port", port, "TCP port (env LISTENPORT, default 8080; 0 = any)");
   app.add_option("-d,--lock-duration", lock_duration,
                  "default lease length in seconds (env LOCKDURATION, default 10)");
@@ -290,6 +354,7 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   auto claim_ttl = ParseClaimTtl(env);
   if (!claim_ttl.ok()) return claim_ttl.status();
   c.claim_ttl = *claim_ttl;
+  if (Status s = ParseConsoleConfig(cf, env, c); !s.ok()) return s;
   c.port_file = port_file.value_or("");
   if (Status s = ParseStoreConfig(sf, env, c); !s.ok()) return s;
   ConfigValue auth = Pick(auth_file, env, "AUTH_TOKEN_FILE", "--auth-token-file");

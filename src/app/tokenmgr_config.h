@@ -49,4 +49,10 @@ struct TokenmgrConfig {
 
 StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv, const EnvMap& env);
 
+// A duration setting: whole seconds, or a whole number with a unit s, m, h or d ("90s", "30m",
+// "24h", "30d"), from min_s to max_s seconds; fallback_s when unset. INVALID_ARGUMENT naming
+// the flag or variable otherwise.
+StatusOr<std::chrono::seconds> ParseDurationSetting(const ConfigValue& v, int64_t min_s,
+                                                    int64_t max_s, int64_t fallback_s);
+
 }  // namespace lm::app

@@ -306,3 +306,52 @@ TEST(TokenmgrConfig, EtcdCompactionSettingsAreChecked) {
 
 }  // namespace
 }  // namespace lm::app
+
+namespace lm::app {
+namespace {
+
+TEST(TokenmgrConfig, ConsoleBoundsDefault) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->events_max, 100000u);
+  EXPECT_EQ(c->events_max_age, std::chrono::hours(24 * 30));
+  EXPECT_EQ(c->node_retention, std::chrono::hours(24));
+}
+
+TEST(TokenmgrConfig, ConsoleBoundsFromEnvAndFlags) {
+  auto c = Parse({"--events-max", "5", "--node-retention", "2h"},
+                 {{"EVENTS_MAX", "7"}, {"EVENTS_MAX_AGE", "12h"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->events_max, 5u);
+  EXPECT_EQ(c->events_max_age, std::chrono::hours(12));
+  EXPECT_EQ(c->node_retention, std::chrono::hours(2));
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX_AGE", "90"}})->events_max_age, std::chrono::seconds(90));
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX_AGE", "3m"}})->events_max_age, std::chrono::minutes(3));
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX_AGE", "7d"}})->events_max_age, std::chrono::hours(24 * 7));
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX", "10000000"}})->events_max, 10000000u);
+}
+
+TEST(TokenmgrConfig, BadConsoleBoundsNameTheVariable) {
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX", "0"}}).status().message(), "EVENTS_MAX must be at least 1");
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX", "10000001"}}).status().message(),
+            "EVENTS_MAX is 10000001, above its maximum of 10000000");
+  EXPECT_EQ(Parse({"--events-max", "-3"}).status().message(),
+            "--events-max must be a whole non-negative number, got '-3'");
+  for (const char* bad : {"30x", "d", "-1d", "1.5h", "99999999999999999999d", "3651d", ""}) {
+    auto c = Parse({"--events-max-age", bad});
+    if (std::string(bad).empty()) continue;  // an empty flag value counts as unset
+    EXPECT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("--events-max-age"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(Parse({}, {{"EVENTS_MAX_AGE", "0s"}}).status().message(),
+            "EVENTS_MAX_AGE must be at least 1s");
+  EXPECT_NE(Parse({}, {{"NODE_RETENTION", "soon"}}).status().message().find("NODE_RETENTION"),
+            std::string::npos);
+  EXPECT_EQ(Parse({}, {{"NODE_RETENTION", "30s"}}).status().message(),
+            "NODE_RETENTION (30s) must be at least CLAIM_TTL_SECONDS (60s): a silent node is "
+            "shown as gone before it is dropped");
+  EXPECT_TRUE(Parse({}, {{"NODE_RETENTION", "30s"}, {"CLAIM_TTL_SECONDS", "10"}}).ok());
+}
+
+}  // namespace
+}  // namespace lm::app

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/cli_config.h"
 #include "app/state_command.h"
 #include "app/tokenmgr_config.h"
 #include "common/log.h"
@@ -30,6 +31,10 @@ int main(int argc, char** argv) {
   TimeSystem& time = RealTimeSystem::Get();
   if (app::IsStateCommand(argc, argv))
     return app::RunStateCommand(argc, argv, std::cout, std::cerr);
+  // The operator's commands (`tokenmgr nodes`, `tokenmgr cordon NODE`, ...): a client of the API.
+  if (argc > 1 && cli::IsCommand(argv[1])) {
+    return app::RunCli({argv + 1, argv + argc}, app::EnvFromEnviron(), std::cout, std::cerr);
+  }
   auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
   if (!config.ok()) {
     std::cerr << "tokenmgr: " << config.status().message() << "\n";
