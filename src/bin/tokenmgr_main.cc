@@ -112,7 +112,10 @@ int main(int argc, char** argv) {
          .tls = {.ca_file = config->etcd_cacert,
                  .cert_file = config->etcd_cert,
                  .key_file = config->etcd_key}},
-        {.prefix = config->etcd_prefix, .limits = console_options.events});
+        {.prefix = config->etcd_prefix,
+         .limits = console_options.events,
+         .gone_after = console_options.nodes.gone_after,
+         .node_retention = console_options.nodes.retention});
     if (!opened.ok()) {
       spdlog::critical("cannot start: console journal on etcd: {}", opened.status().ToString());
       return 1;
@@ -142,6 +145,8 @@ int main(int argc, char** argv) {
   tokenmgr::ConsoleRoutes console_routes(router, console, *journal, lock_api, time, {});
   api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
   if (etcd_journal) {
+    // Nodes reporting to other replicas are listed here too.
+    etcd_journal->SetNodeSink([&console](const console::NodeRow& row) { console.MergeNode(row); });
     etcd_journal->Start();
     api.AddMetrics([etcd_journal] { return etcd_journal->RenderMetrics(); });
   }

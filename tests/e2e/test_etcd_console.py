@@ -129,3 +129,18 @@ def test_etcd_keeps_only_events_max_events(etcd, replicas):
     (c,) = replicas(etcd, 1, prefix=prefix, extra_env={"EVENTS_MAX": "5"})
     assert report(c.port, "n9", [claim("next")])[0] == 200
     procs.wait_for(lambda: history(c.port)[-1][0] == 151, timeout=10, what="seq 151 on c")
+
+
+def test_a_node_reporting_to_one_replica_is_listed_and_cordonable_on_the_other(etcd, replicas):
+    a, b = replicas(etcd, 2)
+    assert report(a.port, "n1", state="waiting", license="")[0] == 200
+
+    def listed():
+        s, body = procs.get_json(b.port, "/api/nodes")
+        assert s == 200, body
+        return [(n["node"], n["state"]) for n in body["nodes"]]
+    procs.wait_for(lambda: listed() == [("n1", "waiting")], timeout=10, what="n1 listed on b")
+    s, text = admin(b.port, "/api/nodes/n1/cordon")
+    assert s == 200, text
+    procs.wait_for(lambda: report(a.port, "n1", state="waiting", license="")[1]["cordoned"],
+                   timeout=10, what="the cordon made on b in n1's directives from a")
