@@ -398,6 +398,22 @@ TEST_F(EtcdConsoleJournalTest, TheLockStoreOnTheSamePrefixIgnoresConsoleKeys) {
   Run(milliseconds(0));
 }
 
+TEST_F(EtcdConsoleJournalTest, TheLockStoresStartUpReadLeavesTheConsoleKeysOut) {
+  Replica& a = Open("a");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Append(a, std::vector<Event>(100, Ev("n1"))).ok());
+  EtcdStoreOptions store;
+  store.prefix = "/t/";
+  store.maintenance.compact = false;
+  const int64_t before = etcd_.kvs_read();
+  auto lock = EtcdLockService::Create(io_, time_, {}, store, etcd_.NewClient("lock"));
+  ASSERT_TRUE(lock.ok());
+  Run(milliseconds(0));
+  EXPECT_TRUE((*lock)->Ready()) << (*lock)->NotReadyReason();
+  EXPECT_LT(etcd_.kvs_read() - before, 10);  // not the 1,000 events
+  (*lock)->Shutdown();
+  Run(milliseconds(0));
+}
+
 TEST(EtcdGatewayTxnJson, ARangeDeleteCarriesItsRangeEnd) {
   Txn t;
   t.success = {Op::DeleteRange("/t/console/events/", "/t/console/events/9"), Op::Delete("/k")};
