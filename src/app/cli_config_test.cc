@@ -26,9 +26,7 @@ class CliConfigTest : public ::testing::Test {
     std::ofstream(path) << content;
     return path;
   }
-  static cli::Command Command(std::vector<std::string> words) {
-    return *cli::ParseCommand(words);
-  }
+  static cli::Command Command(std::vector<std::string> words) { return *cli::ParseCommand(words); }
   std::filesystem::path dir_;
 };
 

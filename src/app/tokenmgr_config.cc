@@ -205,11 +205,20 @@ StatusOr<std::chrono::seconds> ParseDurationSetting(const ConfigValue& v, int64_
   int64_t unit = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 24 * 3600; break;
-      default: unit = 0;
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 24 * 3600;
+        break;
+      default:
+        unit = 0;
     }
     if (unit != 0) text.remove_suffix(1);
   }
@@ -231,6 +240,10 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   CLI::App app{"tokenmgr: a cluster-wide lease-based mutex over HTTP"};
   const std::string version = "tokenmgr " + std::string(BuildVersion());
   app.set_version_flag("--version", version);
+  app.footer(
+      "Operator commands (a client of a running tokenmgr; docs/operations.md, \"Console\"):\n"
+      "  tokenmgr status | licenses | nodes | events | usage | cordon NODE | uncordon NODE |\n"
+      "  disable LICENSE | enable LICENSE   [-o json] [--url URL] [--token-file FILE]");
   std::optional<std::string> port, lock_duration, bind, state_file, max_wait, max_ttl, auth_file,
       log_format, log_level, pool_dir, max_conn, max_waiters, port_file, tplpath, apibaseurl,
       idle_timeout, read_timeout;

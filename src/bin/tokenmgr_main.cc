@@ -12,6 +12,7 @@
 #include "app/tokenmgr_config.h"
 #include "common/log.h"
 #include "common/real_time.h"
+#include "common/strings.h"
 #include "console/console.h"
 #include "console/file_journal.h"
 #include "http/router.h"
@@ -124,7 +125,8 @@ int main(int argc, char** argv) {
     journal = std::move(*opened);
   } else if (!config->state_file.empty()) {
     std::string dir = std::filesystem::path(config->state_file).parent_path().string();
-    auto opened = console::FileJournal::Open(dir.empty() ? "." : dir, console_options.events);
+    auto opened =
+        console::FileJournal::Open(dir.empty() ? "." : dir, console_options.events, time);
     if (!opened.ok()) {
       spdlog::critical("cannot start: console history in {}: {}", dir.empty() ? "." : dir,
                        opened.status().ToString());
@@ -142,6 +144,17 @@ int main(int argc, char** argv) {
     }
     console.Restore(file_journal->TakeEvents(), file_journal->last_seq(), file_journal->admin());
   }
+  // Lease expiries go into the history (the holder as the node when it is a valid name).
+  (*lock)->OnLeaseExpired([&console](const lock::ExpiredLease& lease) {
+    console::Event e;
+    e.kind = console::EventKind::kLeaseExpiry;
+    if (ValidateLabel(lease.holder, "holder").ok()) e.node = lease.holder;
+    e.token = lease.token;
+    e.detail = "lease expired";
+    console.Record({std::move(e)}, [](Status s) {
+      if (!s.ok()) spdlog::warn("console history: lease expiry not recorded: {}", s.ToString());
+    });
+  });
   tokenmgr::ConsoleRoutes console_routes(router, console, *journal, lock_api, time, {});
   api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
   if (etcd_journal) {

@@ -34,8 +34,6 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   }
 }
 
-namespace {
-
 Status WriteAll(int fd, std::string_view content, const std::string& path) {
   size_t done = 0;
   while (done < content.size()) {
@@ -48,6 +46,8 @@ Status WriteAll(int fd, std::string_view content, const std::string& path) {
   }
   return Status::Ok();
 }
+
+namespace {
 
 std::string DirName(const std::string& path) {
   auto slash = path.rfind('/');
@@ -69,11 +69,19 @@ std::string AtomicTempPath(const std::string& path) {
 
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
                                    mode_t mode, Durability durability) {
+  return CreateFileAtomically(
+      path, [content](int fd, const std::string& tmp) { return WriteAll(fd, content, tmp); }, mode,
+      durability);
+}
+
+StatusOr<int> CreateFileAtomically(const std::string& path,
+                                   const std::function<Status(int fd, const std::string& tmp)>& write,
+                                   mode_t mode, Durability durability) {
   const bool sync = durability == Durability::kDurable;
   std::string tmp = AtomicTempPath(path);
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return ErrnoStatus("create", tmp, errno);
-  Status s = WriteAll(fd, content, tmp);
+  Status s = write(fd, tmp);
   if (s.ok() && ::fchmod(fd, mode) != 0) s = ErrnoStatus("chmod", tmp, errno);
   if (s.ok() && sync && ::fsync(fd) != 0) s = ErrnoStatus("fsync", tmp, errno);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("rename", path, errno);

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,15 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, mo
 // for callers that go on updating the file in place. The caller closes it.
 StatusOr<int> CreateFileAtomically(const std::string& path, std::string_view content,
                                    mode_t mode, Durability durability = Durability::kDurable);
+
+// The same, with content too large to build in memory: `write` fills the temp file (through
+// WriteAll on the descriptor it is given); an error from it leaves `path` as it was.
+StatusOr<int> CreateFileAtomically(const std::string& path,
+                                   const std::function<Status(int fd, const std::string& tmp)>& write,
+                                   mode_t mode, Durability durability = Durability::kDurable);
+
+// write(2) until all of `content` is written (EINTR retried); errors name `path`.
+Status WriteAll(int fd, std::string_view content, const std::string& path);
 
 // The temp file a write of `path` goes through: `.<name>.tmp.<16 hex>` beside it. Hidden (a
 // leading '.'), so one a crash leaves behind is never taken for content, e.g. as a file of a

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <deque>
+#include <string>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -17,24 +18,15 @@ namespace {
 
 constexpr size_t kMaxLine = 8 * 1024;  // an event line is far shorter; anything longer is junk
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Unavailable(ErrnoMessage("write", path, errno));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 FileJournal::~FileJournal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-StatusOr<std::unique_ptr<FileJournal>> FileJournal::Open(const std::string& dir, Limits limits) {
-  std::unique_ptr<FileJournal> j(new FileJournal(dir, limits));
+StatusOr<std::unique_ptr<FileJournal>> FileJournal::Open(const std::string& dir, Limits limits,
+                                                         const Clock& clock) {
+  std::unique_ptr<FileJournal> j(new FileJournal(dir, limits, clock));
   if (Status s = j->Load(); !s.ok()) return s;
   j->fd_ = ::open(j->EventsPath().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                   0600);
@@ -93,7 +85,6 @@ Status FileJournal::Load() {
   if (bad > 0) spdlog::warn("{}: skipped {} unreadable line(s)", EventsPath(), bad);
   skipped_ = bad;
   events_.assign(kept.begin(), kept.end());
-  recent_ = events_;
   return Status::Ok();
 }
 
@@ -125,35 +116,48 @@ Status FileJournal::Append(const std::vector<Event>& events) {
   for (const Event& e : events) text += ToJson(e) + "\n";
   if (Status s = WriteAll(fd_, text, EventsPath()); !s.ok()) return s;
   if (::fdatasync(fd_) != 0) return Unavailable(ErrnoMessage("fdatasync", EventsPath(), errno));
-  for (const Event& e : events) {
-    last_seq_ = std::max(last_seq_, e.seq);
-    recent_.push_back(e);
-  }
+  for (const Event& e : events) last_seq_ = std::max(last_seq_, e.seq);
   lines_ += events.size();
-  if (recent_.size() > 2 * limits_.max_events) {
-    recent_.erase(recent_.begin(), recent_.end() - static_cast<ptrdiff_t>(limits_.max_events));
-  }
   if (lines_ >= 2 * limits_.max_events + 16) return Compact();
   return Status::Ok();
 }
 
 Status FileJournal::Compact() {
-  if (recent_.size() > limits_.max_events) {
-    recent_.erase(recent_.begin(), recent_.end() - static_cast<ptrdiff_t>(limits_.max_events));
-  }
-  std::string text = "{\"last_seq\":" + std::to_string(last_seq_) + "}\n";
-  for (const Event& e : recent_) text += ToJson(e) + "\n";
-  auto fd = CreateFileAtomically(EventsPath(), text, 0600);
+  // Streams the file into its replacement, keeping what the limits allow: memory stays flat
+  // however many events the limits keep.
+  const uint64_t first_kept = last_seq_ >= limits_.max_events ? last_seq_ - limits_.max_events + 1 : 1;
+  const WallTime oldest = clock_.WallNow() - limits_.max_age;
+  size_t kept = 0;
+  auto write = [&](int fd, const std::string& tmp) -> Status {
+    std::ifstream in(EventsPath(), std::ios::binary);
+    if (!in) return Unavailable("cannot read " + EventsPath());
+    std::string out = "{\"last_seq\":" + std::to_string(last_seq_) + "}\n";
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line.size() > kMaxLine) continue;
+      auto e = EventFromJson(line);
+      if (!e.ok() || e->seq < first_kept || e->time < oldest) continue;
+      out += line;
+      out += '\n';
+      ++kept;
+      if (out.size() >= 256 * 1024) {
+        if (Status s = WriteAll(fd, out, tmp); !s.ok()) return s;
+        out.clear();
+      }
+    }
+    return WriteAll(fd, out, tmp);
+  };
+  auto fd = CreateFileAtomically(EventsPath(), write, 0600);
   if (!fd.ok()) {
     spdlog::warn("{}: could not compact ({}); appending goes on", EventsPath(),
                  fd.status().message());
+    lines_ = limits_.max_events;  // try again after as many appends, not on every one
     return Status::Ok();  // the appended events are stored; only the file stays larger
   }
   ::close(fd_);
   ::close(*fd);
   fd_ = ::open(EventsPath().c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
   if (fd_ < 0) return Unavailable(ErrnoMessage("open", EventsPath(), errno));
-  lines_ = recent_.size();
+  lines_ = kept;
   return Status::Ok();
 }
 

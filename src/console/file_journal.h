@@ -1,16 +1,17 @@
 // FileJournal: the console's durable state on local disk, for the embedded store (issue 17).
 // Two files in one directory (tokenmgr's state directory):
 //   console-events.jsonl  one event per line (event_log.h's JSON form), appended and
-//                         fdatasync'ed before the event counts as kept; rewritten (temp file +
-//                         rename) when it holds twice what the limits keep, with a first line
-//                         {"last_seq": N} so numbering never restarts.
+//                         fdatasync'ed before the event counts as kept; rewritten (streamed
+//                         into a temp file + rename) when it holds twice what the limits keep,
+//                         dropping what they no longer allow (count and age), with a first
+//                         line {"last_seq": N} so numbering never restarts.
 //   console-admin.json    the admin marks, replaced atomically on each change.
 // Open() reads both back. A torn last line (a crash while appending) is dropped with a warning;
 // any other unreadable line is skipped and counted; an unreadable admin file stops start-up
 // (starting without an operator's cordons would hand licenses to nodes being drained).
 // Thread-compatible.
 //
-//   auto j = FileJournal::Open("/var/lib/tokenmgr", limits);
+//   auto j = FileJournal::Open("/var/lib/tokenmgr", limits, clock);
 //   Console console(clock, options, **j);
 //   console.Restore((*j)->TakeEvents(), (*j)->last_seq(), (*j)->admin());
 //
@@ -28,7 +29,9 @@ namespace lm::console {
 
 class FileJournal final : public ConsoleJournal {
  public:
-  static StatusOr<std::unique_ptr<FileJournal>> Open(const std::string& dir, Limits limits);
+  // `clock`: for the age limit when the file is compacted.
+  static StatusOr<std::unique_ptr<FileJournal>> Open(const std::string& dir, Limits limits,
+                                                     const Clock& clock);
   ~FileJournal() override;
 
   // Both store, pass to the sink and call done inside the call.
@@ -43,7 +46,8 @@ class FileJournal final : public ConsoleJournal {
   size_t skipped_lines() const { return skipped_; }
 
  private:
-  FileJournal(std::string dir, Limits limits) : dir_(std::move(dir)), limits_(limits) {}
+  FileJournal(std::string dir, Limits limits, const Clock& clock)
+      : dir_(std::move(dir)), limits_(limits), clock_(clock) {}
   Status Load();
   Status Append(const std::vector<Event>& numbered);
   Status SaveAdmin(const AdminState& state);
@@ -53,10 +57,10 @@ class FileJournal final : public ConsoleJournal {
 
   std::string dir_;
   Limits limits_;
+  const Clock& clock_;
   int fd_ = -1;                // events file, O_APPEND
   size_t lines_ = 0;           // event lines in the file
-  std::vector<Event> events_;  // read back by Load (and kept recent ones, for Compact)
-  std::vector<Event> recent_;  // the newest max_events, for Compact
+  std::vector<Event> events_;  // read back by Load, until TakeEvents
   uint64_t last_seq_ = 0;
   AdminState admin_;
   size_t skipped_ = 0;

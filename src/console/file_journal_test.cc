@@ -31,7 +31,7 @@ class FileJournalTest : public ::testing::Test {
     return e;
   }
   std::unique_ptr<FileJournal> Open(Limits l = {}) {
-    auto j = FileJournal::Open(dir_.string(), l);
+    auto j = FileJournal::Open(dir_.string(), l, clock_);
     EXPECT_TRUE(j.ok()) << j.status().ToString();
     return j.ok() ? std::move(*j) : nullptr;
   }
@@ -44,6 +44,7 @@ class FileJournalTest : public ::testing::Test {
     std::ofstream(dir_ / "console-events.jsonl", std::ios::app) << text;
   }
   fs::path dir_;
+  FakeClock clock_;
 };
 
 TEST_F(FileJournalTest, EventsAndMarksSurviveAReopen) {
@@ -82,7 +83,7 @@ TEST_F(FileJournalTest, UnreadableLinesAreSkippedAndCounted) {
 
 TEST_F(FileJournalTest, AnUnreadableAdminFileStopsStartUpWithAdvice) {
   std::ofstream(dir_ / "console-admin.json") << "{not json";
-  auto j = FileJournal::Open(dir_.string(), {});
+  auto j = FileJournal::Open(dir_.string(), {}, clock_);
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(j.status().message().find("move it aside"), std::string::npos);
@@ -106,8 +107,27 @@ TEST_F(FileJournalTest, TheFileIsCompactedAndNumberingNeverRestarts) {
   EXPECT_EQ(events.front().seq, 91u);
 }
 
+TEST_F(FileJournalTest, CompactionAlsoDropsEventsOlderThanTheAgeLimit) {
+  Limits l{.max_events = 10, .max_age = std::chrono::hours(1)};
+  auto j = Open(l);
+  auto at = [&](uint64_t seq) {
+    Event e = Ev(seq);
+    e.time = clock_.WallNow();
+    return e;
+  };
+  // 35 lines, then the 36th (two hours later) triggers a compaction: the count limit keeps
+  // 27..36, of which only 36 is young enough.
+  for (uint64_t s = 1; s <= 35; ++s) ASSERT_TRUE(Append(*j, {at(s)}).ok());
+  clock_.Advance(std::chrono::hours(2));
+  ASSERT_TRUE(Append(*j, {at(36)}).ok());
+  j.reset();
+  auto back = Open(l)->TakeEvents();
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.front().seq, 36u);
+}
+
 TEST_F(FileJournalTest, ConsoleRestoredFromTheJournalContinuesItsNumbering) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   {
     auto j = Open();
     Console c(clock, {}, *j);

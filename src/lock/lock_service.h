@@ -47,6 +47,10 @@ class LockService {
   virtual std::string StoreWarning() const { return ""; }
   // For /readyz's 503 body when Ready() is false.
   virtual std::string NotReadyReason() const { return "lock store unavailable"; }
+  // Tells `observer` of each lease this replica sees end by expiry, later on the event-loop
+  // thread (never inside another call of this service). Replaces an earlier observer. The
+  // default tells nobody (a store that does not support it yet).
+  virtual void OnLeaseExpired(std::function<void(const ExpiredLease&)> observer) { (void)observer; }
   // Answers every waiter with UNAVAILABLE and stops timers. Idempotent.
   virtual void Shutdown() = 0;
   virtual const Options& options() const = 0;

@@ -175,9 +175,11 @@ void LockTable::ExpireIfDue(Completions& out) {
     freed_at = lease_->expires_at;
     spdlog::info("lease of '{}' expired (token {}, not renewed or released within {}s)",
                  lease_->holder, lease_->token, lease_->ttl.count());
+    ExpiredLease expired{std::move(lease_->holder), lease_->token, lease_->ttl};
     lease_.reset();
     ++counters_.expiries;
     dirty_ = true;
+    if (on_expired_) on_expired_(expired);
   }
   // Waiters whose wait ran out before the lock came free leave the queue with the reason.
   // (Events are taken in time order even when the timer fires late.)

@@ -42,6 +42,13 @@ struct Grant {
   Millis expires_in{0};
 };
 
+// A lease that ended by expiry (not renewed or released in time): for the operator's history.
+struct ExpiredLease {
+  std::string holder;
+  uint64_t token = 0;
+  Seconds ttl{0};
+};
+
 struct Options {
   Seconds default_ttl{10};
   Seconds max_ttl{3600};
@@ -112,6 +119,12 @@ class LockTable {
   Status Flush();
   bool dirty() const { return dirty_; }
 
+  // Called with each lease that ends by expiry, inside the call that noticed it (Tick, or any
+  // operation): it must not call back into this table. Empty: nobody is told.
+  void SetExpiryObserver(std::function<void(const ExpiredLease&)> observer) {
+    on_expired_ = std::move(observer);
+  }
+
   // Fails every waiter with `why` (used at shutdown).
   void FailAllWaiters(const Status& why);
 
@@ -161,6 +174,7 @@ class LockTable {
   uint64_t next_waiter_id_ = 1;
   bool dirty_ = false;
   Counters counters_;
+  std::function<void(const ExpiredLease&)> on_expired_;
 };
 
 }  // namespace lm::lock

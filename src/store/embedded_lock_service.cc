@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <filesystem>
 
 #include "common/random.h"
@@ -10,7 +11,7 @@
 namespace lm::store {
 
 EmbeddedLockService::EmbeddedLockService(boost::asio::io_context& io, TimeSystem& time)
-    : time_(time) {
+    : io_(io), time_(time) {
   timer_ = time_.CreateTimer(io.get_executor(), [this] {
     armed_for_.reset();
     table_->Tick();
@@ -140,6 +141,19 @@ lock::LockService::CancelFn EmbeddedLockService::Acquire(lock::AcquireRequest re
     table_->Cancel(waiter);
     Rearm();
   };
+}
+
+void EmbeddedLockService::OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) {
+  if (!observer) return table_->SetExpiryObserver(nullptr);
+  auto shared =
+      std::make_shared<std::function<void(const lock::ExpiredLease&)>>(std::move(observer));
+  std::weak_ptr<bool> alive = alive_;
+  // Posted: the table calls inside its own operations, where no other code may run.
+  table_->SetExpiryObserver([this, alive, shared](const lock::ExpiredLease& e) {
+    boost::asio::post(io_, [alive, shared, e] {
+      if (!alive.expired()) (*shared)(e);
+    });
+  });
 }
 
 void EmbeddedLockService::Release(std::string_view id, StatusDone done) {

@@ -44,12 +44,14 @@ class EmbeddedLockService final : public lock::LockService {
   bool Ready() const override { return true; }
   void Shutdown() override;
   const lock::Options& options() const override { return table_->options(); }
+  void OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) override;
 
  private:
   EmbeddedLockService(boost::asio::io_context& io, TimeSystem& time);
   void Rearm();
   void ScheduleFlush();
 
+  boost::asio::io_context& io_;
   TimeSystem& time_;
   std::optional<StateFile> file_;
   std::unique_ptr<lock::LockTable> table_;

@@ -85,6 +85,23 @@ TEST_F(EmbeddedLockServiceTest, AShorterLeaseAfterALongerOneIsHandedOverWithoutW
   EXPECT_TRUE(*c_granted);
 }
 
+TEST_F(EmbeddedLockServiceTest, ExpiriesAreToldToTheObserverButReleasesAreNot) {
+  std::vector<lock::ExpiredLease> seen;
+  service_->OnLeaseExpired([&](const lock::ExpiredLease& e) { seen.push_back(e); });
+  service_->Release(Grant("a", seconds(1)), [](Status) {});
+  uint64_t token = 0;
+  service_->Acquire({"b", seconds(2), seconds(0)}, [&](StatusOr<lock::Grant> g) {
+    if (g.ok()) token = g->token;
+  });
+  Run(std::chrono::milliseconds(1990));
+  EXPECT_TRUE(seen.empty());
+  Run(std::chrono::milliseconds(20));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].holder, "b");
+  EXPECT_EQ(seen[0].token, token);
+  EXPECT_EQ(seen[0].ttl, seconds(2));
+}
+
 TEST_F(EmbeddedLockServiceTest, ALeaseIsNotEndedBeforeItIsDue) {
   std::string first = Grant("a", seconds(1));
   service_->Release(first, [](Status) {});

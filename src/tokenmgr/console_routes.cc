@@ -30,15 +30,14 @@ Response StatusResponse(const Status& s) {
 constexpr NodeState kNodeStates[] = {NodeState::kHeld,     NodeState::kWaiting,
                                      NodeState::kCordoned, NodeState::kReleased,
                                      NodeState::kDegraded, NodeState::kGone};
-constexpr EventKind kEventKinds[] = {EventKind::kClaim,       EventKind::kTakeover,
-                                     EventKind::kWithdraw,    EventKind::kRelease,
-                                     EventKind::kWaitStart,   EventKind::kWaitEnd,
-                                     EventKind::kLeaseExpiry, EventKind::kAdmin};
+constexpr EventKind kEventKinds[] = {
+    EventKind::kClaim,     EventKind::kTakeover, EventKind::kWithdraw,    EventKind::kRelease,
+    EventKind::kWaitStart, EventKind::kWaitEnd,  EventKind::kLeaseExpiry, EventKind::kAdmin};
 
 }  // namespace
 
 StatusOr<std::string> AdminActor(const Request& req, std::string_view by, bool auth_on) {
-  std::string base = auth_on ? "token"
+  std::string base = auth_on                      ? "token"
                      : req.remote_address.empty() ? "unknown"
                                                   : req.remote_address;
   std::string_view header = req.Header("x-actor");
@@ -52,9 +51,8 @@ StatusOr<std::string> AdminActor(const Request& req, std::string_view by, bool a
 }
 
 StatusOr<size_t> ParseEventsLimit(std::string_view text, size_t max) {
-  if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return InvalidArgument("limit must be a whole non-negative number, got '" +
                            std::string(text.substr(0, 32)) + "'");
   }
@@ -68,20 +66,20 @@ ConsoleRoutes::ConsoleRoutes(http::Router& router, console::Console& console,
                              ConsoleRoutesOptions options)
     : console_(console), api_(api), clock_(clock), options_(options) {
   journal.Attach(this);
-  router.Get("/api/nodes", [this] { return JsonResponse(200, console::NodesJson(console_.Nodes())); });
+  router.Get("/api/nodes",
+             [this] { return JsonResponse(200, console::NodesJson(console_.Nodes())); });
   router.Add("PUT", "/api/nodes/:node",
              [this](const Request& req, std::string_view node, std::shared_ptr<Responder> r) {
                HandleReport(req, node, std::move(r));
              });
   for (std::string_view action : {"cordon", "uncordon", "disable", "enable"}) {
     const bool node = action == "cordon" || action == "uncordon";
-    router.Add("POST",
-               std::string(node ? "/api/nodes/:node/" : "/api/licenses/:license/") +
-                   std::string(action),
-               [this, action](const Request& req, std::string_view name,
-                              std::shared_ptr<Responder> r) {
-                 HandleAdmin(req, name, action, std::move(r));
-               });
+    router.Add(
+        "POST",
+        std::string(node ? "/api/nodes/:node/" : "/api/licenses/:license/") + std::string(action),
+        [this, action](const Request& req, std::string_view name, std::shared_ptr<Responder> r) {
+          HandleAdmin(req, name, action, std::move(r));
+        });
   }
   router.Add("GET", "/api/events",
              [this](const Request& req, std::string_view, std::shared_ptr<Responder> r) {
@@ -110,28 +108,27 @@ void ConsoleRoutes::HandleReport(const Request& req, std::string_view node,
   if (Status s = ValidateLabel(node, "node"); !s.ok()) return r->Send(StatusResponse(s));
   auto report = console::ParseAgentReport(std::string(node), req.body);
   if (!report.ok()) return r->Send(StatusResponse(report.status()));
-  console_.Report(report->report, std::move(report->events),
-                  [r](StatusOr<console::Directives> d) {
-                    if (!d.ok()) return r->Send(StatusResponse(d.status()));
-                    r->Send(JsonResponse(200, console::DirectivesJson(*d)));
-                  });
+  console_.Report(report->report, std::move(report->events), [r](StatusOr<console::Directives> d) {
+    if (!d.ok()) return r->Send(StatusResponse(d.status()));
+    r->Send(JsonResponse(200, console::DirectivesJson(*d)));
+  });
 }
 
-void ConsoleRoutes::HandleAdmin(const Request& req, std::string_view name,
-                                std::string_view action, std::shared_ptr<Responder> r) {
+void ConsoleRoutes::HandleAdmin(const Request& req, std::string_view name, std::string_view action,
+                                std::shared_ptr<Responder> r) {
   if (RefuseMutation(api_, req, *r)) return;
   auto q = http::ParseQuery(req.query, {"by"});
   if (!q.ok()) return r->Send(StatusResponse(q.status()));
   auto by = q->find("by");
-  auto actor = AdminActor(req, by == q->end() ? "" : std::string_view(by->second),
-                          api_.auth_enabled());
+  auto actor =
+      AdminActor(req, by == q->end() ? "" : std::string_view(by->second), api_.auth_enabled());
   if (!actor.ok()) return r->Send(StatusResponse(actor.status()));
   const bool node = action == "cordon" || action == "uncordon";
   std::string target(name);
   auto done = [r, target, action, node, actor = *actor](Status s) {
     if (!s.ok()) return r->Send(StatusResponse(s));
-    nlohmann::json j = {{"ok", true}, {node ? "node" : "license", target}, {"action", action},
-                        {"actor", actor}};
+    nlohmann::json j = {
+        {"ok", true}, {node ? "node" : "license", target}, {"action", action}, {"actor", actor}};
     r->Send(JsonResponse(200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   };
   if (action == "cordon") return console_.Cordon(target, *actor, std::move(done));
@@ -155,7 +152,8 @@ void ConsoleRoutes::HandleEvents(const Request& req, Responder& r) {
     if (!l.ok()) return r.Send(StatusResponse(l.status()));
     limit = *l;
   }
-  r.Send(JsonResponse(200, console::EventsJson(console_.Events(after, limit), console_.last_seq())));
+  r.Send(
+      JsonResponse(200, console::EventsJson(console_.Events(after, limit), console_.last_seq())));
 }
 
 void ConsoleRoutes::HandleUsage(const Request& req, Responder& r) {
@@ -176,9 +174,9 @@ void ConsoleRoutes::HandleUsage(const Request& req, Responder& r) {
   if (!to.ok()) return r.Send(StatusResponse(to.status()));
   if (*to < *from) return r.Send(ErrorResponse(400, "to is before from"));
   if (*to - *from > options_.max_usage_span) {
-    return r.Send(ErrorResponse(
-        400, "the window from..to is longer than " +
-                 std::to_string(options_.max_usage_span.count() / 24) + " days"));
+    return r.Send(ErrorResponse(400, "the window from..to is longer than " +
+                                         std::to_string(options_.max_usage_span.count() / 24) +
+                                         " days"));
   }
   console::Usage u = console_.UsageReport(*from, *to);
   if (format == "json") return r.Send(JsonResponse(200, console::UsageJson(u)));
@@ -206,8 +204,13 @@ std::string ConsoleRoutes::RenderMetrics() {
     }
     m.Sample("tokenmgr_nodes", {{"state", console::NodeStateName(s)}}, n);
   }
-  m.Gauge("tokenmgr_longest_wait_seconds", "How long the longest-waiting node has waited (0: none).",
+  m.Gauge("tokenmgr_longest_wait_seconds",
+          "How long the longest-waiting node has waited (0: none).",
           static_cast<double>(longest.count()) / 1000.0);
+  m.Gauge("tokenmgr_cordoned_nodes", "Nodes an operator cordoned (whether or not they report).",
+          static_cast<double>(console_.admin().cordoned.size()));
+  m.Gauge("tokenmgr_disabled_licenses", "Licenses an operator disabled.",
+          static_cast<double>(console_.admin().disabled.size()));
   m.Family("tokenmgr_events_total", "counter", "Console events stored since start, by kind.");
   for (EventKind k : kEventKinds) {
     m.CountSample("tokenmgr_events_total", {{"kind", console::KindName(k)}},

@@ -56,7 +56,8 @@ class ConsoleRoutes final : private console::ConsoleSink {
   ConsoleRoutes(const ConsoleRoutes&) = delete;
   ConsoleRoutes& operator=(const ConsoleRoutes&) = delete;
 
-  // tokenmgr_nodes{state}, tokenmgr_events_total{kind}, tokenmgr_longest_wait_seconds.
+  // tokenmgr_nodes{state}, tokenmgr_events_total{kind}, tokenmgr_longest_wait_seconds,
+  // tokenmgr_cordoned_nodes, tokenmgr_disabled_licenses.
   std::string RenderMetrics();
   uint64_t events_stored(console::EventKind k) const { return by_kind_[static_cast<size_t>(k)]; }
 

@@ -10,9 +10,9 @@
 namespace lm::tokenmgr {
 namespace {
 
-using ::testing::HasSubstr;
 using http::Response;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 // A journal that stores in memory, or fails every call, or holds the answers until Flush()
 // (a shared store answers later).
@@ -20,10 +20,12 @@ class TestJournal final : public console::ConsoleJournal {
  public:
   enum class Mode { kStore, kFail, kDefer };
   void AppendEvents(std::vector<console::Event> events, Done done) override {
-    Run([this, events = std::move(events)]() mutable {
-      for (auto& e : events) e.seq = ++last_seq_;
-      sink_->ApplyEvents(std::move(events));
-    }, std::move(done));
+    Run(
+        [this, events = std::move(events)]() mutable {
+          for (auto& e : events) e.seq = ++last_seq_;
+          sink_->ApplyEvents(std::move(events));
+        },
+        std::move(done));
   }
   void SetMark(console::MarkKind kind, const std::string& name,
                std::optional<console::AdminMark> mark, Done done) override {
@@ -116,7 +118,9 @@ TEST_F(ConsoleRoutesTest, MalformedReportsAndNamesAre400) {
   EXPECT_EQ(Call("PUT", "/api/nodes/n1?x=1", kReport).status, 400);
   EXPECT_EQ(Call("POST", "/api/nodes/a%20b/cordon").status, 400);
   EXPECT_EQ(Call("POST", "/api/licenses/lic%3Brm/disable").status, 400);
-  EXPECT_EQ(Call("GET", "/api/nodes").body, R"({"nodes":[],"totals":{"cordoned":0,"degraded":0,"gone":0,"held":0,"released":0,"waiting":0}})");
+  EXPECT_EQ(
+      Call("GET", "/api/nodes").body,
+      R"({"nodes":[],"totals":{"cordoned":0,"degraded":0,"gone":0,"held":0,"released":0,"waiting":0}})");
 }
 
 TEST_F(ConsoleRoutesTest, ReportAndAdminNeedTheTokenWhenAuthIsOn) {
@@ -224,6 +228,13 @@ TEST_F(ConsoleRoutesTest, MetricsShowEveryNodeStateEventKindAndTheLongestWait) {
   EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"wait_start\"} 1\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"admin\"} 0\n"));
   EXPECT_THAT(m, HasSubstr("tokenmgr_longest_wait_seconds 30\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_cordoned_nodes 0\n"));
+  ASSERT_EQ(Call("POST", "/api/nodes/n1/cordon").status, 200);
+  ASSERT_EQ(Call("POST", "/api/licenses/license1/disable").status, 200);
+  m = Call("GET", "/metrics").body;
+  EXPECT_THAT(m, HasSubstr("tokenmgr_cordoned_nodes 1\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_disabled_licenses 1\n"));
+  EXPECT_THAT(m, HasSubstr("tokenmgr_events_total{kind=\"admin\"} 2\n"));
 }
 
 }  // namespace

@@ -16,6 +16,11 @@ Checked:
   node (its own pod name and host dir) for a few seconds. It counts as a running node in the
   safety check above, so if it installed the license its node name's first holder keeps, that is
   an overlap; it must install nothing while the other pod renews the claim.
+- Admin actions (issue 17) at random through tokenmgr's API: cordon and later uncordon a node,
+  disable and later enable a license. A cordoned node installs nothing, and a disabled license is
+  installed nowhere, one heartbeat plus TOLERANCE after the action was acknowledged, counted from
+  when the node (and tokenmgr) last came up if that is later: a stopped node cannot act, and a node
+  learns a directive only from tokenmgr. All marks are lifted when the chaos ends.
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
   heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
   confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
@@ -27,6 +32,7 @@ workdir even on success; on failure it is always kept and its path printed; ever
 tokenmgr writes its log there).
 """
 import collections
+import json
 import os
 import random
 import shutil
@@ -35,6 +41,8 @@ import statistics
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 from procs import Holder, Tokenmgr, installed_license, make_pool, read_claim, wait_for
 
@@ -105,6 +113,12 @@ class Chaos:
         self.reassigned = []            # seconds until another running node had it installed
         self.readopted = []             # seconds until the restarted node held it again
         self.term_exit = []             # seconds from SIGTERM to exit
+        # Admin marks in force: node/license -> when tokenmgr acknowledged them.
+        self.cordoned = {}
+        self.disabled = {}
+        self.tm_up_since = 0.0
+        self.running_since = {}         # node name -> when its process last started or resumed
+        self.admin_flagged = set()      # (kind, name, acknowledged at) already reported
         self.t0 = time.monotonic()
         self.wall0 = time.time()  # to match t= offsets with the holders' log timestamps
 
@@ -133,6 +147,7 @@ class Chaos:
         with self.lock:
             node.state = "running"
             node.killed = False
+            self.running_since[node.h.node] = time.monotonic()
         try:
             node.h.start()  # waits for the health port; raises if the process exits
         except (RuntimeError, TimeoutError) as e:
@@ -248,6 +263,7 @@ class Chaos:
         with self.lock:
             os.kill(node.h.proc.pid, signal.SIGCONT)
             node.state = "running"
+            self.running_since[node.h.node] = time.monotonic()
         self.log(f"SIGCONT {node.h.node}")
 
     def restart_tokenmgr(self, sig, down_for):
@@ -263,6 +279,53 @@ class Chaos:
         except (RuntimeError, TimeoutError) as e:
             self.errors.append(f"tokenmgr restart on port {self.tm.port} failed: {e}")
             raise
+        with self.lock:
+            self.tm_up_since = time.monotonic()
+
+    def admin_call(self, path):
+        """POSTs an admin action; True once tokenmgr acknowledged it (False: down, or refused)."""
+        req = urllib.request.Request(self.tm.url(path), data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError) as e:
+            self.counts["admin action refused (tokenmgr down)"] += 1
+            self.log(f"admin {path}: {e}")
+            return False
+
+    def admin(self, node, seconds):
+        """Cordons `node` or disables a random license for a while, then lifts it. Marks are
+        recorded as in force from the acknowledgement on, lifted before the uncordon/enable is
+        sent (from then on the agents may claim again)."""
+        if self.rand("random") < 0.5:
+            kind, name, marks = "cordon", node.h.node, self.cordoned
+            on, off = f"/api/nodes/{name}/cordon", f"/api/nodes/{name}/uncordon"
+        else:
+            name = f"license{self.rand('randint', 1, N_LICENSES)}"
+            kind, marks = "disable", self.disabled
+            on, off = f"/api/licenses/{name}/disable", f"/api/licenses/{name}/enable"
+        with self.lock:
+            if name in marks:
+                return
+        if not self.admin_call(on):
+            return
+        with self.lock:
+            marks[name] = time.monotonic()
+        self.counts[kind] += 1
+        self.log(f"{kind} {name} for {seconds:.1f}s")
+        time.sleep(seconds)
+        self.lift(kind, name, off)
+
+    def lift(self, kind, name, path):
+        with self.lock:
+            self.cordoned.pop(name, None) if kind == "cordon" else self.disabled.pop(name, None)
+        deadline = time.monotonic() + 30
+        while not self.admin_call(path):  # tokenmgr may be restarting
+            if time.monotonic() > deadline:
+                self.errors.append(f"could not lift {kind} of {name}")
+                return
+            time.sleep(0.5)
+        self.log(f"un{kind if kind == 'cordon' else 'disable'} {name}")
 
     def run_disruption(self, node, fn, *args):
         try:
@@ -296,8 +359,8 @@ class Chaos:
                     continue
                 node = self.rand("choice", idle)
                 node.busy = True
-            action = self.rand("choices", ["kill9", "term", "pause", "dup", "unusable"],
-                               [4, 3, 3, 1, 1])[0]
+            action = self.rand("choices", ["kill9", "term", "pause", "dup", "unusable", "admin"],
+                               [4, 3, 3, 1, 1, 3])[0]
             if not self.dups:
                 action = "dup"  # at least one duplicated node name, even in a short run
             permanent = sum(1 for n in self.nodes if n.permanent)
@@ -312,6 +375,8 @@ class Chaos:
                 args = (self.term, self.rand("uniform", 0.2, 3.0))
             elif action == "dup":
                 args = (self.duplicate, self.rand("uniform", 2, 2 * CLAIM_TTL))
+            elif action == "admin":
+                args = (self.admin, self.rand("uniform", 2 * HEARTBEAT, 3 * CLAIM_TTL))
             elif action == "unusable":
                 self.add_unusable()
                 with self.lock:
@@ -346,6 +411,7 @@ class Chaos:
                 for i in range(len(names)):
                     for j in range(i + 1, len(names)):
                         together.add((lic, names[i], names[j]))
+            self.check_marks(now, installed)
             for key in together:
                 self.open.setdefault(key, now)
                 self.max_overlap = max(self.max_overlap, now - self.open[key])
@@ -367,6 +433,27 @@ class Chaos:
                     del self.pending[lic]
                 elif who not in names:
                     entry[2], entry[3] = (names[0], now) if names else (None, None)
+
+    def check_marks(self, now, installed):
+        """A cordoned node installs nothing, a disabled license is installed on no running node,
+        one heartbeat + TOLERANCE after the mark, the node's (re)start and tokenmgr's restart."""
+        ids = {f"HOSTID-{lic}": lic for lic in self.disabled}
+        for name, (lic, state) in installed.items():
+            if not lic or state != "running" or name not in self.running_since:
+                continue  # duplicates are checked by the overlap rule
+            since = max(self.tm_up_since, self.running_since[name])
+            checks = []
+            if name in self.cordoned:
+                checks.append(("cordoned", name, self.cordoned[name]))
+            if lic in ids:
+                checks.append(("disabled", ids[lic], self.disabled[ids[lic]]))
+            for kind, mark, at in checks:
+                late = now - max(at, since)
+                if late > OVERLAP_BOUND and (kind, mark, at) not in self.admin_flagged:
+                    self.admin_flagged.add((kind, mark, at))
+                    self.violations.append(
+                        f"{name} still has {lic} {late:.2f}s after {mark} was {kind} "
+                        f"(at {self.at(at)}; bound {OVERLAP_BOUND:.2f}s)")
 
     def close_overlap(self, key, now):
         start = self.open.pop(key)
@@ -431,6 +518,7 @@ def test_chaos(capsys):
     report = ""
     try:
         chaos.tm.start()
+        chaos.tm_up_since = time.monotonic()
         url = chaos.tm.url("/api/token")
         for i in range(1, N_HOLDERS + 1):
             name = _node_name(i)
@@ -447,9 +535,10 @@ def test_chaos(capsys):
 
         chaos.t0_chaos = time.monotonic()
         threads = chaos.drive()
-        chaos.log("chaos over; waiting for the disruptions in flight (pauses end, restarts happen)")
+        chaos.log("chaos over; waiting for the disruptions in flight (pauses end, restarts happen, "
+                  "marks are lifted)")
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=3 * CLAIM_TTL + 40)
         assert not any(t.is_alive() for t in threads), "a disruption thread hung"
         settle_from = time.monotonic()
         # Claim TTL + a few heartbeats, plus the tokenmgr lease (10 s) a holder killed -9 while
@@ -491,6 +580,21 @@ def test_chaos(capsys):
                         mismatches.append(f"{node.h.node} has {lic} but the claim is {claim}")
                 if bool(lic) != ready:
                     mismatches.append(f"{node.h.node}: installed {lic}, ready {ready}")
+        # The history tokenmgr kept across its restarts: numbered without repeats, in order, and
+        # holding every admin action acknowledged during the run.
+        seqs, kinds, after = [], collections.Counter(), 0
+        for _ in range(1000):
+            with urllib.request.urlopen(chaos.tm.url(f"/api/events?after={after}&limit=1000"),
+                                        timeout=10) as r:
+                page = json.load(r)
+            seqs += [e["seq"] for e in page["events"]]
+            kinds.update(e["kind"] + ":" + e.get("detail", "") for e in page["events"])
+            after = page["next"]
+            if not page["more"]:
+                break
+        history_ok = seqs == sorted(set(seqs)) and len(seqs) > 0
+        admin_acked = chaos.counts["cordon"] + chaos.counts["disable"]
+        admin_seen = kinds["admin:cordon"] + kinds["admin:disable"]
         crashed = [f"{n.h.node} exited {n.h.proc.returncode}" for n in chaos.nodes
                    if not n.h.alive() and not n.killed]
         claimed_unusable = [u for u in chaos.unusable
@@ -512,6 +616,9 @@ def test_chaos(capsys):
             + (f"; unresolved {sorted(chaos.pending)}" if chaos.pending else ""),
             "  SIGTERM to exit: " + (f"max {max(chaos.term_exit):.2f}s" if chaos.term_exit else "n/a"),
             f"  end state after {settle_took:.1f}s of settling: {end_desc}",
+            f"  history: {len(seqs)} events, in order {history_ok}, admin actions recorded "
+            f"{admin_seen} of {admin_acked} acknowledged; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
             *(f"  VIOLATION: {v}" for v in chaos.violations),
             *(f"  ERROR: {e}" for e in chaos.errors),
         ])
@@ -526,6 +633,8 @@ def test_chaos(capsys):
         assert not installed_unusable, f"an unusable license installed on {installed_unusable}"
         assert end_ok, f"not settled within {settle_timeout}s: {end_desc}"
         assert not mismatches, mismatches
+        assert history_ok, "event history out of order or empty"
+        assert admin_seen >= admin_acked, "an acknowledged admin action is missing from history"
         if chaos.term_exit:
             assert max(chaos.term_exit) < 3.0, "SIGTERM must stop a holder within ~2 s"
         passed = True
