@@ -20,6 +20,7 @@
 #include "license/fs.h"
 #include "license/layout.h"
 #include "store/embedded_lock_service.h"
+#include "store/etcd_console_journal.h"
 #include "store/etcd_lock_service.h"
 #include "tokenmgr/console_routes.h"
 #include "tokenmgr/lock_api.h"
@@ -102,10 +103,26 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<console::ConsoleJournal> journal;
   console::FileJournal* file_journal = nullptr;
+  store::EtcdConsoleJournal* etcd_journal = nullptr;  // started once its sinks are attached
   if (config->store == "etcd") {
-    // ETCD JOURNAL: plug the etcd store's console journal in here (events and marks shared by
-    // every replica). Until then each replica keeps its own history in memory.
-    journal = std::make_unique<console::MemoryJournal>();
+    // Events and marks in etcd under <prefix>console/, shared by every replica.
+    auto opened = store::EtcdConsoleJournal::Open(
+        io, time,
+        {.endpoints = config->etcd_endpoints,
+         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
+         .tls = {.ca_file = config->etcd_cacert,
+                 .cert_file = config->etcd_cert,
+                 .key_file = config->etcd_key}},
+        {.prefix = config->etcd_prefix,
+         .limits = console_options.events,
+         .gone_after = console_options.nodes.gone_after,
+         .node_retention = console_options.nodes.retention});
+    if (!opened.ok()) {
+      spdlog::critical("cannot start: console journal on etcd: {}", opened.status().ToString());
+      return 1;
+    }
+    etcd_journal = opened->get();
+    journal = std::move(*opened);
   } else if (!config->state_file.empty()) {
     std::string dir = std::filesystem::path(config->state_file).parent_path().string();
     auto opened =
@@ -140,6 +157,12 @@ int main(int argc, char** argv) {
   });
   tokenmgr::ConsoleRoutes console_routes(router, console, *journal, lock_api, time, {});
   api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
+  if (etcd_journal) {
+    // Nodes reporting to other replicas are listed here too.
+    etcd_journal->SetNodeSink([&console](const console::NodeRow& row) { console.MergeNode(row); });
+    etcd_journal->Start();
+    api.AddMetrics([etcd_journal] { return etcd_journal->RenderMetrics(); });
+  }
 
   tokenmgr::WebUi ui(io, router, lock_api, fs, time,
                      {.pool_dir = config->pool_dir,
@@ -171,6 +194,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping (answering in-flight requests)", sig);
     server.Stop(std::chrono::milliseconds(1500));
     (*lock)->Shutdown();
+    if (etcd_journal) etcd_journal->Stop();
     ui.Stop();
   });
   io.run();

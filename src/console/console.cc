@@ -85,6 +85,7 @@ void Console::Report(const NodeReport& r, std::vector<Event> agent_events,
     if (e.detail.size() > 256) return done(InvalidArgument("event detail is longer than 256 bytes"));
   }
   if (Status s = nodes_.Report(r); !s.ok()) return done(s);
+  if (auto row = nodes_.Get(r.node)) journal_.NoteNode(*row);
   const size_t n = agent_events.size();
   if (n == 0) return done(DirectivesFor(r.node));
   // Stored first: an event is acknowledged (and dropped by its agent) only once it is kept.

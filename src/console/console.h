@@ -74,6 +74,9 @@ class ConsoleJournal {
   virtual void SetMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark,
                        Done done) = 0;
   void Attach(ConsoleSink* sink) { sink_ = sink; }
+  // A node's row after each report (a shared store passes it to the other replicas, which
+  // Console::MergeNode it). Best effort, no answer; local journals ignore it.
+  virtual void NoteNode(const NodeRow& /*row*/) {}
 
  protected:
   ConsoleSink* sink_ = nullptr;
@@ -134,6 +137,9 @@ class Console final : public ConsoleSink {
   void Enable(const std::string& license, const std::string& actor, Done done) {
     LicenseMark(license, false, actor, std::move(done));
   }
+
+  // A node's row as another replica stored it (it is newer when its last_seen is).
+  void MergeNode(const NodeRow& row) { (void)nodes_.Merge(row); }
 
   // The current directives for `node` (as the answer to its report would carry them).
   Directives DirectivesFor(const std::string& node) const;

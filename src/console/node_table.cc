@@ -51,6 +51,19 @@ Status NodeTable::Report(const NodeReport& r) {
   return Status::Ok();
 }
 
+Status NodeTable::Merge(const NodeRow& row) {
+  NodeReport r{row.node, row.pod, row.last_reported, row.license, row.version};
+  if (Status s = ValidateLabel(r.node, "node"); !s.ok()) return s;
+  auto it = nodes_.find(r.node);
+  if (it != nodes_.end() && it->second.seen_wall >= row.last_seen) return Status::Ok();
+  if (it == nodes_.end() && nodes_.size() >= options_.max_nodes) {
+    return ResourceExhausted("more than " + std::to_string(options_.max_nodes) + " nodes");
+  }
+  const auto age = std::max(clock_.WallNow() - row.last_seen, WallTime::duration::zero());
+  nodes_[row.node] = Entry{std::move(r), row.since, clock_.Now() - age, row.last_seen};
+  return Status::Ok();
+}
+
 NodeRow NodeTable::Row(const Entry& e, SteadyTime now) const {
   NodeRow row;
   row.node = e.report.node;

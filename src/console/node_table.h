@@ -56,6 +56,9 @@ class NodeTable {
   // Validates the names (ValidateLabel; license may be empty) and the state.
   Status Report(const NodeReport& r);
   // Waiting nodes first (longest wait first), then the rest by node name. Drops expired ones.
+  // A row another replica stored (etcd store: the node reports there). Taken when its
+  // last_seen is newer than this table's for the node; gone and retention count from it.
+  Status Merge(const NodeRow& row);
   std::vector<NodeRow> List();
   std::optional<NodeRow> Get(const std::string& node);
   size_t size() const { return nodes_.size(); }

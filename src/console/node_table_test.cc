@@ -96,3 +96,35 @@ TEST(NodeStates, NamesRoundTrip) {
 
 }  // namespace
 }  // namespace lm::console
+
+namespace lm::console {
+namespace {
+
+TEST(NodeTableMerge, AnotherReplicasNewerRowIsTakenAndAgesFromItsLastSeen) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  NodeTable nodes(clock, {.gone_after = 60s, .retention = 3600s});
+  NodeRow row;
+  row.node = "n1";
+  row.pod = "pod-n1";
+  row.license = "license1";
+  row.last_reported = NodeState::kHeld;
+  row.since = clock.WallNow() - 300s;
+  row.last_seen = clock.WallNow() - 50s;  // heard by the other replica 50 s ago
+  ASSERT_TRUE(nodes.Merge(row).ok());
+  auto got = nodes.Get("n1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->state, NodeState::kHeld);
+  EXPECT_EQ(got->since, row.since);
+  // An older row changes nothing.
+  NodeRow older = row;
+  older.last_reported = NodeState::kWaiting;
+  older.last_seen -= 1s;
+  ASSERT_TRUE(nodes.Merge(older).ok());
+  EXPECT_EQ(nodes.Get("n1")->state, NodeState::kHeld);
+  clock.Advance(10s);  // 60 s since the other replica heard from it
+  EXPECT_EQ(nodes.Get("n1")->state, NodeState::kGone);
+}
+
+}  // namespace
+}  // namespace lm::console

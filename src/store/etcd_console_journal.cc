@@ -62,7 +62,8 @@ EtcdConsoleJournal::EtcdConsoleJournal(TimeSystem& time, boost::asio::any_io_exe
       seq_key_(root_ + "seq"),
       events_prefix_(root_ + "events/"),
       cordon_prefix_(root_ + "cordon/"),
-      disable_prefix_(root_ + "disable/") {
+      disable_prefix_(root_ + "disable/"),
+      nodes_prefix_(root_ + "nodes/") {
   resync_timer_ = time_.CreateTimer(executor, [this] { Resync(); });
   hold_timer_ = time_.CreateTimer(executor, [this] {
     if (!pending_.empty()) {
@@ -72,6 +73,7 @@ EtcdConsoleJournal::EtcdConsoleJournal(TimeSystem& time, boost::asio::any_io_exe
     }
   });
   retention_timer_ = time_.CreateTimer(executor, [this] { CheckRetention(); });
+  node_timer_ = time_.CreateTimer(executor, [this] { FlushNodes(); });
 }
 
 EtcdConsoleJournal::~EtcdConsoleJournal() {
@@ -99,6 +101,7 @@ void EtcdConsoleJournal::Stop() {
   resync_timer_->Disarm();
   hold_timer_->Disarm();
   retention_timer_->Disarm();
+  node_timer_->Disarm();
   etcd_->CancelWatch();
   etcd_->Shutdown();
   std::deque<Append> queued = std::move(queue_);
@@ -116,7 +119,8 @@ void EtcdConsoleJournal::Resync() {
   // One read-only txn: the counter and every mark at one revision.
   Txn t;
   t.success = {Op::Range(seq_key_), Op::Range(cordon_prefix_, PrefixEnd(cordon_prefix_)),
-               Op::Range(disable_prefix_, PrefixEnd(disable_prefix_))};
+               Op::Range(disable_prefix_, PrefixEnd(disable_prefix_)),
+               Op::Range(nodes_prefix_, PrefixEnd(nodes_prefix_))};
   etcd_->DoTxn(std::move(t), [this, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
     if (!a.expired()) OnHead(std::move(r));
   });
@@ -131,7 +135,7 @@ void EtcdConsoleJournal::ReadFailed(const std::string& why) {
 void EtcdConsoleJournal::OnHead(StatusOr<TxnResponse> r) {
   if (stopped_) return;
   if (!r.ok()) return ReadFailed(r.status().message());
-  if (r->responses.size() != 3) return ReadFailed("unexpected txn answer");
+  if (r->responses.size() != 4) return ReadFailed("unexpected txn answer");
   read_revision_ = r->revision;
   uint64_t counter = 0;
   for (const KeyValue& kv : r->responses[0].kvs) {
@@ -152,6 +156,7 @@ void EtcdConsoleJournal::OnHead(StatusOr<TxnResponse> r) {
     if (state.second && !present.count(key) && state.first < read_revision_) gone.push_back(key);
   }
   for (const std::string& key : gone) ApplyMark(key, read_revision_, std::nullopt);
+  for (const KeyValue& kv : r->responses[3].kvs) ApplyNodeKv(kv, false);
 
   const uint64_t keep = options_.limits.max_events;
   const uint64_t first = read_counter_ > keep ? read_counter_ - keep + 1 : 1;
@@ -228,6 +233,7 @@ void EtcdConsoleJournal::Apply(const KeyValue& kv, bool deleted) {
   if (key.starts_with(cordon_prefix_) || key.starts_with(disable_prefix_)) {
     return ApplyMarkKv(kv, deleted);
   }
+  if (key.starts_with(nodes_prefix_)) return ApplyNodeKv(kv, deleted);
   if (key.starts_with(events_prefix_)) {
     auto seq = ParseDecimal(std::string_view(key).substr(events_prefix_.size()));
     if (!seq || *seq == 0) return deleted ? void() : Skip(kv, "not an event key");
@@ -421,6 +427,9 @@ void EtcdConsoleJournal::OnAppendTxn(std::shared_ptr<std::vector<Append>> batch,
     }
   }
   Flush();
+  // A replica that appends a lot trims as it goes (one range delete per kRetentionSlack events),
+  // not only on the timer.
+  if (counter_ >= deleted_below_ + options_.limits.max_events + kRetentionSlack) Trim();
   finish(Status::Ok());
 }
 
@@ -447,12 +456,121 @@ void EtcdConsoleJournal::SetMark(MarkKind kind, const std::string& name,
   });
 }
 
+// ---- node rows ------------------------------------------------------------------------------
+
+namespace {
+
+std::string NodeJson(const console::NodeRow& r) {
+  nlohmann::json j = {{"pod", r.pod},
+                      {"state", console::NodeStateName(r.last_reported)},
+                      {"license", r.license},
+                      {"version", r.version},
+                      {"since_ms", UnixMillis(r.since)},
+                      {"seen_ms", UnixMillis(r.last_seen)}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<console::NodeRow> ParseNodeRow(const std::string& node, const std::string& value) {
+  nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+  if (!j.is_object()) return InvalidArgument("not a JSON object");
+  console::NodeRow r;
+  r.node = node;
+  for (auto [field, out] :
+       {std::pair{"pod", &r.pod}, {"license", &r.license}, {"version", &r.version}}) {
+    auto it = j.find(field);
+    if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().size() > 256) {
+      return InvalidArgument(std::string("'") + field + "' must be a short string");
+    }
+    *out = it->get<std::string>();
+  }
+  auto state = j.find("state");
+  std::optional<console::NodeState> st;
+  if (state != j.end() && state->is_string())
+    st = console::ParseNodeState(state->get<std::string>());
+  if (!st || *st == console::NodeState::kGone) return InvalidArgument("'state' is not a state");
+  r.state = r.last_reported = *st;
+  for (auto [field, out] : {std::pair{"since_ms", &r.since}, {"seen_ms", &r.last_seen}}) {
+    auto it = j.find(field);
+    if (it == j.end() || !it->is_number_integer()) {
+      return InvalidArgument(std::string("'") + field + "' must be an integer");
+    }
+    *out = WallTime(std::chrono::milliseconds(it->get<int64_t>()));
+  }
+  if (!ValidateLabel(r.pod, "pod").ok() ||
+      (!r.license.empty() && !ValidateLabel(r.license, "license").ok())) {
+    return InvalidArgument("pod or license is not a valid name");
+  }
+  return r;
+}
+
+}  // namespace
+
+void EtcdConsoleJournal::ApplyNodeKv(const KeyValue& kv, bool deleted) {
+  const std::string node = kv.key.substr(nodes_prefix_.size());
+  if (deleted) {
+    node_seen_ms_.erase(node);
+    return;
+  }
+  if (!ValidateLabel(node, "node").ok()) return Skip(kv, "not a valid node name");
+  auto row = ParseNodeRow(node, kv.value);
+  if (!row.ok()) return Skip(kv, row.status().message());
+  node_seen_ms_[node] = UnixMillis(row->last_seen);
+  if (node_sink_) node_sink_(*row);
+}
+
+void EtcdConsoleJournal::NoteNode(const console::NodeRow& row) {
+  if (stopped_) return;
+  auto it = written_.find(row.node);
+  const bool changed = it == written_.end() || it->second.row.last_reported != row.last_reported ||
+                       it->second.row.license != row.license || it->second.row.pod != row.pod ||
+                       it->second.row.version != row.version;
+  if (!changed && time_.Now() - it->second.at < options_.gone_after / 3) return;
+  dirty_[row.node] = row;
+  if (!nodes_in_flight_ && !node_timer_->armed()) node_timer_->Arm(options_.node_flush);
+}
+
+void EtcdConsoleJournal::FlushNodes() {
+  if (stopped_ || nodes_in_flight_ || dirty_.empty()) return;
+  auto batch = std::make_shared<std::vector<console::NodeRow>>();
+  Txn t;
+  while (!dirty_.empty() && t.success.size() < kMaxOpsPerTxn) {
+    auto first = dirty_.begin();
+    t.success.push_back(Op::Put(nodes_prefix_ + first->first, NodeJson(first->second)));
+    batch->push_back(std::move(first->second));
+    dirty_.erase(first);
+  }
+  nodes_in_flight_ = true;
+  const SteadyTime sent = time_.Now();
+  etcd_->DoTxn(std::move(t),
+               [this, batch, sent, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+                 if (a.expired()) return;
+                 nodes_in_flight_ = false;
+                 if (r.ok()) {
+                   for (console::NodeRow& row : *batch) {
+                     const std::string node = row.node;  // (row is moved from below)
+                     written_[node] = {std::move(row), sent};
+                   }
+                 } else {
+                   // Rows not stored: written again on their next report (a newer one wins).
+                   spdlog::warn("console journal: node rows not stored ({})", r.status().message());
+                   for (console::NodeRow& row : *batch)
+                     dirty_.try_emplace(row.node, std::move(row));
+                 }
+                 if (!dirty_.empty() && !stopped_)
+                   node_timer_->Arm(r.ok() ? options_.node_flush : options_.resync_delay);
+               });
+}
+
 // ---- retention ------------------------------------------------------------------------------
 
 void EtcdConsoleJournal::CheckRetention() {
   if (stopped_) return;
   retention_timer_->Arm(options_.retention_interval);
-  if (!synced_) return;
+  Trim();
+}
+
+void EtcdConsoleJournal::Trim() {
+  if (!synced_ || trimming_) return;
   // By count: keep the newest max_events of what was numbered.
   const uint64_t keep = options_.limits.max_events;
   uint64_t cut = counter_ > keep ? counter_ - keep + 1 : 0;
@@ -464,12 +582,27 @@ void EtcdConsoleJournal::CheckRetention() {
     if (ms >= oldest_kept) break;
     cut = std::max(cut, seq + 1);
   }
+  // Node keys nobody refreshed for node_retention (at most one txn's worth per check).
+  const int64_t node_cutoff =
+      UnixMillis(time_.WallNow()) -
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.node_retention).count();
+  Txn old_nodes;
+  for (const auto& [node, ms] : node_seen_ms_) {
+    if (ms < node_cutoff && old_nodes.success.size() < kMaxOpsPerTxn) {
+      old_nodes.success.push_back(Op::Delete(nodes_prefix_ + node));
+    }
+  }
+  if (!old_nodes.success.empty()) {
+    etcd_->DoTxn(std::move(old_nodes), [](StatusOr<TxnResponse>) {});  // idempotent; next check
+  }
   if (cut <= deleted_below_) return;
   Txn t;
   t.success = {Op::DeleteRange(events_prefix_, EventKey(cut))};
   ++deletes_;
+  trimming_ = true;
   etcd_->DoTxn(std::move(t), [this, cut, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
     if (a.expired()) return;
+    trimming_ = false;
     if (!r.ok()) {
       spdlog::warn("console journal: could not delete events below seq {} ({}); trying later", cut,
                    r.status().message());

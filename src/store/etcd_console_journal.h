@@ -14,6 +14,8 @@
 //                       key order is seq order.
 //   cordon/<node>       a cordoned node: {"actor": "...", "at_ms": n}; deleted by uncordon.
 //   disable/<license>   a disabled license: the same form; deleted by enable.
+//   nodes/<node>        a node's row as the replica its agent reports to last wrote it:
+//                       {"pod","state","license","version","since_ms","seen_ms"}.
 // Contract:
 // - AppendEvents numbers events in one txn: compare seq's mod revision, put seq and the events.
 //   A failed compare reads seq in the same txn (failure branch) and tries again, at most
@@ -29,9 +31,10 @@
 // - Start-up and every resync (watch closed, start revision compacted, stuck gap): one read-only
 //   txn for seq and the marks (revision R), then the newest limits.max_events events in pages of
 //   kPageEvents keys, then a watch from R + 1.
-// - Retention: every retention_interval the replica deletes, in one range-delete op, every event
-//   below the newest limits.max_events and every event older than limits.max_age (oldest first:
-//   never one above a younger one). Idempotent; deletes seen from other replicas move the mark.
+// - Retention: every retention_interval, and after an append that leaves kRetentionSlack events
+//   beyond limits.max_events, the replica deletes in one range-delete op every event below the
+//   newest max_events and every event older than limits.max_age (oldest first: never one above
+//   a younger one). Idempotent; deletes seen from other replicas move the cut.
 // - Errors: etcd unreachable or without leader -> UNAVAILABLE "etcd ... not stored, retry"; the
 //   NOSPACE alarm -> UNAVAILABLE naming the quota. Nothing half-applied: one txn per call.
 // - A key under console/ that is not ours (undecodable key or value) is skipped, logged once
@@ -42,6 +45,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -63,12 +67,20 @@ struct EtcdConsoleOptions {
   std::chrono::milliseconds hold_back{2000};    // a seq gap older than this: read again
   std::chrono::milliseconds resync_delay{500};  // after a failed read or a closed watch
   int max_attempts = 8;                         // numbering txns for one batch before UNAVAILABLE
+  // Node rows: a row unchanged since written is refreshed after gone_after / 3; a key not
+  // refreshed for node_retention is deleted (the NodeTable drops such nodes too).
+  std::chrono::seconds gone_after{60};
+  std::chrono::seconds node_retention{std::chrono::hours(24)};
+  std::chrono::milliseconds node_flush{200};  // rows noted within this go in one txn
 };
 
 class EtcdConsoleJournal final : public console::ConsoleJournal {
  public:
   static constexpr size_t kMaxEventsPerTxn = 127;  // + the counter = etcd's 128 ops per txn
   static constexpr uint64_t kPageEvents = 1000;    // events per start-up read
+  static constexpr size_t kMaxOpsPerTxn = 128;     // etcd's default --max-txn-ops
+  // An append that leaves this many events beyond max_events in etcd trims at once.
+  static constexpr uint64_t kRetentionSlack = 128;
 
   // Fails only on bad options (endpoints, TLS files).
   static StatusOr<std::unique_ptr<EtcdConsoleJournal>> Open(boost::asio::io_context& io,
@@ -87,6 +99,13 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   void AppendEvents(std::vector<console::Event> events, Done done) override;
   void SetMark(console::MarkKind kind, const std::string& name,
                std::optional<console::AdminMark> mark, Done done) override;
+  // Writes the row (batched, at most kMaxOpsPerTxn puts a txn) when its state, license, pod or
+  // version changed since last written, or when it was written gone_after / 3 ago.
+  void NoteNode(const console::NodeRow& row) override;
+  // Receives every node row stored (by any replica), e.g. Console::MergeNode.
+  void SetNodeSink(std::function<void(const console::NodeRow&)> sink) {
+    node_sink_ = std::move(sink);
+  }
 
   bool synced() const { return synced_; }           // the watch is up after a full read
   uint64_t last_seq() const { return delivered_; }  // the highest seq passed to the sink
@@ -130,14 +149,19 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
                    StatusOr<TxnResponse> r);
   Status NotStored(const Status& s, const std::string& what) const;
 
+  // ---- node rows ----
+  void ApplyNodeKv(const KeyValue& kv, bool deleted);
+  void FlushNodes();
+
   // ---- retention ----
-  void CheckRetention();
+  void CheckRetention();  // the timer: Trim() and re-arm
+  void Trim();            // one range delete when the cut moved
 
   TimeSystem& time_;
   std::unique_ptr<EtcdApi> etcd_;
   EtcdConsoleOptions options_;
-  std::string root_, seq_key_, events_prefix_, cordon_prefix_, disable_prefix_;
-  TimerPtr resync_timer_, hold_timer_, retention_timer_;
+  std::string root_, seq_key_, events_prefix_, cordon_prefix_, disable_prefix_, nodes_prefix_;
+  TimerPtr resync_timer_, hold_timer_, retention_timer_, node_timer_;
 
   // Numbering: the counter as last seen (value, mod revision).
   uint64_t counter_ = 0;
@@ -150,6 +174,7 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   std::map<uint64_t, int64_t> stored_;
   uint64_t deleted_below_ = 0;  // every event below this is deleted (by us or another replica)
   uint64_t deletes_ = 0;        // range deletes sent
+  bool trimming_ = false;       // one in flight
   // Marks: key -> (revision of the value applied, present).
   std::map<std::string, std::pair<int64_t, bool>> marks_;
 
@@ -160,6 +185,18 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
 
   std::deque<Append> queue_;
   bool in_flight_ = false;
+
+  // Node rows: what this replica wrote last (and when), what waits to be written, and when
+  // each node key in etcd was last seen (ms), for its retention.
+  struct Written {
+    console::NodeRow row;
+    SteadyTime at{};
+  };
+  std::map<std::string, Written> written_;
+  std::map<std::string, console::NodeRow> dirty_;
+  std::map<std::string, int64_t> node_seen_ms_;
+  bool nodes_in_flight_ = false;
+  std::function<void(const console::NodeRow&)> node_sink_;
 
   size_t skipped_ = 0;
   std::set<std::pair<std::string, int64_t>> logged_;

@@ -224,6 +224,15 @@ TEST_F(EtcdConsoleJournalTest, RetentionDeletesEventsBeyondMaxEventsButNeverTheC
   EXPECT_EQ(again.sink->Seqs().back(), 26u);
 }
 
+TEST_F(EtcdConsoleJournalTest, AReplicaThatAppendsALotTrimsWithoutWaitingForTheTimer) {
+  limits_.max_events = 10;
+  Replica& a = Open("a");
+  for (int i = 0; i < 139; ++i) ASSERT_TRUE(Append(a, {Ev("n1")}).ok());
+  // The 138th append left 128 beyond the 10 kept: one range delete, no time passed.
+  EXPECT_EQ(EventKeys(), 11u);
+  EXPECT_EQ(etcd_.List("/t/console/events/", "/t/console/events0").front().key, a->EventKey(129));
+}
+
 TEST_F(EtcdConsoleJournalTest, RetentionDeletesEventsOlderThanMaxAgeOldestFirst) {
   limits_.max_age = std::chrono::hours(1);
   Replica& a = Open("a");
@@ -389,6 +398,22 @@ TEST_F(EtcdConsoleJournalTest, TheLockStoreOnTheSamePrefixIgnoresConsoleKeys) {
   Run(milliseconds(0));
 }
 
+TEST_F(EtcdConsoleJournalTest, TheLockStoresStartUpReadLeavesTheConsoleKeysOut) {
+  Replica& a = Open("a");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Append(a, std::vector<Event>(100, Ev("n1"))).ok());
+  EtcdStoreOptions store;
+  store.prefix = "/t/";
+  store.maintenance.compact = false;
+  const int64_t before = etcd_.kvs_read();
+  auto lock = EtcdLockService::Create(io_, time_, {}, store, etcd_.NewClient("lock"));
+  ASSERT_TRUE(lock.ok());
+  Run(milliseconds(0));
+  EXPECT_TRUE((*lock)->Ready()) << (*lock)->NotReadyReason();
+  EXPECT_LT(etcd_.kvs_read() - before, 10);  // not the 1,000 events
+  (*lock)->Shutdown();
+  Run(milliseconds(0));
+}
+
 TEST(EtcdGatewayTxnJson, ARangeDeleteCarriesItsRangeEnd) {
   Txn t;
   t.success = {Op::DeleteRange("/t/console/events/", "/t/console/events/9"), Op::Delete("/k")};
@@ -397,6 +422,49 @@ TEST(EtcdGatewayTxnJson, ARangeDeleteCarriesItsRangeEnd) {
   EXPECT_EQ(ranged["key"], Base64Encode("/t/console/events/"));
   EXPECT_EQ(ranged.value("range_end", ""), Base64Encode("/t/console/events/9"));
   EXPECT_FALSE(j["success"][1]["request_delete_range"].contains("range_end"));
+}
+
+TEST_F(EtcdConsoleJournalTest, ANodeReportingToOneReplicaIsListedOnTheOther) {
+  Replica& a = Open("a");
+  Replica& b = Open("b");
+  console::ConsoleOptions o;
+  o.nodes.gone_after = seconds(60);
+  console::Console ca(time_, o, *a.journal);
+  console::Console cb(time_, o, *b.journal);
+  a->SetNodeSink([&](const console::NodeRow& r) { ca.MergeNode(r); });
+  b->SetNodeSink([&](const console::NodeRow& r) { cb.MergeNode(r); });
+  auto report = [&](console::Console& c, console::NodeState st) {
+    std::optional<StatusOr<console::Directives>> d;
+    c.Report({.node = "n1", .pod = "p", .state = st, .license = "l1", .version = "1"}, {},
+             [&](StatusOr<console::Directives> r) { d = std::move(r); });
+    ASSERT_TRUE(d.has_value() && d->ok());
+  };
+  report(ca, console::NodeState::kHeld);
+  Run(milliseconds(200));  // the batch goes out
+  std::vector<console::NodeRow> rows = cb.Nodes();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].node, "n1");
+  EXPECT_EQ(rows[0].state, console::NodeState::kHeld);
+  // So b can cordon it (404 before: no agent had reported there).
+  std::optional<Status> done;
+  cb.Cordon("n1", "bob", [&](Status s) { done = s; });
+  Run(milliseconds(0));
+  ASSERT_TRUE(done.has_value() && done->ok()) << done->ToString();
+  // Unchanged reports are not written again before gone_after / 3.
+  const int txns = etcd_.txns();
+  for (int i = 0; i < 10; ++i) {
+    report(ca, console::NodeState::kHeld);
+    Run(seconds(1));
+  }
+  EXPECT_EQ(etcd_.txns(), txns);
+  // After that, a refresh keeps it from looking gone on b.
+  for (int i = 0; i < 50; ++i) {
+    report(ca, console::NodeState::kHeld);
+    Run(seconds(1));
+  }
+  EXPECT_EQ(cb.Nodes()[0].state, console::NodeState::kHeld);
+  EXPECT_GE(etcd_.txns(), txns + 2);
+  EXPECT_LE(etcd_.txns(), txns + 4);
 }
 
 }  // namespace

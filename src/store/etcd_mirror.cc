@@ -34,10 +34,21 @@ void EtcdMirror::Resync() {
   resyncing_ = true;
   synced_ = false;
   etcd_.CancelWatch();
-  etcd_.Range({.key = keys_.prefix, .range_end = PrefixEnd(keys_.prefix)},
-              [this, a = std::weak_ptr<bool>(alive_)](StatusOr<RangeResponse> r) {
-                if (!a.expired()) OnRange(std::move(r));
-              });
+  // Everything under the prefix but the console's keys (etcd_console_journal.h: up to
+  // EVENTS_MAX events, which the lock never needs): two ranges read at one revision.
+  Txn read;
+  read.success = {Op::Range(keys_.prefix, keys_.console_prefix),
+                  Op::Range(PrefixEnd(keys_.console_prefix), PrefixEnd(keys_.prefix))};
+  etcd_.DoTxn(std::move(read), [this, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+    if (a.expired()) return;
+    if (!r.ok()) return OnRange(r.status());
+    RangeResponse all;
+    all.revision = r->revision;
+    for (OpResponse& part : r->responses) {
+      for (KeyValue& kv : part.kvs) all.kvs.push_back(std::move(kv));
+    }
+    OnRange(std::move(all));
+  });
 }
 
 void EtcdMirror::OnRange(StatusOr<RangeResponse> r) {

@@ -202,7 +202,10 @@ void FakeEtcd::Apply(const Txn& txn, const std::vector<bool>& path, size_t& at,
           for (const KeyValue& kv : List(op.key, op.range_end)) DeleteKey(kv.key);
         }
         break;
-      case Op::Kind::kRange: r.kvs = List(op.key, op.range_end); break;
+      case Op::Kind::kRange:
+        r.kvs = List(op.key, op.range_end);
+        kvs_read_ += static_cast<int64_t>(r.kvs.size());
+        break;
       case Op::Kind::kTxn: Apply(*op.txn, path, at, r); break;
     }
     out.responses.push_back(std::move(r));
@@ -331,7 +334,10 @@ void FakeEtcdClient::Range(RangeRequest request, Done<RangeResponse> done) {
   r.revision = etcd_.revision_;
   std::vector<KeyValue> kvs = etcd_.List(request.key, request.range_end);
   r.count = static_cast<int64_t>(kvs.size());
-  if (!request.count_only) r.kvs = std::move(kvs);
+  if (!request.count_only) {
+    etcd_.kvs_read_ += r.count;
+    r.kvs = std::move(kvs);
+  }
   Answer(std::move(done), StatusOr<RangeResponse>(std::move(r)));
 }
 

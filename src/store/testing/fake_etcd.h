@@ -71,6 +71,7 @@ class FakeEtcd {
   int lease_grants() const { return lease_grants_; }
   int compactions() const { return compactions_; }
   int status_calls() const { return status_calls_; }
+  int64_t kvs_read() const { return kvs_read_; }  // keys returned by ranges (txn ranges too)
   int open_watches() const;
 
  private:
@@ -117,6 +118,7 @@ class FakeEtcd {
   int64_t revision_ = 1, compacted_ = 0, next_lease_ = 0x7a00;
   bool changed_ = false, down_ = false, no_leader_ = false, silent_ = false;
   int fail_after_apply_ = 0, txns_ = 0, lease_grants_ = 0, compactions_ = 0, status_calls_ = 0;
+  int64_t kvs_read_ = 0;
   Status fail_compactions_;
 };
 
