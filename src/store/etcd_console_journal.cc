@@ -127,9 +127,16 @@ void EtcdConsoleJournal::Resync() {
 }
 
 void EtcdConsoleJournal::ReadFailed(const std::string& why) {
-  spdlog::warn("console journal: cannot read etcd ({}); trying again", Printable(why));
+  // Logged on the first failure and every 20th after, tried again after 0.5, 1, 2, 4, 5, 5 s...
+  if (failed_reads_ % 20 == 0) {
+    spdlog::warn("console journal: cannot read etcd ({}); trying again", Printable(why));
+  }
+  const int doublings = std::min(failed_reads_++, 4);
   reading_ = false;
-  if (!stopped_) resync_timer_->Arm(options_.resync_delay);
+  if (!stopped_) {
+    resync_timer_->Arm(std::min<std::chrono::milliseconds>(options_.resync_delay * (1 << doublings),
+                                                           std::chrono::seconds(5)));
+  }
 }
 
 void EtcdConsoleJournal::OnHead(StatusOr<TxnResponse> r) {
@@ -212,6 +219,7 @@ void EtcdConsoleJournal::OnWatch(const WatchResponse& w) {
   if (w.created) {
     reading_ = false;
     synced_ = true;
+    failed_reads_ = 0;
     spdlog::info("console journal in sync at etcd revision {}: last seq {}", read_revision_,
                  delivered_);
   }

@@ -64,9 +64,10 @@ struct EtcdConsoleOptions {
   std::string prefix = "/tokenmgr/";  // keys under <prefix>console/
   console::Limits limits;             // what etcd keeps (the console's own limits)
   std::chrono::milliseconds retention_interval{30000};
-  std::chrono::milliseconds hold_back{2000};    // a seq gap older than this: read again
-  std::chrono::milliseconds resync_delay{500};  // after a failed read or a closed watch
-  int max_attempts = 8;                         // numbering txns for one batch before UNAVAILABLE
+  std::chrono::milliseconds hold_back{2000};  // a seq gap older than this: read again
+  std::chrono::milliseconds resync_delay{
+      500};              // after a closed watch; doubled up to 5 s per failed read
+  int max_attempts = 8;  // numbering txns for one batch before UNAVAILABLE
   // Node rows: a row unchanged since written is refreshed after gone_after / 3; a key not
   // refreshed for node_retention is deleted (the NodeTable drops such nodes too).
   std::chrono::seconds gone_after{60};
@@ -182,6 +183,7 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   int64_t read_revision_ = 0;  // R of the last head read
   uint64_t read_counter_ = 0;  // the counter at R
   bool reading_ = false, synced_ = false, stopped_ = false;
+  int failed_reads_ = 0;  // since the last sync (backoff, and fewer log lines)
 
   std::deque<Append> queue_;
   bool in_flight_ = false;

@@ -320,6 +320,18 @@ TEST_F(EtcdConsoleJournalTest, UnreachableEtcdStoresNothingAndSaysRetry) {
   EXPECT_EQ(EventKeys(), 2u);
 }
 
+TEST_F(EtcdConsoleJournalTest, AReplicaStartedWhileEtcdIsDownSyncsOnceItIsBack) {
+  ASSERT_TRUE(Append(Open("writer"), {Ev("n1")}).ok());
+  etcd_.SetUnavailable(true);
+  Replica& late = Open("late");
+  Run(seconds(60));
+  EXPECT_FALSE(late->synced());
+  etcd_.SetUnavailable(false);
+  Run(seconds(5));  // the retry interval is capped at 5 s
+  EXPECT_TRUE(late->synced());
+  EXPECT_EQ(late.sink->Seqs(), Range(1, 1));
+}
+
 TEST_F(EtcdConsoleJournalTest, TheNospaceAlarmIsReportedWithTheQuota) {
   Replica& a = Open("a");
   etcd_.SetAlarm("NOSPACE", true);
