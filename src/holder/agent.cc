@@ -119,6 +119,7 @@ void Agent::Start() {
 
 std::chrono::nanoseconds Agent::Step() {
   std::chrono::nanoseconds next = config_.heartbeat;
+  std::chrono::nanoseconds reporting{0};
   step_error_ = false;
   // A license given up while the host dir could not be written must not stay installed: another
   // node may hold it now. Finish that first, whatever else happens (a new install also would).
@@ -143,14 +144,16 @@ std::chrono::nanoseconds Agent::Step() {
   } else if (phase_ == Phase::kHolding) {
     next = Keep();
   } else {
+    // Before a claim attempt the agent asks for tokenmgr's directives (it needs tokenmgr for
+    // the mutex anyway), so it never claims a license an operator disabled since its last
+    // report, nor claims while cordoned.
+    reporting += TimedReport();
     next = Acquire();
   }
-  // After the renewal or claim attempt, never before it; the time the report takes comes off
-  // the wait, so that it never delays the next renewal.
-  SteadyTime report_start = clock_.Now();
-  ReportAndObey();
-  next = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(0),
-                                            next - (clock_.Now() - report_start));
+  // After the renewal or claim attempt, never before a renewal; the time reports take comes off
+  // the wait, so that they never delay the next renewal.
+  reporting += TimedReport();
+  next = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(0), next - reporting);
   {
     std::lock_guard<std::mutex> l(mu_);
     last_step_done_ = clock_.Now();
@@ -806,6 +809,12 @@ NodeState Agent::ReportedState() const {
   // Looking for a license: waiting, unless this step failed for another reason than none
   // being free (pool unreadable, host dir, tokenmgr refusing).
   return waiting_ || !step_error_ ? NodeState::kWaiting : NodeState::kDegraded;
+}
+
+std::chrono::nanoseconds Agent::TimedReport() {
+  const SteadyTime start = clock_.Now();
+  ReportAndObey();
+  return clock_.Now() - start;
 }
 
 void Agent::ReportAndObey() {

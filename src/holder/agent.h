@@ -160,6 +160,8 @@ class Agent {
   // console::kWithdrawReasons; empty: no withdraw event).
   void Withdraw(std::string_view reason, const std::string& why);
   // Reports to tokenmgr if due and obeys the directives of its answer.
+  // ReportAndObey, returning how long it took.
+  std::chrono::nanoseconds TimedReport();
   void ReportAndObey();
   void Obey();
   console::NodeState ReportedState() const;

@@ -861,8 +861,11 @@ TEST_F(ConsoleTest, ReportAfterTheClaimCarriesPodStateLicenseVersionAndTheClaimE
   Agent a(c, fs_, client_, clock_, sleeper_);
   a.Start();
   a.Step();
-  ASSERT_EQ(client_.reports.size(), 1u);  // once, after the claim attempt
-  const console::AgentReport& r = client_.reports[0];
+  // Twice: before the claim attempt (for the directives: nothing held yet, no event) and after.
+  ASSERT_EQ(client_.reports.size(), 2u);
+  EXPECT_EQ(client_.reports[0].report.state, console::NodeState::kWaiting);
+  EXPECT_TRUE(client_.reports[0].events.empty());
+  const console::AgentReport& r = client_.reports[1];
   EXPECT_EQ(r.report.node, "a");
   EXPECT_EQ(r.report.pod, "pod-a");
   EXPECT_EQ(r.report.state, console::NodeState::kHeld);
@@ -1049,6 +1052,24 @@ TEST_F(ConsoleTest, DisabledLicenseIsWithdrawnGivenBackAndNeverChosen) {
   EXPECT_TRUE(b->Snapshot().ready && c->Snapshot().ready);
 }
 
+TEST_F(ConsoleTest, ALicenseDisabledBeforeTheFirstReportIsNeverClaimed) {
+  OneLicense();
+  client_.disabled.insert("license1");  // disabled while this agent was not running
+  auto a = Make("a");
+  Run({a.get()}, 3);
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
+  EXPECT_EQ(a->Snapshot().license, "");
+  EXPECT_EQ(client_.StoredKinds("a"), Strings{"wait_start"});
+}
+
+TEST_F(ConsoleTest, ACordonedNodeStartingUpClaimsNothing) {
+  client_.cordoned.insert("a");
+  auto a = Make("a");
+  Run({a.get()}, 3);
+  EXPECT_EQ(a->Snapshot().license, "");
+  EXPECT_EQ(LastState("a"), console::NodeState::kCordoned);
+}
+
 TEST_F(ConsoleTest, RestartedNodeGivesBackTheDisabledLicenseItAdoptedAtItsFirstReport) {
   auto a = Make("a");
   a->Step();
@@ -1112,7 +1133,8 @@ TEST_F(ConsoleTest, MetricsCountBufferedAndDroppedEvents) {
   std::string m = a->RenderMetrics();
   EXPECT_NE(m.find("license_holder_report_events_buffered 1"), std::string::npos) << m;
   EXPECT_NE(m.find("license_holder_report_events_dropped_total 0"), std::string::npos);
-  EXPECT_NE(m.find("license_holder_report_failures_total 1"), std::string::npos);
+  // Both reports of the claim step failed (before the attempt, and after it with the claim).
+  EXPECT_NE(m.find("license_holder_report_failures_total 2"), std::string::npos);
   EXPECT_NE(m.find("license_holder_reports_total 0"), std::string::npos);
 }
 

@@ -128,7 +128,8 @@ const PoolSnapshot& PoolView::Refresh() {
   return snapshot_;
 }
 
-std::string PoolSnapshotJson(const PoolSnapshot& s) {
+std::string PoolSnapshotJson(const PoolSnapshot& s,
+                             const std::function<bool(const std::string&)>& disabled) {
   json totals = {{"total", s.totals.total},
                  {"held", s.totals.held},
                  {"free", s.totals.free},
@@ -143,6 +144,7 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
     j["omitted"] = s.omitted;
     j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
   }
+  size_t disabled_count = 0;
   for (const LicenseRow& r : s.rows) {
     json row = {{"name", r.name}, {"state", LicenseStateName(r.state)}};
     if (r.state == LicenseState::kHeld || r.state == LicenseState::kStale) {
@@ -159,8 +161,13 @@ std::string PoolSnapshotJson(const PoolSnapshot& s) {
       row["error"] = r.error;
     }
     row["unchanged_for_ms"] = r.unchanged_for ? json(r.unchanged_for->count()) : json(nullptr);
+    if (disabled) {
+      row["disabled"] = disabled(r.name);
+      if (row["disabled"].get<bool>()) ++disabled_count;
+    }
     j["licenses"].push_back(std::move(row));
   }
+  if (disabled) j["totals"]["disabled"] = disabled_count;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

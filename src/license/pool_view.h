@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,7 +93,10 @@ class PoolView {
 };
 
 // The body of GET /api/licenses. Invalid UTF-8 in names is replaced, never an error.
-std::string PoolSnapshotJson(const PoolSnapshot& snapshot);
+// `disabled` (optional): whether an operator disabled a license (the console's mark); each row
+// then carries "disabled" and the totals count them.
+std::string PoolSnapshotJson(const PoolSnapshot& snapshot,
+                             const std::function<bool(const std::string&)>& disabled = nullptr);
 
 // tokenmgr_pool_licenses{state="free|held|stale|unreadable|unusable"} gauges with HELP/TYPE
 // lines, from the same scan as /api/licenses. Empty when the pool is not configured or its

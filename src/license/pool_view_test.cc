@@ -340,3 +340,26 @@ TEST(RenderPoolMetrics, NothingWhenThePoolIsUnknown) {
 
 }  // namespace
 }  // namespace lm::license
+
+namespace lm::license {
+namespace {
+
+TEST(PoolSnapshotJsonTest, RowsSayWhetherAnOperatorDisabledThemWhenAsked) {
+  PoolSnapshot s;
+  s.configured = true;
+  for (const char* name : {"license1", "license2"}) {
+    LicenseRow r;
+    r.name = name;
+    s.rows.push_back(r);
+  }
+  auto plain = nlohmann::json::parse(PoolSnapshotJson(s));
+  EXPECT_FALSE(plain["licenses"][0].contains("disabled"));
+  auto j = nlohmann::json::parse(
+      PoolSnapshotJson(s, [](const std::string& l) { return l == "license2"; }));
+  EXPECT_EQ(j["licenses"][0]["disabled"], false);
+  EXPECT_EQ(j["licenses"][1]["disabled"], true);
+  EXPECT_EQ(j["totals"]["disabled"], 1);
+}
+
+}  // namespace
+}  // namespace lm::license

@@ -461,7 +461,11 @@ class WebUi::Impl {
       licenses.push_back(std::string(prefix) + "licenses");
     for (const std::string& path : licenses) {
       get(path, [this](const Request&, std::string_view, std::shared_ptr<Responder> r) {
-        r->Send(http::JsonResponse(200, PoolSnapshotJson(pool_.Get())));
+        std::function<bool(const std::string&)> disabled;
+        if (options_.console) {
+          disabled = [c = options_.console](const std::string& l) { return c->IsDisabled(l); };
+        }
+        r->Send(http::JsonResponse(200, PoolSnapshotJson(pool_.Get(), disabled)));
       });
     }
     for (const char* action : {"lock", "renew", "release"}) {

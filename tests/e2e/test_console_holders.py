@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from procs import Holder, Tokenmgr, get_json, make_pool, read_claim, request, wait_for
+from procs import (Holder, Tokenmgr, free_port, get_json, make_pool, read_claim, request,
+                   wait_for)
 
 HEARTBEAT = 1
 CLAIM_TTL = 4
@@ -28,6 +29,7 @@ def cluster():
     make_pool(pool, 1)
     tm = Tokenmgr(workdir=os.path.join(work, "tm"), env={"POOL_DIR": pool})
     os.makedirs(tm.workdir)
+    tm.fixed_port = free_port()  # restarts come back on the same port, as behind a Service
     tm.start()
     holders = []
 
