@@ -297,7 +297,7 @@ class Chaos:
         """Cordons `node` or disables a random license for a while, then lifts it. Marks are
         recorded as in force from the acknowledgement on, lifted before the uncordon/enable is
         sent (from then on the agents may claim again)."""
-        if self.rand("random") < 0.5:
+        if self.counts["cordon"] <= self.counts["disable"]:  # both kinds, even in a short run
             kind, name, marks = "cordon", node.h.node, self.cordoned
             on, off = f"/api/nodes/{name}/cordon", f"/api/nodes/{name}/uncordon"
         else:
