@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
   if (app::IsStateCommand(argc, argv))
     return app::RunStateCommand(argc, argv, std::cout, std::cerr);
   // The operator's commands (`tokenmgr nodes`, `tokenmgr cordon NODE`, ...): a client of the API.
-  if (argc > 1 && cli::IsCommand(argv[1])) {
-    return app::RunCli({argv + 1, argv + argc}, app::EnvFromEnviron(), std::cout, std::cerr);
+  if (auto line = cli::AsCommandLine({argv + 1, argv + argc})) {
+    return app::RunCli(*line, app::EnvFromEnviron(), std::cout, std::cerr);
   }
   auto config = app::ParseTokenmgrConfig(argc, argv, app::EnvFromEnviron());
   if (!config.ok()) {

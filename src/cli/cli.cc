@@ -233,6 +233,54 @@ bool IsCommand(std::string_view word) {
   return std::find(std::begin(kVerbs), std::end(kVerbs), word) != std::end(kVerbs);
 }
 
+std::optional<std::vector<std::string>> AsCommandLine(const std::vector<std::string>& words) {
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w == "--url" || w == "--token-file" || w == "-o" || w == "--output") {
+      ++i;  // its value
+      continue;
+    }
+    if (w.rfind("--url=", 0) == 0 || w.rfind("--token-file=", 0) == 0 ||
+        w.rfind("--output=", 0) == 0) {
+      continue;
+    }
+    if (w.empty() || w[0] == '-') return std::nullopt;  // the server's flags
+    std::vector<std::string> line{w};
+    line.insert(line.end(), words.begin(), words.begin() + static_cast<ptrdiff_t>(i));
+    line.insert(line.end(), words.begin() + static_cast<ptrdiff_t>(i) + 1, words.end());
+    return line;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The verb `word` was probably meant to be (a typo: at most two edits away), or "".
+std::string_view Closest(std::string_view word) {
+  std::string_view best;
+  size_t best_d = 3;
+  for (std::string_view v : kVerbs) {
+    std::vector<size_t> row(v.size() + 1);
+    for (size_t j = 0; j <= v.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      size_t diag = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= v.size(); ++j) {
+        size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (word[i - 1] == v[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    if (row[v.size()] < best_d) {
+      best_d = row[v.size()];
+      best = v;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
 std::string Usage() {
   return "usage: tokenmgr COMMAND [flags]\n"
          "  status                   the lock, license and node totals\n"
@@ -248,8 +296,11 @@ std::string Usage() {
 
 StatusOr<Command> ParseCommand(const std::vector<std::string>& words) {
   if (words.empty() || !IsCommand(words[0])) {
+    std::string_view guess = words.empty() ? std::string_view() : Closest(words[0]);
     return InvalidArgument("unknown command '" + (words.empty() ? "" : TerminalSafe(words[0])) +
-                           "'\n" + Usage());
+                           "'" + (guess.empty() ? "" : " (did you mean '" + std::string(guess) +
+                                                           "'?)") +
+                           "\n" + Usage());
   }
   Command c;
   c.verb = words[0];

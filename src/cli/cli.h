@@ -54,6 +54,12 @@ struct Command {
 
 // Whether `word` (the first argument) names one of these commands.
 bool IsCommand(std::string_view word);
+// The words after "tokenmgr" with the command word first, when they are a command line rather
+// than the server's flags: the first word that is not a flag, after any of the flags every
+// command takes (--url, --token-file, -o) written before it, as kubectl allows
+// (`tokenmgr --url http://tm:8080 nodes`). nullopt: the server's flags (or none). An unknown
+// word is returned too, so ParseCommand can say what to type.
+std::optional<std::vector<std::string>> AsCommandLine(const std::vector<std::string>& words);
 // The words after "tokenmgr". INVALID_ARGUMENT with a message that says what to type.
 StatusOr<Command> ParseCommand(const std::vector<std::string>& words);
 std::string Usage();

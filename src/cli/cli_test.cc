@@ -186,3 +186,32 @@ TEST(Table, ShortDurationsReadLikeKubectl) {
 
 }  // namespace
 }  // namespace lm::cli
+
+namespace lm::cli {
+namespace {
+
+TEST(AsCommandLine, FindsTheCommandAfterGlobalFlagsAndLeavesServerFlagsAlone) {
+  using W = std::vector<std::string>;
+  EXPECT_EQ(AsCommandLine({"nodes", "-o", "json"}), (W{"nodes", "-o", "json"}));
+  EXPECT_EQ(AsCommandLine({"--url", "http://tm:8080", "nodes"}),
+            (W{"nodes", "--url", "http://tm:8080"}));
+  EXPECT_EQ(AsCommandLine({"--token-file=/t", "-o", "json", "cordon", "n1"}),
+            (W{"cordon", "--token-file=/t", "-o", "json", "n1"}));
+  EXPECT_EQ(AsCommandLine({"nodez"}), (W{"nodez"}));  // ParseCommand says what to type
+  EXPECT_FALSE(AsCommandLine({}).has_value());
+  EXPECT_FALSE(AsCommandLine({"--listen-port", "0", "--state-file", "s"}).has_value());
+  EXPECT_FALSE(AsCommandLine({"-p", "8080"}).has_value());
+  EXPECT_FALSE(AsCommandLine({"--url", "http://tm:8080"}).has_value());
+}
+
+TEST(ParseCommandTypos, SuggestTheCommandMeant) {
+  auto c = ParseCommand({"nodez"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("did you mean 'nodes'?"), std::string::npos)
+      << c.status().message();
+  auto far = ParseCommand({"frobnicate"});
+  EXPECT_EQ(far.status().message().find("did you mean"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lm::cli
