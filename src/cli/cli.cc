@@ -100,7 +100,10 @@ int Licenses(const Command& c, Api& api, const Clock& clock, std::ostream& out, 
   if (o.code != kOk) return err << "tokenmgr licenses: " << o.message << "\n", o.code;
   Table t({"LICENSE", "STATE", "NODE", "POD", "TOKEN", "CLAIMED", "DETAIL"});
   for (const json& l : o.body.value("licenses", json::array())) {
-    t.Row({Str(l, "name"), Str(l, "state"), Str(l, "node"), Str(l, "pod"), Str(l, "token"),
+    // A disabled license says so first: an operator retired it (whatever its claim shows).
+    const bool off = l.value("disabled", false);
+    t.Row({Str(l, "name"), off ? "disabled, " + Str(l, "state") : Str(l, "state"), Str(l, "node"),
+           Str(l, "pod"), Str(l, "token"),
            Ago(clock, l, "claimed_at_ms"), Str(l, "error")});
   }
   if (!o.body.value("configured", true)) {

@@ -61,6 +61,15 @@ TEST_F(CliTest, NodesPrintsAnAlignedTableWithAges) {
             "gpu-22   held      license3   1h     0s ago      p2    1.0.0\n");
 }
 
+TEST_F(CliTest, LicensesSayWhichAreDisabled) {
+  api_.replies["GET /api/licenses"] = {
+      200, R"({"configured":true,"licenses":[{"name":"license1","state":"free","disabled":true},)"
+           R"({"name":"license2","state":"free","disabled":false}],"totals":{}})"};
+  EXPECT_EQ(RunWords({"licenses"}), kOk) << err_.str();
+  EXPECT_NE(out_.str().find("license1   disabled, free"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("license2   free"), std::string::npos) << out_.str();
+}
+
 TEST_F(CliTest, JsonOutputIsTheServersDocument) {
   api_.replies["GET /api/nodes"] = {200, R"({"nodes":[],"totals":{"held":0}})"};
   EXPECT_EQ(RunWords({"nodes", "-o", "json"}), kOk);
