@@ -60,10 +60,6 @@ int64_t ResidentBytes() {
   return static_cast<int64_t>(pages_resident) * sysconf(_SC_PAGESIZE);
 }
 
-Response StatusResponse(const Status& s) {
-  return ErrorResponse(http::HttpStatusFor(s.code()), s.message());
-}
-
 }  // namespace
 
 std::string ApiRoute(std::string_view action) {
