@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/metrics_text.h"
 #include "common/strings.h"
 #include "store/etcd_gateway_api.h"
 #include "store/etcd_maintenance.h"
@@ -622,20 +623,16 @@ void EtcdConsoleJournal::Trim() {
 }
 
 std::string EtcdConsoleJournal::RenderMetrics() const {
-  std::string out;
-  out += "# HELP tokenmgr_console_journal_synced Whether the console journal watches etcd.\n";
-  out += "# TYPE tokenmgr_console_journal_synced gauge\n";
-  out += "tokenmgr_console_journal_synced " + std::to_string(synced_ ? 1 : 0) + "\n";
-  out += "# HELP tokenmgr_console_journal_last_seq The highest event seq this replica holds.\n";
-  out += "# TYPE tokenmgr_console_journal_last_seq gauge\n";
-  out += "tokenmgr_console_journal_last_seq " + std::to_string(delivered_) + "\n";
-  out += "# HELP tokenmgr_console_journal_skipped_keys Keys under console/ that were skipped.\n";
-  out += "# TYPE tokenmgr_console_journal_skipped_keys counter\n";
-  out += "tokenmgr_console_journal_skipped_keys " + std::to_string(skipped_) + "\n";
-  out += "# HELP tokenmgr_console_journal_deletes Retention range deletes sent to etcd.\n";
-  out += "# TYPE tokenmgr_console_journal_deletes counter\n";
-  out += "tokenmgr_console_journal_deletes " + std::to_string(deletes_) + "\n";
-  return out;
+  MetricsText m;
+  m.Gauge("tokenmgr_console_journal_synced", "Whether the console journal watches etcd.",
+          synced_ ? 1 : 0);
+  m.Gauge("tokenmgr_console_journal_last_seq", "The highest event seq this replica holds.",
+          static_cast<double>(delivered_));
+  m.Counter("tokenmgr_console_journal_skipped_keys_total",
+            "Keys under console/ that were skipped (foreign or undecodable).", skipped_);
+  m.Counter("tokenmgr_console_journal_deletes_total", "Retention range deletes sent to etcd.",
+            deletes_);
+  return m.Take();
 }
 
 }  // namespace lm::store
