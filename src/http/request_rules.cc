@@ -2,6 +2,10 @@
 
 namespace lm::http {
 
+Response StatusResponse(const Status& s) {
+  return ErrorResponse(HttpStatusFor(s.code()), s.message());
+}
+
 int HttpStatusFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:

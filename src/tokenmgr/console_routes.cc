@@ -21,11 +21,9 @@ using http::Request;
 using http::Responder;
 using http::Response;
 
-namespace {
+using http::StatusResponse;
 
-Response StatusResponse(const Status& s) {
-  return ErrorResponse(http::HttpStatusFor(s.code()), s.message());
-}
+namespace {
 
 constexpr NodeState kNodeStates[] = {NodeState::kHeld,     NodeState::kWaiting,
                                      NodeState::kCordoned, NodeState::kReleased,

@@ -25,6 +25,8 @@ using http::Responder;
 using http::Response;
 using nlohmann::json;
 
+using http::StatusResponse;
+
 namespace {
 
 std::string GrantJson(const lock::Grant& g) {
