@@ -119,7 +119,7 @@ void Agent::Start() {
 
 std::chrono::nanoseconds Agent::Step() {
   std::chrono::nanoseconds next = config_.heartbeat;
-  std::chrono::nanoseconds reporting{0};
+  std::chrono::nanoseconds spent{0};
   step_error_ = false;
   // A license given up while the host dir could not be written must not stay installed: another
   // node may hold it now. Finish that first, whatever else happens (a new install also would).
@@ -142,18 +142,23 @@ std::chrono::nanoseconds Agent::Step() {
       snap_.degraded = false;
     }
   } else if (phase_ == Phase::kHolding) {
+    // A fixed rate while holding: the step's own time (the renewal's I/O) comes off the wait,
+    // so renewals and reports (which carry an operator's cordon) come every heartbeat, not
+    // every heartbeat plus the time a slow pool takes.
+    const SteadyTime keep_start = clock_.Now();
     next = Keep();
+    spent += clock_.Now() - keep_start;
   } else {
     // Before a claim attempt the agent asks for tokenmgr's directives (it needs tokenmgr for
     // the mutex anyway), so it never claims a license an operator disabled since its last
     // report, nor claims while cordoned.
-    reporting += TimedReport();
+    spent += TimedReport();
     next = Acquire();
   }
   // After the renewal or claim attempt, never before a renewal; the time reports take comes off
   // the wait, so that they never delay the next renewal.
-  reporting += TimedReport();
-  next = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(0), next - reporting);
+  spent += TimedReport();
+  next = std::max<std::chrono::nanoseconds>(std::chrono::nanoseconds(0), next - spent);
   {
     std::lock_guard<std::mutex> l(mu_);
     last_step_done_ = clock_.Now();

@@ -18,7 +18,7 @@ Checked:
   an overlap; it must install nothing while the other pod renews the claim.
 - Admin actions (issue 17) at random through tokenmgr's API: cordon and later uncordon a node,
   disable and later enable a license. A cordoned node installs nothing, and a disabled license is
-  installed nowhere, one heartbeat plus TOLERANCE after the action was acknowledged, counted from
+  installed nowhere, MARK_BOUND (one heartbeat + 2 x TOLERANCE) after the action was acknowledged, counted from
   when the node (and tokenmgr) last came up if that is later: a stopped node cannot act, and a node
   learns a directive only from tokenmgr. All marks are lifted when the chaos ends.
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
@@ -56,6 +56,9 @@ TOLERANCE = float(os.environ.get("CHAOS_TOLERANCE", "0.5"))
 SAMPLE_INTERVAL = 0.05
 UNUSABLE_ID = "HOSTID-unusable"
 OVERLAP_BOUND = HEARTBEAT + TOLERANCE
+# A directive reaches an agent in the answer to its next report (one heartbeat), then the
+# withdrawal is sampled: one heartbeat plus TOLERANCE for each of the two hops.
+MARK_BOUND = HEARTBEAT + 2 * TOLERANCE
 MAX_DISRUPTED = max(1, N_HOLDERS // 4)        # at most ~25% of the holders disrupted at once
 MAX_PERMANENT_DEATHS = max(1, N_HOLDERS // 10)  # killed and never restarted: live nodes shrink
 TOKENMGR_RESTARTS = 3
@@ -449,11 +452,11 @@ class Chaos:
                 checks.append(("disabled", ids[lic], self.disabled[ids[lic]]))
             for kind, mark, at in checks:
                 late = now - max(at, since)
-                if late > OVERLAP_BOUND and (kind, mark, at) not in self.admin_flagged:
+                if late > MARK_BOUND and (kind, mark, at) not in self.admin_flagged:
                     self.admin_flagged.add((kind, mark, at))
                     self.violations.append(
                         f"{name} still has {lic} {late:.2f}s after {mark} was {kind} "
-                        f"(at {self.at(at)}; bound {OVERLAP_BOUND:.2f}s)")
+                        f"(at {self.at(at)}; bound {MARK_BOUND:.2f}s)")
 
     def close_overlap(self, key, now):
         start = self.open.pop(key)
