@@ -18,9 +18,10 @@ Checked:
   an overlap; it must install nothing while the other pod renews the claim.
 - Admin actions (issue 17) at random through tokenmgr's API: cordon and later uncordon a node,
   disable and later enable a license. A cordoned node installs nothing, and a disabled license is
-  installed nowhere, MARK_BOUND (one heartbeat + 2 x TOLERANCE) after the action was acknowledged, counted from
-  when the node (and tokenmgr) last came up if that is later: a stopped node cannot act, and a node
-  learns a directive only from tokenmgr. All marks are lifted when the chaos ends.
+  installed nowhere, MARK_BOUND (one heartbeat + 2 x TOLERANCE: the directive's trip to the agent,
+  then the sampling of the withdrawal) after the action was acknowledged, counted from when the
+  node (and tokenmgr) last came up if that is later: a stopped node cannot act, and a node learns
+  a directive only from tokenmgr. All marks are lifted when the chaos ends.
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
   heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
   confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
