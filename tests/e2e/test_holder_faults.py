@@ -323,7 +323,9 @@ def test_withdrawal_blocked_by_read_only_host_dir_finishes_when_writable(real_tm
         remount(hostfs, "rw")
         wait_for(lambda: installed_license(host_dir) is None, timeout=5,
                  what="withdrawal finished after the host dir became writable")
-        assert "withdrawal finished" in h.logs()
+        # The files go first, the log line just after: await it rather than race it.
+        wait_for(lambda: "withdrawal finished" in h.logs(), timeout=5,
+                 what="'withdrawal finished' logged")
         assert os.listdir(host_dir) == ["servers.conf"]
         assert not h.ready() and read_claim(pool, "license1")["node"] == "intruder"
     finally:
