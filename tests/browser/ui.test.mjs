@@ -164,7 +164,7 @@ describe('license pool', () => {
             // The JSON behind the table, for scripts.
             const api = await (await page.request.get(server.url + '/api/licenses')).json();
             assert.equal(api.configured, true);
-            assert.deepEqual(api.totals, { total: 7, held: 1, free: 2, stale: 2, unreadable: 1, unusable: 1 });
+            assert.deepEqual(api.totals, { total: 7, held: 1, free: 2, stale: 2, unreadable: 1, unusable: 1, disabled: 0 });
             const also = await (await page.request.get(server.url + '/api/tokenmgr/licenses')).json();
             assert.equal(also.configured, true);
             assertClean(problems);
