@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
       if (!s.ok()) spdlog::warn("console history: lease expiry not recorded: {}", s.ToString());
     });
   });
-  tokenmgr::ConsoleRoutes console_routes(router, console, *journal, lock_api, time, {});
+  tokenmgr::ConsoleRoutes console_routes(router, console, lock_api, time, {});
   api.AddMetrics([&console_routes] { return console_routes.RenderMetrics(); });
   if (etcd_journal) {
     // Nodes reporting to other replicas are listed here too.

@@ -115,7 +115,10 @@ Directives Console::DirectivesFor(const std::string& node) const {
   return d;
 }
 
-void Console::ApplyEvents(std::vector<Event> stored) { events_.Commit(std::move(stored)); }
+void Console::ApplyEvents(std::vector<Event> stored) {
+  for (const Event& e : stored) ++stored_by_kind_[static_cast<size_t>(e.kind)];
+  events_.Commit(std::move(stored));
+}
 
 void Console::ApplyMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark) {
   auto& marks = kind == MarkKind::kCordon ? admin_.cordoned : admin_.disabled;

@@ -10,6 +10,7 @@
 //   Page p = console.Events(/*after=*/0, /*limit=*/100);
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -148,6 +149,8 @@ class Console final : public ConsoleSink {
   uint64_t last_seq() const { return events_.last_seq(); }
   Usage UsageReport(WallTime from, WallTime to);
   const AdminState& admin() const { return admin_; }
+  // Events of this kind the journal passed on since start (tokenmgr_events_total).
+  uint64_t events_stored(EventKind k) const { return stored_by_kind_[static_cast<size_t>(k)]; }
   bool IsDisabled(const std::string& license) const { return admin_.disabled.count(license); }
 
   // ConsoleSink: what the journal stored.
@@ -166,6 +169,7 @@ class Console final : public ConsoleSink {
   NodeTable nodes_;
   EventLog events_;
   AdminState admin_;
+  std::array<uint64_t, std::size(kEventKinds)> stored_by_kind_{};
 };
 
 }  // namespace lm::console

@@ -129,8 +129,7 @@ StatusOr<Directives> ParseDirectives(std::string_view body) {
 std::string NodesJson(const std::vector<NodeRow>& rows) {
   json nodes = json::array();
   std::map<std::string, int> totals;
-  for (NodeState s : {NodeState::kHeld, NodeState::kWaiting, NodeState::kCordoned,
-                      NodeState::kReleased, NodeState::kDegraded, NodeState::kGone}) {
+  for (NodeState s : kNodeStates) {
     totals[std::string(NodeStateName(s))] = 0;
   }
   for (const NodeRow& r : rows) {

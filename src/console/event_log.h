@@ -39,6 +39,10 @@ enum class EventKind {
 inline constexpr std::string_view kWithdrawReasons[] = {"taken over", "self-fenced", "drift",
                                                         "cordoned",   "disabled",    "unusable"};
 
+// Every kind, in declaration order.
+inline constexpr EventKind kEventKinds[] = {
+    EventKind::kClaim,     EventKind::kTakeover, EventKind::kWithdraw,    EventKind::kRelease,
+    EventKind::kWaitStart, EventKind::kWaitEnd,  EventKind::kLeaseExpiry, EventKind::kAdmin};
 std::string_view KindName(EventKind k);
 // The inverse of KindName; nullopt for anything else.
 std::optional<EventKind> ParseKind(std::string_view name);

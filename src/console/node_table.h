@@ -24,6 +24,10 @@
 namespace lm::console {
 
 enum class NodeState { kHeld, kWaiting, kCordoned, kReleased, kDegraded, kGone };
+// Every state, in declaration order (for totals and metrics that list each one).
+inline constexpr NodeState kNodeStates[] = {NodeState::kHeld,     NodeState::kWaiting,
+                                            NodeState::kCordoned, NodeState::kReleased,
+                                            NodeState::kDegraded, NodeState::kGone};
 std::string_view NodeStateName(NodeState s);
 std::optional<NodeState> ParseNodeState(std::string_view name);
 

@@ -14,6 +14,8 @@
 namespace lm::tokenmgr {
 
 using console::EventKind;
+using console::kEventKinds;
+using console::kNodeStates;
 using console::NodeState;
 using http::ErrorResponse;
 using http::JsonResponse;
@@ -22,17 +24,6 @@ using http::Responder;
 using http::Response;
 
 using http::StatusResponse;
-
-namespace {
-
-constexpr NodeState kNodeStates[] = {NodeState::kHeld,     NodeState::kWaiting,
-                                     NodeState::kCordoned, NodeState::kReleased,
-                                     NodeState::kDegraded, NodeState::kGone};
-constexpr EventKind kEventKinds[] = {
-    EventKind::kClaim,     EventKind::kTakeover, EventKind::kWithdraw,    EventKind::kRelease,
-    EventKind::kWaitStart, EventKind::kWaitEnd,  EventKind::kLeaseExpiry, EventKind::kAdmin};
-
-}  // namespace
 
 StatusOr<std::string> AdminActor(const Request& req, std::string_view by, bool auth_on) {
   std::string base = auth_on                      ? "token"
@@ -59,11 +50,9 @@ StatusOr<size_t> ParseEventsLimit(std::string_view text, size_t max) {
   return std::min<size_t>(std::stoull(std::string(text)), max);
 }
 
-ConsoleRoutes::ConsoleRoutes(http::Router& router, console::Console& console,
-                             console::ConsoleJournal& journal, LockApi& api, const Clock& clock,
-                             ConsoleRoutesOptions options)
+ConsoleRoutes::ConsoleRoutes(http::Router& router, console::Console& console, LockApi& api,
+                             const Clock& clock, ConsoleRoutesOptions options)
     : console_(console), api_(api), clock_(clock), options_(options) {
-  journal.Attach(this);
   router.Get("/api/nodes",
              [this] { return JsonResponse(200, console::NodesJson(console_.Nodes())); });
   router.Add("PUT", "/api/nodes/:node",
@@ -87,16 +76,6 @@ ConsoleRoutes::ConsoleRoutes(http::Router& router, console::Console& console,
              [this](const Request& req, std::string_view, std::shared_ptr<Responder> r) {
                HandleUsage(req, *r);
              });
-}
-
-void ConsoleRoutes::ApplyEvents(std::vector<console::Event> stored) {
-  for (const console::Event& e : stored) ++by_kind_[static_cast<size_t>(e.kind)];
-  console_.ApplyEvents(std::move(stored));
-}
-
-void ConsoleRoutes::ApplyMark(console::MarkKind kind, const std::string& name,
-                              std::optional<console::AdminMark> mark) {
-  console_.ApplyMark(kind, name, std::move(mark));
 }
 
 void ConsoleRoutes::HandleReport(const Request& req, std::string_view node,
@@ -212,7 +191,7 @@ std::string ConsoleRoutes::RenderMetrics() {
   m.Family("tokenmgr_events_total", "counter", "Console events stored since start, by kind.");
   for (EventKind k : kEventKinds) {
     m.CountSample("tokenmgr_events_total", {{"kind", console::KindName(k)}},
-                  by_kind_[static_cast<size_t>(k)]);
+                  console_.events_stored(k));
   }
   return m.Take();
 }

@@ -2,7 +2,7 @@
 // console::Console. Answers through the async responders, since the journal may store later.
 // Not thread-safe: runs on the server's event-loop thread, like the Console it calls.
 //
-//   ConsoleRoutes routes(router, console, journal, lock_api, time, {});
+//   ConsoleRoutes routes(router, console, lock_api, time, {});
 //   service.AddMetrics([&routes] { return routes.RenderMetrics(); });
 //
 // Routes (docs/api.md, "Console"); all under /api/ only (not mirrored under kApiPrefixes):
@@ -17,7 +17,6 @@
 // journal could not store (nothing changed that the caller is told about).
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -46,25 +45,19 @@ StatusOr<std::string> AdminActor(const http::Request& req, std::string_view by, 
 // `max` clamped to `max`.
 StatusOr<size_t> ParseEventsLimit(std::string_view text, size_t max);
 
-class ConsoleRoutes final : private console::ConsoleSink {
+class ConsoleRoutes final {
  public:
-  // Registers the routes and attaches itself to `journal` as its sink, forwarding to `console`
-  // (which must be attached to that journal) and counting events by kind. Every argument must
-  // outlive this object.
-  ConsoleRoutes(http::Router& router, console::Console& console, console::ConsoleJournal& journal,
-                LockApi& api, const Clock& clock, ConsoleRoutesOptions options);
+  // Registers the routes. Every argument must outlive this object.
+  ConsoleRoutes(http::Router& router, console::Console& console, LockApi& api, const Clock& clock,
+                ConsoleRoutesOptions options);
   ConsoleRoutes(const ConsoleRoutes&) = delete;
   ConsoleRoutes& operator=(const ConsoleRoutes&) = delete;
 
   // tokenmgr_nodes{state}, tokenmgr_events_total{kind}, tokenmgr_longest_wait_seconds,
   // tokenmgr_cordoned_nodes, tokenmgr_disabled_licenses.
   std::string RenderMetrics();
-  uint64_t events_stored(console::EventKind k) const { return by_kind_[static_cast<size_t>(k)]; }
 
  private:
-  void ApplyEvents(std::vector<console::Event> stored) override;
-  void ApplyMark(console::MarkKind kind, const std::string& name,
-                 std::optional<console::AdminMark> mark) override;
 
   void HandleReport(const http::Request& req, std::string_view node,
                     std::shared_ptr<http::Responder> r);
@@ -77,7 +70,6 @@ class ConsoleRoutes final : private console::ConsoleSink {
   LockApi& api_;
   const Clock& clock_;
   ConsoleRoutesOptions options_;
-  std::array<uint64_t, static_cast<size_t>(console::EventKind::kAdmin) + 1> by_kind_{};
 };
 
 }  // namespace lm::tokenmgr

@@ -61,9 +61,8 @@ class ConsoleRoutesTest : public ::testing::Test {
     console::ConsoleOptions o;
     o.license_exists = [](const std::string& l) { return l == "license1"; };
     console_ = std::make_unique<console::Console>(in_process_.time(), o, journal_);
-    routes_ = std::make_unique<ConsoleRoutes>(in_process_.router(), *console_, journal_,
-                                              in_process_.api(), in_process_.time(),
-                                              ConsoleRoutesOptions{});
+    routes_ = std::make_unique<ConsoleRoutes>(in_process_.router(), *console_, in_process_.api(),
+                                              in_process_.time(), ConsoleRoutesOptions{});
     in_process_.service().AddMetrics([this] { return routes_->RenderMetrics(); });
   }
   Response Call(std::string method, std::string target, std::string body = "",
