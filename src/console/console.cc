@@ -7,12 +7,28 @@
 
 namespace lm::console {
 
+nlohmann::json MarkToJson(const AdminMark& m) {
+  return {{"actor", m.actor}, {"at_ms", UnixMillis(m.at)}};
+}
+
+StatusOr<AdminMark> AdminMarkFromJson(const std::string& name, const nlohmann::json& mark,
+                                      std::string_view field) {
+  if (Status st = ValidateLabel(name, field); !st.ok()) return st;
+  auto actor = mark.is_object() ? mark.find("actor") : mark.end();
+  auto at = mark.is_object() ? mark.find("at_ms") : mark.end();
+  if (!mark.is_object() || actor == mark.end() || !actor->is_string() || at == mark.end() ||
+      !at->is_number_integer() || actor->get_ref<const std::string&>().size() > 256) {
+    return InvalidArgument("admin state: " + std::string(field) + " '" + name +
+                           "' needs a string actor and an integer at_ms");
+  }
+  return AdminMark{actor->get<std::string>(),
+                   WallTime(std::chrono::milliseconds(at->get<int64_t>()))};
+}
+
 std::string ToJson(const AdminState& s) {
   auto marks = [](const std::map<std::string, AdminMark>& m) {
     nlohmann::json o = nlohmann::json::object();
-    for (const auto& [name, mark] : m) {
-      o[name] = {{"actor", mark.actor}, {"at_ms", UnixMillis(mark.at)}};
-    }
+    for (const auto& [name, mark] : m) o[name] = MarkToJson(mark);
     return o;
   };
   nlohmann::json j = {{"cordoned", marks(s.cordoned)}, {"disabled", marks(s.disabled)}};
@@ -29,15 +45,9 @@ StatusOr<AdminState> AdminStateFromJson(std::string_view text) {
       return InvalidArgument(std::string("admin state: '") + field + "' must be an object");
     }
     for (const auto& [name, mark] : it->items()) {
-      if (Status st = ValidateLabel(name, field); !st.ok()) return st;
-      auto actor = mark.find("actor");
-      auto at = mark.find("at_ms");
-      if (!mark.is_object() || actor == mark.end() || !actor->is_string() || at == mark.end() ||
-          !at->is_number_integer() || actor->get_ref<const std::string&>().size() > 256) {
-        return InvalidArgument(std::string("admin state: ") + field + " '" + name +
-                               "' needs a string actor and an integer at_ms");
-      }
-      (*out)[name] = {actor->get<std::string>(), WallTime(std::chrono::milliseconds(at->get<int64_t>()))};
+      auto m = AdminMarkFromJson(name, mark, field);
+      if (!m.ok()) return m.status();
+      (*out)[name] = std::move(*m);
     }
   }
   return s;

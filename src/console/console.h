@@ -13,6 +13,7 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ struct AdminState {
   std::map<std::string, AdminMark> disabled;  // by license
 };
 std::string ToJson(const AdminState& s);
+// One mark, {"actor": ..., "at_ms": ...}, as a whole state holds it (and etcd, one key per mark).
+nlohmann::json MarkToJson(const AdminMark& m);
+// Strict: `name` must pass ValidateLabel (as `field`), the actor be a string of at most 256
+// bytes and at_ms an integer; INVALID_ARGUMENT otherwise.
+StatusOr<AdminMark> AdminMarkFromJson(const std::string& name, const nlohmann::json& mark,
+                                      std::string_view field);
 // Strict: malformed JSON or names that fail ValidateLabel are INVALID_ARGUMENT.
 StatusOr<AdminState> AdminStateFromJson(std::string_view json);
 

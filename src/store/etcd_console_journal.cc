@@ -27,18 +27,14 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
 }
 
 std::string MarkJson(const AdminMark& m) {
-  nlohmann::json j = {{"actor", m.actor}, {"at_ms", UnixMillis(m.at)}};
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return console::MarkToJson(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// One mark's value, checked as AdminStateFromJson checks a whole state (name and fields).
+// One mark's value, checked as AdminStateFromJson checks each mark of a whole state.
 StatusOr<AdminMark> ParseMark(const std::string& name, const std::string& value) {
   nlohmann::json v = nlohmann::json::parse(value, nullptr, false);
   if (v.is_discarded()) return InvalidArgument("not JSON");
-  nlohmann::json state = {{"cordoned", {{name, v}}}, {"disabled", nlohmann::json::object()}};
-  auto parsed = console::AdminStateFromJson(state.dump());
-  if (!parsed.ok()) return parsed.status();
-  return parsed->cordoned.begin()->second;
+  return console::AdminMarkFromJson(name, v, "cordoned");
 }
 
 }  // namespace
