@@ -56,15 +56,20 @@ int main(int argc, char** argv) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
   store::EtcdLockService* etcd_store = nullptr;  // for its /metrics lines
+  // How the lock store and the console journal reach etcd (STORE=etcd).
+  const store::EtcdClientOptions etcd_client{
+      .endpoints = config->etcd_endpoints,
+      .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
+      .tls = {.ca_file = config->etcd_cacert,
+              .cert_file = config->etcd_cert,
+              .key_file = config->etcd_key}};
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(
         io, time, config->lock,
-        {.endpoints = config->etcd_endpoints,
-         .tls = {.ca_file = config->etcd_cacert,
-                 .cert_file = config->etcd_cert,
-                 .key_file = config->etcd_key},
+        {.endpoints = etcd_client.endpoints,
+         .tls = etcd_client.tls,
          .prefix = config->etcd_prefix,
-         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
+         .timeout = etcd_client.timeout,
          .maintenance = {
              .compact = config->etcd_compact,
              .compact_interval = std::chrono::seconds(config->etcd_compact_interval_s)}});
@@ -107,12 +112,7 @@ int main(int argc, char** argv) {
   if (config->store == "etcd") {
     // Events and marks in etcd under <prefix>console/, shared by every replica.
     auto opened = store::EtcdConsoleJournal::Open(
-        io, time,
-        {.endpoints = config->etcd_endpoints,
-         .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
-         .tls = {.ca_file = config->etcd_cacert,
-                 .cert_file = config->etcd_cert,
-                 .key_file = config->etcd_key}},
+        io, time, etcd_client,
         {.prefix = config->etcd_prefix,
          .limits = console_options.events,
          .gone_after = console_options.nodes.gone_after,
