@@ -65,6 +65,25 @@ void MemoryJournal::SetMark(MarkKind kind, const std::string& name,
   if (done) done(Status::Ok());
 }
 
+namespace {
+
+constexpr std::string_view kActionNames[] = {"cordon", "uncordon", "disable", "enable"};
+
+}  // namespace
+
+std::string_view AdminActionName(AdminAction a) { return kActionNames[static_cast<size_t>(a)]; }
+
+std::optional<AdminAction> ParseAdminAction(std::string_view name) {
+  for (AdminAction a : kAdminActions) {
+    if (AdminActionName(a) == name) return a;
+  }
+  return std::nullopt;
+}
+
+std::string_view AdminTarget(AdminAction a) {
+  return a == AdminAction::kCordon || a == AdminAction::kUncordon ? "node" : "license";
+}
+
 Console::Console(const Clock& clock, ConsoleOptions options, ConsoleJournal& journal)
     : clock_(clock),
       options_(std::move(options)),
@@ -157,6 +176,19 @@ void Console::SetMark(MarkKind kind, const std::string& name, bool on, const std
                      // reported, not retried.
                      Record({std::move(e)}, std::move(done));
                    });
+}
+
+void Console::Act(AdminAction a, const std::string& name, const std::string& actor, Done done) {
+  switch (a) {
+    case AdminAction::kCordon:
+      return Cordon(name, actor, std::move(done));
+    case AdminAction::kUncordon:
+      return Uncordon(name, actor, std::move(done));
+    case AdminAction::kDisable:
+      return Disable(name, actor, std::move(done));
+    case AdminAction::kEnable:
+      return Enable(name, actor, std::move(done));
+  }
 }
 
 void Console::NodeMark(const std::string& node, bool on, const std::string& actor, Done done) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,15 @@ struct Directives {
 };
 
 enum class MarkKind { kCordon, kDisable };
+
+// An operator's action, as the API paths, the CLI and the page's forms name it.
+enum class AdminAction { kCordon, kUncordon, kDisable, kEnable };
+inline constexpr AdminAction kAdminActions[] = {AdminAction::kCordon, AdminAction::kUncordon,
+                                                AdminAction::kDisable, AdminAction::kEnable};
+std::string_view AdminActionName(AdminAction a);  // "cordon", ...
+std::optional<AdminAction> ParseAdminAction(std::string_view name);
+// "node" for cordon/uncordon, "license" for disable/enable: what the action names.
+std::string_view AdminTarget(AdminAction a);
 
 // Receives what a journal stored, whoever wrote it (this process or another replica on a shared
 // store): events in ascending seq, each once; marks with their new value (nullopt: lifted).
@@ -145,6 +155,8 @@ class Console final : public ConsoleSink {
   void Enable(const std::string& license, const std::string& actor, Done done) {
     LicenseMark(license, false, actor, std::move(done));
   }
+  // One of the four above, by action (`name` is the node or the license, see AdminTarget).
+  void Act(AdminAction a, const std::string& name, const std::string& actor, Done done);
 
   // A node's row as another replica stored it (it is newer when its last_seen is).
   void MergeNode(const NodeRow& row) { (void)nodes_.Merge(row); }

@@ -59,11 +59,11 @@ ConsoleRoutes::ConsoleRoutes(http::Router& router, console::Console& console, Lo
              [this](const Request& req, std::string_view node, std::shared_ptr<Responder> r) {
                HandleReport(req, node, std::move(r));
              });
-  for (std::string_view action : {"cordon", "uncordon", "disable", "enable"}) {
-    const bool node = action == "cordon" || action == "uncordon";
+  for (console::AdminAction action : console::kAdminActions) {
+    const std::string target(console::AdminTarget(action));  // node or license
     router.Add(
         "POST",
-        std::string(node ? "/api/nodes/:node/" : "/api/licenses/:license/") + std::string(action),
+        "/api/" + target + "s/:" + target + "/" + std::string(console::AdminActionName(action)),
         [this, action](const Request& req, std::string_view name, std::shared_ptr<Responder> r) {
           HandleAdmin(req, name, action, std::move(r));
         });
@@ -91,8 +91,8 @@ void ConsoleRoutes::HandleReport(const Request& req, std::string_view node,
   });
 }
 
-void ConsoleRoutes::HandleAdmin(const Request& req, std::string_view name, std::string_view action,
-                                std::shared_ptr<Responder> r) {
+void ConsoleRoutes::HandleAdmin(const Request& req, std::string_view name,
+                                console::AdminAction action, std::shared_ptr<Responder> r) {
   if (RefuseMutation(api_, req, *r)) return;
   auto q = http::ParseQuery(req.query, {"by"});
   if (!q.ok()) return r->Send(StatusResponse(q.status()));
@@ -100,18 +100,16 @@ void ConsoleRoutes::HandleAdmin(const Request& req, std::string_view name, std::
   auto actor =
       AdminActor(req, by == q->end() ? "" : std::string_view(by->second), api_.auth_enabled());
   if (!actor.ok()) return r->Send(StatusResponse(actor.status()));
-  const bool node = action == "cordon" || action == "uncordon";
   std::string target(name);
-  auto done = [r, target, action, node, actor = *actor](Status s) {
+  auto done = [r, target, action, actor = *actor](Status s) {
     if (!s.ok()) return r->Send(StatusResponse(s));
-    nlohmann::json j = {
-        {"ok", true}, {node ? "node" : "license", target}, {"action", action}, {"actor", actor}};
+    nlohmann::json j = {{"ok", true},
+                        {console::AdminTarget(action), target},
+                        {"action", console::AdminActionName(action)},
+                        {"actor", actor}};
     r->Send(JsonResponse(200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   };
-  if (action == "cordon") return console_.Cordon(target, *actor, std::move(done));
-  if (action == "uncordon") return console_.Uncordon(target, *actor, std::move(done));
-  if (action == "disable") return console_.Disable(target, *actor, std::move(done));
-  console_.Enable(target, *actor, std::move(done));
+  console_.Act(action, target, *actor, std::move(done));
 }
 
 void ConsoleRoutes::HandleEvents(const Request& req, Responder& r) {

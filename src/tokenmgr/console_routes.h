@@ -61,7 +61,7 @@ class ConsoleRoutes final {
 
   void HandleReport(const http::Request& req, std::string_view node,
                     std::shared_ptr<http::Responder> r);
-  void HandleAdmin(const http::Request& req, std::string_view name, std::string_view action,
+  void HandleAdmin(const http::Request& req, std::string_view name, console::AdminAction action,
                    std::shared_ptr<http::Responder> r);
   void HandleEvents(const http::Request& req, http::Responder& r);
   void HandleUsage(const http::Request& req, http::Responder& r);

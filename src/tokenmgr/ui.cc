@@ -574,17 +574,7 @@ class WebUi::Impl {
     // Recorded as the JSON admin routes record a caller named "web" (the script sends X-Actor).
     StatusOr<std::string> by = AdminActor(req, "web", api_.auth_enabled());
     const std::string actor = by.ok() ? *by : "web";  // "web" is a label: always ok
-    console::Console& c = *options_.console;
-    switch (a) {
-      case AdminAction::kCordon:
-        return c.Cordon(name, actor, done);
-      case AdminAction::kUncordon:
-        return c.Uncordon(name, actor, done);
-      case AdminAction::kDisable:
-        return c.Disable(name, actor, done);
-      case AdminAction::kEnable:
-        return c.Enable(name, actor, done);
-    }
+    options_.console->Act(a, name, actor, std::move(done));
   }
 
   // A same-origin browser request carrying this process's form token. Browsers that send

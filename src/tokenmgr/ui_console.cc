@@ -33,24 +33,11 @@ std::string SamplesJson(const SampleRing& ring, WallTime now) {
 
 namespace {
 
-constexpr std::string_view kActionNames[] = {"cordon", "uncordon", "disable", "enable"};
 constexpr std::string_view kActionLabels[] = {"Cordon", "Uncordon", "Disable", "Enable"};
 
 }  // namespace
 
-std::string_view AdminActionName(AdminAction a) { return kActionNames[static_cast<size_t>(a)]; }
 std::string_view AdminActionLabel(AdminAction a) { return kActionLabels[static_cast<size_t>(a)]; }
-
-std::optional<AdminAction> ParseAdminAction(std::string_view name) {
-  for (size_t i = 0; i < std::size(kActionNames); ++i) {
-    if (kActionNames[i] == name) return static_cast<AdminAction>(i);
-  }
-  return std::nullopt;
-}
-
-std::string_view AdminTarget(AdminAction a) {
-  return a == AdminAction::kCordon || a == AdminAction::kUncordon ? "node" : "license";
-}
 
 std::string_view AdminConsequence(AdminAction a) {
   switch (a) {

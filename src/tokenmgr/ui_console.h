@@ -49,12 +49,11 @@ class SampleRing {
 // {"now_ms": t, "window_s": n, "samples": [{"at_ms": t, "held": n, "free": n, "waiting": n}]}
 std::string SamplesJson(const SampleRing& ring, WallTime now);
 
-enum class AdminAction { kCordon, kUncordon, kDisable, kEnable };
-std::string_view AdminActionName(AdminAction a);   // "cordon", ...
+using console::AdminAction;  // and AdminActionName, ParseAdminAction, AdminTarget (console.h)
+using console::AdminActionName;
+using console::AdminTarget;
+using console::ParseAdminAction;
 std::string_view AdminActionLabel(AdminAction a);  // "Cordon", ... (a button's text)
-std::optional<AdminAction> ParseAdminAction(std::string_view name);
-// "node" for cordon/uncordon, "license" for disable/enable: the form field holding the name.
-std::string_view AdminTarget(AdminAction a);
 // What happens, after the verb and the name: "Its agent gives ..." (one place for the page,
 // the confirmation page and the script's confirm() dialog).
 std::string_view AdminConsequence(AdminAction a);
