@@ -26,6 +26,8 @@ struct Outcome {
   json body;
 };
 
+Outcome Failed(int code, std::string message) { return {code, std::move(message), json()}; }
+
 std::string ErrorText(const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("Error") && j["Error"].is_string()) {
@@ -38,22 +40,24 @@ Outcome Get(Api& api, const std::string& method, const std::string& path,
             const std::string& body = "") {
   auto r = api.Call(method, path, body);
   if (!r.ok()) {
-    return {kUnreachable, "cannot reach tokenmgr: " + r.status().message() +
-                              " (check --url or TOKENMGR_URL, and that tokenmgr runs)"};
+    return Failed(kUnreachable, "cannot reach tokenmgr: " + r.status().message() +
+                                    " (check --url or TOKENMGR_URL, and that tokenmgr runs)");
   }
   const int s = r->status;
   if (s == 401 || s == 403) {
-    return {kDenied, "tokenmgr refused the call (" + std::to_string(s) + "): " +
-                         ErrorText(r->body) +
-                         " (pass the API token with --token-file or AUTH_TOKEN_FILE)"};
+    return Failed(kDenied, "tokenmgr refused the call (" + std::to_string(s) + "): " +
+                               ErrorText(r->body) +
+                               " (pass the API token with --token-file or AUTH_TOKEN_FILE)");
   }
-  if (s == 404) return {kNotFound, ErrorText(r->body)};
-  if (s == 400) return {kUsage, ErrorText(r->body)};
-  if (s != 200) return {kFailed, "tokenmgr answered " + std::to_string(s) + ": " + ErrorText(r->body)};
+  if (s == 404) return Failed(kNotFound, ErrorText(r->body));
+  if (s == 400) return Failed(kUsage, ErrorText(r->body));
+  if (s != 200) {
+    return Failed(kFailed, "tokenmgr answered " + std::to_string(s) + ": " + ErrorText(r->body));
+  }
   Outcome o;
   o.body = json::parse(r->body, nullptr, false);
   if (o.body.is_discarded() && path.find("format=csv") == std::string::npos) {
-    return {kFailed, "tokenmgr answered something that is not JSON: " + r->body.substr(0, 200)};
+    return Failed(kFailed, "tokenmgr answered something that is not JSON: " + r->body.substr(0, 200));
   }
   if (o.body.is_discarded()) o.body = r->body;  // CSV, kept as a string
   return o;
