@@ -563,6 +563,10 @@ std::chrono::nanoseconds Agent::Acquire() {
     return Backoff();
   }
   failures_ = 0;
+  // The directives are from before the wait for the mutex (up to claim TTL / 2), during which an
+  // operator may have cordoned this node or disabled a license: ask again before claiming. The
+  // report carries no events, so tokenmgr answers without storing anything.
+  ReportAndObey(/*now=*/true);
   license::LicenseFiles files;
   int64_t claimed_at = 0;
   bool token_regression = false;
@@ -822,9 +826,13 @@ std::chrono::nanoseconds Agent::TimedReport() {
   return clock_.Now() - start;
 }
 
-void Agent::ReportAndObey() {
+void Agent::ReportAndObey(bool now) {
   bool was_cordoned = reporter_.cordoned();
-  if (!reporter_.MaybeSend(ReportedState(), phase_ == Phase::kHolding ? license_ : "")) return;
+  const std::string& license = phase_ == Phase::kHolding ? license_ : "";
+  if (!(now ? reporter_.Refresh(ReportedState(), license)
+            : reporter_.MaybeSend(ReportedState(), license))) {
+    return;
+  }
   if (reporter_.cordoned() != was_cordoned) {
     spdlog::info(reporter_.cordoned()
                      ? "this node was cordoned by an operator: giving back its license and "

@@ -159,10 +159,11 @@ class Agent {
   // Takes the license off the host. `reason`: the withdraw event's detail (one of
   // console::kWithdrawReasons; empty: no withdraw event).
   void Withdraw(std::string_view reason, const std::string& why);
-  // Reports to tokenmgr if due and obeys the directives of its answer.
   // ReportAndObey, returning how long it took.
   std::chrono::nanoseconds TimedReport();
-  void ReportAndObey();
+  // Reports to tokenmgr if due (now: at once, without events, see Reporter::Refresh) and obeys
+  // the directives of its answer.
+  void ReportAndObey(bool now = false);
   void Obey();
   console::NodeState ReportedState() const;
   // wait_start once when no license can be had; wait_end when one is claimed or looking stops.

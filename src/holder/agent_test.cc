@@ -861,11 +861,18 @@ TEST_F(ConsoleTest, ReportAfterTheClaimCarriesPodStateLicenseVersionAndTheClaimE
   Agent a(c, fs_, client_, clock_, sleeper_);
   a.Start();
   a.Step();
-  // Twice: before the claim attempt (for the directives: nothing held yet, no event) and after.
+  // Twice for the directives, with no event: before the claim attempt, and once it has the
+  // mutex (directives may have changed while it waited). The report after the claim is due
+  // half a heartbeat after the first.
   ASSERT_EQ(client_.reports.size(), 2u);
-  EXPECT_EQ(client_.reports[0].report.state, console::NodeState::kWaiting);
-  EXPECT_TRUE(client_.reports[0].events.empty());
-  const console::AgentReport& r = client_.reports[1];
+  for (const console::AgentReport& before : client_.reports) {
+    EXPECT_EQ(before.report.state, console::NodeState::kWaiting);
+    EXPECT_TRUE(before.events.empty());
+  }
+  clock_.Advance(seconds(1));
+  a.Step();
+  ASSERT_EQ(client_.reports.size(), 3u);
+  const console::AgentReport& r = client_.reports[2];
   EXPECT_EQ(r.report.node, "a");
   EXPECT_EQ(r.report.pod, "pod-a");
   EXPECT_EQ(r.report.state, console::NodeState::kHeld);
@@ -927,10 +934,13 @@ TEST_F(ConsoleTest, StaleTakeoverNamesTheFormerHolderWhoWithdrawsAsTakenOver) {
     clock_.Advance(seconds(1));
   }
   ASSERT_TRUE(b->Snapshot().ready);
+  b->Step();  // its next report carries the events of the claim
   EXPECT_EQ(client_.StoredKinds("b"), (Strings{"wait_start", "wait_end:claimed", "takeover:a"}));
   a->Step();  // resumes long past its fence time: it withdraws before anything else
-  clock_.Advance(seconds(1));
-  a->Step();
+  for (int i = 0; i < 2; ++i) {
+    clock_.Advance(seconds(1));
+    a->Step();
+  }
   EXPECT_EQ(client_.StoredKinds("a"), (Strings{"claim", "withdraw:self-fenced", "wait_start"}));
 }
 
@@ -1060,6 +1070,28 @@ TEST_F(ConsoleTest, ALicenseDisabledBeforeTheFirstReportIsNeverClaimed) {
   EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
   EXPECT_EQ(a->Snapshot().license, "");
   EXPECT_EQ(client_.StoredKinds("a"), Strings{"wait_start"});
+}
+
+// An operator acts while agents wait for the mutex (long polls of up to claim TTL / 2): the
+// directives they fetched before queueing are stale by the time they get it.
+TEST_F(ConsoleTest, ACordonWhileWaitingForTheMutexIsObeyedBeforeClaiming) {
+  OneLicense();
+  auto a = Make("a");
+  client_.on_lock = [&] { client_.cordoned.insert("a"); };
+  a->Step();
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
+  EXPECT_EQ(a->Snapshot().license, "");
+  EXPECT_TRUE(a->Snapshot().cordoned);
+  EXPECT_FALSE(client_.held);  // the mutex was given back
+}
+
+TEST_F(ConsoleTest, ALicenseDisabledWhileWaitingForTheMutexIsNotClaimed) {
+  OneLicense();
+  auto a = Make("a");
+  client_.on_lock = [&] { client_.disabled.insert("license1"); };
+  a->Step();
+  EXPECT_FALSE(fs_.Exists("/pool/license1/lockedby"));
+  EXPECT_EQ(a->Snapshot().license, "");
 }
 
 TEST_F(ConsoleTest, ACordonedNodeStartingUpClaimsNothing) {

@@ -23,6 +23,7 @@ class FakeClient : public client::TokenmgrClient {
   StatusOr<client::LockGrant> Lock(std::chrono::seconds, std::chrono::seconds ttl,
                                    const std::string&) override {
     ++calls;
+    if (on_lock) on_lock();  // e.g. an operator acting while this agent waits for the mutex
     if (down) return Unavailable("connection refused");
     if (!refuse.ok()) return refuse;
     if (held) return FailedPrecondition("busy");
@@ -75,6 +76,7 @@ class FakeClient : public client::TokenmgrClient {
   Status report_status = Status::Ok();  // every Report answers this error
   size_t ack_limit = SIZE_MAX;
   std::function<void()> on_report;
+  std::function<void()> on_lock;
   std::chrono::milliseconds report_timeout{0};
 };
 

@@ -64,8 +64,21 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
   if (!options_.enabled) return false;
   SteadyTime now = clock_.Now();
   if (paused_until_ && now < *paused_until_) return false;
-  if (last_attempt_ && now - *last_attempt_ < options_.heartbeat / 2) return false;
+  // In milliseconds: heartbeat / 2 in whole seconds is 0 for a 1 s heartbeat.
+  const auto half = std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat) / 2;
+  if (last_attempt_ && now - *last_attempt_ < half) return false;
   last_attempt_ = now;
+  return Send(state, license, options_.max_per_report);
+}
+
+bool Reporter::Refresh(console::NodeState state, const std::string& license) {
+  if (!options_.enabled) return false;
+  if (paused_until_ && clock_.Now() < *paused_until_) return false;
+  return Send(state, license, 0);
+}
+
+bool Reporter::Send(console::NodeState state, const std::string& license, size_t max_events) {
+  SteadyTime now = clock_.Now();
 
   console::AgentReport report;
   report.report.node = options_.node;
@@ -73,7 +86,7 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
   report.report.state = state;
   report.report.license = license;
   report.report.version = options_.version;
-  size_t n = std::min(events_.size(), options_.max_per_report);
+  size_t n = std::min(events_.size(), max_events);
   report.events.assign(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
 
   auto reply = client_.Report(options_.node, report, options_.Timeout());

@@ -61,6 +61,12 @@ class Reporter {
   // Sends the report if one is due. True if tokenmgr answered with directives (directives()
   // may have changed); false if nothing was sent or the report failed.
   bool MaybeSend(console::NodeState state, const std::string& license);
+  // Asks for the directives now, whether or not a report is due, with no events (tokenmgr then
+  // has nothing to store, so the answer is quick): for an agent about to claim after waiting
+  // for the mutex, during which an operator may have cordoned it or disabled a license. Same
+  // result as MaybeSend; nothing is sent while reporting is off or paused. Not a report in
+  // MaybeSend's count: the next one is due as before.
+  bool Refresh(console::NodeState state, const std::string& license);
 
   // The last directives tokenmgr answered; none (nothing cordoned or disabled) before.
   const console::Directives& directives() const { return directives_; }
@@ -70,6 +76,7 @@ class Reporter {
 
  private:
   void Drop(size_t n);
+  bool Send(console::NodeState state, const std::string& license, size_t max_events);
 
   ReporterOptions options_;
   client::TokenmgrClient& client_;

@@ -62,13 +62,53 @@ TEST_F(ReporterTest, TimeoutIsTwoSecondsOrAQuarterHeartbeat) {
 }
 
 TEST_F(ReporterTest, ReportsAtMostEveryHalfHeartbeat) {
+  // 1 s: half of it in whole seconds would be 0 (no limit at all).
+  for (seconds heartbeat : {seconds(10), seconds(1)}) {
+    SCOPED_TRACE(heartbeat.count());
+    ReporterOptions o = Options();
+    o.heartbeat = heartbeat;
+    Reporter r(o, client_, clock_);
+    const size_t before = client_.reports.size();
+    EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));
+    clock_.Advance(milliseconds(heartbeat) / 2 - milliseconds(1));
+    EXPECT_FALSE(r.MaybeSend(NodeState::kWaiting, ""));
+    clock_.Advance(milliseconds(1));
+    EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));
+    EXPECT_EQ(client_.reports.size(), before + 2);
+  }
+}
+
+TEST_F(ReporterTest, RefreshAsksAtOnceWithoutEventsAndKeepsThemForTheNextReport) {
   Reporter r(Options(), client_, clock_);
   EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));
-  clock_.Advance(milliseconds(4999));
+  RecordN(r, 2);
+  client_.cordoned.insert("n1");
+  clock_.Advance(milliseconds(10));  // a report is not due for another 4.99 s
   EXPECT_FALSE(r.MaybeSend(NodeState::kWaiting, ""));
-  clock_.Advance(milliseconds(1));
-  EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));
-  EXPECT_EQ(client_.reports.size(), 2u);
+  EXPECT_FALSE(r.cordoned());
+  EXPECT_TRUE(r.Refresh(NodeState::kWaiting, ""));
+  EXPECT_TRUE(r.cordoned());
+  ASSERT_EQ(client_.reports.size(), 2u);
+  EXPECT_TRUE(client_.reports[1].events.empty());
+  EXPECT_EQ(r.stats().buffered, 2u);
+  clock_.Advance(milliseconds(4990));  // due as before the refresh
+  EXPECT_TRUE(r.MaybeSend(NodeState::kCordoned, ""));
+  EXPECT_EQ(client_.reports.back().events.size(), 2u);
+  EXPECT_EQ(r.stats().buffered, 0u);
+}
+
+TEST_F(ReporterTest, RefreshSendsNothingWhileOffOrPaused) {
+  ReporterOptions off = Options();
+  off.enabled = false;
+  Reporter quiet(off, client_, clock_);
+  EXPECT_FALSE(quiet.Refresh(NodeState::kWaiting, ""));
+  EXPECT_TRUE(client_.reports.empty());
+  Reporter r(Options(), client_, clock_);
+  client_.report_status = NotFound("tokenmgr answered the node report with HTTP 404");
+  EXPECT_FALSE(r.MaybeSend(NodeState::kWaiting, ""));
+  clock_.Advance(seconds(10));
+  EXPECT_FALSE(r.Refresh(NodeState::kWaiting, ""));
+  EXPECT_EQ(client_.reports.size(), 1u);
 }
 
 TEST_F(ReporterTest, SendsAtMost64AndDropsOnlyTheAcknowledged) {

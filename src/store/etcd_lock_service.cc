@@ -69,7 +69,8 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
       time_, ex, *etcd_, keys_,
       EtcdMirror::Hooks{.synced = [this] { health_->Set(true, ""); },
                         .error = [this](const std::string& why) { health_->Set(false, why); },
-                        .changed = [this] { Pump(); }});
+                        .changed = [this] { Pump(); },
+                        .expired = [this](const EtcdRecord& rec) { OnGrantExpired(rec); }});
   health_ = std::make_unique<EtcdHealth>(
       time_, ex, *etcd_, keys_.lock_key, store_.probe_interval,
       EtcdHealth::Hooks{.up = [this] { OnEtcdUp(); },
@@ -264,9 +265,27 @@ void EtcdLockService::Granted(const WaiterPtr& w, const std::string& key, const 
   rec.mod_revision = revision;
   rec.epoch = mirror_->epoch();
   mirror_->PutGrant(rec);
+  granted_here_ = id;
   lock::Grant g{id, token, w->ttl, duration_cast<Millis>(w->ttl)};
   w->key.clear();
   Finish(w, std::move(g));
+}
+
+void EtcdLockService::OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) {
+  expiry_observer_ =
+      observer ? std::make_shared<std::function<void(const lock::ExpiredLease&)>>(
+                     std::move(observer))
+               : nullptr;
+}
+
+void EtcdLockService::OnGrantExpired(const EtcdRecord& rec) {
+  if (rec.id.empty() || rec.id != granted_here_ || !expiry_observer_) return;
+  granted_here_.clear();
+  // Posted: the mirror calls while it applies a watch answer.
+  boost::asio::post(io_, [a = std::weak_ptr<bool>(alive_), observer = expiry_observer_,
+                          e = lock::ExpiredLease{rec.holder, rec.token, lock::Seconds(rec.ttl_s)}] {
+    if (!a.expired()) (*observer)(e);
+  });
 }
 
 // Grants the lock to `w` if the txn's conditions hold. fast_path: a new request, which may

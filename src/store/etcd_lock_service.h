@@ -58,6 +58,8 @@
 //   outcome is unknown never frees its lease for reuse (it is revoked). A txn etcd refuses
 //   because a lease it names is gone (e.g. a spare revoked from outside) is retried once.
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
+// - A grant key deleted at or after its expires_unix_ms (by this replica's clock) expired; the
+//   replica that made the grant tells OnLeaseExpired's observer.
 // - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
 //   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
 //   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
@@ -121,6 +123,9 @@ class EtcdLockService final : public lock::LockService {
   }
   std::string StoreWarning() const override { return mirror_->ForeignWarning(); }
   std::string NotReadyReason() const override;
+  // Only the replica that made the grant tells of its expiry (each replica's watch sees it), so
+  // that the history has it once. A replica restarted since the grant does not tell of it.
+  void OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) override;
   // Prometheus text of the etcd upkeep: tokenmgr_store_alarm, database size, compactions.
   std::string StoreMetrics() const { return maintenance_->RenderMetrics(); }
   void Shutdown() override;
@@ -204,6 +209,8 @@ class EtcdLockService final : public lock::LockService {
   void RenewOnLease(EtcdRecord rec, RenewCall call, StatusOr<Taken> lease);
   void OnRenewTxn(EtcdRecord rec, RenewCall call, int64_t lease, StatusOr<TxnResponse> r);
 
+  // The mirror saw a grant's key go at or after its expiry.
+  void OnGrantExpired(const EtcdRecord& rec);
   Status BusyError(const std::string& prefix, const std::optional<EtcdRecord>& lock) const;
   std::string LockValue(const std::string& id, const std::string& holder, lock::Seconds ttl,
                         int64_t acquired_ms, uint64_t epoch) const;
@@ -230,6 +237,10 @@ class EtcdLockService final : public lock::LockService {
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
   static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;
+  // The id of the last grant this replica made: grants come one at a time, so a grant that
+  // expires was made here if and only if it is this one.
+  std::string granted_here_;
+  std::shared_ptr<std::function<void(const lock::ExpiredLease&)>> expiry_observer_;
 
   TimerPtr recheck_timer_, enqueue_timer_;
   bool stopped_ = false;

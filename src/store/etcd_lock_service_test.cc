@@ -237,6 +237,39 @@ TEST_F(EtcdLockServiceTest, ALockThatIsNotRenewedEndsWithItsLeaseAndTheWaiterGet
   EXPECT_TRUE(w->value.ok()) << w->value.status().ToString();
 }
 
+TEST_F(EtcdLockServiceTest, AnExpiryIsToldOnceByTheReplicaThatGranted) {
+  Replica &a = Open("a"), &b = Open("b");
+  std::vector<std::pair<std::string, lock::ExpiredLease>> seen;
+  a->OnLeaseExpired([&](const lock::ExpiredLease& e) { seen.emplace_back("a", e); });
+  b->OnLeaseExpired([&](const lock::ExpiredLease& e) { seen.emplace_back("b", e); });
+  lock::Grant g = MustGrant(a, "node-1", seconds(3));
+  Run(seconds(2));
+  ASSERT_TRUE(Renew(b, g.id, seconds(4)).ok());  // renewed through the other replica
+  Run(seconds(4));
+  EXPECT_TRUE(seen.empty());  // past the first TTL, not the renewed one
+  Run(seconds(2));
+  ASSERT_TRUE(Grants().empty());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, "a");
+  EXPECT_EQ(seen[0].second.holder, "node-1");
+  EXPECT_EQ(seen[0].second.token, g.token);
+  EXPECT_EQ(seen[0].second.ttl, seconds(4));
+}
+
+TEST_F(EtcdLockServiceTest, ReleasesOnEitherReplicaAreNoExpiry) {
+  Replica &a = Open("a"), &b = Open("b");
+  int seen = 0;
+  a->OnLeaseExpired([&](const lock::ExpiredLease&) { ++seen; });
+  b->OnLeaseExpired([&](const lock::ExpiredLease&) { ++seen; });
+  lock::Grant g = MustGrant(a, "node-1", seconds(3));
+  ASSERT_TRUE(Release(a, g.id).ok());
+  g = MustGrant(b, "node-2", seconds(3));
+  Run(seconds(2));
+  ASSERT_TRUE(Release(a, g.id).ok());  // made on b, released through a
+  Run(seconds(10));                    // past every lease
+  EXPECT_EQ(seen, 0);
+}
+
 TEST_F(EtcdLockServiceTest, ACancelledWaiterLeavesTheQueue) {
   Replica& a = Open();
   MustGrant(a, "node-1");

@@ -220,6 +220,7 @@ void EtcdMirror::ApplyLockRange(const EtcdKv& e, bool deleted) {
       // etcd ended its lease (a release deletes it before its expiry).
       spdlog::info("lease of '{}' (token {}, ttl {} s) expired: not renewed or released in time",
                    it->second.holder, it->second.token, it->second.ttl_s);
+      if (hooks_.expired) hooks_.expired(it->second);
     }
     // A handoff deletes the old grant and creates the new one at the same revision.
     if (lock_range_.erase(key)) SetLockFromRange();

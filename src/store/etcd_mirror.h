@@ -62,6 +62,10 @@ class EtcdMirror {
     std::function<void()> synced;                         // the watch is up
     std::function<void(const std::string& why)> error;    // etcd did not answer
     std::function<void()> changed;                        // a watch answer was applied
+    // A grant's key was deleted at or after its expiry: etcd ended its lease (or it was
+    // released too late). Seen by every replica's watch; not for a release this replica made
+    // (EraseGrant forgets the key first). May be empty.
+    std::function<void(const EtcdRecord&)> expired;
   };
   EtcdMirror(TimeSystem& time, boost::asio::any_io_executor executor, EtcdApi& etcd,
              const EtcdKeys& keys, Hooks hooks);

@@ -144,3 +144,25 @@ def test_a_node_reporting_to_one_replica_is_listed_and_cordonable_on_the_other(e
     assert s == 200, text
     procs.wait_for(lambda: report(a.port, "n1", state="waiting", license="")[1]["cordoned"],
                    timeout=10, what="the cordon made on b in n1's directives from a")
+
+
+def test_a_lease_expiry_is_one_event_and_a_release_none(etcd, replicas):
+    a, b = replicas(etcd, 2)
+    s, _, text = procs.request(a.port, "GET", "/api/token/lock/0?ttl=1&holder=gpu-x")
+    assert s == 200, text
+    expired = json.loads(text)
+    # Released through the other replica: a release, not an expiry.
+    s, _, text = procs.request(b.port, "GET", "/api/token/lock/5?ttl=30&holder=gpu-y")
+    assert s == 200, text
+    s, _, text = procs.request(a.port, "POST", f"/api/token/release/{json.loads(text)['id']}")
+    assert s == 200, text
+    # The first grant's lease ran out (before gpu-y got the lock); every replica's watch saw
+    # the key go, and only the replica that granted it recorded it.
+    h = same_history_on([a.port, b.port], 1)
+    assert h[0][1:] == ("gpu-x", "lease_expiry", "lease expired"), h
+    assert events(b.port)["events"][0]["token"] == expired["token"]
+    # The release made no event, even once its lease is gone too.
+    s, _, text = procs.request(b.port, "GET", "/api/token/lock/0?ttl=1&holder=gpu-z")
+    assert s == 200, text
+    assert len(same_history_on([a.port, b.port], 2)) == 2
+    assert [e[1] for e in history(a.port)] == ["gpu-x", "gpu-z"]

@@ -20,8 +20,8 @@ Checked:
   disable and later enable a license. A cordoned node installs nothing, and a disabled license is
   installed nowhere, MARK_BOUND (one heartbeat + 2 x TOLERANCE: the directive's trip to the agent,
   then the sampling of the withdrawal) after the action was acknowledged, counted from when the
-  node (and tokenmgr) last came up if that is later: a stopped node cannot act, and a node learns
-  a directive only from tokenmgr. All marks are lifted when the chaos ends.
+  node (and tokenmgr) last came up if that is later, and not while tokenmgr is down: a stopped
+  node cannot act, and a node learns a directive only from tokenmgr. All marks are lifted when the chaos ends.
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
   heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
   confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
@@ -123,6 +123,7 @@ class Chaos:
         self.tm_up_since = 0.0
         self.running_since = {}         # node name -> when its process last started or resumed
         self.admin_flagged = set()      # (kind, name, acknowledged at) already reported
+        self.mark_late = {}             # (kind, name, acknowledged at) -> longest still in use
         self.t0 = time.monotonic()
         self.wall0 = time.time()  # to match t= offsets with the holders' log timestamps
 
@@ -271,6 +272,10 @@ class Chaos:
         self.log(f"SIGCONT {node.h.node}")
 
     def restart_tokenmgr(self, sig, down_for):
+        with self.lock:
+            # Directives travel through tokenmgr: an admin mark's clock stops while it is down
+            # and starts again when it is back up.
+            self.tm_up_since = float("inf")
         rc = self.tm.stop(sig)
         expected = 0 if sig == signal.SIGTERM else -signal.SIGKILL
         if rc != expected:
@@ -453,6 +458,7 @@ class Chaos:
                 checks.append(("disabled", ids[lic], self.disabled[ids[lic]]))
             for kind, mark, at in checks:
                 late = now - max(at, since)
+                self.mark_late[(kind, mark, at)] = max(late, self.mark_late.get((kind, mark, at), 0))
                 if late > MARK_BOUND and (kind, mark, at) not in self.admin_flagged:
                     self.admin_flagged.add((kind, mark, at))
                     self.violations.append(
@@ -620,6 +626,8 @@ def test_chaos(capsys):
             + (f"; unresolved {sorted(chaos.pending)}" if chaos.pending else ""),
             "  SIGTERM to exit: " + (f"max {max(chaos.term_exit):.2f}s" if chaos.term_exit else "n/a"),
             f"  end state after {settle_took:.1f}s of settling: {end_desc}",
+            f"  admin marks: {len(chaos.mark_late)} found in use after acknowledged, longest "
+            f"{max(chaos.mark_late.values(), default=0):.2f}s (bound {MARK_BOUND:.2f}s)",
             f"  history: {len(seqs)} events, in order {history_ok}, admin actions recorded "
             f"{admin_seen} of {admin_acked} acknowledged; "
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
