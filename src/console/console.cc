@@ -94,6 +94,7 @@ Console::Console(const Clock& clock, ConsoleOptions options, ConsoleJournal& jou
 }
 
 void Console::Restore(std::vector<Event> events, uint64_t last_seq, AdminState admin) {
+  NoteOrigins(events);
   events_.Restore(std::move(events), last_seq);
   admin_ = std::move(admin);
 }
@@ -116,7 +117,12 @@ void Console::Report(const NodeReport& r, std::vector<Event> agent_events,
   if (Status s = nodes_.Report(r); !s.ok()) return done(s);
   if (auto row = nodes_.Get(r.node)) journal_.NoteNode(*row);
   const size_t n = agent_events.size();
-  if (n == 0) return done(DirectivesFor(r.node));
+  std::erase_if(agent_events, [&](const Event& e) { return AlreadyStored(r.node, e); });
+  if (agent_events.empty()) {
+    Directives d = DirectivesFor(r.node);
+    d.acknowledged = n;
+    return done(std::move(d));
+  }
   // Stored first: an event is acknowledged (and dropped by its agent) only once it is kept.
   Record(std::move(agent_events), [this, node = r.node, n, done = std::move(done)](Status s) {
     if (!s.ok()) return done(s);
@@ -146,7 +152,25 @@ Directives Console::DirectivesFor(const std::string& node) const {
 
 void Console::ApplyEvents(std::vector<Event> stored) {
   for (const Event& e : stored) ++stored_by_kind_[static_cast<size_t>(e.kind)];
+  NoteOrigins(stored);
   events_.Commit(std::move(stored));
+}
+
+void Console::NoteOrigins(const std::vector<Event>& stored) {
+  for (const Event& e : stored) {
+    if (e.origin == 0) continue;
+    if (streams_.size() >= kMaxOrigins && !streams_.count(e.node)) streams_.clear();
+    StreamPos& p = streams_[e.node];
+    // Another stream on this node (its agent lost its spool, or two pods share the name): the
+    // newest event decides, so that nothing new is taken for a resend.
+    if (p.origin != e.origin || e.origin_seq > p.seq) p = {e.origin, e.origin_seq};
+  }
+}
+
+bool Console::AlreadyStored(const std::string& node, const Event& e) const {
+  if (e.origin == 0) return false;
+  auto it = streams_.find(node);
+  return it != streams_.end() && it->second.origin == e.origin && e.origin_seq <= it->second.seq;
 }
 
 void Console::ApplyMark(MarkKind kind, const std::string& name, std::optional<AdminMark> mark) {

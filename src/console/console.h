@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,11 @@ class Console final : public ConsoleSink {
   // (their seq is assigned by the journal; node is forced to the reporter's). A cordoned node
   // that reports waiting or released is listed as cordoned. `done` gets the directives once the
   // events are stored (acknowledged = all of them), or the error (nothing acknowledged).
+  // Events with an origin at or below the highest origin_seq already stored from that origin
+  // for this node (a resend after a lost acknowledgement) are acknowledged, not stored again:
+  // at most kMaxOrigins nodes are remembered, from the events stored (and restored) since
+  // start, so a resend is stored twice only after that is forgotten, or on a shared store
+  // while the first copy is still on its way.
   void Report(const NodeReport& report, std::vector<Event> agent_events,
               std::function<void(StatusOr<Directives>)> done);
   // Events tokenmgr itself sees (lease expiries). `done` may be empty.
@@ -168,6 +174,7 @@ class Console final : public ConsoleSink {
   uint64_t last_seq() const { return events_.last_seq(); }
   Usage UsageReport(WallTime from, WallTime to);
   const AdminState& admin() const { return admin_; }
+  static constexpr size_t kMaxOrigins = 100000;
   // Events of this kind the journal passed on since start (tokenmgr_events_total).
   uint64_t events_stored(EventKind k) const { return stored_by_kind_[static_cast<size_t>(k)]; }
   bool IsDisabled(const std::string& license) const { return admin_.disabled.count(license); }
@@ -181,6 +188,9 @@ class Console final : public ConsoleSink {
   void LicenseMark(const std::string& license, bool on, const std::string& actor, Done done);
   void SetMark(MarkKind kind, const std::string& name, bool on, const std::string& actor,
                const char* verb, Done done);
+  // Remembers the newest agent event of each node's stream (for Report's resend check).
+  void NoteOrigins(const std::vector<Event>& stored);
+  bool AlreadyStored(const std::string& node, const Event& e) const;
 
   const Clock& clock_;
   ConsoleOptions options_;
@@ -189,6 +199,10 @@ class Console final : public ConsoleSink {
   EventLog events_;
   AdminState admin_;
   std::array<uint64_t, std::size(kEventKinds)> stored_by_kind_{};
+  struct StreamPos {
+    uint64_t origin = 0, seq = 0;
+  };
+  std::unordered_map<std::string, StreamPos> streams_;  // by node
 };
 
 }  // namespace lm::console

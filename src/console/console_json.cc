@@ -52,6 +52,13 @@ StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view
                            "degraded");
   }
   r.report.state = *st;
+  uint64_t origin = 0;
+  if (auto o = j.find("origin"); o != j.end() && !o->is_null()) {
+    if (!o->is_string()) return InvalidArgument("report: 'origin' must be a string");
+    StatusOr<uint64_t> parsed = ParseOrigin(o->get_ref<const std::string&>(), "report: 'origin'");
+    if (!parsed.ok()) return parsed.status();
+    origin = *parsed;
+  }
   auto events = j.find("events");
   if (events != j.end() && !events->is_null()) {
     if (!events->is_array()) return InvalidArgument("report: 'events' must be an array");
@@ -75,6 +82,11 @@ StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view
         if (!t->is_number_unsigned()) return InvalidArgument("report: 'time_ms' must be a number");
         ev.time = WallTime(std::chrono::milliseconds(t->get<uint64_t>()));
       }
+      if (auto n = e.find("n"); n != e.end() && !n->is_null()) {
+        if (!n->is_number_unsigned()) return InvalidArgument("report: 'n' must be a number");
+        ev.origin_seq = n->get<uint64_t>();
+      }
+      if (origin != 0 && ev.origin_seq != 0) ev.origin = origin;
       ev.node = node;
       r.events.push_back(std::move(ev));
     }
@@ -88,13 +100,22 @@ std::string AgentReportJson(const AgentReport& r) {
     json o = {{"kind", KindName(e.kind)}, {"license", e.license}, {"token", e.token},
               {"detail", e.detail}};
     if (e.time != WallTime{}) o["time_ms"] = UnixMillis(e.time);
+    if (e.origin != 0) o["n"] = e.origin_seq;
     events.push_back(std::move(o));
   }
-  return Dump({{"pod", r.report.pod},
-               {"state", NodeStateName(r.report.state)},
-               {"license", r.report.license},
-               {"version", r.report.version},
-               {"events", std::move(events)}});
+  json out = {{"pod", r.report.pod},
+              {"state", NodeStateName(r.report.state)},
+              {"license", r.report.license},
+              {"version", r.report.version},
+              {"events", std::move(events)}};
+  // One stream per report: the agent's.
+  for (const Event& e : r.events) {
+    if (e.origin != 0) {
+      out["origin"] = OriginText(e.origin);
+      break;
+    }
+  }
+  return Dump(out);
 }
 
 std::string DirectivesJson(const Directives& d) {

@@ -16,9 +16,11 @@
 namespace lm::console {
 
 // PUT /api/nodes/:node, sent by an agent each heartbeat.
+// "origin" (optional): the agent's event stream, 16 hex digits; each event's "n" is its number in
+// that stream (Event::origin, origin_seq), by which tokenmgr stores a resent event once.
 struct AgentReport {
   NodeReport report;
-  std::vector<Event> events;  // kind, license, token, detail, time (agent's clock)
+  std::vector<Event> events;  // kind, license, token, detail, time (agent's clock), origin
 };
 inline constexpr size_t kMaxReportBytes = 64 * 1024;
 StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view body);

@@ -17,6 +17,8 @@ TEST(AgentReportJson, RoundTripsAReportWithEvents) {
   e.token = 77;
   e.detail = "from n2";
   e.time = WallTime(std::chrono::milliseconds(1796000000000));
+  e.origin = 0xfeed0000beef0001;
+  e.origin_seq = 42;
   r.events.push_back(e);
   auto back = ParseAgentReport("n1", AgentReportJson(r));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -27,6 +29,12 @@ TEST(AgentReportJson, RoundTripsAReportWithEvents) {
   EXPECT_EQ(back->events[0].token, 77u);
   EXPECT_EQ(back->events[0].node, "n1");
   EXPECT_EQ(UnixMillis(back->events[0].time), 1796000000000);
+  EXPECT_EQ(back->events[0].origin, 0xfeed0000beef0001u);
+  EXPECT_EQ(back->events[0].origin_seq, 42u);
+  // Without an origin (an older agent): no stream, nothing to recognise a resend by.
+  auto plain = ParseAgentReport("n1", R"({"pod":"p","state":"held","events":[{"kind":"claim","n":3}]})");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->events[0].origin, 0u);
 }
 
 TEST(AgentReportJson, RefusesMalformedOversizedAndHostileBodies) {
@@ -40,6 +48,13 @@ TEST(AgentReportJson, RefusesMalformedOversizedAndHostileBodies) {
                           std::string(R"({"pod":"p","state":"held","events":[1]})"),
                           std::string(R"({"pod":"p","state":"held","events":[{"kind":"boom"}]})"),
                           std::string(R"({"pod":"p","state":"held","events":[{"kind":"claim","token":-1}]})"),
+                          std::string(R"({"pod":"p","state":"held","origin":7})"),
+                          std::string(R"({"pod":"p","state":"held","origin":"0000000000000000"})"),
+                          std::string(R"({"pod":"p","state":"held","origin":"FEED0000BEEF0001"})"),
+                          std::string(R"({"pod":"p","state":"held","origin":"feed0000beef00011"})"),
+                          std::string(R"({"pod":"p","state":"held","origin":"<script>alert(1)</"})"),
+                          std::string(R"({"pod":"p","state":"held","events":[{"kind":"claim","n":-2}]})"),
+                          std::string(R"({"pod":"p","state":"held","events":[{"kind":"claim","n":"1"}]})"),
                           R"({"pod":"p","state":"held","events":[{"kind":"claim","detail":")" +
                               std::string(300, 'x') + "\"}]}",
                           big}) {

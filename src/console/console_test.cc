@@ -88,6 +88,66 @@ class ConsoleTest : public ::testing::Test {
   std::unique_ptr<Console> console_;
 };
 
+// An agent resends events whose acknowledgement it lost: numbered in its stream, they are
+// acknowledged again and stored once.
+TEST_F(ConsoleTest, AResentEventIsAcknowledgedAndStoredOnce) {
+  auto numbered = [](Event e, uint64_t origin, uint64_t n) {
+    e.origin = origin;
+    e.origin_seq = n;
+    return e;
+  };
+  Event claim = Ev(EventKind::kClaim, "l1"), release = Ev(EventKind::kRelease, "l1");
+  auto first = Report(R("n1", NodeState::kHeld, "l1"), {numbered(claim, 7, 1)});
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->acknowledged, 1u);
+  auto again = Report(R("n1", NodeState::kHeld, "l1"),
+                      {numbered(claim, 7, 1), numbered(release, 7, 2)});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->acknowledged, 2u);
+  ASSERT_EQ(journal_.stored.size(), 2u);
+  EXPECT_EQ(journal_.stored[1].kind, EventKind::kRelease);
+  EXPECT_EQ(journal_.stored[1].origin_seq, 2u);
+  // Only again: nothing is stored, all acknowledged.
+  auto third = Report(R("n1", NodeState::kHeld, "l1"), {numbered(release, 7, 2)});
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->acknowledged, 1u);
+  EXPECT_EQ(journal_.stored.size(), 2u);
+  // Another stream (a new spool, or a second pod of that name), another node, or no origin at
+  // all: stored.
+  ASSERT_TRUE(Report(R("n1", NodeState::kHeld, "l1"), {numbered(claim, 8, 1)}).ok());
+  ASSERT_TRUE(Report(R("n2", NodeState::kHeld, "l2"), {numbered(claim, 7, 1)}).ok());
+  ASSERT_TRUE(Report(R("n2", NodeState::kHeld, "l2"), {claim}).ok());
+  ASSERT_TRUE(Report(R("n2", NodeState::kHeld, "l2"), {claim}).ok());
+  EXPECT_EQ(journal_.stored.size(), 6u);
+}
+
+TEST_F(ConsoleTest, ResentEventsAreRecognisedAfterARestore) {
+  Event stored = Ev(EventKind::kClaim, "l1");
+  stored.node = "n1";
+  stored.seq = 5;
+  stored.origin = 9;
+  stored.origin_seq = 3;
+  console_->Restore({stored}, 5, {});
+  Event resent = Ev(EventKind::kClaim, "l1");
+  resent.origin = 9;
+  resent.origin_seq = 3;
+  auto d = Report(R("n1", NodeState::kHeld, "l1"), {resent});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->acknowledged, 1u);
+  EXPECT_TRUE(journal_.stored.empty());
+}
+
+TEST_F(ConsoleTest, AFailedStoreForgetsNothingSoTheResendIsStored) {
+  Event e = Ev(EventKind::kClaim, "l1");
+  e.origin = 7;
+  e.origin_seq = 1;
+  journal_.fail = true;
+  EXPECT_FALSE(Report(R("n1", NodeState::kHeld, "l1"), {e}).ok());
+  journal_.fail = false;
+  ASSERT_TRUE(Report(R("n1", NodeState::kHeld, "l1"), {e}).ok());
+  EXPECT_EQ(journal_.stored.size(), 1u);
+}
+
 TEST_F(ConsoleTest, ReportStoresTheAgentsEventsUnderItsOwnNodeName) {
   Event e = Ev(EventKind::kClaim, "license1");
   e.node = "someone-else";

@@ -93,6 +93,10 @@ std::string ToJson(const Event& e) {
                       {"token", e.token},
                       {"actor", e.actor},
                       {"detail", e.detail}};
+  if (e.origin != 0) {
+    j["origin"] = OriginText(e.origin);
+    j["origin_seq"] = e.origin_seq;
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -132,7 +136,37 @@ StatusOr<Event> EventFromJson(std::string_view text) {
   if (!k) return InvalidArgument("event: unknown kind '" + kind.substr(0, 64) + "'");
   e.kind = *k;
   e.time = WallTime(std::chrono::milliseconds(ms));
+  if (j.contains("origin")) {
+    std::string origin;
+    if (Status s = string("origin", origin); !s.ok()) return s;
+    StatusOr<uint64_t> o = ParseOrigin(origin, "event: 'origin'");
+    if (!o.ok()) return o.status();
+    e.origin = *o;
+    if (Status s = number("origin_seq", e.origin_seq); !s.ok()) return s;
+  }
   return e;
+}
+
+std::string OriginText(uint64_t origin) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, origin >>= 4) out[static_cast<size_t>(i)] = kHex[origin & 0xf];
+  return out;
+}
+
+StatusOr<uint64_t> ParseOrigin(std::string_view text, std::string_view field) {
+  uint64_t v = 0;
+  bool ok = text.size() == 16;
+  for (char c : text) {
+    if (!ok) break;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    ok = d >= 0;
+    v = (v << 4) | static_cast<uint64_t>(d & 0xf);
+  }
+  if (!ok || v == 0) {
+    return InvalidArgument(std::string(field) + " must be 16 lower-case hex digits, not all 0");
+  }
+  return v;
 }
 
 }  // namespace lm::console

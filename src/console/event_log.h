@@ -56,6 +56,11 @@ struct Event {
   uint64_t token = 0;  // the fencing token involved, 0 when none
   std::string actor;   // who did it (admin actions): the authenticated caller
   std::string detail;
+  // Set by an agent (0: none, e.g. tokenmgr's own events): the agent's event stream and the
+  // event's number in it, from 1. A resent event (its acknowledgement was lost) is recognised by
+  // them and stored once (Console::Report).
+  uint64_t origin = 0;
+  uint64_t origin_seq = 0;
 };
 
 struct Limits {
@@ -107,7 +112,12 @@ class EventLog {
 
 // One event as a JSON object (the API's and the stores' form) and back. FromJson is strict:
 // missing or mistyped fields, an unknown kind or an oversized string are INVALID_ARGUMENT.
+// origin (16 hex digits) and origin_seq are written when origin is set, and optional to read.
 std::string ToJson(const Event& e);
 StatusOr<Event> EventFromJson(std::string_view json);
+// An event stream's origin as 16 lower-case hex digits, and back (INVALID_ARGUMENT naming
+// `field` unless exactly that, and not 0).
+std::string OriginText(uint64_t origin);
+StatusOr<uint64_t> ParseOrigin(std::string_view text, std::string_view field);
 
 }  // namespace lm::console

@@ -104,6 +104,15 @@ TEST_F(EventLogTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back->detail, e.detail);
   EXPECT_EQ(back->actor, "ops");
   EXPECT_EQ(back->token, 12u);
+  EXPECT_EQ(back->origin, 0u);
+  EXPECT_EQ(ToJson(e).find("origin"), std::string::npos);  // tokenmgr's own: no stream
+  Event agent = e;
+  agent.origin = 0x0123456789abcdef;
+  agent.origin_seq = 9;
+  auto numbered = EventFromJson(ToJson(agent));
+  ASSERT_TRUE(numbered.ok()) << numbered.status().ToString();
+  EXPECT_EQ(numbered->origin, 0x0123456789abcdefu);
+  EXPECT_EQ(numbered->origin_seq, 9u);
 }
 
 TEST(EventFromJson, RefusesMalformedMissingUnknownAndOversizedRecords) {
@@ -114,6 +123,12 @@ TEST(EventFromJson, RefusesMalformedMissingUnknownAndOversizedRecords) {
                                       R"("node":"","token":0,"actor":"","detail":""})"),
                           std::string(R"({"seq":1,"time_ms":0,"kind":"claim","license":5,)"
                                       R"("node":"","token":0,"actor":"","detail":""})"),
+                          std::string(R"({"seq":1,"time_ms":0,"kind":"claim","license":"",)"
+                                      R"("node":"","token":0,"actor":"","detail":"",)"
+                                      R"("origin":"xyz","origin_seq":1})"),
+                          std::string(R"({"seq":1,"time_ms":0,"kind":"claim","license":"",)"
+                                      R"("node":"","token":0,"actor":"","detail":"",)"
+                                      R"("origin":"0123456789abcdef"})"),
                           R"({"seq":1,"time_ms":0,"kind":"claim","license":"","node":"",)"
                           R"("token":0,"actor":"","detail":")" +
                               std::string(5000, 'x') + "\"}"}) {

@@ -43,12 +43,13 @@ Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient
       pool_(fs, config_.pool_dir),
       installer_(fs, config_.host_dir),
       label_(fs, config_.nfd_feature_file, config_.heartbeat),
+      spool_(fs, license::JoinPath(config_.host_dir, license::kEventSpool)),
       reporter_({.enabled = config_.report,
                  .node = config_.node,
                  .pod = config_.pod,
                  .version = config_.version,
                  .heartbeat = config_.heartbeat},
-                client, clock) {
+                client, clock, &spool_) {
   started_unix_ms_ = UnixMillis(clock_.WallNow());
   last_step_done_ = clock_.Now();
 }

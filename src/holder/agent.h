@@ -31,6 +31,7 @@
 #include "console/console.h"
 #include "holder/feature_file.h"
 #include "holder/reporter.h"
+#include "license/layout.h"
 #include "license/fs.h"
 #include "license/installer.h"
 #include "license/pool.h"
@@ -217,6 +218,7 @@ class Agent {
   std::map<std::string, SteadyTime> other_pod_seen_;  // node claims by other pods: first seen
   std::vector<Candidate> queued_candidates_;  // reused after a long poll ended without the mutex
   std::optional<SteadyTime> candidates_at_;
+  FileSpool spool_;  // HOST_DIR/.license-holder-events.json
   Reporter reporter_;
   bool waiting_ = false;            // wait_start recorded, wait_end not yet
   bool nothing_claimable_ = false;  // the last full scan found no license to claim

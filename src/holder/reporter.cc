@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/random.h"
+
 namespace lm::holder {
 
 std::chrono::milliseconds ReporterOptions::Timeout() const {
@@ -12,10 +14,55 @@ std::chrono::milliseconds ReporterOptions::Timeout() const {
       std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat) / 4);
 }
 
-Reporter::Reporter(ReporterOptions options, client::TokenmgrClient& client, const Clock& clock)
-    : options_(std::move(options)), client_(client), clock_(clock) {
+Reporter::Reporter(ReporterOptions options, client::TokenmgrClient& client, const Clock& clock,
+                   EventSpool* spool)
+    : options_(std::move(options)), client_(client), clock_(clock), spool_(spool) {
   options_.max_buffered = std::max<size_t>(options_.max_buffered, 1);
   options_.max_per_report = std::max<size_t>(options_.max_per_report, 1);
+  if (options_.enabled) LoadSpool();
+}
+
+void Reporter::LoadSpool() {
+  if (spool_) {
+    StatusOr<SpoolContents> c = spool_->Load();
+    if (c.ok()) {
+      origin_ = c->origin;
+      next_seq_ = c->next_seq;
+      for (console::Event& e : c->events) {
+        e.node = options_.node;  // the node is the reporter's, whatever the file says
+        events_.push_back(std::move(e));
+      }
+      while (events_.size() > options_.max_buffered) {
+        events_.pop_front();
+        ++stats_.dropped;
+      }
+      if (!events_.empty()) {
+        spdlog::info("{} events for tokenmgr's history kept from this agent's last run",
+                     events_.size());
+      }
+      return;
+    }
+    if (c.status().code() != StatusCode::kNotFound) {
+      spdlog::warn("{}; starting a new one (events it held are lost)", c.status().message());
+    }
+  }
+  while (origin_ == 0) origin_ = RandomU64();
+  next_seq_ = 1;
+}
+
+void Reporter::Persist() {
+  if (!spool_) return;
+  SpoolContents c{origin_, next_seq_, {events_.begin(), events_.end()}};
+  Status s = spool_->Save(c);
+  if (s.ok()) {
+    spool_logged_ = false;
+  } else if (!spool_logged_) {
+    spdlog::warn(
+        "cannot keep events for tokenmgr's history across restarts ({}); they are kept in "
+        "memory until tokenmgr stores them",
+        s.message());
+    spool_logged_ = true;
+  }
 }
 
 void Reporter::Record(console::EventKind kind, const std::string& license, uint64_t token,
@@ -40,7 +87,10 @@ void Reporter::Record(console::EventKind kind, const std::string& license, uint6
   e.node = options_.node;
   e.token = token;
   e.detail = detail;
+  e.origin = origin_;
+  e.origin_seq = next_seq_++;
   events_.push_back(std::move(e));
+  Persist();
 }
 
 bool Reporter::Disabled(const std::string& license) const {
@@ -56,8 +106,10 @@ ReporterStats Reporter::stats() const {
 }
 
 void Reporter::Drop(size_t n) {
-  events_.erase(events_.begin(),
-                events_.begin() + static_cast<std::ptrdiff_t>(std::min(n, events_.size())));
+  n = std::min(n, events_.size());
+  if (n == 0) return;
+  events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
+  Persist();
 }
 
 bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {

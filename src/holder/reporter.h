@@ -25,6 +25,7 @@
 #include "client/tokenmgr_client.h"
 #include "common/clock.h"
 #include "console/console.h"
+#include "holder/event_spool.h"
 
 namespace lm::holder {
 
@@ -53,9 +54,13 @@ struct ReporterStats {
 
 class Reporter {
  public:
-  Reporter(ReporterOptions options, client::TokenmgrClient& client, const Clock& clock);
+  // Reads back what `spool` kept (events of an earlier run of this agent, its stream's origin
+  // and numbering), when given; an unreadable spool is logged and a new stream started.
+  Reporter(ReporterOptions options, client::TokenmgrClient& client, const Clock& clock,
+           EventSpool* spool = nullptr);
 
-  // Buffers an event with the current wall time (no-op when reporting is off).
+  // Buffers an event with the current wall time and the next number of this agent's stream,
+  // and keeps the buffer in the spool (no-op when reporting is off).
   void Record(console::EventKind kind, const std::string& license, uint64_t token,
               const std::string& detail);
   // Sends the report if one is due. True if tokenmgr answered with directives (directives()
@@ -76,11 +81,17 @@ class Reporter {
 
  private:
   void Drop(size_t n);
+  void LoadSpool();
+  void Persist();
   bool Send(console::NodeState state, const std::string& license, size_t max_events);
 
   ReporterOptions options_;
   client::TokenmgrClient& client_;
   const Clock& clock_;
+  EventSpool* spool_;
+  uint64_t origin_ = 0;    // this agent's event stream (console::Event::origin)
+  uint64_t next_seq_ = 1;  // the next event's number in it
+  bool spool_logged_ = false;  // a failed spool write is logged once until one succeeds
   std::deque<console::Event> events_;
   console::Directives directives_;
   std::optional<SteadyTime> last_attempt_;

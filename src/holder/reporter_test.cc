@@ -202,6 +202,69 @@ TEST_F(ReporterTest, TokenmgrWithoutTheConsoleIsAskedAgainOnlyAfterFiveMinutes) 
   EXPECT_EQ(client_.stored.size(), 2u);  // the events were kept meanwhile
 }
 
+TEST_F(ReporterTest, EventsAreNumberedInOneStreamAndResentUnderTheSameNumbers) {
+  Reporter r(Options(), client_, clock_);
+  RecordN(r, 2);
+  client_.report_status = Unavailable("timed out");  // maybe stored, the answer lost
+  EXPECT_FALSE(r.MaybeSend(NodeState::kHeld, "x"));
+  client_.report_status = Status::Ok();
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(r.MaybeSend(NodeState::kHeld, "x"));
+  ASSERT_EQ(client_.reports.size(), 2u);
+  for (const console::AgentReport& sent : client_.reports) {
+    ASSERT_EQ(sent.events.size(), 2u);
+    EXPECT_NE(sent.events[0].origin, 0u);
+    EXPECT_EQ(sent.events[0].origin, sent.events[1].origin);
+    EXPECT_EQ(sent.events[0].origin_seq, 1u);
+    EXPECT_EQ(sent.events[1].origin_seq, 2u);
+  }
+  Reporter other(Options(), client_, clock_);  // another agent: another stream
+  RecordN(other, 1);
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(other.MaybeSend(NodeState::kHeld, "x"));
+  EXPECT_NE(client_.reports.back().events[0].origin, client_.reports[0].events[0].origin);
+}
+
+TEST_F(ReporterTest, TheSpoolKeepsUnacknowledgedEventsAndTheNumberingAcrossRestarts) {
+  MemorySpool spool;
+  uint64_t origin = 0;
+  {
+    Reporter r(Options(), client_, clock_, &spool);
+    RecordN(r, 3);
+    ASSERT_TRUE(spool.contents.has_value());
+    EXPECT_EQ(spool.contents->events.size(), 3u);
+    client_.ack_limit = 1;
+    ASSERT_TRUE(r.MaybeSend(NodeState::kHeld, "x"));
+    EXPECT_EQ(spool.contents->events.size(), 2u);  // the acknowledged one is gone from it too
+    origin = spool.contents->origin;
+  }  // killed: two events not acknowledged
+  client_.ack_limit = SIZE_MAX;
+  Reporter again(Options(), client_, clock_, &spool);
+  EXPECT_EQ(again.stats().buffered, 2u);
+  RecordN(again, 1, 10);
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(again.MaybeSend(NodeState::kHeld, "x"));
+  const auto& sent = client_.reports.back().events;
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].origin, origin);
+  EXPECT_EQ(sent[0].origin_seq, 2u);
+  EXPECT_EQ(sent[1].origin_seq, 3u);
+  EXPECT_EQ(sent[2].origin_seq, 4u);
+  EXPECT_EQ(sent[2].license, "license10");
+  EXPECT_TRUE(spool.contents->events.empty());
+  EXPECT_EQ(spool.contents->next_seq, 5u);
+}
+
+TEST_F(ReporterTest, AnUnwritableSpoolKeepsTheEventsInMemory) {
+  MemorySpool spool;
+  spool.save_status = Unavailable("read-only file system");
+  Reporter r(Options(), client_, clock_, &spool);
+  RecordN(r, 2);
+  EXPECT_EQ(r.stats().buffered, 2u);
+  ASSERT_TRUE(r.MaybeSend(NodeState::kHeld, "x"));
+  EXPECT_EQ(client_.stored.size(), 2u);
+}
+
 TEST_F(ReporterTest, OffRecordsAndSendsNothing) {
   ReporterOptions o = Options();
   o.enabled = false;

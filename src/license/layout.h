@@ -17,6 +17,7 @@
 //   .release-requested         left by `license-holder release`: the agent claims nothing more
 //   .staging-<random>/         an install being assembled; .trash-<random>/ one being removed
 //   .license-holder-probe      the write probe before a claim
+//   .license-holder-events.json  events not yet acknowledged by tokenmgr (holder/event_spool.h)
 // Files replaced atomically get a hidden temp file `.<name>.tmp.<16 hex>` beside them for the
 // moment of the write (common/atomic_file.h: AtomicTempPath).
 #pragma once
@@ -42,6 +43,7 @@ inline constexpr const char* kReleaseMarker = ".release-requested";
 inline constexpr const char* kStagingPrefix = ".staging-";
 inline constexpr const char* kTrashPrefix = ".trash-";
 inline constexpr const char* kWriteProbe = ".license-holder-probe";
+inline constexpr const char* kEventSpool = ".license-holder-events.json";
 
 // A '.'-prefixed name: our own files (hints, temp and staging names) or an operator's hidden
 // ones. Never a license, never part of one, never shown.

@@ -23,7 +23,8 @@ ONE_BEAT = HEARTBEAT + 1.0  # one heartbeat plus what a loaded CI box adds to a 
 class StubTokenmgr:
     """Grants every lock (strictly increasing tokens), accepts every release, and answers node
     reports with `mode`: "console" (directives from `cordoned`/`disabled`, all events
-    acknowledged), "absent" (404, as a tokenmgr without the console) or "hang" (no answer)."""
+    acknowledged), "absent" (404, as a tokenmgr without the console), "unavailable" (503: its
+    store is down, nothing stored) or "hang" (no answer)."""
 
     def __init__(self):
         self.mode = "console"
@@ -75,6 +76,8 @@ class StubTokenmgr:
                     mode, cordoned, disabled = stub.mode, stub.cordoned, list(stub.disabled)
                 if mode == "absent":
                     return self.reply(404, {"Error": "no route"})
+                if mode == "unavailable":
+                    return self.reply(503, {"Error": "console history: events not stored"})
                 if mode == "hang":
                     stub.release_hang.wait(30)
                     return
@@ -198,3 +201,32 @@ def test_a_console_that_never_answers_does_not_delay_renewals(env):
     assert len(stub.sent()) >= 3
     assert metric(a, "license_holder_report_failures_total") >= 3
     assert a.ready()
+
+
+def test_events_not_yet_stored_survive_a_kill_9_of_the_agent(env):
+    """The claim event waits in HOST_DIR/.license-holder-events.json while tokenmgr cannot store
+    it; the agent is killed; its next pod sends it, under the same stream and number (so a
+    tokenmgr that did store it knows the resend)."""
+    stub, pool, holder = env
+    stub.mode = "unavailable"
+    a = holder("node-a")
+    wait_for(a.installed, timeout=10, what="node-a licensed")
+    spool = os.path.join(a.host_dir, ".license-holder-events.json")
+    wait_for(lambda: os.path.exists(spool) and "claim" in open(spool).read(), timeout=10,
+             what="the claim event in the spool")
+    assert os.stat(spool).st_mode & 0o777 == 0o600
+    kept = json.load(open(spool))
+    assert "claim" in [e["kind"] for e in kept["events"]], kept
+    a.kill()
+    assert not [e for e in stub.events() if e["kind"] == "claim"]  # none was stored
+    stub.mode = "console"
+    a.start()
+    claims = wait_for(lambda: [(body.get("origin"), e) for _, body in stub.sent()
+                               for e in body.get("events", []) if e["kind"] == "claim"],
+                      timeout=10, what="the claim event from the next pod")
+    sent = [e for e in kept["events"] if e["kind"] == "claim"][0]
+    origin, e = claims[-1]
+    assert origin == kept["origin"] and e["n"] == sent["origin_seq"], (claims, kept)
+    assert e["license"] == "license1"
+    wait_for(lambda: json.load(open(spool))["events"] == [], timeout=10,
+             what="the spool emptied once tokenmgr stored its events")

@@ -261,6 +261,42 @@ def test_events_and_marks_survive_a_restart(start_tm, sig):
     assert events(t2.port)["last_seq"] == 4
 
 
+def test_a_resent_event_is_stored_once_also_across_a_restart(start_tm):
+    """An agent resends events whose acknowledgement it lost; numbered in its stream ("origin"
+    and "n"), each is acknowledged again and stored once, also by a restarted tokenmgr (which
+    reads the numbers back from its history file)."""
+    t = start_tm()
+    origin = "00c0ffee00c0ffee"
+    first = [{"kind": "claim", "license": "license1", "token": 5, "n": 1}]
+    both = first + [{"kind": "release", "license": "license1", "token": 5, "n": 2}]
+
+    def send(port, evs):
+        s, _, text = put(port, "gpu-d", json.dumps({"pod": "p", "state": "held",
+                                                    "license": "license1", "origin": origin,
+                                                    "events": evs}))
+        assert s == 200, text
+        return json.loads(text)["acknowledged"]
+
+    assert send(t.port, first) == 1
+    assert send(t.port, both) == 2
+    assert [(e["kind"], e["origin"], e["origin_seq"]) for e in events(t.port)["events"]] == \
+        [("claim", origin, 1), ("release", origin, 2)]
+    t.stop(signal.SIGKILL)
+    t2 = start_tm(workdir=t.workdir)
+    assert send(t2.port, both) == 2
+    assert events(t2.port)["last_seq"] == 2
+    # Another stream of that node (a new spool) is stored.
+    s, _, text = put(t2.port, "gpu-d", json.dumps({"pod": "p", "state": "held",
+                                                   "origin": "00000000000000aa",
+                                                   "events": first}))
+    assert s == 200, text
+    assert events(t2.port)["last_seq"] == 3
+    # A malformed stream is refused, naming it.
+    s, _, text = put(t2.port, "gpu-d", json.dumps({"pod": "p", "state": "held",
+                                                   "origin": "<b>x</b>", "events": first}))
+    assert s == 400 and "origin" in error_of(text), text
+
+
 def test_retention_keeps_only_events_max(start_tm):
     t = start_tm(env={"EVENTS_MAX": "5"})
     _fill_events(t.port, 8)

@@ -166,3 +166,21 @@ def test_a_lease_expiry_is_one_event_and_a_release_none(etcd, replicas):
     assert s == 200, text
     assert len(same_history_on([a.port, b.port], 2)) == 2
     assert [e[1] for e in history(a.port)] == ["gpu-x", "gpu-z"]
+
+
+def test_an_event_resent_to_the_other_replica_is_stored_once(etcd, replicas):
+    a, b = replicas(etcd, 2)
+    origin = "00000000feedbeef"
+
+    def send(port):
+        body = {"pod": "holder-n1", "state": "held", "license": "license1", "version": "test",
+                "origin": origin, "events": [dict(claim("once"), n=1)]}
+        s, _, text = procs.request(port, "PUT", "/api/nodes/n1", body=json.dumps(body))
+        assert s == 200, text
+        return json.loads(text)["acknowledged"]
+
+    assert send(a.port) == 1
+    same_history_on([a.port, b.port], 1)  # b has seen it through its watch
+    assert send(b.port) == 1  # the acknowledgement a sent was lost; the agent asks b
+    assert events(b.port)["last_seq"] == 1
+    assert [e[3] for e in same_history_on([a.port, b.port], 1)] == ["once"]

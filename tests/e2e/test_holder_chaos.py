@@ -21,7 +21,9 @@ Checked:
   installed nowhere, MARK_BOUND (one heartbeat + 2 x TOLERANCE: the directive's trip to the agent,
   then the sampling of the withdrawal) after the action was acknowledged, counted from when the
   node (and tokenmgr) last came up if that is later, and not while tokenmgr is down: a stopped
-  node cannot act, and a node learns a directive only from tokenmgr. All marks are lifted when the chaos ends.
+  node cannot act, and a node learns a directive only from tokenmgr. All marks are lifted when
+  the chaos ends. tokenmgr's history is in order, holds every acknowledged admin action, and
+  each agent event once (agents resend what a killed or restarted tokenmgr may have stored).
 - At the end (chaos stopped, everything resumed, then settled for up to claim TTL + a few
   heartbeats): min(live nodes, licenses) live nodes have a license installed, all distinct, each
   confirmed by its claim in the pool and by /readyz; every holder process the driver did not kill
@@ -592,17 +594,22 @@ def test_chaos(capsys):
                     mismatches.append(f"{node.h.node}: installed {lic}, ready {ready}")
         # The history tokenmgr kept across its restarts: numbered without repeats, in order, and
         # holding every admin action acknowledged during the run.
-        seqs, kinds, after = [], collections.Counter(), 0
+        seqs, streamed, kinds, after = [], [], collections.Counter(), 0
         for _ in range(1000):
             with urllib.request.urlopen(chaos.tm.url(f"/api/events?after={after}&limit=1000"),
                                         timeout=10) as r:
                 page = json.load(r)
             seqs += [e["seq"] for e in page["events"]]
+            streamed += [(e["node"], e["origin"], e["origin_seq"]) for e in page["events"]
+                         if "origin" in e]
             kinds.update(e["kind"] + ":" + e.get("detail", "") for e in page["events"])
             after = page["next"]
             if not page["more"]:
                 break
         history_ok = seqs == sorted(set(seqs)) and len(seqs) > 0
+        # Agents resend what tokenmgr may have stored (an answer lost to a restart or a kill):
+        # each agent event is stored once all the same.
+        stored_twice = [k for k, n in collections.Counter(streamed).items() if n > 1]
         admin_acked = chaos.counts["cordon"] + chaos.counts["disable"]
         admin_seen = kinds["admin:cordon"] + kinds["admin:disable"]
         crashed = [f"{n.h.node} exited {n.h.proc.returncode}" for n in chaos.nodes
@@ -628,7 +635,8 @@ def test_chaos(capsys):
             f"  end state after {settle_took:.1f}s of settling: {end_desc}",
             f"  admin marks: {len(chaos.mark_late)} found in use after acknowledged, longest "
             f"{max(chaos.mark_late.values(), default=0):.2f}s (bound {MARK_BOUND:.2f}s)",
-            f"  history: {len(seqs)} events, in order {history_ok}, admin actions recorded "
+            f"  history: {len(seqs)} events ({len(streamed)} from agents, "
+            f"{len(stored_twice)} stored twice), in order {history_ok}, admin actions recorded "
             f"{admin_seen} of {admin_acked} acknowledged; "
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
             *(f"  VIOLATION: {v}" for v in chaos.violations),
@@ -646,6 +654,7 @@ def test_chaos(capsys):
         assert end_ok, f"not settled within {settle_timeout}s: {end_desc}"
         assert not mismatches, mismatches
         assert history_ok, "event history out of order or empty"
+        assert not stored_twice, f"agent events stored twice: {stored_twice[:5]}"
         assert admin_seen >= admin_acked, "an acknowledged admin action is missing from history"
         if chaos.term_exit:
             assert max(chaos.term_exit) < 3.0, "SIGTERM must stop a holder within ~2 s"
