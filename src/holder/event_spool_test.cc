@@ -7,7 +7,7 @@
 namespace lm::holder {
 namespace {
 
-constexpr char kPath[] = "/host/.license-holder-events.json";
+constexpr char kSpoolPath[] = "/host/.license-holder-events.json";
 
 console::Event Numbered(uint64_t origin, uint64_t n, std::string detail = "") {
   console::Event e;
@@ -26,11 +26,11 @@ class FileSpoolTest : public ::testing::Test {
  protected:
   FileSpoolTest() { fs_.AddDir("/host"); }
   StatusOr<SpoolContents> LoadText(const std::string& text) {
-    EXPECT_TRUE(fs_.WriteAtomic(kPath, text, 0600).ok());
+    EXPECT_TRUE(fs_.WriteAtomic(kSpoolPath, text, 0600).ok());
     return spool_.Load();
   }
   license::FakeFilesystem fs_;
-  FileSpool spool_{fs_, kPath};
+  FileSpool spool_{fs_, kSpoolPath};
 };
 
 TEST_F(FileSpoolTest, NoneIsNotFound) {
@@ -71,18 +71,18 @@ TEST_F(FileSpoolTest, RefusesMalformedOversizedForeignAndHostileFilesNamingThePa
     auto c = LoadText(bad);
     ASSERT_FALSE(c.ok()) << bad.substr(0, 80);
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << bad.substr(0, 80);
-    EXPECT_NE(c.status().message().find(kPath), std::string::npos) << c.status().message();
+    EXPECT_NE(c.status().message().find(kSpoolPath), std::string::npos) << c.status().message();
   }
 }
 
 TEST_F(FileSpoolTest, RefusesASymlinkAndAnUnreadableFile) {
-  fs_.AddSymlink(kPath);
+  fs_.AddSymlink(kSpoolPath);
   auto c = spool_.Load();
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(fs_.RemoveAll(kPath).ok());
-  fs_.AddFile(kPath, "{}");
-  fs_.FailContentReads(kPath, Unavailable("EIO"));
+  ASSERT_TRUE(fs_.RemoveAll(kSpoolPath).ok());
+  fs_.AddFile(kSpoolPath, "{}");
+  fs_.FailContentReads(kSpoolPath, Unavailable("EIO"));
   c = spool_.Load();
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("EIO"), std::string::npos);
