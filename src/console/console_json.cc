@@ -84,9 +84,12 @@ StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view
       }
       if (auto n = e.find("n"); n != e.end() && !n->is_null()) {
         if (!n->is_number_unsigned()) return InvalidArgument("report: 'n' must be a number");
-        ev.origin_seq = n->get<uint64_t>();
+        // A number counts only in a stream (and from 1).
+        if (origin != 0 && n->get<uint64_t>() != 0) {
+          ev.origin = origin;
+          ev.origin_seq = n->get<uint64_t>();
+        }
       }
-      if (origin != 0 && ev.origin_seq != 0) ev.origin = origin;
       ev.node = node;
       r.events.push_back(std::move(ev));
     }
