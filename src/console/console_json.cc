@@ -79,7 +79,9 @@ StatusOr<AgentReport> ParseAgentReport(const std::string& node, std::string_view
         ev.token = t->get<uint64_t>();
       }
       if (auto t = e.find("time_ms"); t != e.end() && !t->is_null()) {
-        if (!t->is_number_unsigned()) return InvalidArgument("report: 'time_ms' must be a number");
+        if (!t->is_number_unsigned() || t->get<uint64_t>() > kMaxEventTimeMs) {
+          return InvalidArgument("report: 'time_ms' must be a number of ms up to the year 2100");
+        }
         ev.time = WallTime(std::chrono::milliseconds(t->get<uint64_t>()));
       }
       if (auto n = e.find("n"); n != e.end() && !n->is_null()) {

@@ -49,6 +49,7 @@ TEST(AgentReportJson, RefusesMalformedOversizedAndHostileBodies) {
                           std::string(R"({"pod":"p","state":"held","events":[{"kind":"boom"}]})"),
                           std::string(R"({"pod":"p","state":"held","events":[{"kind":"claim","token":-1}]})"),
                           std::string(R"({"pod":"p","state":"held","origin":7})"),
+                          std::string(R"({"pod":"p","state":"held","events":[{"kind":"claim","time_ms":17960000000000}]})"),
                           std::string(R"({"pod":"p","state":"held","origin":"0000000000000000"})"),
                           std::string(R"({"pod":"p","state":"held","origin":"FEED0000BEEF0001"})"),
                           std::string(R"({"pod":"p","state":"held","origin":"feed0000beef00011"})"),

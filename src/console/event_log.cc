@@ -135,6 +135,7 @@ StatusOr<Event> EventFromJson(std::string_view text) {
   auto k = ParseKind(kind);
   if (!k) return InvalidArgument("event: unknown kind '" + kind.substr(0, 64) + "'");
   e.kind = *k;
+  if (ms > kMaxEventTimeMs) return InvalidArgument("event: 'time_ms' is after the year 2100");
   e.time = WallTime(std::chrono::milliseconds(ms));
   if (j.contains("origin")) {
     std::string origin;

@@ -112,6 +112,9 @@ class EventLog {
 
 // One event as a JSON object (the API's and the stores' form) and back. FromJson is strict:
 // missing or mistyped fields, an unknown kind or an oversized string are INVALID_ARGUMENT.
+// An event's time read from outside (a report, a stored event) is at most this many ms after the
+// Unix epoch (2100-01-01): later ones would overflow WallTime's nanoseconds (year 2262).
+inline constexpr uint64_t kMaxEventTimeMs = 4102444800000;
 // origin (16 hex digits) and origin_seq are written when origin is set, and optional to read.
 std::string ToJson(const Event& e);
 StatusOr<Event> EventFromJson(std::string_view json);

@@ -126,6 +126,9 @@ TEST(EventFromJson, RefusesMalformedMissingUnknownAndOversizedRecords) {
                           std::string(R"({"seq":1,"time_ms":0,"kind":"claim","license":"",)"
                                       R"("node":"","token":0,"actor":"","detail":"",)"
                                       R"("origin":"xyz","origin_seq":1})"),
+                          std::string(R"({"seq":1,"time_ms":17960000000000,"kind":"claim",)"
+                                      R"("license":"","node":"","token":0,"actor":"",)"
+                                      R"("detail":""})"),
                           std::string(R"({"seq":1,"time_ms":0,"kind":"claim","license":"",)"
                                       R"("node":"","token":0,"actor":"","detail":"",)"
                                       R"("origin":"0123456789abcdef"})"),
