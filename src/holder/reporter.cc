@@ -118,8 +118,12 @@ bool Reporter::MaybeSend(console::NodeState state, const std::string& license) {
   if (paused_until_ && now < *paused_until_) return false;
   // In milliseconds: heartbeat / 2 in whole seconds is 0 for a 1 s heartbeat.
   const auto half = std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat) / 2;
-  if (last_attempt_ && now - *last_attempt_ < half) return false;
+  // A new state or license is news (a claim just made, a withdrawal): sent at once.
+  const bool changed = state != last_state_ || license != last_license_;
+  if (last_attempt_ && now - *last_attempt_ < half && !changed) return false;
   last_attempt_ = now;
+  last_state_ = state;
+  last_license_ = license;
   return Send(state, license, options_.max_per_report);
 }
 

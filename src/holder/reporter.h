@@ -63,8 +63,9 @@ class Reporter {
   // and keeps the buffer in the spool (no-op when reporting is off).
   void Record(console::EventKind kind, const std::string& license, uint64_t token,
               const std::string& detail);
-  // Sends the report if one is due. True if tokenmgr answered with directives (directives()
-  // may have changed); false if nothing was sent or the report failed.
+  // Sends the report if one is due: half a heartbeat after the last one, or at once when the
+  // state or license differs from the last one's. True if tokenmgr answered with directives
+  // (directives() may have changed); false if nothing was sent or the report failed.
   bool MaybeSend(console::NodeState state, const std::string& license);
   // Asks for the directives now, whether or not a report is due, with no events (tokenmgr then
   // has nothing to store, so the answer is quick): for an agent about to claim after waiting
@@ -95,6 +96,8 @@ class Reporter {
   std::deque<console::Event> events_;
   console::Directives directives_;
   std::optional<SteadyTime> last_attempt_;
+  console::NodeState last_state_ = console::NodeState::kGone;  // of the last due report
+  std::string last_license_;
   std::optional<SteadyTime> paused_until_;
   bool drop_warned_ = false;     // one warning per burst of drops (reset by a stored report)
   bool refusal_logged_ = false;  // 400 logged once

@@ -78,6 +78,16 @@ TEST_F(ReporterTest, ReportsAtMostEveryHalfHeartbeat) {
   }
 }
 
+TEST_F(ReporterTest, ANewStateOrLicenseIsReportedAtOnce) {
+  Reporter r(Options(), client_, clock_);
+  EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));
+  EXPECT_FALSE(r.MaybeSend(NodeState::kWaiting, ""));
+  EXPECT_TRUE(r.MaybeSend(NodeState::kHeld, "license1"));  // claimed
+  EXPECT_FALSE(r.MaybeSend(NodeState::kHeld, "license1"));
+  EXPECT_TRUE(r.MaybeSend(NodeState::kHeld, "license2"));
+  EXPECT_EQ(client_.reports.size(), 3u);
+}
+
 TEST_F(ReporterTest, RefreshAsksAtOnceWithoutEventsAndKeepsThemForTheNextReport) {
   Reporter r(Options(), client_, clock_);
   EXPECT_TRUE(r.MaybeSend(NodeState::kWaiting, ""));

@@ -79,7 +79,7 @@ def test_waiting_node_shows_first_and_cordon_moves_the_license(cluster):
              timeout=ONE_BEAT + 2, interval=0.05, what="node-b listed as waiting")
     assert time.monotonic() - started <= ONE_BEAT + 2
     listed, body = nodes(tm)
-    assert body["nodes"][0]["node"] == "node-b"
+    assert body["nodes"][0]["node"] == "node-b", body
     assert listed["node-a"]["state"] == "held" and listed["node-a"]["license"] == "license1"
     assert body["totals"]["waiting"] == 1 and body["totals"]["held"] == 1
 
