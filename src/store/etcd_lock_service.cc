@@ -72,9 +72,10 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
                         .changed = [this] { Pump(); },
                         .expired = [this](const EtcdRecord& rec) { OnGrantExpired(rec); }});
   health_ = std::make_unique<EtcdHealth>(
-      time_, ex, *etcd_, keys_.lock_key, store_.probe_interval,
+      time_, ex, *etcd_, keys_.lock_key, store_.probe_interval, store_.timeout,
       EtcdHealth::Hooks{.up = [this] { OnEtcdUp(); },
-                        .down = [this](const std::string& why) { OnEtcdDown(why); }});
+                        .down = [this](const std::string& why) { OnEtcdDown(why); },
+                        .probed = [this] { mirror_->FollowMember(); }});
   maintenance_ = std::make_unique<EtcdMaintenance>(time_, *etcd_, store_.maintenance);
   recheck_timer_ = time_.CreateTimer(ex, [this] { Pump(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
@@ -492,10 +493,10 @@ Status EtcdLockService::NotHeld(const std::string& id) const {
 
 void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
+  // Tried even while a probe or call says etcd is down: the txn's compare decides, and a
+  // release refused here would keep the lock held until its lease ends (the next member may
+  // well answer).
   ReleaseCall call{std::string(id_view), 3, std::move(done)};
-  if (!health_->healthy()) {
-    return call.done(Unavailable("lock store (etcd) unavailable: " + health_->why()));
-  }
   const std::optional<EtcdRecord>& lock = mirror_->lock();
   if (lock && !lock->foreign && lock->mod_revision > 0 && ConstantTimeEquals(lock->id, call.id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the
@@ -624,9 +625,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
 
 void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
-  if (!health_->healthy()) {
-    return done(Unavailable("lock store (etcd) unavailable: " + health_->why()));
-  }
+  // Tried even while etcd looks down, like a release: it reads the lock from etcd first.
   if (maintenance_->nospace()) return done(Unavailable(EtcdMaintenance::kNoSpaceMessage));
   RenewAttempt({std::move(id), ttl, 3, std::move(done)});
 }

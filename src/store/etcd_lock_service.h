@@ -60,8 +60,16 @@
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
 // - A grant key deleted at or after its expires_unix_ms (by this replica's clock) expired; the
 //   replica that made the grant tells OnLeaseExpired's observer.
-// - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
-//   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
+// - When etcd does not answer (down, no quorum), lock fails UNAVAILABLE at once, Ready() is
+//   false, waiters fail UNAVAILABLE; probes every second bring it back by itself. Release and
+//   renew are still tried (they are compares on etcd's state, and a release refused on a
+//   guess would keep the lock held until its lease ends); they fail UNAVAILABLE when etcd does
+//   not answer them.
+// - Partitions (docs/architecture.md, "Network partitions"): a probe unanswered within the
+//   timeout makes the store not ready (EtcdHealth); the watch follows the client to another
+//   member (EtcdMirror::FollowMember); this replica's waiter keys hold the FIFO of the other
+//   replicas at most session_ttl after its last keepalive reached etcd (plus an etcd election
+//   when the cut took the leader, whose successor restarts every lease). A write
 //   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
 // - GetView answers at once from a mirror kept by the watch: on another replica it can lag a
 //   write by the watch's delivery delay (milliseconds). Lock decisions are etcd compares; the

@@ -519,5 +519,54 @@ TEST_F(EtcdLockServiceTest, AMemberWithoutLeaderMakesTheStoreNotReadyUntilItHasO
   MustGrant(a, "node-1");
 }
 
+// ---- partitions (issue 19) ----------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AWatchLeftSilentOnAnIsolatedMemberMovesWithTheClient) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(b, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  // a's member is cut off from the others: a's watch stays open and silent; a's next probe
+  // gets "no leader" there and the client moves on (the read works on the next member).
+  a.client->IsolateMember();
+  Run(milliseconds(1100));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(100));  // a hears of the release only through a watch on a working member
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_EQ(View(a).holder, "node-2");
+}
+
+TEST_F(EtcdLockServiceTest, AReplicaWhoseMembersStopAnsweringIsNotReadyWithinItsTimeout) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(b, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  // Each call is answered only after the client tried three members for 2 s each.
+  a.client->SetAnswerDelay(seconds(6));
+  Run(milliseconds(1000 + 2000 + 100));  // the next probe, then its deadline (the timeout)
+  EXPECT_FALSE(a->Ready());
+  EXPECT_NE(a->NotReadyReason().find("did not answer"), std::string::npos) << a->NotReadyReason();
+  ASSERT_TRUE(queued->done);  // failed, not left waiting on a replica that cannot grant
+  EXPECT_EQ(queued->value.status().code(), StatusCode::kUnavailable);
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(seconds(8));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  ASSERT_TRUE(Release(a, g.id).ok());
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseIsTriedWhileAFailedProbeSaysEtcdIsDown) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  a.client->SetUnavailable(true);
+  Run(milliseconds(1100));  // a's probe fails
+  ASSERT_FALSE(a->Ready());
+  a.client->SetUnavailable(false);  // back before the next probe: the release must not wait
+  EXPECT_TRUE(Release(a, g.id).ok());
+  EXPECT_TRUE(Grants().empty());
+}
+
 }  // namespace
 }  // namespace lm::store

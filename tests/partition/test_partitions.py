@@ -217,10 +217,12 @@ def scenario(lab, wd):
                             if e["k"] == "lock" and e["s"] == 200} == set(tms),
                    timeout=30, interval=0.2, what="a grant through each replica")
     r = Run()
-    r.phases, r.holder_samples, r.wd = [], [], wd
+    r.phases, r.holder_samples, r.wd, r.phase_walls = [], [], wd, []
     for name, apply, majority, heal, flap in phases_plan:
         leader = etcd_leader(lab)
         start = time.monotonic()
+        r.phase_walls.append(f"{name} {time.strftime('%H:%M:%S', time.gmtime())}."
+                             f"{int(time.time() * 10) % 10}")
         lab.heal()
         if apply:
             apply()
@@ -253,6 +255,7 @@ def scenario(lab, wd):
         r.safety.etcd_violations = [f"etcd's history unreadable: {dump.stdout[:200]} "
                                     f"{dump.stderr[-500:]}"]
     report = checker.table(r.stats) + "\n" + r.safety.summary() + "\n"
+    report += "phases began (UTC, as in the replicas' logs): " + ", ".join(r.phase_walls) + "\n"
     misses = checker.availability_misses(r.stats)
     report += "availability targets missed:\n  " + "\n  ".join(misses or ["none"]) + "\n"
     r.misses, r.report = misses, report
