@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/metrics_text.h"
 #include "common/random.h"
 #include "common/strings.h"
 #include "store/etcd_gateway_api.h"
@@ -78,6 +79,7 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
                         .probed = [this] { mirror_->FollowMember(); }});
   maintenance_ = std::make_unique<EtcdMaintenance>(time_, *etcd_, store_.maintenance);
   recheck_timer_ = time_.CreateTimer(ex, [this] { Pump(); });
+  stall_timer_ = time_.CreateTimer(ex, [this] { RemoveStalledHead(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
     enqueue_armed_ = false;
     FlushEnqueues();
@@ -104,6 +106,15 @@ lock::Counters EtcdLockService::CountersSnapshot() const {
   lock::Counters c = counters_;
   c.foreign_records = mirror_->foreign_count();
   return c;
+}
+
+std::string EtcdLockService::StoreMetrics() const {
+  MetricsText m;
+  m.Family("tokenmgr_store_stalled_waiters_removed_total", "counter",
+           "waiter keys of other replicas this replica removed from the head of the queue after "
+           "they stayed there while the lock was free (their replica cut off from etcd)");
+  m.CountSample("tokenmgr_store_stalled_waiters_removed_total", {}, stalled_removed_);
+  return maintenance_->RenderMetrics() + m.Take();
 }
 
 // ---- health -------------------------------------------------------------------------------
@@ -438,6 +449,13 @@ void EtcdLockService::FlushEnqueues() {
   etcd_->DoTxn(std::move(txn), [this, taken, a = std::weak_ptr<bool>(alive_)](
                                    StatusOr<TxnResponse> r) {
     if (!Alive(a)) return;
+    if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+      // Refused, not applied: the session lease is gone (e.g. it ended while this replica was
+      // cut off). The next waiters get a new session; etcd itself works.
+      session_->Lost();
+      for (const auto& [w, key] : *taken) Finish(w, Unavailable("lost the etcd session; retry"));
+      return;
+    }
     if (!r.ok()) {
       Status why = CallFailed(r.status());
       for (const auto& [w, key] : *taken) Finish(w, why);
@@ -460,11 +478,76 @@ EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
 
 // Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
 void EtcdLockService::Pump() {
-  if (stopped_ || !Ready() || mirror_->lock()) return;
+  if (!stopped_ && Ready()) RequeueRemoved();
+  const bool free = !stopped_ && Ready() && !mirror_->lock();
+  WatchQueueHead(free);
+  if (!free) return;
   if (!to_enqueue_.empty()) FlushEnqueues();  // the lock is free: no batching
   WaiterPtr best = OldestWaiter();
   if (!best || best->trying) return;
   TryGrant(best, /*fast_path=*/false);
+}
+
+void EtcdLockService::RequeueRemoved() {
+  std::vector<WaiterPtr> removed;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->trying && !w->finished && !mirror_->waiters().contains({w->rev, w->key})) {
+      removed.push_back(w);
+    }
+  }
+  for (WaiterPtr& w : removed) {
+    spdlog::info("waiter '{}' lost its place in the etcd queue (removed by another replica as "
+                 "stalled): queued again",
+                 w->holder);
+    w->key.clear();
+    w->rev = 0;
+    Enqueue(std::move(w));
+  }
+}
+
+void EtcdLockService::WatchQueueHead(bool lock_free) {
+  // This replica's oldest queued waiter, and the keys ahead of it (not foreign ones).
+  std::vector<std::pair<int64_t, std::string>> head;
+  int64_t oldest = 0;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->finished && (!oldest || w->rev < oldest)) oldest = w->rev;
+  }
+  if (lock_free && oldest) {
+    for (const auto& [rev, key] : mirror_->waiters()) {
+      if (rev >= oldest) break;
+      if (!mirror_->IsForeign(key)) head.emplace_back(rev, key);
+    }
+  }
+  if (head.empty()) {
+    stall_timer_->Disarm();
+    stalled_head_.clear();
+    return;
+  }
+  if (head == stalled_head_ && stall_timer_->armed()) return;  // still the same: keep counting
+  stalled_head_ = std::move(head);
+  stall_timer_->Arm(store_.queue_stall);
+}
+
+void EtcdLockService::RemoveStalledHead() {
+  std::vector<std::pair<int64_t, std::string>> head = std::move(stalled_head_);
+  if (stopped_ || head.empty() || !Ready() || mirror_->lock()) return;
+  Txn txn;
+  txn.compare = {Compare::Create(keys_.lock_key, CompareResult::kEqual, 0,
+                                 PrefixEnd(keys_.grants_prefix))};
+  for (const auto& [rev, key] : head) {
+    txn.compare.push_back(Compare::Create(key, CompareResult::kEqual, rev));
+    txn.success.push_back(Op::Delete(key));
+  }
+  spdlog::warn(
+      "etcd store: {} waiter(s) of other replicas stayed ahead of ours for {} ms while the lock "
+      "was free (their replica is cut off from etcd?): removing them from the queue",
+      head.size(), store_.queue_stall.count());
+  stalled_removed_ += head.size();
+  etcd_->DoTxn(std::move(txn), [this, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) return (void)CallFailed(r.status());
+    Pump();  // the watch shows the deletes too; this re-arms the timer if the head is new
+  });
 }
 
 // ---- release ------------------------------------------------------------------------------

@@ -58,6 +58,13 @@
 //   outcome is unknown never frees its lease for reuse (it is revoked). A txn etcd refuses
 //   because a lease it names is gone (e.g. a spare revoked from outside) is retried once.
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
+// - A stalled head of the queue is removed: when the lock is free (in the mirror) and waiter
+//   keys older than this replica's oldest waiter stay unchanged for queue_stall, this replica
+//   deletes them in a txn that applies only if the lock range is still empty and each is still
+//   the key it saw (create revision). Foreign waiter keys are never removed this way. A
+//   replica whose waiter's key was removed queues that waiter again, at the back, when its
+//   mirror shows the key gone. Fairness, not safety, depends on queue_stall: a grant still
+//   needs an empty lock range.
 // - A grant key deleted at or after its expires_unix_ms (by this replica's clock) expired; the
 //   replica that made the grant tells OnLeaseExpired's observer.
 // - When etcd does not answer (down, no quorum), lock fails UNAVAILABLE at once, Ready() is
@@ -100,6 +107,11 @@ struct EtcdStoreOptions {
   std::string prefix = "/tokenmgr/";
   std::chrono::milliseconds timeout{2000};
   lock::Seconds session_ttl{5};       // how long a dead replica's waiters block the queue
+  // How long the oldest waiter keys of other replicas may stay at the head of the queue while
+  // the lock is free and this replica has a waiter behind them, before this replica removes
+  // them (their replica is cut off, or they outlived their waiter). A replica that works
+  // grants its waiter within milliseconds of the lock becoming free.
+  std::chrono::milliseconds queue_stall{1000};
   std::chrono::milliseconds probe_interval{1000};
   EtcdMaintenanceOptions maintenance;  // alarms and compaction (etcd_maintenance.h)
 };
@@ -134,8 +146,10 @@ class EtcdLockService final : public lock::LockService {
   // Only the replica that made the grant tells of its expiry (each replica's watch sees it), so
   // that the history has it once. A replica restarted since the grant does not tell of it.
   void OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) override;
-  // Prometheus text of the etcd upkeep: tokenmgr_store_alarm, database size, compactions.
-  std::string StoreMetrics() const { return maintenance_->RenderMetrics(); }
+  // Prometheus text of the etcd upkeep (tokenmgr_store_alarm, database size, compactions) and
+  // of partitions: tokenmgr_store_stalled_waiters_removed_total (waiter keys of other replicas
+  // removed from the head of the queue, see queue_stall).
+  std::string StoreMetrics() const;
   void Shutdown() override;
   const lock::Options& options() const override { return options_; }
 
@@ -172,6 +186,13 @@ class EtcdLockService final : public lock::LockService {
   // The unavailable answer after a failed etcd call (also marks etcd unhealthy).
   Status CallFailed(const Status& s);
   void Pump();
+  // Arms the stall timer while the head of the queue is other replicas' keys and the lock is
+  // free; RemoveStalledHead() deletes them when they have not moved for queue_stall.
+  void WatchQueueHead(bool lock_free);
+  // Queues again (at the back) this replica's waiters whose keys are gone from etcd while they
+  // wait (another replica removed them as stalled): a grant compare needs the waiter's key.
+  void RequeueRemoved();
+  void RemoveStalledHead();
 
   // ---- grants ----
   // A txn refused because a lease it names is gone (revoked from outside, e.g. a spare lease)
@@ -250,7 +271,11 @@ class EtcdLockService final : public lock::LockService {
   std::string granted_here_;
   std::shared_ptr<std::function<void(const lock::ExpiredLease&)>> expiry_observer_;
 
-  TimerPtr recheck_timer_, enqueue_timer_;
+  TimerPtr recheck_timer_, enqueue_timer_, stall_timer_;
+  // The waiter keys (create revision, key) ahead of this replica's oldest waiter when
+  // stall_timer_ was armed.
+  std::vector<std::pair<int64_t, std::string>> stalled_head_;
+  uint64_t stalled_removed_ = 0;  // waiter keys removed by RemoveStalledHead
   bool stopped_ = false;
   lock::Counters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

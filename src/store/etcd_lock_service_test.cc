@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/time_system.h"
@@ -100,6 +101,17 @@ class EtcdLockServiceTest : public ::testing::Test {
       v = *got;
     });
     return v;
+  }
+  // b holds the lock; a waiter on a, then one on b, are queued behind it.
+  std::tuple<lock::Grant, GrantAnswer, GrantAnswer> HeldWithWaitersOnAThenB(Replica& a,
+                                                                            Replica& b) {
+    lock::Grant g = MustGrant(b, "node-1", seconds(30));
+    GrantAnswer first = Acquire(a, "node-2", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    GrantAnswer second = Acquire(b, "node-3", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    EXPECT_EQ(WaiterKeys().size(), 2u);
+    return {g, first, second};
   }
   std::vector<KeyValue> Grants() { return etcd_.List("/t/lock/", PrefixEnd("/t/lock/")); }
   std::vector<KeyValue> WaiterKeys() {
@@ -566,6 +578,36 @@ TEST_F(EtcdLockServiceTest, AReleaseIsTriedWhileAFailedProbeSaysEtcdIsDown) {
   a.client->SetUnavailable(false);  // back before the next probe: the release must not wait
   EXPECT_TRUE(Release(a, g.id).ok());
   EXPECT_TRUE(Grants().empty());
+}
+
+TEST_F(EtcdLockServiceTest, WaitersOfACutOffReplicaHoldTheQueueNoLongerThanTheStallBound) {
+  Replica &a = Open("a"), &b = Open("b");
+  auto [g, first, second] = HeldWithWaitersOnAThenB(a, b);
+  a.client->SetUnavailable(true);  // a is cut off: its waiter key stays until its session ends
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(900));
+  EXPECT_FALSE(second->done);  // a's key is still the head of the queue
+  Run(milliseconds(200));      // queue_stall (1 s) after the lock became free
+  ASSERT_TRUE(second->done);
+  EXPECT_TRUE(second->value.ok()) << second->value.status().ToString();
+  EXPECT_NE(b->StoreMetrics().find("tokenmgr_store_stalled_waiters_removed_total 1"),
+            std::string::npos)
+      << b->StoreMetrics();
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterWhoseKeyWasRemovedAsStalledQueuesAgainAndIsServed) {
+  Replica &a = Open("a"), &b = Open("b");
+  auto [g, first, second] = HeldWithWaitersOnAThenB(a, b);
+  a.client->SilenceWatch(true);  // a does not hear of the release for a while
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(1100));
+  ASSERT_TRUE(second->done);  // b removed a's key and granted its own waiter
+  ASSERT_TRUE(second->value.ok());
+  a.client->SilenceWatch(false);
+  ASSERT_TRUE(Release(b, second->value->id).ok());
+  Run(milliseconds(100));
+  ASSERT_TRUE(first->done);  // a's waiter was not lost
+  EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ class EtcdMirror {
   const std::string& epoch_raw() const { return epoch_raw_; }  // as stored (txns compare it)
   uint64_t last_token() const { return last_token_; }
   size_t foreign_count() const { return foreign_.size(); }
+  bool IsForeign(const std::string& key) const { return foreign_.contains(key); }
   // "" when no foreign data is present, else what and where.
   std::string ForeignWarning() const;
 
