@@ -80,6 +80,7 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
   maintenance_ = std::make_unique<EtcdMaintenance>(time_, *etcd_, store_.maintenance);
   recheck_timer_ = time_.CreateTimer(ex, [this] { Pump(); });
   stall_timer_ = time_.CreateTimer(ex, [this] { RemoveStalledHead(); });
+  release_retry_timer_ = time_.CreateTimer(ex, [this] { RetryReleases(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
     enqueue_armed_ = false;
     FlushEnqueues();
@@ -579,7 +580,7 @@ void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   // Tried even while a probe or call says etcd is down: the txn's compare decides, and a
   // release refused here would keep the lock held until its lease ends (the next member may
   // well answer).
-  ReleaseCall call{std::string(id_view), 3, std::move(done)};
+  ReleaseCall call{std::string(id_view), 3, std::move(done), time_.Now() + store_.timeout * 2};
   const std::optional<EtcdRecord>& lock = mirror_->lock();
   if (lock && !lock->foreign && lock->mod_revision > 0 && ConstantTimeEquals(lock->id, call.id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the
@@ -591,12 +592,32 @@ void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
 
 void EtcdLockService::ReleaseAttempt(ReleaseCall call) {
   ReadLock([this, call = std::move(call)](StatusOr<std::optional<EtcdRecord>> cur) mutable {
-    if (!cur.ok()) return call.done(cur.status());
+    if (!cur.ok()) return RetryRelease(std::move(call), cur.status());
     if (!*cur || (*cur)->foreign || !ConstantTimeEquals((*cur)->id, call.id)) {
       return call.done(NotHeld(call.id));
     }
     ReleaseTxn(**cur, std::move(call));
   });
+}
+
+void EtcdLockService::RetryRelease(ReleaseCall call, Status error) {
+  // "no leader" is a refusal before the request was processed (etcd_client.h): nothing
+  // applied, so the release can be sent again once etcd has elected a leader. A release that
+  // fails holds the lock until its lease ends, which a new leader restarts.
+  const bool refused = error.message().find("no leader") != std::string::npos;
+  if (stopped_ || !refused || time_.Now() >= call.retry_until) return call.done(std::move(error));
+  release_retries_.push_back(std::move(call));
+  if (!release_retry_timer_->armed()) release_retry_timer_->Arm(kReleaseRetry);
+}
+
+void EtcdLockService::RetryReleases() {
+  for (ReleaseCall& call : std::exchange(release_retries_, {})) {
+    if (stopped_) {
+      call.done(Unavailable("tokenmgr is shutting down"));
+      continue;
+    }
+    ReleaseAttempt(std::move(call));
+  }
 }
 
 // Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
@@ -675,7 +696,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
   if (r.ok() && !taken->empty()) Enqueued(*taken, r->revision);
   if (!r.ok()) {  // CallFailed marks etcd down, which fails every waiter, `taken` included
     if (next) leases_->Revoke(handoff.lease.id);  // outcome unknown: undo a possible handoff
-    return call.done(CallFailed(r.status()));
+    return RetryRelease(std::move(call), CallFailed(r.status()));
   }
   if (!r->succeeded) {
     if (next && lease_ok) leases_->Spare(ttl, handoff.lease.id);  // unused by the txn
@@ -823,6 +844,9 @@ void EtcdLockService::Shutdown() {
   mirror_->Stop();
   recheck_timer_->Disarm();
   enqueue_timer_->Disarm();
+  stall_timer_->Disarm();
+  release_retry_timer_->Disarm();
+  RetryReleases();  // answered: shutting down
   maintenance_->Stop();
   leases_->Stop();
   session_->Stop(/*revoke=*/health_->healthy());

@@ -71,7 +71,8 @@
 //   false, waiters fail UNAVAILABLE; probes every second bring it back by itself. Release and
 //   renew are still tried (they are compares on etcd's state, and a release refused on a
 //   guess would keep the lock held until its lease ends); they fail UNAVAILABLE when etcd does
-//   not answer them.
+//   not answer them. A release refused for "no leader" (not applied: an election, e.g. when a
+//   partition heals) is sent again every 250 ms for up to twice the timeout.
 // - Partitions (docs/architecture.md, "Network partitions"): a probe unanswered within the
 //   timeout makes the store not ready (EtcdHealth); the watch follows the client to another
 //   member (EtcdMirror::FollowMember); this replica's waiter keys hold the FIFO of the other
@@ -162,6 +163,7 @@ class EtcdLockService final : public lock::LockService {
     std::string id;
     int attempts_left = 3;
     StatusDone done;
+    SteadyTime retry_until;  // sent again after "no leader" until then
   };
   struct RenewCall {
     std::string id;
@@ -227,6 +229,10 @@ class EtcdLockService final : public lock::LockService {
   // ---- release / renew ----
   void ReadLock(std::function<void(StatusOr<std::optional<EtcdRecord>>)> done);
   void ReleaseAttempt(ReleaseCall call);
+  // Answers `call` with `error`, or, when etcd refused it for want of a leader (not applied)
+  // and retry_until is not reached, sends it again kReleaseRetry later.
+  void RetryRelease(ReleaseCall call, Status error);
+  void RetryReleases();
   void ReleaseTxn(EtcdRecord rec, ReleaseCall call);
   // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
   void ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr next, Taken lease,
@@ -271,7 +277,9 @@ class EtcdLockService final : public lock::LockService {
   std::string granted_here_;
   std::shared_ptr<std::function<void(const lock::ExpiredLease&)>> expiry_observer_;
 
-  TimerPtr recheck_timer_, enqueue_timer_, stall_timer_;
+  TimerPtr recheck_timer_, enqueue_timer_, stall_timer_, release_retry_timer_;
+  std::vector<ReleaseCall> release_retries_;
+  static constexpr std::chrono::milliseconds kReleaseRetry{250};
   // The waiter keys (create revision, key) ahead of this replica's oldest waiter when
   // stall_timer_ was armed.
   std::vector<std::pair<int64_t, std::string>> stalled_head_;

@@ -610,5 +610,19 @@ TEST_F(EtcdLockServiceTest, AWaiterWhoseKeyWasRemovedAsStalledQueuesAgainAndIsSe
   EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
 }
 
+TEST_F(EtcdLockServiceTest, AReleaseRefusedDuringAnElectionIsSentAgainOnceThereIsALeader) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  etcd_.SetNoLeader(true);
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(600));
+  EXPECT_EQ(out.code(), StatusCode::kInternal);  // not answered yet: waiting for a leader
+  etcd_.SetNoLeader(false);
+  Run(milliseconds(300));
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  EXPECT_TRUE(Grants().empty());
+}
+
 }  // namespace
 }  // namespace lm::store
