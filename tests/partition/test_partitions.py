@@ -364,11 +364,20 @@ def test_both_replicas_serve_again_after_the_last_heal(run):
         assert last.rate[r] >= normal.rate[r] / 3, run.report
 
 
+# Phases whose availability targets are not met in every run on a 2-core box (issue 19; see
+# docs/operations.md, "Network partitions"): cutting the etcd leader every second makes an
+# election of each cycle, and a lock granted just before the last cut may stay held until its
+# lease ends (TTL + 1 s, restarted by the new leader) into the heal after it.
+FLAKY_TARGETS = ("flap-t2+e3", "heal-4")
+
+
 def test_availability_targets(run):
     """The issue's targets: a replica that can reach a majority keeps >= 1/3 of its normal grant
-    rate in every phase; after a heal every replica grants again within 5 s. Not met in every
-    run yet (docs/operations.md, "Network partitions"): an expected failure naming the numbers
-    when missed. Safety is asserted above regardless."""
+    rate in every phase; after a heal every replica grants again within 5 s. Asserted for every
+    phase but FLAKY_TARGETS, whose misses are an expected failure naming the numbers. Safety is
+    asserted above regardless."""
+    hard = [m for m in run.misses if not m.startswith(FLAKY_TARGETS)]
+    assert not hard, "availability targets missed:\n" + "\n".join(hard) + "\n" + run.report
     if run.misses:
-        pytest.xfail("availability targets not met yet (issue 19, item 2): "
+        pytest.xfail("availability targets not met in every run (issue 19, FLAKY_TARGETS): "
                      + "; ".join(run.misses))
