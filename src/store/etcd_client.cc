@@ -88,6 +88,11 @@ bool NoLeader(std::string_view message) {
   return message.find("etcdserver: no leader") != std::string_view::npos;
 }
 
+// An election ended the request in flight; the member itself works (it has a new leader).
+bool LeaderChanged(std::string_view message) {
+  return message.find("etcdserver: leader changed") != std::string_view::npos;
+}
+
 }  // namespace
 
 std::string Base64Encode(std::string_view in) {
@@ -475,6 +480,12 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
       if (NoLeader(error.message())) {
         return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
                           retry_left && idempotent, error);
+      }
+      if (LeaderChanged(error.message()) && retry_left && idempotent) {
+        // A read (nothing to apply) cut short by an election: read again, once, on the next
+        // member (this one works, but may be the old leader cut off from the others).
+        return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
+                          true, error);
       }
       return done(error);
     }

@@ -22,7 +22,9 @@
 //
 // Every request and watch asks for a member with a leader (gRPC metadata "hasleader" through
 // the gateway): a member cut off from the others answers "no leader" at once and ends its watch,
-// and the client moves on to the next endpoint (a read-only call is retried there once).
+// and the client moves on to the next endpoint (a read-only call is retried there once). A
+// read-only call answered "leader changed" (an election ended it) is sent again once, to the
+// next endpoint.
 //
 // Errors: every transport failure, timeout or non-200 answer is UNAVAILABLE (the caller must
 // treat the outcome of a write as unknown); gRPC code 3 (bad request) is INTERNAL; gRPC code 5

@@ -248,12 +248,13 @@ TEST(EtcdClientLeader, EveryCallAsksForAMemberWithALeader) {
   (*client)->Shutdown();
 }
 
-TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
-  OneAnswer cut_off(kNoLeader, "503 Service Unavailable");
+// A read answered `error` by the first member is sent again, once, to the next one.
+void ExpectReadSentAgainToTheNextMember(const char* error) {
+  OneAnswer first(error, "503 Service Unavailable");
   OneAnswer live(R"({"header":{"revision":"7"}})");
   auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
   boost::asio::io_context io;
-  auto client = EtcdClient::Create(io, {.endpoints = {url(cut_off.port()), url(live.port())}});
+  auto client = EtcdClient::Create(io, {.endpoints = {url(first.port()), url(live.port())}});
   ASSERT_TRUE(client.ok());
   std::optional<StatusOr<nlohmann::json>> got;
   (*client)->Call(
@@ -261,10 +262,19 @@ TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
       /*idempotent=*/true);
   RunUntil(io, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value() && got->ok()) << (got ? got->status().message() : "no answer");
-  EXPECT_EQ(cut_off.requests(), 1);
+  EXPECT_EQ(first.requests(), 1);
   EXPECT_EQ(live.requests(), 1);
   EXPECT_EQ((*client)->current_endpoint(), url(live.port()));
   (*client)->Shutdown();
+}
+
+TEST(EtcdClientLeader, AMemberWithoutLeaderIsLeftAndAReadIsRetriedOnTheNext) {
+  ExpectReadSentAgainToTheNextMember(kNoLeader);
+}
+
+TEST(EtcdClientLeader, AReadEndedByALeaderChangeIsSentAgainOnce) {
+  ExpectReadSentAgainToTheNextMember(
+      R"({"error":"etcdserver: leader changed","message":"etcdserver: leader changed","code":14})");
 }
 
 TEST(EtcdClientLeader, AWatchShapedErrorBodyIsReadNotThrown) {

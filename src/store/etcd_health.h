@@ -4,9 +4,17 @@
 // what the store tells its clients (503 and the reason) and when it reads etcd again.
 // Not thread-safe: one io_context thread.
 //
-//   EtcdHealth health(time, io.get_executor(), api, "/tokenmgr/lock", 1s, hooks);
+//   EtcdHealth health(time, io.get_executor(), api, "/tokenmgr/lock", 1s, 2s, hooks);
 //   health.Start();                        // probes now and every interval
 //   health.Set(false, "read: timeout");    // a call failed: hooks.down runs once
+//
+// Contract:
+// - A probe that has not answered within `deadline` makes etcd unhealthy at once ("no answer
+//   within ..."), even while the client still tries other members for it: a replica cut off
+//   from every member is not ready after about interval + deadline, not after a timeout per
+//   member. A later successful probe makes it healthy again.
+// - hooks.probed runs after every successful probe (the store checks there that its watch is
+//   on the member the client uses now).
 #pragma once
 
 #include <chrono>
@@ -24,9 +32,11 @@ class EtcdHealth {
   struct Hooks {
     std::function<void()> up;                         // etcd works again
     std::function<void(const std::string& why)> down;  // etcd stopped working
+    std::function<void()> probed;                     // a probe succeeded (may be empty)
   };
   EtcdHealth(TimeSystem& time, boost::asio::any_io_executor executor, EtcdApi& etcd,
-             std::string probe_key, std::chrono::milliseconds interval, Hooks hooks);
+             std::string probe_key, std::chrono::milliseconds interval,
+             std::chrono::milliseconds deadline, Hooks hooks);
 
   void Start() { Probe(); }
   void Stop();
@@ -37,12 +47,13 @@ class EtcdHealth {
 
  private:
   void Probe();
+  void ProbeOverdue();
 
   EtcdApi& etcd_;
   std::string probe_key_;
-  std::chrono::milliseconds interval_;
+  std::chrono::milliseconds interval_, deadline_;
   Hooks hooks_;
-  TimerPtr timer_;
+  TimerPtr timer_, deadline_timer_;
   bool healthy_ = false;
   bool probing_ = false;
   bool stopped_ = false;

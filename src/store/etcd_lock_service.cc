@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/metrics_text.h"
 #include "common/random.h"
 #include "common/strings.h"
 #include "store/etcd_gateway_api.h"
@@ -72,11 +73,14 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
                         .changed = [this] { Pump(); },
                         .expired = [this](const EtcdRecord& rec) { OnGrantExpired(rec); }});
   health_ = std::make_unique<EtcdHealth>(
-      time_, ex, *etcd_, keys_.lock_key, store_.probe_interval,
+      time_, ex, *etcd_, keys_.lock_key, store_.probe_interval, store_.timeout,
       EtcdHealth::Hooks{.up = [this] { OnEtcdUp(); },
-                        .down = [this](const std::string& why) { OnEtcdDown(why); }});
+                        .down = [this](const std::string& why) { OnEtcdDown(why); },
+                        .probed = [this] { mirror_->FollowMember(); }});
   maintenance_ = std::make_unique<EtcdMaintenance>(time_, *etcd_, store_.maintenance);
   recheck_timer_ = time_.CreateTimer(ex, [this] { Pump(); });
+  stall_timer_ = time_.CreateTimer(ex, [this] { RemoveStalledHead(); });
+  release_retry_timer_ = time_.CreateTimer(ex, [this] { RetryReleases(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
     enqueue_armed_ = false;
     FlushEnqueues();
@@ -103,6 +107,15 @@ lock::Counters EtcdLockService::CountersSnapshot() const {
   lock::Counters c = counters_;
   c.foreign_records = mirror_->foreign_count();
   return c;
+}
+
+std::string EtcdLockService::StoreMetrics() const {
+  MetricsText m;
+  m.Family("tokenmgr_store_stalled_waiters_removed_total", "counter",
+           "waiter keys of other replicas this replica removed from the head of the queue after "
+           "they stayed there while the lock was free (their replica cut off from etcd)");
+  m.CountSample("tokenmgr_store_stalled_waiters_removed_total", {}, stalled_removed_);
+  return maintenance_->RenderMetrics() + m.Take();
 }
 
 // ---- health -------------------------------------------------------------------------------
@@ -437,6 +450,13 @@ void EtcdLockService::FlushEnqueues() {
   etcd_->DoTxn(std::move(txn), [this, taken, a = std::weak_ptr<bool>(alive_)](
                                    StatusOr<TxnResponse> r) {
     if (!Alive(a)) return;
+    if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+      // Refused, not applied: the session lease is gone (e.g. it ended while this replica was
+      // cut off). The next waiters get a new session; etcd itself works.
+      session_->Lost();
+      for (const auto& [w, key] : *taken) Finish(w, Unavailable("lost the etcd session; retry"));
+      return;
+    }
     if (!r.ok()) {
       Status why = CallFailed(r.status());
       for (const auto& [w, key] : *taken) Finish(w, why);
@@ -459,11 +479,76 @@ EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
 
 // Lets this replica's oldest waiter try the grant when the mirror says it may succeed.
 void EtcdLockService::Pump() {
-  if (stopped_ || !Ready() || mirror_->lock()) return;
+  if (!stopped_ && Ready()) RequeueRemoved();
+  const bool free = !stopped_ && Ready() && !mirror_->lock();
+  WatchQueueHead(free);
+  if (!free) return;
   if (!to_enqueue_.empty()) FlushEnqueues();  // the lock is free: no batching
   WaiterPtr best = OldestWaiter();
   if (!best || best->trying) return;
   TryGrant(best, /*fast_path=*/false);
+}
+
+void EtcdLockService::RequeueRemoved() {
+  std::vector<WaiterPtr> removed;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->trying && !w->finished && !mirror_->waiters().contains({w->rev, w->key})) {
+      removed.push_back(w);
+    }
+  }
+  for (WaiterPtr& w : removed) {
+    spdlog::info("waiter '{}' lost its place in the etcd queue (removed by another replica as "
+                 "stalled): queued again",
+                 w->holder);
+    w->key.clear();
+    w->rev = 0;
+    Enqueue(std::move(w));
+  }
+}
+
+void EtcdLockService::WatchQueueHead(bool lock_free) {
+  // This replica's oldest queued waiter, and the keys ahead of it (not foreign ones).
+  std::vector<std::pair<int64_t, std::string>> head;
+  int64_t oldest = 0;
+  for (auto& [id, w] : local_) {
+    if (w->rev && !w->finished && (!oldest || w->rev < oldest)) oldest = w->rev;
+  }
+  if (lock_free && oldest) {
+    for (const auto& [rev, key] : mirror_->waiters()) {
+      if (rev >= oldest) break;
+      if (!mirror_->IsForeign(key)) head.emplace_back(rev, key);
+    }
+  }
+  if (head.empty()) {
+    stall_timer_->Disarm();
+    stalled_head_.clear();
+    return;
+  }
+  if (head == stalled_head_ && stall_timer_->armed()) return;  // still the same: keep counting
+  stalled_head_ = std::move(head);
+  stall_timer_->Arm(store_.queue_stall);
+}
+
+void EtcdLockService::RemoveStalledHead() {
+  std::vector<std::pair<int64_t, std::string>> head = std::move(stalled_head_);
+  if (stopped_ || head.empty() || !Ready() || mirror_->lock()) return;
+  Txn txn;
+  txn.compare = {Compare::Create(keys_.lock_key, CompareResult::kEqual, 0,
+                                 PrefixEnd(keys_.grants_prefix))};
+  for (const auto& [rev, key] : head) {
+    txn.compare.push_back(Compare::Create(key, CompareResult::kEqual, rev));
+    txn.success.push_back(Op::Delete(key));
+  }
+  spdlog::warn(
+      "etcd store: {} waiter(s) of other replicas stayed ahead of ours for {} ms while the lock "
+      "was free (their replica is cut off from etcd?): removing them from the queue",
+      head.size(), store_.queue_stall.count());
+  stalled_removed_ += head.size();
+  etcd_->DoTxn(std::move(txn), [this, a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+    if (!Alive(a)) return;
+    if (!r.ok()) return (void)CallFailed(r.status());
+    Pump();  // the watch shows the deletes too; this re-arms the timer if the head is new
+  });
 }
 
 // ---- release ------------------------------------------------------------------------------
@@ -492,10 +577,10 @@ Status EtcdLockService::NotHeld(const std::string& id) const {
 
 void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
-  ReleaseCall call{std::string(id_view), 3, std::move(done)};
-  if (!health_->healthy()) {
-    return call.done(Unavailable("lock store (etcd) unavailable: " + health_->why()));
-  }
+  // Tried even while a probe or call says etcd is down: the txn's compare decides, and a
+  // release refused here would keep the lock held until its lease ends (the next member may
+  // well answer).
+  ReleaseCall call{std::string(id_view), 3, std::move(done), time_.Now() + store_.timeout * 2};
   const std::optional<EtcdRecord>& lock = mirror_->lock();
   if (lock && !lock->foreign && lock->mod_revision > 0 && ConstantTimeEquals(lock->id, call.id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the
@@ -507,12 +592,32 @@ void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
 
 void EtcdLockService::ReleaseAttempt(ReleaseCall call) {
   ReadLock([this, call = std::move(call)](StatusOr<std::optional<EtcdRecord>> cur) mutable {
-    if (!cur.ok()) return call.done(cur.status());
+    if (!cur.ok()) return RetryRelease(std::move(call), cur.status());
     if (!*cur || (*cur)->foreign || !ConstantTimeEquals((*cur)->id, call.id)) {
       return call.done(NotHeld(call.id));
     }
     ReleaseTxn(**cur, std::move(call));
   });
+}
+
+void EtcdLockService::RetryRelease(ReleaseCall call, Status error) {
+  // "no leader" is a refusal before the request was processed (etcd_client.h): nothing
+  // applied, so the release can be sent again once etcd has elected a leader. A release that
+  // fails holds the lock until its lease ends, which a new leader restarts.
+  const bool refused = error.message().find("no leader") != std::string::npos;
+  if (stopped_ || !refused || time_.Now() >= call.retry_until) return call.done(std::move(error));
+  release_retries_.push_back(std::move(call));
+  if (!release_retry_timer_->armed()) release_retry_timer_->Arm(kReleaseRetry);
+}
+
+void EtcdLockService::RetryReleases() {
+  for (ReleaseCall& call : std::exchange(release_retries_, {})) {
+    if (stopped_) {
+      call.done(Unavailable("tokenmgr is shutting down"));
+      continue;
+    }
+    ReleaseAttempt(std::move(call));
+  }
 }
 
 // Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
@@ -591,7 +696,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
   if (r.ok() && !taken->empty()) Enqueued(*taken, r->revision);
   if (!r.ok()) {  // CallFailed marks etcd down, which fails every waiter, `taken` included
     if (next) leases_->Revoke(handoff.lease.id);  // outcome unknown: undo a possible handoff
-    return call.done(CallFailed(r.status()));
+    return RetryRelease(std::move(call), CallFailed(r.status()));
   }
   if (!r->succeeded) {
     if (next && lease_ok) leases_->Spare(ttl, handoff.lease.id);  // unused by the txn
@@ -624,9 +729,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
 
 void EtcdLockService::Renew(std::string id, lock::Seconds ttl, GrantDone done) {
   if (stopped_) return done(Unavailable("tokenmgr is shutting down"));
-  if (!health_->healthy()) {
-    return done(Unavailable("lock store (etcd) unavailable: " + health_->why()));
-  }
+  // Tried even while etcd looks down, like a release: it reads the lock from etcd first.
   if (maintenance_->nospace()) return done(Unavailable(EtcdMaintenance::kNoSpaceMessage));
   RenewAttempt({std::move(id), ttl, 3, std::move(done)});
 }
@@ -741,6 +844,9 @@ void EtcdLockService::Shutdown() {
   mirror_->Stop();
   recheck_timer_->Disarm();
   enqueue_timer_->Disarm();
+  stall_timer_->Disarm();
+  release_retry_timer_->Disarm();
+  RetryReleases();  // answered: shutting down
   maintenance_->Stop();
   leases_->Stop();
   session_->Stop(/*revoke=*/health_->healthy());

@@ -58,10 +58,26 @@
 //   outcome is unknown never frees its lease for reuse (it is revoked). A txn etcd refuses
 //   because a lease it names is gone (e.g. a spare revoked from outside) is retried once.
 // - Waiters are woken by a watch on the prefix (never by polling the lock).
+// - A stalled head of the queue is removed: when the lock is free (in the mirror) and waiter
+//   keys older than this replica's oldest waiter stay unchanged for queue_stall, this replica
+//   deletes them in a txn that applies only if the lock range is still empty and each is still
+//   the key it saw (create revision). Foreign waiter keys are never removed this way. A
+//   replica whose waiter's key was removed queues that waiter again, at the back, when its
+//   mirror shows the key gone. Fairness, not safety, depends on queue_stall: a grant still
+//   needs an empty lock range.
 // - A grant key deleted at or after its expires_unix_ms (by this replica's clock) expired; the
 //   replica that made the grant tells OnLeaseExpired's observer.
-// - When etcd does not answer (down, no quorum), lock/renew/release fail UNAVAILABLE, Ready()
-//   is false, waiters fail UNAVAILABLE; probes every second bring it back by itself. A write
+// - When etcd does not answer (down, no quorum), lock fails UNAVAILABLE at once, Ready() is
+//   false, waiters fail UNAVAILABLE; probes every second bring it back by itself. Release and
+//   renew are still tried (they are compares on etcd's state, and a release refused on a
+//   guess would keep the lock held until its lease ends); they fail UNAVAILABLE when etcd does
+//   not answer them. A release refused for "no leader" (not applied: an election, e.g. when a
+//   partition heals) is sent again every 250 ms for up to twice the timeout.
+// - Partitions (docs/architecture.md, "Network partitions"): a probe unanswered within the
+//   timeout makes the store not ready (EtcdHealth); the watch follows the client to another
+//   member (EtcdMirror::FollowMember); this replica's waiter keys hold the FIFO of the other
+//   replicas at most session_ttl after its last keepalive reached etcd (plus an etcd election
+//   when the cut took the leader, whose successor restarts every lease). A write
 //   whose outcome is unknown has its lease revoked: a grant is never made on a guess.
 // - GetView answers at once from a mirror kept by the watch: on another replica it can lag a
 //   write by the watch's delivery delay (milliseconds). Lock decisions are etcd compares; the
@@ -92,6 +108,11 @@ struct EtcdStoreOptions {
   std::string prefix = "/tokenmgr/";
   std::chrono::milliseconds timeout{2000};
   lock::Seconds session_ttl{5};       // how long a dead replica's waiters block the queue
+  // How long the oldest waiter keys of other replicas may stay at the head of the queue while
+  // the lock is free and this replica has a waiter behind them, before this replica removes
+  // them (their replica is cut off, or they outlived their waiter). A replica that works
+  // grants its waiter within milliseconds of the lock becoming free.
+  std::chrono::milliseconds queue_stall{1000};
   std::chrono::milliseconds probe_interval{1000};
   EtcdMaintenanceOptions maintenance;  // alarms and compaction (etcd_maintenance.h)
 };
@@ -126,8 +147,10 @@ class EtcdLockService final : public lock::LockService {
   // Only the replica that made the grant tells of its expiry (each replica's watch sees it), so
   // that the history has it once. A replica restarted since the grant does not tell of it.
   void OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) override;
-  // Prometheus text of the etcd upkeep: tokenmgr_store_alarm, database size, compactions.
-  std::string StoreMetrics() const { return maintenance_->RenderMetrics(); }
+  // Prometheus text of the etcd upkeep (tokenmgr_store_alarm, database size, compactions) and
+  // of partitions: tokenmgr_store_stalled_waiters_removed_total (waiter keys of other replicas
+  // removed from the head of the queue, see queue_stall).
+  std::string StoreMetrics() const;
   void Shutdown() override;
   const lock::Options& options() const override { return options_; }
 
@@ -140,6 +163,7 @@ class EtcdLockService final : public lock::LockService {
     std::string id;
     int attempts_left = 3;
     StatusDone done;
+    SteadyTime retry_until;  // sent again after "no leader" until then
   };
   struct RenewCall {
     std::string id;
@@ -164,6 +188,13 @@ class EtcdLockService final : public lock::LockService {
   // The unavailable answer after a failed etcd call (also marks etcd unhealthy).
   Status CallFailed(const Status& s);
   void Pump();
+  // Arms the stall timer while the head of the queue is other replicas' keys and the lock is
+  // free; RemoveStalledHead() deletes them when they have not moved for queue_stall.
+  void WatchQueueHead(bool lock_free);
+  // Queues again (at the back) this replica's waiters whose keys are gone from etcd while they
+  // wait (another replica removed them as stalled): a grant compare needs the waiter's key.
+  void RequeueRemoved();
+  void RemoveStalledHead();
 
   // ---- grants ----
   // A txn refused because a lease it names is gone (revoked from outside, e.g. a spare lease)
@@ -198,6 +229,10 @@ class EtcdLockService final : public lock::LockService {
   // ---- release / renew ----
   void ReadLock(std::function<void(StatusOr<std::optional<EtcdRecord>>)> done);
   void ReleaseAttempt(ReleaseCall call);
+  // Answers `call` with `error`, or, when etcd refused it for want of a leader (not applied)
+  // and retry_until is not reached, sends it again kReleaseRetry later.
+  void RetryRelease(ReleaseCall call, Status error);
+  void RetryReleases();
   void ReleaseTxn(EtcdRecord rec, ReleaseCall call);
   // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
   void ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr next, Taken lease,
@@ -242,7 +277,13 @@ class EtcdLockService final : public lock::LockService {
   std::string granted_here_;
   std::shared_ptr<std::function<void(const lock::ExpiredLease&)>> expiry_observer_;
 
-  TimerPtr recheck_timer_, enqueue_timer_;
+  TimerPtr recheck_timer_, enqueue_timer_, stall_timer_, release_retry_timer_;
+  std::vector<ReleaseCall> release_retries_;
+  static constexpr std::chrono::milliseconds kReleaseRetry{250};
+  // The waiter keys (create revision, key) ahead of this replica's oldest waiter when
+  // stall_timer_ was armed.
+  std::vector<std::pair<int64_t, std::string>> stalled_head_;
+  uint64_t stalled_removed_ = 0;  // waiter keys removed by RemoveStalledHead
   bool stopped_ = false;
   lock::Counters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

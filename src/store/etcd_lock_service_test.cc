@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/time_system.h"
@@ -100,6 +101,17 @@ class EtcdLockServiceTest : public ::testing::Test {
       v = *got;
     });
     return v;
+  }
+  // b holds the lock; a waiter on a, then one on b, are queued behind it.
+  std::tuple<lock::Grant, GrantAnswer, GrantAnswer> HeldWithWaitersOnAThenB(Replica& a,
+                                                                            Replica& b) {
+    lock::Grant g = MustGrant(b, "node-1", seconds(30));
+    GrantAnswer first = Acquire(a, "node-2", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    GrantAnswer second = Acquire(b, "node-3", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    EXPECT_EQ(WaiterKeys().size(), 2u);
+    return {g, first, second};
   }
   std::vector<KeyValue> Grants() { return etcd_.List("/t/lock/", PrefixEnd("/t/lock/")); }
   std::vector<KeyValue> WaiterKeys() {
@@ -517,6 +529,99 @@ TEST_F(EtcdLockServiceTest, AMemberWithoutLeaderMakesTheStoreNotReadyUntilItHasO
   Run(milliseconds(1600));
   EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
   MustGrant(a, "node-1");
+}
+
+// ---- partitions (issue 19) ----------------------------------------------------------------
+
+TEST_F(EtcdLockServiceTest, AWatchLeftSilentOnAnIsolatedMemberMovesWithTheClient) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(b, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  // a's member is cut off from the others: a's watch stays open and silent; a's next probe
+  // gets "no leader" there and the client moves on (the read works on the next member).
+  a.client->IsolateMember();
+  Run(milliseconds(1100));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(100));  // a hears of the release only through a watch on a working member
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_EQ(View(a).holder, "node-2");
+}
+
+TEST_F(EtcdLockServiceTest, AReplicaWhoseMembersStopAnsweringIsNotReadyWithinItsTimeout) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(b, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(a, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  // Each call is answered only after the client tried three members for 2 s each.
+  a.client->SetAnswerDelay(seconds(6));
+  Run(milliseconds(1000 + 2000 + 100));  // the next probe, then its deadline (the timeout)
+  EXPECT_FALSE(a->Ready());
+  EXPECT_NE(a->NotReadyReason().find("did not answer"), std::string::npos) << a->NotReadyReason();
+  ASSERT_TRUE(queued->done);  // failed, not left waiting on a replica that cannot grant
+  EXPECT_EQ(queued->value.status().code(), StatusCode::kUnavailable);
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(seconds(8));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+  ASSERT_TRUE(Release(a, g.id).ok());
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseIsTriedWhileAFailedProbeSaysEtcdIsDown) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  a.client->SetUnavailable(true);
+  Run(milliseconds(1100));  // a's probe fails
+  ASSERT_FALSE(a->Ready());
+  a.client->SetUnavailable(false);  // back before the next probe: the release must not wait
+  EXPECT_TRUE(Release(a, g.id).ok());
+  EXPECT_TRUE(Grants().empty());
+}
+
+TEST_F(EtcdLockServiceTest, WaitersOfACutOffReplicaHoldTheQueueNoLongerThanTheStallBound) {
+  Replica &a = Open("a"), &b = Open("b");
+  auto [g, first, second] = HeldWithWaitersOnAThenB(a, b);
+  a.client->SetUnavailable(true);  // a is cut off: its waiter key stays until its session ends
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(900));
+  EXPECT_FALSE(second->done);  // a's key is still the head of the queue
+  Run(milliseconds(200));      // queue_stall (1 s) after the lock became free
+  ASSERT_TRUE(second->done);
+  EXPECT_TRUE(second->value.ok()) << second->value.status().ToString();
+  EXPECT_NE(b->StoreMetrics().find("tokenmgr_store_stalled_waiters_removed_total 1"),
+            std::string::npos)
+      << b->StoreMetrics();
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterWhoseKeyWasRemovedAsStalledQueuesAgainAndIsServed) {
+  Replica &a = Open("a"), &b = Open("b");
+  auto [g, first, second] = HeldWithWaitersOnAThenB(a, b);
+  a.client->SilenceWatch(true);  // a does not hear of the release for a while
+  ASSERT_TRUE(Release(b, g.id).ok());
+  Run(milliseconds(1100));
+  ASSERT_TRUE(second->done);  // b removed a's key and granted its own waiter
+  ASSERT_TRUE(second->value.ok());
+  a.client->SilenceWatch(false);
+  ASSERT_TRUE(Release(b, second->value->id).ok());
+  Run(milliseconds(100));
+  ASSERT_TRUE(first->done);  // a's waiter was not lost
+  EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseRefusedDuringAnElectionIsSentAgainOnceThereIsALeader) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  etcd_.SetNoLeader(true);
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(600));
+  EXPECT_EQ(out.code(), StatusCode::kInternal);  // not answered yet: waiting for a leader
+  etcd_.SetNoLeader(false);
+  Run(milliseconds(300));
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  EXPECT_TRUE(Grants().empty());
 }
 
 }  // namespace

@@ -140,6 +140,17 @@ void EtcdMirror::Lost() {
   ScheduleResync();
 }
 
+void EtcdMirror::FollowMember() {
+  if (stopped_ || !synced_ || watch_member_ == etcd_.current_endpoint()) return;
+  spdlog::warn(
+      "etcd watch on {} is left for {} (a call there failed; a watch there may be silent): "
+      "reading the store again",
+      watch_member_, etcd_.current_endpoint());
+  // A full read, not a watch from revision_ + 1: what the silent watch missed may include
+  // events below the revision its created answer named.
+  Resync();
+}
+
 void EtcdMirror::Stop() {
   stopped_ = true;
   resync_timer_->Disarm();
@@ -156,6 +167,7 @@ void EtcdMirror::OnWatch(const WatchResponse& w) {
     return;
   }
   if (w.created) {
+    watch_member_ = etcd_.current_endpoint();
     resyncing_ = false;
     synced_ = true;
     hooks_.synced();
@@ -167,7 +179,9 @@ void EtcdMirror::OnWatch(const WatchResponse& w) {
         waiters_.size(), epoch_);
   }
   for (const WatchEvent& ev : w.events) Apply(ev.kv, ev.deleted);
-  revision_ = std::max(revision_, w.revision);
+  // Not from the created answer: it names the store's revision, which may be above events the
+  // watch has yet to deliver.
+  if (!w.created) revision_ = std::max(revision_, w.revision);
   if (synced_ && epoch_ == 0) {
     // The token epoch was deleted or overwritten (etcd wiped by hand?): read everything again
     // and start a new epoch; no grant until then.

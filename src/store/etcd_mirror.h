@@ -14,6 +14,11 @@
 //   hooks.changed after every watch answer that was applied.
 // - A canceled watch (e.g. its start revision was compacted), a closed one or a changed epoch
 //   key makes the mirror read everything again; not synced() until then.
+// - The watch follows the member the client uses: FollowMember() (called after each successful
+//   health probe) reads everything again and watches on the member in use now when the client
+//   has moved since the watch was created. A call that failed there is why the client moved,
+//   and a watch on a member cut off from the others, or whose answers are lost, stays open and
+//   silent. Not synced() for the one read this takes.
 // - Foreign data is never an exception: logged once per key and revision, counted while present.
 #pragma once
 
@@ -73,9 +78,12 @@ class EtcdMirror {
   void Resync();
   // etcd is unreachable: drop the watch and read everything again 500 ms from now.
   void Lost();
+  void FollowMember();
   void Stop();
 
   bool synced() const { return synced_; }
+  // The member the watch was created on ("" before the first).
+  const std::string& watch_member() const { return watch_member_; }
   const std::optional<EtcdRecord>& lock() const { return lock_; }
   // (create revision, key) of every key in the waiter range; one txn may create several keys
   // of one replica (same revision).
@@ -84,6 +92,7 @@ class EtcdMirror {
   const std::string& epoch_raw() const { return epoch_raw_; }  // as stored (txns compare it)
   uint64_t last_token() const { return last_token_; }
   size_t foreign_count() const { return foreign_.size(); }
+  bool IsForeign(const std::string& key) const { return foreign_.contains(key); }
   // "" when no foreign data is present, else what and where.
   std::string ForeignWarning() const;
 
@@ -129,6 +138,7 @@ class EtcdMirror {
   std::set<std::pair<int64_t, std::string>> waiters_;
   uint64_t last_token_ = 0;
   int64_t revision_ = 0;
+  std::string watch_member_;
   bool synced_ = false;
   bool resyncing_ = false;
   bool stopped_ = false;

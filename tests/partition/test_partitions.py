@@ -217,10 +217,12 @@ def scenario(lab, wd):
                             if e["k"] == "lock" and e["s"] == 200} == set(tms),
                    timeout=30, interval=0.2, what="a grant through each replica")
     r = Run()
-    r.phases, r.holder_samples, r.wd = [], [], wd
+    r.phases, r.holder_samples, r.wd, r.phase_walls = [], [], wd, []
     for name, apply, majority, heal, flap in phases_plan:
         leader = etcd_leader(lab)
         start = time.monotonic()
+        r.phase_walls.append(f"{name} {time.strftime('%H:%M:%S', time.gmtime())}."
+                             f"{int(time.time() * 10) % 10}")
         lab.heal()
         if apply:
             apply()
@@ -253,6 +255,7 @@ def scenario(lab, wd):
         r.safety.etcd_violations = [f"etcd's history unreadable: {dump.stdout[:200]} "
                                     f"{dump.stderr[-500:]}"]
     report = checker.table(r.stats) + "\n" + r.safety.summary() + "\n"
+    report += "phases began (UTC, as in the replicas' logs): " + ", ".join(r.phase_walls) + "\n"
     misses = checker.availability_misses(r.stats)
     report += "availability targets missed:\n  " + "\n  ".join(misses or ["none"]) + "\n"
     r.misses, r.report = misses, report
@@ -361,11 +364,21 @@ def test_both_replicas_serve_again_after_the_last_heal(run):
         assert last.rate[r] >= normal.rate[r] / 3, run.report
 
 
+# Phases whose availability targets are not met in every run on a 2-core box (issue 19; see
+# docs/operations.md, "Network partitions"): cutting the etcd leader every second makes an
+# election of each cycle; and after a heal (the rejoining member forces an election) a lock
+# whose release timed out (outcome unknown, so not sent again) stays held until its lease ends,
+# TTL + 1 s restarted by the new leader: a first grant 5.3-6.0 s after the heal in 2 of 8 runs.
+FLAKY_TARGETS = ("flap-t2+e3", "heal-1", "heal-4")
+
+
 def test_availability_targets(run):
     """The issue's targets: a replica that can reach a majority keeps >= 1/3 of its normal grant
-    rate in every phase; after a heal every replica grants again within 5 s. Not met in every
-    run yet (docs/operations.md, "Network partitions"): an expected failure naming the numbers
-    when missed. Safety is asserted above regardless."""
+    rate in every phase; after a heal every replica grants again within 5 s. Asserted for every
+    phase but FLAKY_TARGETS, whose misses are an expected failure naming the numbers. Safety is
+    asserted above regardless."""
+    hard = [m for m in run.misses if not m.startswith(FLAKY_TARGETS)]
+    assert not hard, "availability targets missed:\n" + "\n".join(hard) + "\n" + run.report
     if run.misses:
-        pytest.xfail("availability targets not met yet (issue 19, item 2): "
+        pytest.xfail("availability targets not met in every run (issue 19, FLAKY_TARGETS): "
                      + "; ".join(run.misses))

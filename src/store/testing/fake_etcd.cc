@@ -307,15 +307,36 @@ FakeEtcdClient::~FakeEtcdClient() {
 }
 
 void FakeEtcdClient::Post(std::function<void()> f) {
-  boost::asio::post(etcd_.executor_, [a = std::weak_ptr<bool>(alive_), f = std::move(f)] {
+  auto guarded = [a = std::weak_ptr<bool>(alive_), f = std::move(f)] {
     if (!a.expired()) f();
-  });
+  };
+  if (delay_.count() == 0) return boost::asio::post(etcd_.executor_, std::move(guarded));
+  if (delayed_.size() > 256) delayed_.clear();  // long fired (tests delay a few calls)
+  TimerPtr& t = delayed_.emplace_back(etcd_.time_.CreateTimer(etcd_.executor_, guarded));
+  t->Arm(delay_);
 }
 
-Status FakeEtcdClient::CallStatus() const {
+std::string FakeEtcdClient::current_endpoint() const {
+  return member_ == 0 ? name_ : name_ + "/m" + std::to_string(member_);
+}
+
+Status FakeEtcdClient::CallStatus(bool retried) {
   if (stopped_) return Unavailable("etcd client stopped");
   if (down_) return Unavailable("etcd fake (" + name_ + "): connect: refused");
+  if (isolated_.contains(member_)) {
+    std::string member = current_endpoint();
+    ++member_;  // as EtcdClient: later calls go to the next member
+    if (retried) return CallStatus(false);
+    return Unavailable("etcd " + member + " answered 503: etcdserver: no leader");
+  }
   return etcd_.CallStatus();
+}
+
+void FakeEtcdClient::IsolateMember() { isolated_.insert(member_); }
+
+void FakeEtcdClient::SetAnswerDelay(std::chrono::milliseconds delay) {
+  delay_ = delay;
+  if (delay.count() == 0 && watch_) Post([this] { Deliver(); });
 }
 
 void FakeEtcdClient::SetUnavailable(bool down) {
@@ -329,7 +350,9 @@ void FakeEtcdClient::SilenceWatch(bool silent) {
 }
 
 void FakeEtcdClient::Range(RangeRequest request, Done<RangeResponse> done) {
-  if (Status s = CallStatus(); !s.ok()) return Answer(std::move(done), StatusOr<RangeResponse>(s));
+  if (Status s = CallStatus(/*retried=*/true); !s.ok()) {
+    return Answer(std::move(done), StatusOr<RangeResponse>(s));
+  }
   RangeResponse r;
   r.revision = etcd_.revision_;
   std::vector<KeyValue> kvs = etcd_.List(request.key, request.range_end);
@@ -368,7 +391,9 @@ void FakeEtcdClient::LeaseGrant(int64_t ttl_s, Done<LeaseGrantResponse> done) {
 }
 
 void FakeEtcdClient::LeaseKeepAlive(int64_t id, Done<int64_t> done) {
-  if (Status s = CallStatus(); !s.ok()) return Answer(std::move(done), StatusOr<int64_t>(s));
+  if (Status s = CallStatus(/*retried=*/true); !s.ok()) {
+    return Answer(std::move(done), StatusOr<int64_t>(s));
+  }
   auto it = etcd_.leases_.find(id);
   int64_t ttl = 0;
   if (it != etcd_.leases_.end()) {
@@ -399,6 +424,7 @@ void FakeEtcdClient::Watch(WatchRequest request,
   w->on_closed = std::move(on_closed);
   watch_ = w;
   if (Status s = CallStatus(); !s.ok()) return CloseWatch(s);
+  w->member = member_;
   Post([this, w] {
     if (watch_ != w) return;
     if (w->next >= etcd_.compacted_) {
@@ -413,7 +439,10 @@ void FakeEtcdClient::Watch(WatchRequest request,
 
 void FakeEtcdClient::Deliver() {
   std::shared_ptr<WatchState> w = watch_;
-  if (!w || etcd_.silent_ || silent_ || down_ || stopped_) return;
+  if (!w || etcd_.silent_ || silent_ || down_ || stopped_ || delay_.count() > 0 ||
+      isolated_.contains(w->member)) {
+    return;
+  }
   if (w->next < etcd_.compacted_) {
     watch_.reset();  // etcd ends it; the store cancels and reads everything again
     WatchResponse canceled;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -141,7 +142,8 @@ class FakeEtcdClient final : public EtcdApi {
   void Compact(int64_t revision, StatusDone done) override;
   void MemberStatus(Done<EtcdStatusResponse> done) override;
   void Shutdown() override;
-  std::string current_endpoint() const override { return name_; }
+  // `name`, then `name`/m1, `name`/m2, ... as the client moves on from members cut off.
+  std::string current_endpoint() const override;
 
   // This client alone: every call fails UNAVAILABLE and its watch ends.
   void SetUnavailable(bool down);
@@ -149,17 +151,30 @@ class FakeEtcdClient final : public EtcdApi {
   // others); turned off, it catches up (or is canceled if what it missed was compacted).
   void SilenceWatch(bool silent);
   bool watching() const { return watch_ != nullptr; }
+  // The member this client uses now is cut off from the others: a watch opened on it stays
+  // open and delivers nothing from now on (as an isolated etcd member does), and the next call
+  // fails "etcdserver: no leader" and moves the client to another member (current_endpoint()
+  // changes), where calls and new watches work, as EtcdClient moves on (a read or keepalive,
+  // which EtcdClient retries on the next member, works at once).
+  void IsolateMember();
+  // Every call is answered `delay` late (0: at once), e.g. a member that stopped answering and
+  // the client's retries on the next ones; the watch delivers nothing while `delay` > 0.
+  void SetAnswerDelay(std::chrono::milliseconds delay);
 
  private:
   friend class FakeEtcd;
   struct WatchState {
     std::string key, range_end;
     int64_t next = 0;  // the first revision not delivered yet
+    int member = 0;    // the member it was opened on
     std::function<void(const WatchResponse&)> on_response;
     StatusDone on_closed;
   };
-  Status CallStatus() const;
-  // Posts `f` to the executor; it does not run once this client is gone.
+  // The failure the next call sees, if any. A call on an isolated member moves the client to
+  // the next one; one that EtcdClient retries there (`retried`: reads, keepalives) then works.
+  Status CallStatus(bool retried = false);
+  // Posts `f` to the executor (after the answer delay); it does not run once this client is
+  // gone.
   void Post(std::function<void()> f);
   template <typename T>
   void Answer(Done<T> done, StatusOr<T> r) {
@@ -175,6 +190,10 @@ class FakeEtcdClient final : public EtcdApi {
   FakeEtcd& etcd_;
   std::string name_;
   bool down_ = false, silent_ = false, stopped_ = false;
+  int member_ = 0;
+  std::set<int> isolated_;  // members cut off from the others
+  std::chrono::milliseconds delay_{0};
+  std::vector<TimerPtr> delayed_;  // answers on their way (fired timers are kept until then)
   std::shared_ptr<WatchState> watch_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
