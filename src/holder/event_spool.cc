@@ -42,6 +42,8 @@ StatusOr<SpoolContents> FileSpool::Load() {
 }
 
 Status FileSpool::Save(const SpoolContents& c) {
+  // Nothing waits: no file (HOST_DIR is the node's Bitfusion directory; keep it clean).
+  if (c.events.empty()) return fs_.RemoveAll(path_);
   std::string out = "{\"origin\":\"" + console::OriginText(c.origin) +
                     "\",\"next_seq\":" + std::to_string(c.next_seq) + ",\"events\":[";
   for (size_t i = 0; i < c.events.size(); ++i) {

@@ -10,7 +10,8 @@
 //   spool.Save({.origin = o, .next_seq = 8, .events = pending});
 //
 // The file is JSON, replaced atomically (fsync'ed): {"origin": "<16 hex>", "next_seq": n,
-// "events": [<event as console::ToJson writes it>...]}. Load is strict and bounded (kMaxBytes):
+// "events": [<event as console::ToJson writes it>...]}; it exists only while events wait (a
+// Save without events removes it; the next run then starts a new stream). Load is strict and bounded (kMaxBytes):
 // anything malformed, oversized, or an event of another stream is INVALID_ARGUMENT naming the
 // path, and the agent starts a new stream (losing only what it could not read).
 #pragma once

@@ -53,6 +53,15 @@ TEST_F(FileSpoolTest, SavesAndLoadsEveryFieldOfEveryEvent) {
   EXPECT_EQ(back->events[1].kind, console::EventKind::kWithdraw);
 }
 
+TEST_F(FileSpoolTest, NothingWaitingIsNoFile) {
+  ASSERT_TRUE(spool_.Save({0x11, 2, {Numbered(0x11, 1)}}).ok());
+  ASSERT_TRUE(fs_.Exists(kSpoolPath));
+  ASSERT_TRUE(spool_.Save({0x11, 2, {}}).ok());
+  EXPECT_FALSE(fs_.Exists(kSpoolPath));
+  EXPECT_EQ(spool_.Load().status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(spool_.Save({0x11, 2, {}}).ok());  // none to remove: fine
+}
+
 TEST_F(FileSpoolTest, RefusesMalformedOversizedForeignAndHostileFilesNamingThePath) {
   const std::string ok_event = console::ToJson(Numbered(0x11, 1));
   const std::string other_stream = console::ToJson(Numbered(0x22, 1));

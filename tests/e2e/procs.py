@@ -201,6 +201,15 @@ def installed_license(host_dir):
         return None
 
 
+EVENT_SPOOL = ".license-holder-events.json"
+
+
+def host_files(host_dir):
+    """The names in a host dir, sorted, without the agent's event spool (its events for
+    tokenmgr's history not stored yet: there while tokenmgr has not acknowledged them)."""
+    return sorted(n for n in os.listdir(host_dir) if n != EVENT_SPOOL)
+
+
 def read_claim(pool, name):
     try:
         with open(os.path.join(pool, name, "lockedby")) as f:

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from procs import Holder, Tokenmgr, installed_license, make_pool, read_claim, request, wait_for
+from procs import (Holder, Tokenmgr, host_files, installed_license, make_pool, read_claim,
+                   request, wait_for)
 
 BIG = 32 * 1024  # the second license file: larger than what is left on the full host fs
 FAKE_TOKEN = 999999999  # the fake tokenmgr's grant; must never reach a claim
@@ -209,7 +210,7 @@ def test_full_host_dir_is_not_ready_leaves_nothing_partial_and_recovers(real_tm,
     assert_host_dir_consistent(host_dir, os.path.join(pool, "license1"))
     assert installed_license(host_dir) == "HOSTID-license1"
     assert watch.sample() == set()
-    assert sorted(os.listdir(host_dir)) == [".license-holder.json", "lic", "servers.conf"]
+    assert host_files(host_dir) == [".license-holder.json", "lic", "servers.conf"]
 
 
 def test_pool_that_fills_up_or_turns_read_only_withdraws_intact_and_recovers(real_tm, tmp_path,
@@ -326,7 +327,7 @@ def test_withdrawal_blocked_by_read_only_host_dir_finishes_when_writable(real_tm
         # The files go first, the log line just after: await it rather than race it.
         wait_for(lambda: "withdrawal finished" in h.logs(), timeout=5,
                  what="'withdrawal finished' logged")
-        assert os.listdir(host_dir) == ["servers.conf"]
+        assert host_files(host_dir) == ["servers.conf"]
         assert not h.ready() and read_claim(pool, "license1")["node"] == "intruder"
     finally:
         forged.close()
