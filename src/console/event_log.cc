@@ -1,6 +1,8 @@
 #include "console/event_log.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace lm::console {
@@ -149,22 +151,18 @@ StatusOr<Event> EventFromJson(std::string_view text) {
 }
 
 std::string OriginText(uint64_t origin) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, origin >>= 4) out[static_cast<size_t>(i)] = kHex[origin & 0xf];
-  return out;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(origin));
+  return buf;
 }
 
 StatusOr<uint64_t> ParseOrigin(std::string_view text, std::string_view field) {
   uint64_t v = 0;
-  bool ok = text.size() == 16;
-  for (char c : text) {
-    if (!ok) break;
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    ok = d >= 0;
-    v = (v << 4) | static_cast<uint64_t>(d & 0xf);
-  }
-  if (!ok || v == 0) {
+  // from_chars would take upper-case digits too: the form is exactly what OriginText writes.
+  const bool canonical =
+      text.size() == 16 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  if (canonical) std::from_chars(text.data(), text.data() + text.size(), v, 16);
+  if (!canonical || v == 0) {
     return InvalidArgument(std::string(field) + " must be 16 lower-case hex digits, not all 0");
   }
   return v;
