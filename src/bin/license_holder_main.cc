@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/process_metrics.h"
+#include "common/stop_signals.h"
 #include "common/strings.h"
 #include "holder/agent.h"
 #include "holder/release.h"
@@ -26,17 +27,6 @@
 #include "license/fs.h"
 
 namespace {
-
-// The signals that stop the agent gracefully. SIGHUP too (a closed terminal, `kill -HUP`): its
-// default action would end the process at once and leave its files behind.
-sigset_t StopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
 
 int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
              lm::client::TokenmgrClient& client) {
@@ -114,8 +104,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
 int main(int argc, char** argv) {
   using namespace lm;
   // Signals are taken synchronously by the main thread; block them before threads start.
-  sigset_t set = StopSignals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockStopSignals();
 
   auto config = app::ParseHolderConfig(argc, argv, app::EnvFromEnviron());
   if (!config.ok()) {

@@ -2,7 +2,6 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,6 +11,7 @@
 #include "app/tokenmgr_config.h"
 #include "common/log.h"
 #include "common/real_time.h"
+#include "common/stop_signals.h"
 #include "common/strings.h"
 #include "console/console.h"
 #include "console/file_journal.h"
@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config->help_shown) return 0;
+  // SIGTERM/SIGINT/SIGHUP are blocked from here on, before the log flusher thread starts, and
+  // read from a signalfd once the server is up: one sent as soon as the port file appears waits in
+  // the kernel and still means a clean stop with exit 0 (common/stop_signals.h).
+  BlockStopSignals();
   // Buffered: grant and release lines would otherwise cost a write(2) each on the hot path.
   if (Status s = InitLogging(config->log_format, LogFlush::kBuffered, config->log_level); !s.ok()) {
     std::cerr << "tokenmgr: " << s.message() << "\n";
@@ -50,10 +54,6 @@ int main(int argc, char** argv) {
 
   // One thread runs every socket, timer and signal, so Asio's per-descriptor locks are skipped.
   boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-  // Catch SIGTERM/SIGINT/SIGHUP from here on (they queue until io.run()), so a signal sent as soon
-  // as the port file appears still means a clean stop with exit 0, not death by signal. SIGHUP too:
-  // a closed terminal or a "reload" must not kill the process without a word.
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   StatusOr<std::unique_ptr<lock::LockService>> lock = Internal("no store");
   store::EtcdLockService* etcd_store = nullptr;  // for its /metrics lines
   // How the lock store and the console journal reach etcd (STORE=etcd).
@@ -189,14 +189,17 @@ int main(int argc, char** argv) {
                : config->state_file.empty() ? "memory only" : config->state_file,
                config->lock.default_ttl.count(), config->auth_token ? "on" : "off");
 
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+  auto signals = StopSignalReader::Open(io, [&](int sig) {
     spdlog::info("signal {}: stopping (answering in-flight requests)", sig);
     server.Stop(std::chrono::milliseconds(1500));
     (*lock)->Shutdown();
     if (etcd_journal) etcd_journal->Stop();
     ui.Stop();
   });
+  if (!signals.ok()) {
+    spdlog::critical("cannot start: {}", signals.status().ToString());
+    return 1;
+  }
   io.run();
   spdlog::info("tokenmgr stopped");
   ShutdownLogging();
