@@ -6,7 +6,24 @@ namespace lm::holder {
 
 using nlohmann::json;
 
+Status FileSpool::Lock() {
+  if (lock_ || !busy_.ok()) return busy_;
+  size_t slash = path_.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  StatusOr<std::unique_ptr<license::DirLock>> lock = fs_.TryLockDir(dir);
+  if (lock.ok()) {
+    lock_ = std::move(*lock);
+  } else if (lock.status().code() == StatusCode::kFailedPrecondition) {
+    busy_ = FailedPrecondition(
+        "event spool " + path_ + ": " + dir +
+        " is in use by another license-holder (two agents with one NODE_NAME, or one host dir?); "
+        "this agent's events for tokenmgr's history are kept in memory only");
+  }
+  return busy_;
+}
+
 StatusOr<SpoolContents> FileSpool::Load() {
+  LM_RETURN_IF_ERROR(Lock());
   auto bad = [&](const std::string& why) {
     return InvalidArgument("event spool " + path_ + ": " + why);
   };
@@ -42,6 +59,7 @@ StatusOr<SpoolContents> FileSpool::Load() {
 }
 
 Status FileSpool::Save(const SpoolContents& c) {
+  LM_RETURN_IF_ERROR(Lock());
   // Nothing waits: no file (HOST_DIR is the node's Bitfusion directory; keep it clean).
   if (c.events.empty()) return fs_.RemoveAll(path_);
   std::string out = "{\"origin\":\"" + console::OriginText(c.origin) +

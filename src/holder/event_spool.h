@@ -14,9 +14,15 @@
 // Save without events removes it; the next run then starts a new stream). Load is strict and bounded (kMaxBytes):
 // anything malformed, oversized, or an event of another stream is INVALID_ARGUMENT naming the
 // path, and the agent starts a new stream (losing only what it could not read).
+// One agent per host dir: FileSpool takes the lock of the file's directory (Filesystem::
+// TryLockDir) at its first Load or Save and keeps it. While another process holds it (two agents
+// with one NODE_NAME share the node's host dir: a copied manifest, a rolling update with
+// maxSurge), Load and Save are FAILED_PRECONDITION and never touch the file, so that agent's
+// events stay in its memory only, for the rest of its life, and the other agent's spool is kept.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,8 +55,14 @@ class FileSpool final : public EventSpool {
   const std::string& path() const { return path_; }
 
  private:
+  // OK once this spool holds its directory's lock, or when the lock cannot be taken for another
+  // reason than another holder (a missing dir: tried again next time; Save reports it itself).
+  Status Lock();
+
   license::Filesystem& fs_;
   std::string path_;
+  std::unique_ptr<license::DirLock> lock_;
+  Status busy_ = Status::Ok();  // FAILED_PRECONDITION for good once another process held the lock
 };
 
 // For tests: keeps the contents in memory (or fails).

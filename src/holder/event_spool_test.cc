@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "license/fake_fs.h"
 
 namespace lm::holder {
@@ -95,6 +97,49 @@ TEST_F(FileSpoolTest, RefusesASymlinkAndAnUnreadableFile) {
   c = spool_.Load();
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("EIO"), std::string::npos);
+}
+
+// Two agents with one NODE_NAME share the node's host dir: only the first keeps a spool there.
+TEST_F(FileSpoolTest, ASecondAgentOnTheHostDirNeverTouchesTheFirstOnesSpool) {
+  std::optional<FileSpool> first_agent(std::in_place, fs_, kSpoolPath);
+  EXPECT_FALSE(fs_.LockHeld("/host"));
+  EXPECT_EQ(first_agent->Load().status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(fs_.LockHeld("/host"));  // taken at the first call, kept
+  ASSERT_TRUE(first_agent->Save({0x11, 3, {Numbered(0x11, 1), Numbered(0x11, 2)}}).ok());
+  std::string first = *fs_.Content(kSpoolPath);
+  {
+    FileSpool second(fs_, kSpoolPath);
+    auto c = second.Load();
+    ASSERT_EQ(c.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(c.status().message().find("/host is in use by another license-holder"),
+              std::string::npos)
+        << c.status().message();
+    EXPECT_NE(c.status().message().find(kSpoolPath), std::string::npos);
+    EXPECT_EQ(second.Save({0x22, 2, {Numbered(0x22, 1)}}).code(),
+              StatusCode::kFailedPrecondition);
+    EXPECT_EQ(second.Save({0x22, 2, {}}).code(), StatusCode::kFailedPrecondition);  // no remove
+    EXPECT_EQ(*fs_.Content(kSpoolPath), first);
+    // The first agent goes away: the second stays in memory only (it never read that spool).
+    first_agent.reset();
+    EXPECT_FALSE(fs_.LockHeld("/host"));
+    EXPECT_EQ(second.Save({0x22, 2, {Numbered(0x22, 1)}}).code(),
+              StatusCode::kFailedPrecondition);
+    EXPECT_EQ(*fs_.Content(kSpoolPath), first);
+  }
+  FileSpool next_run(fs_, kSpoolPath);  // the node's next agent finds the first one's events
+  auto c = next_run.Load();
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->origin, 0x11u);
+  EXPECT_EQ(c->events.size(), 2u);
+}
+
+TEST_F(FileSpoolTest, AHostDirThatIsNotThereYetIsLockedOnceItIs) {
+  FileSpool spool(fs_, "/later/.license-holder-events.json");
+  EXPECT_EQ(spool.Load().status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(spool.Save({0x11, 2, {Numbered(0x11, 1)}}).ok());  // no dir to write in
+  fs_.AddDir("/later");
+  ASSERT_TRUE(spool.Save({0x11, 2, {Numbered(0x11, 1)}}).ok());
+  EXPECT_TRUE(fs_.LockHeld("/later"));
 }
 
 }  // namespace

@@ -42,7 +42,10 @@ void Reporter::LoadSpool() {
       }
       return;
     }
-    if (c.status().code() != StatusCode::kNotFound) {
+    if (c.status().code() == StatusCode::kFailedPrecondition) {
+      spdlog::warn("{}", c.status().message());  // another agent's spool: left alone
+      spool_logged_ = true;                      // Persist would only say it again
+    } else if (c.status().code() != StatusCode::kNotFound) {
       spdlog::warn("{}; starting a new one (events it held are lost)", c.status().message());
     }
   }

@@ -222,4 +222,34 @@ Status FakeFilesystem::RemoveAll(const std::string& path) {
   return Status::Ok();
 }
 
+class FakeDirLock final : public DirLock {
+ public:
+  FakeDirLock(FakeFilesystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
+  ~FakeDirLock() override {
+    std::lock_guard<std::mutex> l(fs_.mu_);
+    fs_.locks_.erase(dir_);
+  }
+
+ private:
+  FakeFilesystem& fs_;
+  std::string dir_;
+};
+
+StatusOr<std::unique_ptr<DirLock>> FakeFilesystem::TryLockDir(const std::string& dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  LM_RETURN_IF_ERROR(Fault(read_faults_, dir));
+  auto it = nodes_.find(dir);
+  if (it == nodes_.end() || it->second.type != FileType::kDir) {
+    return NotFound("open " + dir + ": not a directory");
+  }
+  if (locks_.count(dir)) return FailedPrecondition(dir + " is locked by another process");
+  locks_.insert(dir);
+  return std::unique_ptr<DirLock>(new FakeDirLock(*this, dir));
+}
+
+bool FakeFilesystem::LockHeld(const std::string& dir) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return locks_.count(dir) > 0;
+}
+
 }  // namespace lm::license

@@ -7,7 +7,9 @@
 
 #include <map>
 #include <mutex>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "license/fs.h"
@@ -40,8 +42,12 @@ class FakeFilesystem final : public Filesystem {
   Status MakeDir(const std::string& path, mode_t mode) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveAll(const std::string& path) override;
+  // Locks are kept in this object (which must outlive them); LockHeld tells whether one is held.
+  StatusOr<std::unique_ptr<DirLock>> TryLockDir(const std::string& dir) override;
+  bool LockHeld(const std::string& dir) const;
 
  private:
+  friend class FakeDirLock;
   struct Node {
     FileType type = FileType::kFile;
     std::string content;
@@ -62,6 +68,7 @@ class FakeFilesystem final : public Filesystem {
   int writes_ = 0;           // Guarded by mu_
   int unsynced_writes_ = 0;  // Guarded by mu_
   int lists_ = 0;            // Guarded by mu_
+  std::set<std::string> locks_;  // held directory locks; Guarded by mu_
 };
 
 }  // namespace lm::license

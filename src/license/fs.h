@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,13 @@ struct DirEntry {
   FileType type = FileType::kOther;
 };
 
+// An exclusive lock on a directory, held while the object lives (and by the kernel only while
+// the process lives: a killed agent leaves no stale lock behind).
+class DirLock {
+ public:
+  virtual ~DirLock() = default;
+};
+
 class Filesystem {
  public:
   virtual ~Filesystem() = default;
@@ -53,6 +61,10 @@ class Filesystem {
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   // Removes a file, symlink or whole tree (never following symlinks). OK if missing.
   virtual Status RemoveAll(const std::string& path) = 0;
+  // Takes the exclusive lock on a directory without waiting (flock: any process of this host,
+  // any container, and a second DirLock in this process all see it). FAILED_PRECONDITION while
+  // someone else holds it; NOT_FOUND if the directory is missing.
+  virtual StatusOr<std::unique_ptr<DirLock>> TryLockDir(const std::string& dir) = 0;
 };
 
 class PosixFilesystem final : public Filesystem {
@@ -65,6 +77,7 @@ class PosixFilesystem final : public Filesystem {
   Status MakeDir(const std::string& path, mode_t mode) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveAll(const std::string& path) override;
+  StatusOr<std::unique_ptr<DirLock>> TryLockDir(const std::string& dir) override;
 };
 
 // "a" + "b" -> "a/b"

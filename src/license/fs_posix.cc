@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,15 @@ FileType TypeOf(mode_t mode) {
   if (S_ISLNK(mode)) return FileType::kSymlink;
   return FileType::kOther;
 }
+
+class FlockDirLock final : public DirLock {
+ public:
+  explicit FlockDirLock(int fd) : fd_(fd) {}
+  ~FlockDirLock() override { ::close(fd_); }  // closing the last descriptor drops the flock
+
+ private:
+  int fd_;
+};
 
 }  // namespace
 
@@ -121,6 +131,18 @@ Status PosixFilesystem::RemoveAll(const std::string& path) {
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("unlink", path, errno);
   return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<DirLock>> PosixFilesystem::TryLockDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", dir, errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return FailedPrecondition(dir + " is locked by another process");
+    return ErrnoStatus("flock", dir, err);
+  }
+  return std::unique_ptr<DirLock>(new FlockDirLock(fd));
 }
 
 }  // namespace lm::license

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -88,6 +90,35 @@ TEST(ErrnoStatus, OneMappingForEveryFileOperation) {
     EXPECT_EQ(s.code(), code) << err;
     EXPECT_EQ(s.message(), ErrnoMessage("open", "/pool/license1/lockedby", err)) << err;
   }
+}
+
+TEST_F(PosixFilesystemTest, ADirLockIsExclusiveAcrossProcessesAndGoesWithItsHolder) {
+  auto lock = fs_.TryLockDir(dir_);
+  ASSERT_TRUE(lock.ok()) << lock.status().ToString();
+  auto again = fs_.TryLockDir(dir_);  // a second holder in this process
+  ASSERT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find(dir_), std::string::npos);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // another process (another agent's container on this node)
+    PosixFilesystem other;
+    auto l = other.TryLockDir(dir_);
+    ::_exit(l.ok() ? 0 : l.status().code() == StatusCode::kFailedPrecondition ? 3 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  lock->reset();  // the holder goes: the lock is free
+  EXPECT_TRUE(fs_.TryLockDir(dir_).ok());
+}
+
+TEST_F(PosixFilesystemTest, ADirLockNeedsARealDirectory) {
+  EXPECT_EQ(fs_.TryLockDir(dir_ + "/missing").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(fs_.WriteAtomic(dir_ + "/file", "x", 0644).ok());
+  EXPECT_FALSE(fs_.TryLockDir(dir_ + "/file").ok());
+  ASSERT_EQ(::mkdir((dir_ + "/real").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink((dir_ + "/real").c_str(), (dir_ + "/link").c_str()), 0);
+  EXPECT_FALSE(fs_.TryLockDir(dir_ + "/link").ok());  // never through a symlink
 }
 
 }  // namespace

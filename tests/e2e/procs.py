@@ -206,8 +206,10 @@ EVENT_SPOOL = ".license-holder-events.json"
 
 def host_files(host_dir):
     """The names in a host dir, sorted, without the agent's event spool (its events for
-    tokenmgr's history not stored yet: there while tokenmgr has not acknowledged them)."""
-    return sorted(n for n in os.listdir(host_dir) if n != EVENT_SPOOL)
+    tokenmgr's history not stored yet: there while tokenmgr has not acknowledged them) and
+    without the temp file of a spool write in progress ("." + spool + ".tmp.<hex>")."""
+    return sorted(n for n in os.listdir(host_dir)
+                  if n != EVENT_SPOOL and not n.startswith("." + EVENT_SPOOL + ".tmp."))
 
 
 def read_claim(pool, name):

@@ -162,6 +162,45 @@ def test_second_agent_with_the_same_node_name_refuses_and_the_first_keeps_the_li
     assert read_claim(cluster.pool_dir, lic)["pod"] == "flexdirect-dup"
 
 
+def second_pod(cluster, first, pod):
+    """Another pod of the first one's node: same NODE_NAME, same host dir, started."""
+    p = Holder(first.node, cluster.pool_dir, first.host_dir, cluster.url, first.workdir,
+               extra_env={"POD_NAME": pod})
+    p.port_file += "." + pod
+    p.log_path += "." + pod
+    return p.start()
+
+
+def test_second_agent_on_the_same_host_dir_leaves_it_alone_then_takes_over(cluster):  # noqa: F811
+    # As on a real node: both pods mount the node's /etc/bitfusionio (a copied manifest, or a
+    # rolling update with maxSurge). The second refuses, keeps its events in memory (the host
+    # dir's lock is the first agent's) and changes no file there until the first is gone.
+    ids = cluster.pool(2)
+    a = cluster.holder("node-x")
+    wait_for(a.ready, timeout=20, what="first ready")
+    lic = ids[a.installed()]
+    before = {n: os.stat(os.path.join(a.host_dir, n)).st_ino for n in host_files(a.host_dir)}
+    b = second_pod(cluster, a, "flexdirect-dup")
+    try:
+        wait_for(lambda: "same NODE_NAME" in readyz(b)[2], timeout=15, what="duplicate refused")
+        wait_for(lambda: "in use by another license-holder" in b.logs(), timeout=5,
+                 what="spool left to the first agent")
+        assert a.host_dir in next(l for l in b.logs().splitlines() if "in use by another" in l)
+        for _ in range(3):  # a few heartbeats: the first keeps everything
+            c = read_claim(cluster.pool_dir, lic)
+            assert c["pod"] == "flexdirect-node-x" and a.ready() and not b.ready()
+            wait_for(lambda c=c: read_claim(cluster.pool_dir, lic)["renewals"] > c["renewals"],
+                     timeout=5, what="renewal")
+        after = {n: os.stat(os.path.join(a.host_dir, n)).st_ino for n in host_files(a.host_dir)}
+        assert after == before
+        a.stop(signal.SIGKILL)  # gone for good: the second adopts the claim and its files
+        wait_for(b.ready, timeout=15, what="second takes over")
+        assert ids[b.installed()] == lic
+        assert read_claim(cluster.pool_dir, lic)["pod"] == "flexdirect-dup"
+    finally:
+        b.stop(signal.SIGKILL)
+
+
 def test_rolling_update_new_pod_takes_over_at_once_after_sigterm(cluster):  # noqa: F811
     ids = cluster.pool(1)
     a = cluster.holder("node-x")
@@ -170,11 +209,7 @@ def test_rolling_update_new_pod_takes_over_at_once_after_sigterm(cluster):  # no
     before = os.stat(host_file)
     assert a.stop(signal.SIGTERM) == 0
     assert read_claim(cluster.pool_dir, "license1")["exiting"] is True
-    new = Holder("node-x", cluster.pool_dir, a.host_dir, cluster.url, a.workdir,
-                 extra_env={"POD_NAME": "flexdirect-new"})
-    new.port_file += ".new"
-    new.log_path += ".new"
-    new.start()
+    new = second_pod(cluster, a, "flexdirect-new")
     try:
         t0 = time.monotonic()
         wait_for(new.ready, timeout=10, what="new pod ready")
