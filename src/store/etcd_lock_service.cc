@@ -83,7 +83,9 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
   release_retry_timer_ = time_.CreateTimer(ex, [this] { RetryReleases(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
     enqueue_armed_ = false;
-    FlushEnqueues();
+    // A release txn of this replica is on its way: the next one (the new holder's release, as
+    // a rule) will carry the puts; ArmEnqueueFlush() gives it kEnqueueBatch once it is answered.
+    if (releases_in_flight_ == 0) FlushEnqueues();
   });
 }
 
@@ -395,10 +397,14 @@ void EtcdLockService::Enqueue(WaiterPtr w) {
     if (!Alive(a) || w->finished) return;
     if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
     to_enqueue_.push_back(w);
-    if (enqueue_armed_) return;
-    enqueue_armed_ = true;
-    enqueue_timer_->Arm(kEnqueueBatch);
+    ArmEnqueueFlush();
   });
+}
+
+void EtcdLockService::ArmEnqueueFlush() {
+  if (enqueue_armed_ || to_enqueue_.empty()) return;
+  enqueue_armed_ = true;
+  enqueue_timer_->Arm(kEnqueueBatch);
 }
 
 std::vector<Op> EtcdLockService::TakeEnqueues(Enqueues& taken) {
@@ -667,11 +673,14 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   txn.success.insert(txn.success.end(), puts.begin(), puts.end());
   txn.failure = std::move(puts);
   lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
+  ++releases_in_flight_;
   leases_->TxnOnLease(std::move(txn), handoff.lease, ttl,
                       [this, rec, call = std::move(call), handoff, taken, retried,
                        a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r,
                                                         bool lease_ok) mutable {
                         if (!Alive(a)) return;
+                        --releases_in_flight_;
+                        ArmEnqueueFlush();  // for the waiters that came meanwhile
                         OnReleaseTxn(std::move(rec), std::move(call), handoff, taken, retried,
                                      std::move(r), lease_ok);
                       });

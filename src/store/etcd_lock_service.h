@@ -46,7 +46,10 @@
 //   raft write; to a waiter on another replica it is two (release, then that replica's grant).
 // - Waiter keys are not written one by one: the replica's next release txn carries the puts of
 //   every waiter queued since (in both branches, so whatever its compare says), or, within
-//   kEnqueueBatch, one txn writes them. Until then a new request queues behind them.
+//   kEnqueueBatch, one txn writes them; while a release txn of this replica is in flight, the
+//   kEnqueueBatch starts at its answer (under contention the new holder's release, which comes
+//   right after it, carries them: one raft write per handoff, not two). Until then a new
+//   request queues behind them.
 // - Renew is a txn on the grant key's mod revision that rebinds it to a fresh lease with the new
 //   TTL (token unchanged).
 // - Leases: a lock's lease is granted for TTL + 1 s. A lease freed by a release (no key bound to
@@ -218,6 +221,9 @@ class EtcdLockService final : public lock::LockService {
   // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
   // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
   void Enqueue(WaiterPtr w);
+  // Arms enqueue_timer_ (kEnqueueBatch) if waiter keys wait to be written. The timer writes
+  // them only while no release txn of this replica is in flight; else the answer re-arms it.
+  void ArmEnqueueFlush();
   void FlushEnqueues();
   // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
   std::vector<Op> TakeEnqueues(Enqueues& taken);
@@ -269,6 +275,7 @@ class EtcdLockService final : public lock::LockService {
   std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
   std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet
   bool enqueue_armed_ = false;           // enqueue_timer_ will flush them
+  int releases_in_flight_ = 0;           // release txns sent, not answered yet
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
   static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;

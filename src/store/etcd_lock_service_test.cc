@@ -172,6 +172,54 @@ TEST_F(EtcdLockServiceTest, AReleaseHandsTheLockToALocalWaiterInOneTxn) {
   EXPECT_EQ(Grants().size(), 1u);
 }
 
+TEST_F(EtcdLockServiceTest, AWaiterQueuedWhileAReleaseIsInFlightIsWrittenByTheNextRelease) {
+  // Under contention every handoff is one raft write: the waiter that comes back while a
+  // release txn is in flight (as a client does after its release) rides on the next release.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer second = Acquire(a, "node-2", seconds(10), seconds(30));
+  GrantAnswer third = Acquire(a, "node-3", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 2u);
+  // etcd answers slowly (a loaded member): the release txn stays in flight for 20 ms.
+  a.client->SetAnswerDelay(milliseconds(20));
+  const int txns = etcd_.txns();
+  Status released = Internal("not answered");
+  a->Release(first.id, [&](Status s) { released = s; });
+  GrantAnswer fourth = Acquire(a, "node-4", seconds(10), seconds(30));
+  Run(milliseconds(10));  // past kEnqueueBatch: node-4's key waits for the next release
+  EXPECT_EQ(etcd_.txns() - txns, 1);
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(milliseconds(10));  // the release is answered (20 ms after it was sent)
+  ASSERT_TRUE(released.ok()) << released.ToString();
+  ASSERT_TRUE(second->done && second->value.ok()) << second->value.status().ToString();
+  // The new holder releases at once: one txn hands the lock to node-3 and writes node-4's key.
+  ASSERT_TRUE(Release(a, second->value->id).ok());
+  EXPECT_EQ(etcd_.txns() - txns, 2);
+  ASSERT_TRUE(third->done && third->value.ok()) << third->value.status().ToString();
+  EXPECT_EQ(WaiterKeys().size(), 1u);
+  ASSERT_TRUE(Release(a, third->value->id).ok());
+  ASSERT_TRUE(fourth->done && fourth->value.ok()) << fourth->value.status().ToString();
+  EXPECT_EQ(etcd_.txns() - txns, 3);
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterQueuedWhileAReleaseIsInFlightIsWrittenSoonAfterItsAnswer) {
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer second = Acquire(a, "node-2", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  a.client->SetAnswerDelay(milliseconds(20));
+  a->Release(first.id, [](Status) {});
+  GrantAnswer third = Acquire(a, "node-3", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(milliseconds(10));  // answered; node-2 holds and does not release
+  ASSERT_TRUE(second->done && second->value.ok());
+  Run(milliseconds(10));  // kEnqueueBatch after the answer: one txn writes node-3's key
+  EXPECT_EQ(WaiterKeys().size(), 1u);
+  EXPECT_FALSE(third->done);
+}
+
 TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
   Replica &a = Open("a"), &b = Open("b");
   lock::Grant held = MustGrant(a, "holder");
