@@ -20,7 +20,7 @@ struct EtcdLockService::Waiter {
   std::string holder;
   lock::Seconds ttl{0};
   SteadyTime enqueued_at;
-  std::string key;   // <prefix>waiters/<uuid>, once queued
+  std::string key;   // <prefix>waiters/\x02r/<replica>/<uuid>, once queued
   int64_t rev = 0;   // its create revision, once queued
   bool trying = false;
   bool finished = false;
@@ -58,6 +58,7 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
       options_(options),
       store_(std::move(store)),
       keys_(store_.prefix),
+      own_waiters_prefix_(keys_.waiters_begin + "r/" + NewUuidV4() + "/"),
       etcd_(std::move(etcd)) {
   auto ex = io_.get_executor();
   leases_ = std::make_unique<EtcdLeasePool>(time_, *etcd_, store_.timeout);
@@ -334,8 +335,8 @@ void EtcdLockService::GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken 
     txn.compare.push_back(
         Compare::Create(keys_.waiters_begin, CompareResult::kEqual, 0, waiters_end));
   } else {
-    txn.compare.push_back(
-        Compare::Create(keys_.waiters_begin, CompareResult::kGreater, w->rev - 1, waiters_end));
+    std::vector<Compare> older = NoOlderWaiterElsewhere(w->rev);
+    txn.compare.insert(txn.compare.end(), older.begin(), older.end());
   }
   txn.success =
       GrantOps(g.key, LockValue(g.id, w->holder, w->ttl, 0, mirror_->epoch()), lease.id, w->key);
@@ -424,7 +425,7 @@ std::vector<Op> EtcdLockService::TakeEnqueues(Enqueues& taken) {
       });
       continue;
     }
-    std::string key = keys_.waiters_prefix + NewUuidV4();
+    std::string key = own_waiters_prefix_ + NewUuidV4();
     ops.push_back(Op::Put(key, nlohmann::json{{"holder", w->holder}}.dump(), session_->lease()));
     taken.emplace_back(std::move(w), std::move(key));
   }
@@ -471,6 +472,25 @@ void EtcdLockService::FlushEnqueues() {
     Enqueued(*taken, r->revision);
     Pump();
   });
+}
+
+std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const {
+  // The waiter range minus this replica's own keys: [begin, own) and [own end, end). Own waiters
+  // are served in local order (OldestWaiter), so etcd need not read them for each grant. etcd
+  // compares an empty range as one key with revision 0: "no key" is EQUAL 0, "every key newer"
+  // is GREATER rev - 1 and needs a key. Which one holds, the mirror says; if it was behind, the
+  // compare fails (no grant) and the watch brings the next try.
+  std::vector<Compare> out;
+  const std::pair<std::string, std::string> ranges[] = {
+      {keys_.waiters_begin, own_waiters_prefix_},
+      {PrefixEnd(own_waiters_prefix_), PrefixEnd(keys_.waiters_prefix)}};
+  for (const auto& [begin, end] : ranges) {
+    bool any = std::any_of(mirror_->waiters().begin(), mirror_->waiters().end(),
+                           [&](const auto& w) { return w.second >= begin && w.second < end; });
+    out.push_back(any ? Compare::Create(begin, CompareResult::kGreater, rev - 1, end)
+                      : Compare::Create(begin, CompareResult::kEqual, 0, end));
+  }
+  return out;
 }
 
 EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
@@ -659,9 +679,9 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
     handoff.id = NewUuidV4();
     Txn grant;
     grant.compare = {Compare::Create(next->key, CompareResult::kEqual, next->rev),
-                     Compare::Create(keys_.waiters_begin, CompareResult::kGreater, next->rev - 1,
-                                     PrefixEnd(keys_.waiters_prefix)),
                      Compare::Value(keys_.epoch_key, mirror_->epoch_raw())};
+    std::vector<Compare> older = NoOlderWaiterElsewhere(next->rev);
+    grant.compare.insert(grant.compare.end(), older.begin(), older.end());
     grant.success = GrantOps(handoff.key,
                              LockValue(handoff.id, next->holder, next->ttl, 0, mirror_->epoch()),
                              lease.id, next->key);

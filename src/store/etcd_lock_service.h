@@ -12,8 +12,10 @@
 //   lock/<uuid>     the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
 //                   to an etcd lease whose expiry is the lock's expiry. At most one key exists in
 //                   the lock range [lock, lock0) (the grant, or an old-layout `lock` key).
-//   waiters/<uuid>  one per waiting client, bound to this replica's session lease (kept alive
-//                   while the replica lives; a crashed replica's waiters vanish with it).
+//   waiters/\x02r/<replica>/<uuid>  one per waiting client, bound to this replica's session
+//                   lease (kept alive while the replica lives; a crashed replica's waiters vanish
+//                   with it). <replica>: a uuid per process. Versions before it wrote
+//                   waiters/<uuid> (sorted after these); both are waiters to every version.
 //   waiters/        the fence (empty, no lease), created by the first grant: tokenmgr versions
 //                   before grant keys count it as a waiter older than their own, so they can
 //                   never grant while it exists.
@@ -25,10 +27,12 @@
 //   lock            old layout (one key, create revision = token): honoured until released (by
 //                   its id) or expired; grants wait for it like for any grant.
 // Contract:
-// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key was created no
-//   earlier than ours), so waiters across all replicas are served in create-revision (arrival)
-//   order. Waiters of one replica queued in one txn share a create revision; that replica
-//   serves them in its local arrival order.
+// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key of other
+//   replicas, and foreign ones, was created no earlier than ours), so waiters across all
+//   replicas are served in create-revision (arrival) order. A replica serves its own waiters in
+//   its local arrival order (waiters queued in one txn share a create revision), so its compares
+//   leave its own key range out: etcd reads every key of a range compare, and under contention
+//   this replica's own queue is most of them.
 // - The fencing token is the epoch + the grant key's create revision (grants from before epochs:
 //   the bare revision). Every grant txn compares the epoch's value, so no replica grants under
 //   an epoch etcd no longer holds. Tokens increase across replicas and restarts, and a wiped
@@ -206,6 +210,9 @@ class EtcdLockService final : public lock::LockService {
   void GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken lease);
   void OnGrantTxn(const GrantAttempt& g, bool fast_path, bool retried, StatusOr<TxnResponse> r,
                   bool lease_ok);
+  // The compares of a grant to this replica's waiter created at `rev`: no waiter key of another
+  // replica (or foreign) is older. This replica's own keys are left out (served in local order).
+  std::vector<Compare> NoOlderWaiterElsewhere(int64_t rev) const;
   // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
   WaiterPtr OldestWaiter() const;
   // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
@@ -265,6 +272,9 @@ class EtcdLockService final : public lock::LockService {
   lock::Options options_;
   EtcdStoreOptions store_;
   EtcdKeys keys_;
+  // waiters/\x02r/<uuid>/: this replica's waiter keys (a uuid per process); older versions wrote
+  // waiters/<uuid>, outside it.
+  std::string own_waiters_prefix_;
   std::unique_ptr<EtcdApi> etcd_;  // before the parts below, which use it
   std::unique_ptr<EtcdLeasePool> leases_;
   std::unique_ptr<EtcdSession> session_;

@@ -220,6 +220,45 @@ TEST_F(EtcdLockServiceTest, AWaiterQueuedWhileAReleaseIsInFlightIsWrittenSoonAft
   EXPECT_FALSE(third->done);
 }
 
+TEST_F(EtcdLockServiceTest, AHandoffDoesNotMakeEtcdReadThisReplicasOwnQueue) {
+  // etcd reads every key of a range compare; under contention the queue is this replica's own
+  // waiters, which it serves in local order: the handoff's compares leave them out.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  std::vector<GrantAnswer> waiting;
+  for (int i = 0; i < 20; ++i) waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10),
+                                                         seconds(30)));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 20u);
+  const int64_t compared = etcd_.kvs_compared();
+  ASSERT_TRUE(Release(a, first.id).ok());
+  ASSERT_TRUE(waiting[0]->done && waiting[0]->value.ok());
+  // The grant key, the waiter's key, the epoch: not the 20 waiter keys.
+  EXPECT_LE(etcd_.kvs_compared() - compared, 4);
+}
+
+TEST_F(EtcdLockServiceTest, AnOlderWaiterOfAnotherReplicaComesFirstEvenIfTheMirrorMissedIt) {
+  // The compares leave out only this replica's own keys: a handoff to a's waiter fails while
+  // an older waiter of b exists, though a's mirror (its watch silent) does not show it.
+  Replica& a = Open("a");
+  Replica& b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  a.client->SilenceWatch(true);
+  GrantAnswer on_b = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  GrantAnswer on_a = Acquire(a, "node-3", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 2u);
+  ASSERT_TRUE(Release(a, g.id).ok());
+  Run(milliseconds(10));
+  ASSERT_TRUE(on_b->done && on_b->value.ok()) << on_b->value.status().ToString();
+  EXPECT_FALSE(on_a->done);
+  a.client->SilenceWatch(false);
+  ASSERT_TRUE(Release(b, on_b->value->id).ok());
+  Run(milliseconds(10));
+  ASSERT_TRUE(on_a->done && on_a->value.ok()) << on_a->value.status().ToString();
+}
+
 TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
   Replica &a = Open("a"), &b = Open("b");
   lock::Grant held = MustGrant(a, "holder");
