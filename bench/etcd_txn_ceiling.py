@@ -8,12 +8,15 @@ lock to the oldest waiter (compares: its waiter key's create revision, no older 
 range, the token epoch's value; ops: put the new grant key on a lease, delete the waiter key, the
 fence), and writes the key of a waiter that queued meanwhile (etcd_lock_service.h). This script
 sends exactly that txn from one keep-alive client on etcd's JSON gateway, with 50 waiter keys
-queued, and alternates rounds with plain puts on the same connection: the ratio is the ceiling
+queued (this replica's own: the FIFO compare reads none of them; --full-range-compare: the whole
+range, as before 2026-12-07), and alternates rounds with plain puts on the same connection, with
+etcd's CPU per txn and per put: the ratio is the ceiling
 of tokenmgr's 50-client handoffs against put/s, with tokenmgr's own cost taken away. With
 --shape=cycle it does the 1-client cycle instead (fast-path grant txn, then the release txn), whose
 ceiling is against put/2. Starts one etcd member on 127.0.0.1 and stops it by PID.
 
   bench/etcd_txn_ceiling.py [--shape handoff|cycle] [--rounds 4] [--seconds 2]
+                            [--full-range-compare]
 """
 import argparse
 import base64
@@ -33,6 +36,7 @@ from procs import free_port  # noqa: E402
 
 P = "/bench/ceiling/"
 EPOCH = "1796631505933920"
+OWN = P + "waiters/\x02r/" + str(uuid.uuid4()) + "/"  # this "replica"'s waiter keys
 
 
 def b64(s):
@@ -73,8 +77,9 @@ def fence_txn():
 class Lock:
     """The lock's keys as tokenmgr writes them, driven by hand."""
 
-    def __init__(self, gw):
+    def __init__(self, gw, full_range_compare):
         self.gw = gw
+        self.full_range_compare = full_range_compare
         self.lease = int(gw.call("/v3/lease/grant", {"TTL": 600})["ID"])
         self.session = int(gw.call("/v3/lease/grant", {"TTL": 600})["ID"])
         gw.call("/v3/kv/put", {"key": b64(P + "epoch"), "value": b64(EPOCH)})
@@ -82,9 +87,19 @@ class Lock:
         self.waiters = []  # (key, create revision), oldest first
         self.grant = None  # (key, mod revision)
 
+    def no_older_waiter(self, rev):
+        """The FIFO compares of a grant to this replica's waiter created at `rev`."""
+        begin, end = P + "waiters/\x02", prefix_end(P + "waiters/")
+        if self.full_range_compare:  # tokenmgr before 2026-12-07: the whole waiter range
+            return [{"key": b64(begin), "range_end": b64(end), "create_revision": str(int(rev) - 1),
+                     "result": "GREATER", "target": "CREATE"}]
+        # Now: the range minus this replica's own keys (all the queued ones here), empty.
+        return [{"key": b64(b), "range_end": b64(e), "create_revision": "0", "result": "EQUAL",
+                 "target": "CREATE"} for b, e in ((begin, OWN), (prefix_end(OWN), end))]
+
     def queue(self, n):
         for _ in range(n):
-            key = P + "waiters/\x02" + str(uuid.uuid4())
+            key = OWN + str(uuid.uuid4())
             r = self.gw.call("/v3/kv/txn", {"success": [waiter_put(key, self.session)]})
             self.waiters.append((key, r["header"]["revision"]))
 
@@ -119,7 +134,7 @@ class Lock:
         old_key, old_rev = self.grant
         waiter, waiter_rev = self.waiters.pop(0)
         key = P + "lock/" + str(uuid.uuid4())
-        requeued = P + "waiters/\x02" + str(uuid.uuid4())
+        requeued = OWN + str(uuid.uuid4())
         r = self.gw.call("/v3/kv/txn", {
             "compare": [{"key": b64(old_key), "mod_revision": old_rev, "result": "EQUAL",
                          "target": "MOD"}],
@@ -129,12 +144,8 @@ class Lock:
                     "compare": [
                         {"key": b64(waiter), "create_revision": waiter_rev, "result": "EQUAL",
                          "target": "CREATE"},
-                        {"key": b64(P + "waiters/\x02"),
-                         "range_end": b64(prefix_end(P + "waiters/")),
-                         "create_revision": str(int(waiter_rev) - 1), "result": "GREATER",
-                         "target": "CREATE"},
                         {"key": b64(P + "epoch"), "result": "EQUAL", "target": "VALUE",
-                         "value": b64(EPOCH)}],
+                         "value": b64(EPOCH)}] + self.no_older_waiter(waiter_rev),
                     "success": [{"request_put": {"key": b64(key), "value": grant_value(),
                                                  "lease": str(self.lease)}},
                                 {"request_delete_range": {"key": b64(waiter)}}, fence_txn()]}},
@@ -145,6 +156,12 @@ class Lock:
         rev = r["header"]["revision"]
         self.grant = (key, rev)
         self.waiters.append((requeued, rev))
+
+
+def cpu_ms(pid):
+    """CPU time (user + system) of a process so far, in ms."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def rate(f, seconds):
@@ -160,6 +177,8 @@ def main():
     ap.add_argument("--shape", choices=["handoff", "cycle"], default="handoff")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=2)
+    ap.add_argument("--full-range-compare", action="store_true",
+                    help="the FIFO compare over the whole waiter range, as before 2026-12-07")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="etcd-ceiling-")
     etcd = None
@@ -182,7 +201,7 @@ def main():
                 if time.monotonic() > deadline:
                     sys.exit("etcd_txn_ceiling: etcd did not start")
                 time.sleep(0.05)
-        lock = Lock(gw)
+        lock = Lock(gw, args.full_range_compare)
         if args.shape == "handoff":
             lock.queue(50)
             # The first grant (the queue is not empty, so not a fast-path txn): a plain put.
@@ -199,10 +218,16 @@ def main():
               f"load {' '.join(open('/proc/loadavg').read().split()[:3])}")
         ratios = []
         for i in range(1, args.rounds + 1):
-            tx, puts = rate(step, args.seconds), rate(put, args.seconds)
+            c0 = cpu_ms(etcd.pid)
+            tx = rate(step, args.seconds)
+            c1 = cpu_ms(etcd.pid)
+            puts = rate(put, args.seconds)
+            c2 = cpu_ms(etcd.pid)
             ratios.append(tx / (puts * bound))
             print(f"round {i}: {unit} {tx:.0f}, puts/s {puts:.0f}, ratio to put"
-                  f"{'/2' if bound < 1 else ''} {ratios[-1]:.2f}", flush=True)
+                  f"{'/2' if bound < 1 else ''} {ratios[-1]:.2f}; etcd CPU ms per "
+                  f"{unit.split('/')[0][:-1]} {(c1 - c0) / (tx * args.seconds):.2f}, per put "
+                  f"{(c2 - c1) / (puts * args.seconds):.2f}", flush=True)
         print(f"median ratio {statistics.median(ratios):.2f}")
     finally:
         if etcd:
