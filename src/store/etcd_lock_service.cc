@@ -240,6 +240,11 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
   for (auto& w : all) Finish(w, why);
 }
 
+std::string EtcdLockService::GrantKeyAfter(const std::string& current) const {
+  const std::string a = keys_.grants_prefix + "a";
+  return current == a ? keys_.grants_prefix + "b" : a;
+}
+
 std::vector<Op> EtcdLockService::GrantOps(const std::string& key, const std::string& value,
                                           int64_t lease, const std::string& waiter_key) const {
   std::vector<Op> ops = {Op::Put(key, value, lease)};
@@ -324,7 +329,7 @@ void EtcdLockService::TryGrant(WaiterPtr w, bool fast_path, bool retried) {
 }
 
 void EtcdLockService::GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken lease) {
-  GrantAttempt g{w, NewUuidV4(), keys_.grants_prefix + NewUuidV4(), lease};
+  GrantAttempt g{w, NewUuidV4(), GrantKeyAfter(""), lease};
   const std::string lock_end = PrefixEnd(keys_.grants_prefix);
   const std::string waiters_end = PrefixEnd(keys_.waiters_prefix);
   Txn txn;
@@ -675,11 +680,14 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   if (next) {
     // Granted only if `next` is still queued and nobody anywhere queued before it. Every compare
     // of a txn, nested ones included, sees the store as it was before the txn.
-    handoff.key = keys_.grants_prefix + NewUuidV4();
+    handoff.key = GrantKeyAfter(rec.key);
     handoff.id = NewUuidV4();
     Txn grant;
+    // The new grant key must not exist: a put would keep an existing key's create revision (the
+    // token) and overwrite whatever is there (e.g. a foreign record, which blocks grants).
     grant.compare = {Compare::Create(next->key, CompareResult::kEqual, next->rev),
-                     Compare::Value(keys_.epoch_key, mirror_->epoch_raw())};
+                     Compare::Value(keys_.epoch_key, mirror_->epoch_raw()),
+                     Compare::Create(handoff.key, CompareResult::kEqual, 0)};
     std::vector<Compare> older = NoOlderWaiterElsewhere(next->rev);
     grant.compare.insert(grant.compare.end(), older.begin(), older.end());
     grant.success = GrantOps(handoff.key,

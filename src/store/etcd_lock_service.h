@@ -9,9 +9,11 @@
 //   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
 //
 // Keys under `prefix`:
-//   lock/<uuid>     the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
-//                   to an etcd lease whose expiry is the lock's expiry. At most one key exists in
-//                   the lock range [lock, lock0) (the grant, or an old-layout `lock` key).
+//   lock/a, lock/b  the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
+//                   to an etcd lease whose expiry is the lock's expiry; a handoff moves it from
+//                   one name to the other (versions before wrote lock/<uuid>). At most one key
+//                   exists in the lock range [lock, lock0) (the grant, or an old-layout `lock`
+//                   key).
 //   waiters/\x02r/<replica>/<uuid>  one per waiting client, bound to this replica's session
 //                   lease (kept alive while the replica lives; a crashed replica's waiters vanish
 //                   with it). <replica>: a uuid per process. Versions before it wrote
@@ -45,9 +47,10 @@
 // - Release is a txn conditioned on the grant key's mod revision (from the mirror when it shows
 //   the caller's id, else read from etcd). When this replica has the oldest waiter (its mirror
 //   knows no older one), the same txn grants the lock to it: a nested txn, applied only if that
-//   waiter's key still exists and no waiter key is older, deletes it and creates the next grant
-//   key. Nested compares see the store before the txn. So a handoff to a local waiter is one
-//   raft write; to a waiter on another replica it is two (release, then that replica's grant).
+//   waiter's key still exists, no waiter key is older and the next grant key does not exist,
+//   deletes it and creates the next grant key. Nested compares see the store before the txn. So
+//   a handoff to a local waiter is one raft write; to a waiter on another replica it is two
+//   (release, then that replica's grant).
 // - Waiter keys are not written one by one: the replica's next release txn carries the puts of
 //   every waiter queued since (in both branches, so whatever its compare says), or, within
 //   kEnqueueBatch, one txn writes them; while a release txn of this replica is in flight, the
@@ -213,6 +216,11 @@ class EtcdLockService final : public lock::LockService {
   // The compares of a grant to this replica's waiter created at `rev`: no waiter key of another
   // replica (or foreign) is older. This replica's own keys are left out (served in local order).
   std::vector<Compare> NoOlderWaiterElsewhere(int64_t rev) const;
+  // The key of the next grant: lock/a, or lock/b after lock/a (a handoff deletes one and creates
+  // the other in one txn). Deleted keys stay in etcd's index until compaction and every grant's
+  // range compare walks them: two names keep the lock range two keys long. A re-created key
+  // has a new create revision, so tokens still grow.
+  std::string GrantKeyAfter(const std::string& current) const;
   // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
   WaiterPtr OldestWaiter() const;
   // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
