@@ -20,8 +20,8 @@ struct EtcdLockService::Waiter {
   std::string holder;
   lock::Seconds ttl{0};
   SteadyTime enqueued_at;
-  std::string key;   // <prefix>waiters/\x02r/<replica>/<uuid>, once queued
-  int64_t rev = 0;   // its create revision, once queued
+  std::string key;  // <prefix>waiters/\x02r/<replica>/<uuid>, once queued
+  int64_t rev = 0;  // its create revision, once queued
   bool trying = false;
   bool finished = false;
   GrantDone done;

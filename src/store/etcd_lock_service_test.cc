@@ -288,8 +288,9 @@ TEST_F(EtcdLockServiceTest, AHandoffDoesNotMakeEtcdReadThisReplicasOwnQueue) {
   Replica& a = Open();
   lock::Grant first = MustGrant(a, "node-1");
   std::vector<GrantAnswer> waiting;
-  for (int i = 0; i < 20; ++i) waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10),
-                                                         seconds(30)));
+  for (int i = 0; i < 20; ++i) {
+    waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10), seconds(30)));
+  }
   Run(milliseconds(10));
   ASSERT_EQ(WaiterKeys().size(), 20u);
   const int64_t compared = etcd_.kvs_compared();
