@@ -20,8 +20,8 @@ struct EtcdLockService::Waiter {
   std::string holder;
   lock::Seconds ttl{0};
   SteadyTime enqueued_at;
-  std::string key;   // <prefix>waiters/<uuid>, once queued
-  int64_t rev = 0;   // its create revision, once queued
+  std::string key;  // <prefix>waiters/\x02r/<replica>/<uuid>, once queued
+  int64_t rev = 0;  // its create revision, once queued
   bool trying = false;
   bool finished = false;
   GrantDone done;
@@ -58,6 +58,7 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
       options_(options),
       store_(std::move(store)),
       keys_(store_.prefix),
+      own_waiters_prefix_(keys_.waiters_begin + "r/" + NewUuidV4() + "/"),
       etcd_(std::move(etcd)) {
   auto ex = io_.get_executor();
   leases_ = std::make_unique<EtcdLeasePool>(time_, *etcd_, store_.timeout);
@@ -83,7 +84,9 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
   release_retry_timer_ = time_.CreateTimer(ex, [this] { RetryReleases(); });
   enqueue_timer_ = time_.CreateTimer(ex, [this] {
     enqueue_armed_ = false;
-    FlushEnqueues();
+    // A release txn of this replica is on its way: the next one (the new holder's release, as
+    // a rule) will carry the puts; ArmEnqueueFlush() gives it kEnqueueBatch once it is answered.
+    if (releases_in_flight_ == 0) FlushEnqueues();
   });
 }
 
@@ -237,6 +240,11 @@ void EtcdLockService::FailAllWaiters(const Status& why) {
   for (auto& w : all) Finish(w, why);
 }
 
+std::string EtcdLockService::GrantKeyAfter(const std::string& current) const {
+  const std::string a = keys_.grants_prefix + "a";
+  return current == a ? keys_.grants_prefix + "b" : a;
+}
+
 std::vector<Op> EtcdLockService::GrantOps(const std::string& key, const std::string& value,
                                           int64_t lease, const std::string& waiter_key) const {
   std::vector<Op> ops = {Op::Put(key, value, lease)};
@@ -321,7 +329,7 @@ void EtcdLockService::TryGrant(WaiterPtr w, bool fast_path, bool retried) {
 }
 
 void EtcdLockService::GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken lease) {
-  GrantAttempt g{w, NewUuidV4(), keys_.grants_prefix + NewUuidV4(), lease};
+  GrantAttempt g{w, NewUuidV4(), GrantKeyAfter(""), lease};
   const std::string lock_end = PrefixEnd(keys_.grants_prefix);
   const std::string waiters_end = PrefixEnd(keys_.waiters_prefix);
   Txn txn;
@@ -332,8 +340,8 @@ void EtcdLockService::GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken 
     txn.compare.push_back(
         Compare::Create(keys_.waiters_begin, CompareResult::kEqual, 0, waiters_end));
   } else {
-    txn.compare.push_back(
-        Compare::Create(keys_.waiters_begin, CompareResult::kGreater, w->rev - 1, waiters_end));
+    std::vector<Compare> older = NoOlderWaiterElsewhere(w->rev);
+    txn.compare.insert(txn.compare.end(), older.begin(), older.end());
   }
   txn.success =
       GrantOps(g.key, LockValue(g.id, w->holder, w->ttl, 0, mirror_->epoch()), lease.id, w->key);
@@ -395,10 +403,14 @@ void EtcdLockService::Enqueue(WaiterPtr w) {
     if (!Alive(a) || w->finished) return;
     if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
     to_enqueue_.push_back(w);
-    if (enqueue_armed_) return;
-    enqueue_armed_ = true;
-    enqueue_timer_->Arm(kEnqueueBatch);
+    ArmEnqueueFlush();
   });
+}
+
+void EtcdLockService::ArmEnqueueFlush() {
+  if (enqueue_armed_ || to_enqueue_.empty()) return;
+  enqueue_armed_ = true;
+  enqueue_timer_->Arm(kEnqueueBatch);
 }
 
 std::vector<Op> EtcdLockService::TakeEnqueues(Enqueues& taken) {
@@ -418,7 +430,7 @@ std::vector<Op> EtcdLockService::TakeEnqueues(Enqueues& taken) {
       });
       continue;
     }
-    std::string key = keys_.waiters_prefix + NewUuidV4();
+    std::string key = own_waiters_prefix_ + NewUuidV4();
     ops.push_back(Op::Put(key, nlohmann::json{{"holder", w->holder}}.dump(), session_->lease()));
     taken.emplace_back(std::move(w), std::move(key));
   }
@@ -465,6 +477,25 @@ void EtcdLockService::FlushEnqueues() {
     Enqueued(*taken, r->revision);
     Pump();
   });
+}
+
+std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const {
+  // The waiter range minus this replica's own keys: [begin, own) and [own end, end). Own waiters
+  // are served in local order (OldestWaiter), so etcd need not read them for each grant. etcd
+  // compares an empty range as one key with revision 0: "no key" is EQUAL 0, "every key newer"
+  // is GREATER rev - 1 and needs a key. Which one holds, the mirror says; if it was behind, the
+  // compare fails (no grant) and the watch brings the next try.
+  std::vector<Compare> out;
+  const std::pair<std::string, std::string> ranges[] = {
+      {keys_.waiters_begin, own_waiters_prefix_},
+      {PrefixEnd(own_waiters_prefix_), PrefixEnd(keys_.waiters_prefix)}};
+  for (const auto& [begin, end] : ranges) {
+    bool any = std::any_of(mirror_->waiters().begin(), mirror_->waiters().end(),
+                           [&](const auto& w) { return w.second >= begin && w.second < end; });
+    out.push_back(any ? Compare::Create(begin, CompareResult::kGreater, rev - 1, end)
+                      : Compare::Create(begin, CompareResult::kEqual, 0, end));
+  }
+  return out;
 }
 
 EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
@@ -649,13 +680,16 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   if (next) {
     // Granted only if `next` is still queued and nobody anywhere queued before it. Every compare
     // of a txn, nested ones included, sees the store as it was before the txn.
-    handoff.key = keys_.grants_prefix + NewUuidV4();
+    handoff.key = GrantKeyAfter(rec.key);
     handoff.id = NewUuidV4();
     Txn grant;
+    // The new grant key must not exist: a put would keep an existing key's create revision (the
+    // token) and overwrite whatever is there (e.g. a foreign record, which blocks grants).
     grant.compare = {Compare::Create(next->key, CompareResult::kEqual, next->rev),
-                     Compare::Create(keys_.waiters_begin, CompareResult::kGreater, next->rev - 1,
-                                     PrefixEnd(keys_.waiters_prefix)),
-                     Compare::Value(keys_.epoch_key, mirror_->epoch_raw())};
+                     Compare::Value(keys_.epoch_key, mirror_->epoch_raw()),
+                     Compare::Create(handoff.key, CompareResult::kEqual, 0)};
+    std::vector<Compare> older = NoOlderWaiterElsewhere(next->rev);
+    grant.compare.insert(grant.compare.end(), older.begin(), older.end());
     grant.success = GrantOps(handoff.key,
                              LockValue(handoff.id, next->holder, next->ttl, 0, mirror_->epoch()),
                              lease.id, next->key);
@@ -667,11 +701,14 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   txn.success.insert(txn.success.end(), puts.begin(), puts.end());
   txn.failure = std::move(puts);
   lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
+  ++releases_in_flight_;
   leases_->TxnOnLease(std::move(txn), handoff.lease, ttl,
                       [this, rec, call = std::move(call), handoff, taken, retried,
                        a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r,
                                                         bool lease_ok) mutable {
                         if (!Alive(a)) return;
+                        --releases_in_flight_;
+                        ArmEnqueueFlush();  // for the waiters that came meanwhile
                         OnReleaseTxn(std::move(rec), std::move(call), handoff, taken, retried,
                                      std::move(r), lease_ok);
                       });

@@ -9,11 +9,15 @@
 //   s.value()->Acquire({"node-1", 10s, 5s}, [](StatusOr<lock::Grant> g) { ... });
 //
 // Keys under `prefix`:
-//   lock/<uuid>     the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
-//                   to an etcd lease whose expiry is the lock's expiry. At most one key exists in
-//                   the lock range [lock, lock0) (the grant, or an old-layout `lock` key).
-//   waiters/<uuid>  one per waiting client, bound to this replica's session lease (kept alive
-//                   while the replica lives; a crashed replica's waiters vanish with it).
+//   lock/a, lock/b  the grant: {"id","holder","ttl","acquired_unix_ms","expires_unix_ms"}, bound
+//                   to an etcd lease whose expiry is the lock's expiry; a handoff moves it from
+//                   one name to the other (versions before wrote lock/<uuid>). At most one key
+//                   exists in the lock range [lock, lock0) (the grant, or an old-layout `lock`
+//                   key).
+//   waiters/\x02r/<replica>/<uuid>  one per waiting client, bound to this replica's session
+//                   lease (kept alive while the replica lives; a crashed replica's waiters vanish
+//                   with it). <replica>: a uuid per process. Versions before it wrote
+//                   waiters/<uuid> (sorted after these); both are waiters to every version.
 //   waiters/        the fence (empty, no lease), created by the first grant: tokenmgr versions
 //                   before grant keys count it as a waiter older than their own, so they can
 //                   never grant while it exists.
@@ -25,10 +29,12 @@
 //   lock            old layout (one key, create revision = token): honoured until released (by
 //                   its id) or expired; grants wait for it like for any grant.
 // Contract:
-// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key was created no
-//   earlier than ours), so waiters across all replicas are served in create-revision (arrival)
-//   order. Waiters of one replica queued in one txn share a create revision; that replica
-//   serves them in its local arrival order.
+// - Grant is a txn: lock range empty AND (no waiter at all | every waiter key of other
+//   replicas, and foreign ones, was created no earlier than ours), so waiters across all
+//   replicas are served in create-revision (arrival) order. A replica serves its own waiters in
+//   its local arrival order (waiters queued in one txn share a create revision), so its compares
+//   leave its own key range out: etcd reads every key of a range compare, and under contention
+//   this replica's own queue is most of them.
 // - The fencing token is the epoch + the grant key's create revision (grants from before epochs:
 //   the bare revision). Every grant txn compares the epoch's value, so no replica grants under
 //   an epoch etcd no longer holds. Tokens increase across replicas and restarts, and a wiped
@@ -41,12 +47,16 @@
 // - Release is a txn conditioned on the grant key's mod revision (from the mirror when it shows
 //   the caller's id, else read from etcd). When this replica has the oldest waiter (its mirror
 //   knows no older one), the same txn grants the lock to it: a nested txn, applied only if that
-//   waiter's key still exists and no waiter key is older, deletes it and creates the next grant
-//   key. Nested compares see the store before the txn. So a handoff to a local waiter is one
-//   raft write; to a waiter on another replica it is two (release, then that replica's grant).
+//   waiter's key still exists, no waiter key is older and the next grant key does not exist,
+//   deletes it and creates the next grant key. Nested compares see the store before the txn. So
+//   a handoff to a local waiter is one raft write; to a waiter on another replica it is two
+//   (release, then that replica's grant).
 // - Waiter keys are not written one by one: the replica's next release txn carries the puts of
 //   every waiter queued since (in both branches, so whatever its compare says), or, within
-//   kEnqueueBatch, one txn writes them. Until then a new request queues behind them.
+//   kEnqueueBatch, one txn writes them; while a release txn of this replica is in flight, the
+//   kEnqueueBatch starts at its answer (under contention the new holder's release, which comes
+//   right after it, carries them: one raft write per handoff, not two). Until then a new
+//   request queues behind them.
 // - Renew is a txn on the grant key's mod revision that rebinds it to a fresh lease with the new
 //   TTL (token unchanged).
 // - Leases: a lock's lease is granted for TTL + 1 s. A lease freed by a release (no key bound to
@@ -203,6 +213,14 @@ class EtcdLockService final : public lock::LockService {
   void GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken lease);
   void OnGrantTxn(const GrantAttempt& g, bool fast_path, bool retried, StatusOr<TxnResponse> r,
                   bool lease_ok);
+  // The compares of a grant to this replica's waiter created at `rev`: no waiter key of another
+  // replica (or foreign) is older. This replica's own keys are left out (served in local order).
+  std::vector<Compare> NoOlderWaiterElsewhere(int64_t rev) const;
+  // The key of the next grant: lock/a, or lock/b after lock/a (a handoff deletes one and creates
+  // the other in one txn). Deleted keys stay in etcd's index until compaction and every grant's
+  // range compare walks them: two names keep the lock range two keys long. A re-created key
+  // has a new create revision, so tokens still grow.
+  std::string GrantKeyAfter(const std::string& current) const;
   // This replica's oldest queued waiter if the mirror knows no older one anywhere, else null.
   WaiterPtr OldestWaiter() const;
   // The ops of a txn that grants the lock: create grant key `key` on `lease`, delete the
@@ -218,6 +236,9 @@ class EtcdLockService final : public lock::LockService {
   // Queues `w`: its waiter key is written by the next release txn of this replica or, at the
   // latest kEnqueueBatch later, by one txn for every waiter queued meanwhile.
   void Enqueue(WaiterPtr w);
+  // Arms enqueue_timer_ (kEnqueueBatch) if waiter keys wait to be written. The timer writes
+  // them only while no release txn of this replica is in flight; else the answer re-arms it.
+  void ArmEnqueueFlush();
   void FlushEnqueues();
   // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
   std::vector<Op> TakeEnqueues(Enqueues& taken);
@@ -259,6 +280,9 @@ class EtcdLockService final : public lock::LockService {
   lock::Options options_;
   EtcdStoreOptions store_;
   EtcdKeys keys_;
+  // waiters/\x02r/<uuid>/: this replica's waiter keys (a uuid per process); older versions wrote
+  // waiters/<uuid>, outside it.
+  std::string own_waiters_prefix_;
   std::unique_ptr<EtcdApi> etcd_;  // before the parts below, which use it
   std::unique_ptr<EtcdLeasePool> leases_;
   std::unique_ptr<EtcdSession> session_;
@@ -269,6 +293,7 @@ class EtcdLockService final : public lock::LockService {
   std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
   std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet
   bool enqueue_armed_ = false;           // enqueue_timer_ will flush them
+  int releases_in_flight_ = 0;           // release txns sent, not answered yet
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
   static constexpr size_t kMaxEnqueuesPerTxn = 50;  // etcd --max-txn-ops: 128 by default
   uint64_t next_local_ = 1;

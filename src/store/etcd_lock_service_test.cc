@@ -113,6 +113,29 @@ class EtcdLockServiceTest : public ::testing::Test {
     EXPECT_EQ(WaiterKeys().size(), 2u);
     return {g, first, second};
   }
+  // b's waiter queues before a's; a holds the lock and releases it: b's waiter gets it first.
+  // With `a_blind`, a's watch is silent meanwhile, so a's mirror does not show b's waiter and
+  // only etcd's compare keeps a from handing the lock to its own, younger, waiter.
+  void ServedInArrivalOrder(Replica& a, Replica& b, bool a_blind) {
+    lock::Grant held = MustGrant(a, "holder");
+    a.client->SilenceWatch(a_blind);
+    GrantAnswer first = Acquire(b, "first", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    GrantAnswer second = Acquire(a, "second", seconds(10), seconds(60));
+    Run(milliseconds(10));
+    ASSERT_EQ(WaiterKeys().size(), 2u);
+    ASSERT_TRUE(Release(a, held.id).ok());
+    Run(milliseconds(10));
+    ASSERT_TRUE(first->done);
+    EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
+    EXPECT_FALSE(second->done);
+    a.client->SilenceWatch(false);
+    ASSERT_TRUE(Release(b, first->value->id).ok());
+    Run(milliseconds(10));
+    ASSERT_TRUE(second->done);
+    ASSERT_TRUE(second->value.ok()) << second->value.status().ToString();
+    EXPECT_GT(second->value->token, first->value->token);
+  }
   std::vector<KeyValue> Grants() { return etcd_.List("/t/lock/", PrefixEnd("/t/lock/")); }
   std::vector<KeyValue> WaiterKeys() {
     return etcd_.List(std::string("/t/waiters/") + '\x02', PrefixEnd("/t/waiters/"));
@@ -172,25 +195,120 @@ TEST_F(EtcdLockServiceTest, AReleaseHandsTheLockToALocalWaiterInOneTxn) {
   EXPECT_EQ(Grants().size(), 1u);
 }
 
-TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
-  Replica &a = Open("a"), &b = Open("b");
-  lock::Grant held = MustGrant(a, "holder");
-  GrantAnswer first = Acquire(b, "first", seconds(10), seconds(60));
+TEST_F(EtcdLockServiceTest, GrantsMoveBetweenTwoKeyNamesAndTokensStillGrow) {
+  // etcd's index keeps deleted keys until compaction, and every grant's range compare walks
+  // them: a grant key per grant would make each grant slower until the next compaction.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(Grants()[0].key, "/t/lock/a");
+  GrantAnswer next = Acquire(a, "node-2", seconds(10), seconds(30));
   Run(milliseconds(10));
-  GrantAnswer second = Acquire(a, "second", seconds(10), seconds(60));
+  ASSERT_TRUE(Release(a, first.id).ok());  // handed off in the same txn
+  ASSERT_TRUE(next->done && next->value.ok()) << next->value.status().ToString();
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(Grants()[0].key, "/t/lock/b");
+  EXPECT_GT(next->value->token, first.token);
+  ASSERT_TRUE(Release(a, next->value->id).ok());
+  lock::Grant third = MustGrant(a, "node-3");
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(Grants()[0].key, "/t/lock/a");
+  EXPECT_GT(third.token, next->value->token);
+}
+
+TEST_F(EtcdLockServiceTest, AHandoffNeverOverwritesAKeyAtTheNextGrantsName) {
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer next = Acquire(a, "node-2", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  etcd_.Put("/t/lock/b", "not ours");  // e.g. written by hand: it blocks grants
+  Run(milliseconds(10));
+  ASSERT_TRUE(Release(a, first.id).ok());
+  Run(milliseconds(10));
+  ASSERT_TRUE(etcd_.Get("/t/lock/b"));
+  EXPECT_EQ(etcd_.Get("/t/lock/b")->value, "not ours");
+  EXPECT_FALSE(next->done);  // blocked by the foreign record until it is deleted
+  etcd_.Delete("/t/lock/b");
+  Run(milliseconds(10));
+  ASSERT_TRUE(next->done && next->value.ok()) << next->value.status().ToString();
+  EXPECT_GT(next->value->token, first.token);
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterQueuedWhileAReleaseIsInFlightIsWrittenByTheNextRelease) {
+  // Under contention every handoff is one raft write: the waiter that comes back while a
+  // release txn is in flight (as a client does after its release) rides on the next release.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer second = Acquire(a, "node-2", seconds(10), seconds(30));
+  GrantAnswer third = Acquire(a, "node-3", seconds(10), seconds(30));
   Run(milliseconds(10));
   ASSERT_EQ(WaiterKeys().size(), 2u);
-  ASSERT_TRUE(Release(a, held.id).ok());
+  // etcd answers slowly (a loaded member): the release txn stays in flight for 20 ms.
+  a.client->SetAnswerDelay(milliseconds(20));
+  const int txns = etcd_.txns();
+  Status released = Internal("not answered");
+  a->Release(first.id, [&](Status s) { released = s; });
+  GrantAnswer fourth = Acquire(a, "node-4", seconds(10), seconds(30));
+  Run(milliseconds(10));  // past kEnqueueBatch: node-4's key waits for the next release
+  EXPECT_EQ(etcd_.txns() - txns, 1);
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(milliseconds(10));  // the release is answered (20 ms after it was sent)
+  ASSERT_TRUE(released.ok()) << released.ToString();
+  ASSERT_TRUE(second->done && second->value.ok()) << second->value.status().ToString();
+  // The new holder releases at once: one txn hands the lock to node-3 and writes node-4's key.
+  ASSERT_TRUE(Release(a, second->value->id).ok());
+  EXPECT_EQ(etcd_.txns() - txns, 2);
+  ASSERT_TRUE(third->done && third->value.ok()) << third->value.status().ToString();
+  EXPECT_EQ(WaiterKeys().size(), 1u);
+  ASSERT_TRUE(Release(a, third->value->id).ok());
+  ASSERT_TRUE(fourth->done && fourth->value.ok()) << fourth->value.status().ToString();
+  EXPECT_EQ(etcd_.txns() - txns, 3);
+}
+
+TEST_F(EtcdLockServiceTest, AWaiterQueuedWhileAReleaseIsInFlightIsWrittenSoonAfterItsAnswer) {
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  GrantAnswer second = Acquire(a, "node-2", seconds(10), seconds(30));
   Run(milliseconds(10));
-  // a's own waiter came second: a may not hand it the lock; b's waiter gets it.
-  ASSERT_TRUE(first->done);
-  EXPECT_TRUE(first->value.ok()) << first->value.status().ToString();
-  EXPECT_FALSE(second->done);
-  ASSERT_TRUE(Release(b, first->value->id).ok());
+  a.client->SetAnswerDelay(milliseconds(20));
+  a->Release(first.id, [](Status) {});
+  GrantAnswer third = Acquire(a, "node-3", seconds(10), seconds(30));
   Run(milliseconds(10));
-  ASSERT_TRUE(second->done);
-  ASSERT_TRUE(second->value.ok()) << second->value.status().ToString();
-  EXPECT_GT(second->value->token, first->value->token);
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(milliseconds(10));  // answered; node-2 holds and does not release
+  ASSERT_TRUE(second->done && second->value.ok());
+  Run(milliseconds(10));  // kEnqueueBatch after the answer: one txn writes node-3's key
+  EXPECT_EQ(WaiterKeys().size(), 1u);
+  EXPECT_FALSE(third->done);
+}
+
+TEST_F(EtcdLockServiceTest, AHandoffDoesNotMakeEtcdReadThisReplicasOwnQueue) {
+  // etcd reads every key of a range compare; under contention the queue is this replica's own
+  // waiters, which it serves in local order: the handoff's compares leave them out.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  std::vector<GrantAnswer> waiting;
+  for (int i = 0; i < 20; ++i) {
+    waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10), seconds(30)));
+  }
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 20u);
+  const int64_t compared = etcd_.kvs_compared();
+  ASSERT_TRUE(Release(a, first.id).ok());
+  ASSERT_TRUE(waiting[0]->done && waiting[0]->value.ok());
+  // The grant key, the waiter's key, the epoch: not the 20 waiter keys.
+  EXPECT_LE(etcd_.kvs_compared() - compared, 4);
+}
+
+TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
+  Replica &a = Open("a"), &b = Open("b");
+  ServedInArrivalOrder(a, b, /*a_blind=*/false);
+}
+
+TEST_F(EtcdLockServiceTest, AnOlderWaiterOfAnotherReplicaComesFirstEvenIfTheMirrorMissedIt) {
+  // The grant compares leave out only a's own waiter keys, not b's.
+  Replica &a = Open("a"), &b = Open("b");
+  ServedInArrivalOrder(a, b, /*a_blind=*/true);
 }
 
 TEST_F(EtcdLockServiceTest, RenewKeepsTheTokenAndMovesTheLeasesEnd) {

@@ -149,6 +149,7 @@ Status FakeEtcd::CallStatus() const {
 
 bool FakeEtcd::Compares(const Compare& c) const {
   std::vector<KeyValue> kvs = List(c.key, c.range_end);
+  kvs_compared_ += static_cast<int64_t>(kvs.size());
   if (c.target == CompareTarget::kValue) {
     if (kvs.empty()) return false;
     return std::all_of(kvs.begin(), kvs.end(), [&](const KeyValue& kv) {

@@ -73,6 +73,7 @@ class FakeEtcd {
   int compactions() const { return compactions_; }
   int status_calls() const { return status_calls_; }
   int64_t kvs_read() const { return kvs_read_; }  // keys returned by ranges (txn ranges too)
+  int64_t kvs_compared() const { return kvs_compared_; }  // keys txn compares read
   int open_watches() const;
 
  private:
@@ -120,6 +121,7 @@ class FakeEtcd {
   bool changed_ = false, down_ = false, no_leader_ = false, silent_ = false;
   int fail_after_apply_ = 0, txns_ = 0, lease_grants_ = 0, compactions_ = 0, status_calls_ = 0;
   int64_t kvs_read_ = 0;
+  mutable int64_t kvs_compared_ = 0;  // Compares() is const
   Status fail_compactions_;
 };
 
