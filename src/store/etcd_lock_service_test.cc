@@ -624,5 +624,47 @@ TEST_F(EtcdLockServiceTest, AReleaseRefusedDuringAnElectionIsSentAgainOnceThereI
   EXPECT_TRUE(Grants().empty());
 }
 
+TEST_F(EtcdLockServiceTest, AReleaseWhoseOutcomeIsUnknownIsSentAgainOnceEtcdAnswers) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a.client->SetUnavailable(true);  // the release fails: for all a knows, it may have applied
+  EXPECT_EQ(Release(a, g.id).code(), StatusCode::kUnavailable);
+  Run(seconds(2));
+  EXPECT_FALSE(queued->done);  // it did not: the lock is still held
+  a.client->SetUnavailable(false);
+  Run(milliseconds(300));  // a sends it again: the lock ends now, not with its lease (31 s)
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_EQ(Grants().size(), 1u);
+  EXPECT_NE(a->StoreMetrics().find("tokenmgr_store_releases_chased_total 1"), std::string::npos)
+      << a->StoreMetrics();
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseStuckInTheNetworkIsSentAgainAndEndsTheLockAfterTheHeal) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a.client->HoldTxns(true);  // a cut: a's release txn is lost in the network
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(1000));
+  EXPECT_FALSE(queued->done);
+  // Healed, but the first request waits for a TCP retransmission: a later one ends the lock.
+  a.client->HoldTxns(false);
+  Run(milliseconds(300));
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  // The first request (and the earlier resends) reach etcd at last: they delete nothing.
+  a.client->DeliverHeldTxns();
+  Run(milliseconds(100));
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(View(a).holder, "node-2");
+  EXPECT_EQ(View(b).holder, "node-2");
+}
+
 }  // namespace
 }  // namespace lm::store

@@ -1,0 +1,91 @@
+#include "store/etcd_release_chase.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace lm::store {
+
+EtcdReleaseChase::EtcdReleaseChase(TimeSystem& time, boost::asio::any_io_executor executor,
+                                   EtcdApi& etcd, std::chrono::milliseconds hedge,
+                                   std::chrono::milliseconds retry)
+    : time_(time), etcd_(etcd), hedge_(hedge), retry_(retry) {
+  timer_ = time_.CreateTimer(executor, [this] { Tick(); });
+}
+
+void EtcdReleaseChase::Sent(const std::string& key, int64_t mod_revision, SteadyTime until,
+                            std::function<void()> released) {
+  if (stopped_) return;
+  Entry& e = pending_[key];
+  if (e.mod_revision != mod_revision) {
+    e = Entry{};
+    e.mod_revision = mod_revision;
+  }
+  e.due = time_.Now() + hedge_;
+  e.until = until;
+  e.released = std::move(released);
+  if (!timer_->armed()) timer_->Arm(retry_);
+}
+
+void EtcdReleaseChase::Settled(const std::string& key) {
+  pending_.erase(key);
+  if (pending_.empty()) timer_->Disarm();
+}
+
+void EtcdReleaseChase::Stop() {
+  stopped_ = true;
+  pending_.clear();
+  timer_->Disarm();
+}
+
+void EtcdReleaseChase::Tick() {
+  if (stopped_) return;
+  const SteadyTime now = time_.Now();
+  std::vector<std::string> expired;
+  for (auto& [key, e] : pending_) {
+    if (now >= e.until) {
+      expired.push_back(key);
+    } else if (now >= e.due && e.in_flight < kMaxInFlight) {
+      Chase(key, e);
+    }
+  }
+  for (const std::string& key : expired) {
+    spdlog::warn("etcd store: a lock release (key {}) did not reach etcd before the lock's lease "
+                 "ended; no longer sent",
+                 key);
+    pending_.erase(key);
+  }
+  if (!pending_.empty()) timer_->Arm(retry_);
+}
+
+void EtcdReleaseChase::Chase(const std::string& key, Entry& e) {
+  e.due = time_.Now() + retry_;
+  ++e.in_flight;
+  Txn txn;
+  txn.compare = {Compare::Mod(key, CompareResult::kEqual, e.mod_revision)};
+  txn.success = {Op::Delete(key)};
+  etcd_.DoTxn(std::move(txn), [this, key, rev = e.mod_revision,
+                               a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+    if (!a.expired()) OnChase(key, rev, std::move(r));
+  });
+}
+
+void EtcdReleaseChase::OnChase(const std::string& key, int64_t mod_revision,
+                               StatusOr<TxnResponse> r) {
+  auto it = pending_.find(key);
+  if (it == pending_.end() || it->second.mod_revision != mod_revision) return;  // settled
+  Entry& e = it->second;
+  --e.in_flight;
+  if (!r.ok()) return;  // still unknown: the next tick sends another
+  std::function<void()> released = std::move(e.released);
+  pending_.erase(it);
+  if (pending_.empty()) timer_->Disarm();
+  if (!r->succeeded) return;  // that version is gone already (released, expired or renewed)
+  ++released_count_;
+  spdlog::info("etcd store: a lock release that had not reached etcd was sent again and "
+               "applied (key {})",
+               key);
+  if (released) released();
+}
+
+}  // namespace lm::store
