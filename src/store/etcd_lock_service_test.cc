@@ -533,6 +533,16 @@ TEST_F(EtcdLockServiceTest, AMemberWithoutLeaderMakesTheStoreNotReadyUntilItHasO
 
 // ---- partitions (issue 19) ----------------------------------------------------------------
 
+TEST_F(EtcdLockServiceTest, AStoreThatLostEtcdIsReadyWithinAQuarterProbeIntervalOfItsReturn) {
+  Replica& a = Open("a");
+  etcd_.SetNoLeader(true);  // an election
+  Run(milliseconds(1100));
+  ASSERT_FALSE(a->Ready());
+  etcd_.SetNoLeader(false);  // a new leader: the next probe, 250 ms at most, finds it
+  Run(milliseconds(300));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+}
+
 TEST_F(EtcdLockServiceTest, AWatchLeftSilentOnAnIsolatedMemberMovesWithTheClient) {
   Replica &a = Open("a"), &b = Open("b");
   lock::Grant g = MustGrant(b, "node-1", seconds(30));
