@@ -719,7 +719,8 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
     return ReleaseCommit(std::move(rec), std::move(call), nullptr, {}, /*retried=*/true);
   }
   if (r.ok() && !taken->empty()) Enqueued(*taken, r->revision);
-  if (r.ok()) chase_->Settled(rec.key);  // else the chase goes on: the outcome is unknown
+  if (r.ok() && r->succeeded) chase_->Settled(rec.key);
+  if (!r.ok()) chase_->Failed(rec.key);  // outcome unknown: the chase goes on
   if (!r.ok()) {  // CallFailed marks etcd down, which fails every waiter, `taken` included
     if (next) leases_->Revoke(handoff.lease.id);  // outcome unknown: undo a possible handoff
     return RetryRelease(std::move(call), CallFailed(r.status()));
@@ -728,11 +729,19 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
     if (next && lease_ok) leases_->Spare(ttl, handoff.lease.id);  // unused by the txn
     if (next && !lease_ok) leases_->Revoke(handoff.lease.id);
     Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
-    if (Replied(call)) return;  // a chase of this release deleted the key first
-    // Changed under us (expired, or renewed concurrently), or the mirror was behind: look again.
-    if (call.attempts_left <= 1) return Reply(call, NotHeld(call.id));
-    --call.attempts_left;
-    return ReleaseAttempt(std::move(call));
+    // A chase of this release may have deleted the key first (its answer may still be on its
+    // way): the chase says, then this looks again.
+    return chase_->NotApplied(rec.key, [this, call, a = std::weak_ptr<bool>(alive_)](
+                                           bool unknown) mutable {
+      if (!Alive(a) || Replied(call)) return;
+      if (unknown) {
+        return Reply(call, Unavailable("lock store (etcd): the release's outcome is unknown"));
+      }
+      // Changed under us (expired, or renewed concurrently), or the mirror was behind.
+      if (call.attempts_left <= 1) return Reply(call, NotHeld(call.id));
+      --call.attempts_left;
+      ReleaseAttempt(std::move(call));
+    });
   }
   ++counters_.releases;
   leases_->Spare(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more

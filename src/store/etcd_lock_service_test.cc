@@ -676,5 +676,24 @@ TEST_F(EtcdLockServiceTest, AReleaseStuckInTheNetworkIsSentAgainAndEndsTheLockAf
   EXPECT_EQ(View(b).holder, "node-2");
 }
 
+TEST_F(EtcdLockServiceTest, AReleaseWhoseChaseDeletedTheKeyFirstIsAnsweredReleased) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  a.client->HoldTxns(true);  // the release's own txn is stuck in the network
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(400));
+  a.client->HoldTxns(false);
+  a.client->SetAnswerDelay(milliseconds(200));
+  Run(milliseconds(200));  // the chase deletes the key; its answer is on its way
+  ASSERT_TRUE(Grants().empty());
+  a.client->SetAnswerDelay(milliseconds(0));
+  a.client->DeliverHeldTxns();  // the own txn arrives: not applied, answered before the chase
+  Run(milliseconds(0));
+  EXPECT_EQ(out.code(), StatusCode::kInternal) << out.ToString();  // waits for the chase
+  Run(milliseconds(300));
+  EXPECT_TRUE(out.ok()) << out.ToString();  // released, not "not held"
+}
+
 }  // namespace
 }  // namespace lm::store

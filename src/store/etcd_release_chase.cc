@@ -23,12 +23,37 @@ void EtcdReleaseChase::Sent(const std::string& key, int64_t mod_revision, Steady
   }
   e.due = time_.Now() + hedge_;
   e.until = until;
+  e.own = Entry::Own::kPending;
   e.released = std::move(released);
   if (!timer_->armed()) timer_->Arm(retry_);
 }
 
 void EtcdReleaseChase::Settled(const std::string& key) {
-  pending_.erase(key);
+  if (auto it = pending_.find(key); it != pending_.end()) Erase(it);
+}
+
+void EtcdReleaseChase::Failed(const std::string& key) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  it->second.own = Entry::Own::kFailed;
+  if (it->second.gone && it->second.in_flight == 0) Erase(it);
+}
+
+void EtcdReleaseChase::NotApplied(const std::string& key, std::function<void(bool)> then) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return then(false);
+  it->second.own = Entry::Own::kNotApplied;
+  if (it->second.in_flight > 0) {
+    it->second.then = std::move(then);
+    return;
+  }
+  const bool unknown = it->second.unknown;
+  Erase(it);
+  then(unknown);
+}
+
+void EtcdReleaseChase::Erase(std::map<std::string, Entry>::iterator it) {
+  pending_.erase(it);
   if (pending_.empty()) timer_->Disarm();
 }
 
@@ -45,7 +70,8 @@ void EtcdReleaseChase::Tick() {
   for (auto& [key, e] : pending_) {
     if (now >= e.until) {
       expired.push_back(key);
-    } else if (now >= e.due && e.in_flight < kMaxInFlight) {
+    } else if (!e.gone && e.own != Entry::Own::kNotApplied && now >= e.due &&
+               e.in_flight < kMaxInFlight) {
       Chase(key, e);
     }
   }
@@ -53,7 +79,10 @@ void EtcdReleaseChase::Tick() {
     spdlog::warn("etcd store: a lock release (key {}) did not reach etcd before the lock's lease "
                  "ended; no longer sent",
                  key);
-    pending_.erase(key);
+    auto it = pending_.find(key);
+    std::function<void(bool)> then = std::move(it->second.then);
+    Erase(it);
+    if (then) then(true);
   }
   if (!pending_.empty()) timer_->Arm(retry_);
 }
@@ -76,11 +105,28 @@ void EtcdReleaseChase::OnChase(const std::string& key, int64_t mod_revision,
   if (it == pending_.end() || it->second.mod_revision != mod_revision) return;  // settled
   Entry& e = it->second;
   --e.in_flight;
-  if (!r.ok()) return;  // still unknown: the next tick sends another
+  if (!r.ok() || !r->succeeded) {
+    // Failed: it may have applied, the next tick sends another. Not applied: that version is
+    // gone already (released, expired or renewed; maybe by a chase whose answer is still on
+    // its way). Ends once nothing is in flight and the release's own txn will not answer.
+    if (r.ok()) {
+      e.gone = true;
+    } else if (r.status().message().find("no leader") == std::string::npos) {
+      e.unknown = true;  // "no leader" is a refusal: not applied
+    }
+    if (e.in_flight > 0) return;
+    if (e.own == Entry::Own::kNotApplied) {
+      std::function<void(bool)> then = std::move(e.then);
+      const bool unknown = e.unknown;
+      Erase(it);
+      if (then) then(unknown);
+    } else if (e.own == Entry::Own::kFailed && e.gone) {
+      Erase(it);
+    }
+    return;
+  }
   std::function<void()> released = std::move(e.released);
-  pending_.erase(it);
-  if (pending_.empty()) timer_->Disarm();
-  if (!r->succeeded) return;  // that version is gone already (released, expired or renewed)
+  Erase(it);
   ++released_count_;
   spdlog::info("etcd store: a lock release that had not reached etcd was sent again and "
                "applied (key {})",

@@ -22,8 +22,12 @@
 // - The first chase is sent `hedge` after the release was sent (Sent), then one every `retry`,
 //   at most kMaxInFlight unanswered at once, until: a chase is answered (applied: `released`
 //   runs once; not applied: that version is gone already, nothing left to do), Settled(key) is
-//   called (the release's own txn was answered), or `until` passes (the lock's lease has
-//   surely ended by then).
+//   called (the release's own txn applied), NotApplied(key) (its own txn was answered "not
+//   applied") or `until` passes (the lock's lease has surely ended by then).
+// - A release's own txn that did not apply may have found the key deleted by one of its
+//   chases, whose answer is still on its way: NotApplied waits for the chases in flight. If
+//   one applied, `released` runs; else `then(unknown)` runs, unknown = a chase's outcome is
+//   not known (it may have been the one that deleted the key).
 #pragma once
 
 #include <chrono>
@@ -49,8 +53,14 @@ class EtcdReleaseChase {
   // (a retry of that release): the chase restarts its hedge from now.
   void Sent(const std::string& key, int64_t mod_revision, SteadyTime until,
             std::function<void()> released);
-  // The release's own txn was answered (applied or not): nothing to chase.
+  // The release's own txn applied: nothing to chase.
   void Settled(const std::string& key);
+  // The release's own txn failed (outcome unknown): chasing goes on, and ends once a chase is
+  // answered.
+  void Failed(const std::string& key);
+  // The release's own txn was answered "not applied" (that version was gone): `then` runs
+  // (maybe at once) once no chase is in flight, unless a chase applied (`released` runs).
+  void NotApplied(const std::string& key, std::function<void(bool unknown)> then);
   void Stop();
 
   size_t pending() const { return pending_.size(); }
@@ -61,9 +71,15 @@ class EtcdReleaseChase {
     int64_t mod_revision = 0;
     SteadyTime due;    // the next chase
     SteadyTime until;  // give up then
+    enum class Own { kPending, kFailed, kNotApplied };  // the release's own txn
+    Own own = Own::kPending;
     int in_flight = 0;
+    bool unknown = false;  // a chase failed: it may have applied
+    bool gone = false;     // a chase found that version gone: no new chases
     std::function<void()> released;
+    std::function<void(bool unknown)> then;  // set by NotApplied
   };
+  void Erase(std::map<std::string, Entry>::iterator it);
   void Tick();
   void Chase(const std::string& key, Entry& e);
   void OnChase(const std::string& key, int64_t mod_revision, StatusOr<TxnResponse> r);
