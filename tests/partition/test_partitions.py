@@ -91,6 +91,11 @@ def etcd_cmd(lab, name, workdir):
             "--initial-cluster", initial, "--initial-cluster-state", "new",
             "--initial-cluster-token", "tokenmgr-partition",
             "--heartbeat-interval", "50", "--election-timeout", "500",
+            # Pre-vote (etcd's default from 3.5; off by default in Debian's 3.4): without it a
+            # member that was cut off comes back with a higher term and forces an election on
+            # the majority at every heal, so a flapping minority member leaves the majority
+            # without a leader for most of each cycle (docs/operations.md).
+            "--pre-vote",
             "--log-level", os.environ.get("PARTITION_ETCD_LOG_LEVEL", "warn")]
 
 
@@ -374,11 +379,12 @@ def test_both_replicas_serve_again_after_the_last_heal(run):
 
 
 # Phases whose availability targets are not met in every run on a 2-core box (issue 19; see
-# docs/operations.md, "Network partitions"): cutting the etcd leader every second makes an
-# election of each cycle; and after a heal (the rejoining member forces an election) a lock
-# whose release timed out (outcome unknown, so not sent again) stays held until its lease ends,
-# TTL + 1 s restarted by the new leader: a first grant 5.3-6.0 s after the heal in 2 of 8 runs.
-FLAKY_TARGETS = ("flap-t2+e3", "heal-1", "heal-4")
+# docs/operations.md, "Network partitions"): a flapping cut (1 s cut, 1 s healed) that catches a
+# client of the cut replica holding the lock, or its waiters at the head of the queue, blocks
+# the majority replica for most of the cut second (the lock's lease, queue_stall), so t1 gets
+# about 1/3 of its normal rate, sometimes less. The heals met their targets once releases that
+# did not come back were chased and etcd ran with --pre-vote.
+FLAKY_TARGETS = ("flap-t2+e3",)
 
 
 def test_availability_targets(run):
