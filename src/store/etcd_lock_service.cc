@@ -647,6 +647,7 @@ void EtcdLockService::ChaseRelease(const EtcdRecord& rec, const ReleaseCall& cal
 // Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
 // this replica has the oldest waiter, the same txn hands the lock to it.
 void EtcdLockService::ReleaseTxn(EtcdRecord rec, ReleaseCall call) {
+  ChaseRelease(rec, call);  // from now: taking the handoff's lease may be a call that sticks
   WaiterPtr next = OldestWaiter();
   if (!next || next->trying) return ReleaseCommit(std::move(rec), std::move(call), nullptr, {});
   next->trying = true;  // Pump() leaves it alone until this txn is answered

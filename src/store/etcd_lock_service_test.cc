@@ -695,5 +695,21 @@ TEST_F(EtcdLockServiceTest, AReleaseWhoseChaseDeletedTheKeyFirstIsAnsweredReleas
   EXPECT_TRUE(out.ok()) << out.ToString();  // released, not "not held"
 }
 
+TEST_F(EtcdLockServiceTest, AReleaseIsChasedAlsoWhileItsHandoffWaitsForALease) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer next = Acquire(a, "node-2", seconds(7), seconds(60));  // the handoff's target
+  Run(seconds(5));  // the lease its first try left as the spare needs a keepalive by now
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  a.client->SetAnswerDelay(seconds(2));  // a's member answers late: the lease call too
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(700));
+  EXPECT_TRUE(Grants().empty());  // a chase deleted the grant key meanwhile
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(seconds(3));
+  EXPECT_TRUE(out.ok()) << out.ToString();
+}
+
 }  // namespace
 }  // namespace lm::store

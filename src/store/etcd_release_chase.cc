@@ -20,8 +20,8 @@ void EtcdReleaseChase::Sent(const std::string& key, int64_t mod_revision, Steady
   if (e.mod_revision != mod_revision) {
     e = Entry{};
     e.mod_revision = mod_revision;
+    e.due = time_.Now() + hedge_;
   }
-  e.due = time_.Now() + hedge_;
   e.until = until;
   e.own = Entry::Own::kPending;
   e.released = std::move(released);

@@ -49,8 +49,9 @@ class EtcdReleaseChase {
   EtcdReleaseChase(TimeSystem& time, boost::asio::any_io_executor executor, EtcdApi& etcd,
                    std::chrono::milliseconds hedge, std::chrono::milliseconds retry);
 
-  // The release txn deleting `key` at `mod_revision` was sent now. Sent again for the same key
-  // (a retry of that release): the chase restarts its hedge from now.
+  // The release txn deleting `key` at `mod_revision` is being sent (from when its version is
+  // known: calls before the txn itself, e.g. for a handoff's lease, may stick too). Sent again
+  // for the same version (a retry of that release): the chase goes on as it was.
   void Sent(const std::string& key, int64_t mod_revision, SteadyTime until,
             std::function<void()> released);
   // The release's own txn applied: nothing to chase.
