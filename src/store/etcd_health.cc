@@ -37,7 +37,7 @@ void EtcdHealth::Probe() {
                   if (r.ok() && !stopped_ && hooks_.probed) hooks_.probed();
                 });
   }
-  timer_->Arm(interval_);
+  timer_->Arm(NextProbe());
 }
 
 void EtcdHealth::ProbeOverdue() {
@@ -63,6 +63,7 @@ void EtcdHealth::Set(bool healthy, const std::string& why) {
   }
   why_ = why;
   spdlog::error("etcd unavailable: {}", why);
+  if (!stopped_) timer_->Arm(NextProbe());  // look again soon, not a whole interval later
   hooks_.down(why);
 }
 

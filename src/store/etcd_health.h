@@ -13,6 +13,9 @@
 //   within ..."), even while the client still tries other members for it: a replica cut off
 //   from every member is not ready after about interval + deadline, not after a timeout per
 //   member. A later successful probe makes it healthy again.
+// - While unhealthy it probes every interval / 4 (at most one probe in flight), so that a
+//   replica is ready again within about interval / 4 of etcd answering (e.g. after the
+//   election a heal causes), not up to a whole interval later.
 // - hooks.probed runs after every successful probe (the store checks there that its watch is
 //   on the member the client uses now).
 #pragma once
@@ -48,6 +51,7 @@ class EtcdHealth {
  private:
   void Probe();
   void ProbeOverdue();
+  std::chrono::milliseconds NextProbe() const { return healthy_ ? interval_ : interval_ / 4; }
 
   EtcdApi& etcd_;
   std::string probe_key_;

@@ -79,6 +79,7 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
                         .down = [this](const std::string& why) { OnEtcdDown(why); },
                         .probed = [this] { mirror_->FollowMember(); }});
   maintenance_ = std::make_unique<EtcdMaintenance>(time_, *etcd_, store_.maintenance);
+  chase_ = std::make_unique<EtcdReleaseChase>(time_, ex, *etcd_, kReleaseHedge, kReleaseRetry);
   recheck_timer_ = time_.CreateTimer(ex, [this] { Pump(); });
   stall_timer_ = time_.CreateTimer(ex, [this] { RemoveStalledHead(); });
   release_retry_timer_ = time_.CreateTimer(ex, [this] { RetryReleases(); });
@@ -118,6 +119,10 @@ std::string EtcdLockService::StoreMetrics() const {
            "waiter keys of other replicas this replica removed from the head of the queue after "
            "they stayed there while the lock was free (their replica cut off from etcd)");
   m.CountSample("tokenmgr_store_stalled_waiters_removed_total", {}, stalled_removed_);
+  m.Family("tokenmgr_store_releases_chased_total", "counter",
+           "lock releases whose own request did not come back (a cut, an election) and that a "
+           "later copy applied");
+  m.CountSample("tokenmgr_store_releases_chased_total", {}, chase_->released_count());
   return maintenance_->RenderMetrics() + m.Take();
 }
 
@@ -611,7 +616,8 @@ void EtcdLockService::Release(std::string_view id_view, StatusDone done) {
   // Tried even while a probe or call says etcd is down: the txn's compare decides, and a
   // release refused here would keep the lock held until its lease ends (the next member may
   // well answer).
-  ReleaseCall call{std::string(id_view), 3, std::move(done), time_.Now() + store_.timeout * 2};
+  ReleaseCall call{std::string(id_view), 3, std::make_shared<StatusDone>(std::move(done)),
+                   time_.Now() + store_.timeout * 2};
   const std::optional<EtcdRecord>& lock = mirror_->lock();
   if (lock && !lock->foreign && lock->mod_revision > 0 && ConstantTimeEquals(lock->id, call.id)) {
     // This replica granted it or watched it: try that version at once (no read first). If the
@@ -625,7 +631,7 @@ void EtcdLockService::ReleaseAttempt(ReleaseCall call) {
   ReadLock([this, call = std::move(call)](StatusOr<std::optional<EtcdRecord>> cur) mutable {
     if (!cur.ok()) return RetryRelease(std::move(call), cur.status());
     if (!*cur || (*cur)->foreign || !ConstantTimeEquals((*cur)->id, call.id)) {
-      return call.done(NotHeld(call.id));
+      return Reply(call, NotHeld(call.id));
     }
     ReleaseTxn(**cur, std::move(call));
   });
@@ -636,7 +642,7 @@ void EtcdLockService::RetryRelease(ReleaseCall call, Status error) {
   // applied, so the release can be sent again once etcd has elected a leader. A release that
   // fails holds the lock until its lease ends, which a new leader restarts.
   const bool refused = error.message().find("no leader") != std::string::npos;
-  if (stopped_ || !refused || time_.Now() >= call.retry_until) return call.done(std::move(error));
+  if (stopped_ || !refused || time_.Now() >= call.retry_until) return Reply(call, error);
   release_retries_.push_back(std::move(call));
   if (!release_retry_timer_->armed()) release_retry_timer_->Arm(kReleaseRetry);
 }
@@ -644,16 +650,35 @@ void EtcdLockService::RetryRelease(ReleaseCall call, Status error) {
 void EtcdLockService::RetryReleases() {
   for (ReleaseCall& call : std::exchange(release_retries_, {})) {
     if (stopped_) {
-      call.done(Unavailable("tokenmgr is shutting down"));
+      Reply(call, Unavailable("tokenmgr is shutting down"));
       continue;
     }
     ReleaseAttempt(std::move(call));
   }
 }
 
+void EtcdLockService::Reply(const ReleaseCall& call, Status s) {
+  if (StatusDone done = std::exchange(*call.done, nullptr)) done(std::move(s));
+}
+
+void EtcdLockService::ChaseRelease(const EtcdRecord& rec, const ReleaseCall& call) {
+  // Until the lock's lease has surely ended: TTL + 1 s from its last grant or renewal (at most
+  // from now), restarted once by an election.
+  SteadyTime until = time_.Now() + std::chrono::seconds(rec.ttl_s + 1) + store_.timeout * 2;
+  chase_->Sent(rec.key, rec.mod_revision, until,
+               [this, call, rec, a = std::weak_ptr<bool>(alive_)] {
+                 if (!Alive(a)) return;
+                 ++counters_.releases;
+                 mirror_->EraseGrant(rec.key);
+                 Reply(call, Status::Ok());
+                 Pump();
+               });
+}
+
 // Deletes the lock's key if it is still the version `rec` (read from etcd or the mirror). When
 // this replica has the oldest waiter, the same txn hands the lock to it.
 void EtcdLockService::ReleaseTxn(EtcdRecord rec, ReleaseCall call) {
+  ChaseRelease(rec, call);  // from now: taking the handoff's lease may be a call that sticks
   WaiterPtr next = OldestWaiter();
   if (!next || next->trying) return ReleaseCommit(std::move(rec), std::move(call), nullptr, {});
   next->trying = true;  // Pump() leaves it alone until this txn is answered
@@ -702,6 +727,7 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   txn.failure = std::move(puts);
   lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
   ++releases_in_flight_;
+  ChaseRelease(rec, call);
   leases_->TxnOnLease(std::move(txn), handoff.lease, ttl,
                       [this, rec, call = std::move(call), handoff, taken, retried,
                        a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r,
@@ -731,6 +757,8 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
     return ReleaseCommit(std::move(rec), std::move(call), nullptr, {}, /*retried=*/true);
   }
   if (r.ok() && !taken->empty()) Enqueued(*taken, r->revision);
+  if (r.ok() && r->succeeded) chase_->Settled(rec.key);
+  if (!r.ok()) chase_->Failed(rec.key);  // outcome unknown: the chase goes on
   if (!r.ok()) {  // CallFailed marks etcd down, which fails every waiter, `taken` included
     if (next) leases_->Revoke(handoff.lease.id);  // outcome unknown: undo a possible handoff
     return RetryRelease(std::move(call), CallFailed(r.status()));
@@ -739,10 +767,19 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
     if (next && lease_ok) leases_->Spare(ttl, handoff.lease.id);  // unused by the txn
     if (next && !lease_ok) leases_->Revoke(handoff.lease.id);
     Pump();  // a handoff attempt (`trying`) may have hidden the lock's end from Pump()
-    // Changed under us (expired, or renewed concurrently), or the mirror was behind: look again.
-    if (call.attempts_left <= 1) return call.done(NotHeld(call.id));
-    --call.attempts_left;
-    return ReleaseAttempt(std::move(call));
+    // A chase of this release may have deleted the key first (its answer may still be on its
+    // way): the chase says, then this looks again.
+    return chase_->NotApplied(rec.key, [this, call, a = std::weak_ptr<bool>(alive_)](
+                                           bool unknown) mutable {
+      if (!Alive(a) || Replied(call)) return;
+      if (unknown) {
+        return Reply(call, Unavailable("lock store (etcd): the release's outcome is unknown"));
+      }
+      // Changed under us (expired, or renewed concurrently), or the mirror was behind.
+      if (call.attempts_left <= 1) return Reply(call, NotHeld(call.id));
+      --call.attempts_left;
+      ReleaseAttempt(std::move(call));
+    });
   }
   ++counters_.releases;
   leases_->Spare(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
@@ -758,7 +795,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
       Granted(next, handoff.key, handoff.id, handoff.lease.id, r->revision, true);
     }
   }
-  call.done(Status::Ok());
+  Reply(call, Status::Ok());
   Pump();
 }
 
@@ -884,6 +921,7 @@ void EtcdLockService::Shutdown() {
   stall_timer_->Disarm();
   release_retry_timer_->Disarm();
   RetryReleases();  // answered: shutting down
+  chase_->Stop();
   maintenance_->Stop();
   leases_->Stop();
   session_->Stop(/*revoke=*/health_->healthy());

@@ -82,7 +82,11 @@
 //   renew are still tried (they are compares on etcd's state, and a release refused on a
 //   guess would keep the lock held until its lease ends); they fail UNAVAILABLE when etcd does
 //   not answer them. A release refused for "no leader" (not applied: an election, e.g. when a
-//   partition heals) is sent again every 250 ms for up to twice the timeout.
+//   partition heals) is sent again every 250 ms for up to twice the timeout. A release txn not
+//   answered within 500 ms, or whose outcome is unknown, is chased (EtcdReleaseChase): a txn
+//   deleting that version of the grant key (mod revision compare, no handoff) is sent every
+//   250 ms until one is answered or the lock's lease has surely ended, so a release stuck in a
+//   cut (TCP retransmission) or lost in an election ends the lock as soon as etcd answers.
 // - Partitions (docs/architecture.md, "Network partitions"): a probe unanswered within the
 //   timeout makes the store not ready (EtcdHealth); the watch follows the client to another
 //   member (EtcdMirror::FollowMember); this replica's waiter keys hold the FIFO of the other
@@ -109,6 +113,7 @@
 #include "store/etcd_leases.h"
 #include "store/etcd_maintenance.h"
 #include "store/etcd_mirror.h"
+#include "store/etcd_release_chase.h"
 
 namespace lm::store {
 
@@ -159,7 +164,8 @@ class EtcdLockService final : public lock::LockService {
   void OnLeaseExpired(std::function<void(const lock::ExpiredLease&)> observer) override;
   // Prometheus text of the etcd upkeep (tokenmgr_store_alarm, database size, compactions) and
   // of partitions: tokenmgr_store_stalled_waiters_removed_total (waiter keys of other replicas
-  // removed from the head of the queue, see queue_stall).
+  // removed from the head of the queue, see queue_stall) and tokenmgr_store_releases_chased_total
+  // (releases that only a later copy got to etcd, see EtcdReleaseChase).
   std::string StoreMetrics() const;
   void Shutdown() override;
   const lock::Options& options() const override { return options_; }
@@ -172,7 +178,9 @@ class EtcdLockService final : public lock::LockService {
   struct ReleaseCall {
     std::string id;
     int attempts_left = 3;
-    StatusDone done;
+    // Shared with the chase of its txn (EtcdReleaseChase), which may answer it first; Reply()
+    // runs it once.
+    std::shared_ptr<StatusDone> done;
     SteadyTime retry_until;  // sent again after "no leader" until then
   };
   struct RenewCall {
@@ -254,6 +262,10 @@ class EtcdLockService final : public lock::LockService {
   // and retry_until is not reached, sends it again kReleaseRetry later.
   void RetryRelease(ReleaseCall call, Status error);
   void RetryReleases();
+  static void Reply(const ReleaseCall& call, Status s);
+  static bool Replied(const ReleaseCall& call) { return !*call.done; }
+  // The release txn for `rec` is being sent: chase it (EtcdReleaseChase) until it is answered.
+  void ChaseRelease(const EtcdRecord& rec, const ReleaseCall& call);
   void ReleaseTxn(EtcdRecord rec, ReleaseCall call);
   // The release txn; with `next`, it also hands the lock to `next` on `lease` in the same txn.
   void ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr next, Taken lease,
@@ -289,6 +301,7 @@ class EtcdLockService final : public lock::LockService {
   std::unique_ptr<EtcdMirror> mirror_;
   std::unique_ptr<EtcdHealth> health_;
   std::unique_ptr<EtcdMaintenance> maintenance_;
+  std::unique_ptr<EtcdReleaseChase> chase_;
 
   std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
   std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet
@@ -305,6 +318,7 @@ class EtcdLockService final : public lock::LockService {
   TimerPtr recheck_timer_, enqueue_timer_, stall_timer_, release_retry_timer_;
   std::vector<ReleaseCall> release_retries_;
   static constexpr std::chrono::milliseconds kReleaseRetry{250};
+  static constexpr std::chrono::milliseconds kReleaseHedge{500};  // the first chase
   // The waiter keys (create revision, key) ahead of this replica's oldest waiter when
   // stall_timer_ was armed.
   std::vector<std::pair<int64_t, std::string>> stalled_head_;

@@ -651,6 +651,16 @@ TEST_F(EtcdLockServiceTest, AMemberWithoutLeaderMakesTheStoreNotReadyUntilItHasO
 
 // ---- partitions (issue 19) ----------------------------------------------------------------
 
+TEST_F(EtcdLockServiceTest, AStoreThatLostEtcdIsReadyWithinAQuarterProbeIntervalOfItsReturn) {
+  Replica& a = Open("a");
+  etcd_.SetNoLeader(true);  // an election
+  Run(milliseconds(1100));
+  ASSERT_FALSE(a->Ready());
+  etcd_.SetNoLeader(false);  // a new leader: the next probe, 250 ms at most, finds it
+  Run(milliseconds(300));
+  EXPECT_TRUE(a->Ready()) << a->NotReadyReason();
+}
+
 TEST_F(EtcdLockServiceTest, AWatchLeftSilentOnAnIsolatedMemberMovesWithTheClient) {
   Replica &a = Open("a"), &b = Open("b");
   lock::Grant g = MustGrant(b, "node-1", seconds(30));
@@ -740,6 +750,83 @@ TEST_F(EtcdLockServiceTest, AReleaseRefusedDuringAnElectionIsSentAgainOnceThereI
   Run(milliseconds(300));
   EXPECT_TRUE(out.ok()) << out.ToString();
   EXPECT_TRUE(Grants().empty());
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseWhoseOutcomeIsUnknownIsSentAgainOnceEtcdAnswers) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a.client->SetUnavailable(true);  // the release fails: for all a knows, it may have applied
+  EXPECT_EQ(Release(a, g.id).code(), StatusCode::kUnavailable);
+  Run(seconds(2));
+  EXPECT_FALSE(queued->done);  // it did not: the lock is still held
+  a.client->SetUnavailable(false);
+  Run(milliseconds(300));  // a sends it again: the lock ends now, not with its lease (31 s)
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_EQ(Grants().size(), 1u);
+  EXPECT_NE(a->StoreMetrics().find("tokenmgr_store_releases_chased_total 1"), std::string::npos)
+      << a->StoreMetrics();
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseStuckInTheNetworkIsSentAgainAndEndsTheLockAfterTheHeal) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer queued = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a.client->HoldTxns(true);  // a cut: a's release txn is lost in the network
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(1000));
+  EXPECT_FALSE(queued->done);
+  // Healed, but the first request waits for a TCP retransmission: a later one ends the lock.
+  a.client->HoldTxns(false);
+  Run(milliseconds(300));
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  // The first request (and the earlier resends) reach etcd at last: they delete nothing.
+  a.client->DeliverHeldTxns();
+  Run(milliseconds(100));
+  ASSERT_EQ(Grants().size(), 1u);
+  EXPECT_EQ(View(a).holder, "node-2");
+  EXPECT_EQ(View(b).holder, "node-2");
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseWhoseChaseDeletedTheKeyFirstIsAnsweredReleased) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  a.client->HoldTxns(true);  // the release's own txn is stuck in the network
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(400));
+  a.client->HoldTxns(false);
+  a.client->SetAnswerDelay(milliseconds(200));
+  Run(milliseconds(200));  // the chase deletes the key; its answer is on its way
+  ASSERT_TRUE(Grants().empty());
+  a.client->SetAnswerDelay(milliseconds(0));
+  a.client->DeliverHeldTxns();  // the own txn arrives: not applied, answered before the chase
+  Run(milliseconds(0));
+  EXPECT_EQ(out.code(), StatusCode::kInternal) << out.ToString();  // waits for the chase
+  Run(milliseconds(300));
+  EXPECT_TRUE(out.ok()) << out.ToString();  // released, not "not held"
+}
+
+TEST_F(EtcdLockServiceTest, AReleaseIsChasedAlsoWhileItsHandoffWaitsForALease) {
+  Replica& a = Open("a");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));
+  GrantAnswer next = Acquire(a, "node-2", seconds(7), seconds(60));  // the handoff's target
+  Run(seconds(5));  // the lease its first try left as the spare needs a keepalive by now
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  a.client->SetAnswerDelay(seconds(2));  // a's member answers late: the lease call too
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(700));
+  EXPECT_TRUE(Grants().empty());  // a chase deleted the grant key meanwhile
+  a.client->SetAnswerDelay(milliseconds(0));
+  Run(seconds(3));
+  EXPECT_TRUE(out.ok()) << out.ToString();
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ def unavailable_reason():
         return "partition tests need root (network namespaces, iptables)"
     if not shutil.which("ip"):
         return "`ip` (iproute2) not installed"
-    if not shutil.which("iptables"):
+    if not shutil.which("iptables") or not shutil.which("iptables-restore"):
         return "iptables not installed (Debian package iptables)"
     probe = f"{PREFIX}{os.getpid()}-probe"
     r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=20)
@@ -176,30 +176,51 @@ class Lab:
                 log.close()
 
     # The nemesis. Rules only ever DROP; heal() flushes every node's INPUT and OUTPUT chains.
-    def _drop(self, node, chain, peer):
-        flag = "-s" if chain == "INPUT" else "-d"
-        _run(["ip", "netns", "exec", self.ns(node), "iptables", "-w", "-A", chain, flag,
-              self.nodes[peer], "-j", "DROP"])
+    # A cut is applied as one iptables-restore per namespace, all namespaces at once, so that
+    # it takes effect within a few ms as a real partition does (one iptables call per rule took
+    # 0.4-1.0 s on a loaded box, with the cut half made meanwhile).
+    def _apply(self, rules):
+        """rules: node -> ["-A INPUT -s <addr> -j DROP", ...], applied together."""
+        procs = []
+        for node, lines in rules.items():
+            script = "*filter\n" + "".join(line + "\n" for line in lines) + "COMMIT\n"
+            p = subprocess.Popen(["ip", "netns", "exec", self.ns(node), "iptables-restore",
+                                  "--noflush"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            procs.append((node, p, script))
+        errors = []
+        for node, p, script in procs:
+            _, err = p.communicate(script, timeout=20)
+            if p.returncode != 0:
+                errors.append(f"{node}: {err.strip()}")
+        if errors:
+            raise RuntimeError("iptables-restore failed: " + "; ".join(errors))
+
+    def _drops(self, rules, node, peer, both=True):
+        rules.setdefault(node, []).append(f"-A INPUT -s {self.nodes[peer]} -j DROP")
+        if both:
+            rules[node].append(f"-A OUTPUT -d {self.nodes[peer]} -j DROP")
 
     def cut_oneway(self, src, dst):
         """Packets from `src` no longer reach `dst` (dst -> src still flows)."""
-        self._drop(dst, "INPUT", src)
+        rules = {}
+        self._drops(rules, dst, src, both=False)
+        self._apply(rules)
 
     def cut(self, side_a, side_b):
         """No packet between any node of `side_a` and any node of `side_b`, either way."""
+        rules = {}
         for a in side_a:
             for b in side_b:
-                self._drop(a, "INPUT", b)
-                self._drop(a, "OUTPUT", b)
-                self._drop(b, "INPUT", a)
-                self._drop(b, "OUTPUT", a)
+                self._drops(rules, a, b)
+                self._drops(rules, b, a)
+        self._apply(rules)
 
     def isolate(self, node):
         self.cut([node], [n for n in self.nodes if n != node])
 
     def heal(self):
-        for node in self.nodes:
-            _run(["ip", "netns", "exec", self.ns(node), "iptables", "-w", "-F"])
+        self._apply({node: ["-F INPUT", "-F OUTPUT"] for node in self.nodes})
 
     def close(self):
         """Kills every process by PID, then whatever else runs in our namespaces; deletes them.

@@ -365,7 +365,17 @@ void FakeEtcdClient::Range(RangeRequest request, Done<RangeResponse> done) {
   Answer(std::move(done), StatusOr<RangeResponse>(std::move(r)));
 }
 
+void FakeEtcdClient::DeliverHeldTxns() {
+  const bool hold = std::exchange(hold_txns_, false);
+  for (auto& [txn, done] : std::exchange(held_txns_, {})) DoTxn(std::move(txn), std::move(done));
+  hold_txns_ = hold;
+}
+
 void FakeEtcdClient::DoTxn(Txn txn, Done<TxnResponse> done) {
+  if (hold_txns_) {
+    held_txns_.emplace_back(std::move(txn), std::move(done));
+    return;
+  }
   if (Status s = CallStatus(); !s.ok()) return Answer(std::move(done), StatusOr<TxnResponse>(s));
   Answer(std::move(done), etcd_.RunTxn(txn));
 }

@@ -162,6 +162,11 @@ class FakeEtcdClient final : public EtcdApi {
   // Every call is answered `delay` late (0: at once), e.g. a member that stopped answering and
   // the client's retries on the next ones; the watch delivers nothing while `delay` > 0.
   void SetAnswerDelay(std::chrono::milliseconds delay);
+  // Txns sent while set are lost in the network (a cut): neither applied nor answered until
+  // DeliverHeldTxns(), as a request that a TCP retransmission brings to etcd after the cut has
+  // healed. Txns sent after HoldTxns(false) go through at once.
+  void HoldTxns(bool hold) { hold_txns_ = hold; }
+  void DeliverHeldTxns();
 
  private:
   friend class FakeEtcd;
@@ -195,6 +200,8 @@ class FakeEtcdClient final : public EtcdApi {
   int member_ = 0;
   std::set<int> isolated_;  // members cut off from the others
   std::chrono::milliseconds delay_{0};
+  bool hold_txns_ = false;
+  std::vector<std::pair<Txn, Done<TxnResponse>>> held_txns_;
   std::vector<TimerPtr> delayed_;  // answers on their way (fired timers are kept until then)
   std::shared_ptr<WatchState> watch_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
