@@ -63,9 +63,16 @@ void Agent::SetError(const std::string& error) {
 }
 
 void Agent::Start() {
-  if (Status s = installer_.CleanLeftovers(); !s.ok()) SetError("host dir: " + s.message());
-  // A release request from before this process started is history: a new agent serves anew.
-  (void)fs_.RemoveAll(license::ReleaseMarkerPath(config_.host_dir));
+  if (spool_.HeldElsewhere()) {
+    // Another agent works in this host dir (two pods with one NODE_NAME): its staging files and
+    // the release request it serves are its own. Install() cleans leftovers when it is our turn.
+    spdlog::warn("host dir {} is in use by another license-holder: its files are left alone",
+                 config_.host_dir);
+  } else {
+    if (Status s = installer_.CleanLeftovers(); !s.ok()) SetError("host dir: " + s.message());
+    // A release request from before this process started is history: a new agent serves anew.
+    (void)fs_.RemoveAll(license::ReleaseMarkerPath(config_.host_dir));
+  }
 
   auto manifest = installer_.ReadManifest();
   std::optional<std::string> installed_license;

@@ -1193,5 +1193,25 @@ TEST_F(ConsoleTest, WaitingBackoffNeverExceedsAHeartbeat) {
   }
 }
 
+// Two pods with one NODE_NAME share the node's host dir: the one that starts second leaves the
+// first one's install in progress and the release request it serves alone.
+TEST_F(AgentTest, ASecondAgentOnTheHostDirLeavesTheFirstOnesFilesAlone) {
+  AgentConfig c = Config("n1");
+  fs_.AddDir(c.host_dir + "/.staging-0123456789abcdef");
+  fs_.AddFile(license::ReleaseMarkerPath(c.host_dir), "requested\n");
+  {
+    auto first_lock = fs_.TryLockDir(c.host_dir);  // the first agent's, in another process
+    ASSERT_TRUE(first_lock.ok());
+    Agent second(c, fs_, client_, clock_, sleeper_);
+    second.Start();
+    EXPECT_TRUE(fs_.Exists(c.host_dir + "/.staging-0123456789abcdef"));
+    EXPECT_TRUE(fs_.Exists(license::ReleaseMarkerPath(c.host_dir)));
+  }
+  Agent alone(c, fs_, client_, clock_, sleeper_);  // the first one has gone: the dir is its own
+  alone.Start();
+  EXPECT_FALSE(fs_.Exists(c.host_dir + "/.staging-0123456789abcdef"));
+  EXPECT_FALSE(fs_.Exists(license::ReleaseMarkerPath(c.host_dir)));
+}
+
 }  // namespace
 }  // namespace lm::holder

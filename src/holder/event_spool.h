@@ -53,6 +53,9 @@ class FileSpool final : public EventSpool {
   StatusOr<SpoolContents> Load() override;
   Status Save(const SpoolContents& contents) override;
   const std::string& path() const { return path_; }
+  // Takes the directory's lock if it can (as Load and Save do); true while another process
+  // holds it: another agent works in this host dir.
+  bool HeldElsewhere() { return Lock().code() == StatusCode::kFailedPrecondition; }
 
  private:
   // OK once this spool holds its directory's lock, or when the lock cannot be taken for another
