@@ -494,7 +494,9 @@ std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const 
   const std::pair<std::string, std::string> ranges[] = {
       {keys_.waiters_begin, own_waiters_prefix_},
       {PrefixEnd(own_waiters_prefix_), PrefixEnd(keys_.waiters_prefix)}};
-  for (const auto& [begin, end] : ranges) {
+  for (const auto& range : ranges) {
+    const std::string& begin = range.first;  // not a structured binding: clang 14 cannot
+    const std::string& end = range.second;   // capture one in the lambda (the fuzz build)
     bool any = std::any_of(mirror_->waiters().begin(), mirror_->waiters().end(),
                            [&](const auto& w) { return w.second >= begin && w.second < end; });
     out.push_back(any ? Compare::Create(begin, CompareResult::kGreater, rev - 1, end)
