@@ -15,8 +15,8 @@
 //
 // Contract:
 // - A chase is a txn: mod revision of `key` == `mod_revision` -> delete `key`. It deletes
-//   exactly the version the release was about (grant keys are unique, a renewal changes the
-//   mod revision), so sending it any number of times, in any order with the release's own txn,
+//   exactly the version the release was about (a mod revision is never reused: a renewal or a
+//   re-creation of the key changes it, and grant keys are reused, lock/a and lock/b), so sending it any number of times, in any order with the release's own txn,
 //   deletes that version at most once and never anything else. It carries no handoff and no
 //   waiter keys: those stay in the release's own txn.
 // - The first chase is sent `hedge` after the release was sent (Sent), then one every `retry`,
@@ -89,7 +89,7 @@ class EtcdReleaseChase {
   EtcdApi& etcd_;
   std::chrono::milliseconds hedge_, retry_;
   TimerPtr timer_;
-  std::map<std::string, Entry> pending_;  // by grant key
+  std::map<std::string, Entry> pending_;  // by grant key; Sent for a newer version replaces it
   uint64_t released_count_ = 0;
   bool stopped_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
