@@ -43,6 +43,7 @@ Status ValidateBindAddress(const ConfigValue& v) {
 struct StoreFlags {
   std::optional<std::string> store, endpoints, prefix, timeout, cacert, cert, key;
   std::optional<std::string> compact, compact_interval;  // issue 20
+  std::optional<std::string> queue_stall;                 // issue 19
 };
 
 // A PEM file for TLS to etcd: a readable regular file (symlinks are followed: Kubernetes mounts
@@ -164,6 +165,13 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
     return InvalidArgument("ETCD_COMPACT_INTERVAL/--etcd-compact-interval must be at least 5");
   }
   c.etcd_compact_interval_s = *ci;
+  auto qs = Pick(f.queue_stall, env, "ETCD_QUEUE_STALL_MS", "--etcd-queue-stall-ms")
+                .Number(600000, c.etcd_queue_stall_ms);
+  if (!qs.ok()) return qs.status();
+  if (*qs < 50) {
+    return InvalidArgument("ETCD_QUEUE_STALL_MS/--etcd-queue-stall-ms must be at least 50");
+  }
+  c.etcd_queue_stall_ms = *qs;
   return Status::Ok();
 }
 
@@ -293,6 +301,9 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
   app.add_option(
       "--etcd-compact-interval", sf.compact_interval,
       "seconds between compactions, and of history kept (env ETCD_COMPACT_INTERVAL, 10)");
+  app.add_option("--etcd-queue-stall-ms", sf.queue_stall,
+                 "ms other replicas' waiters may stay ahead of ours while the lock is free "
+                 "(env ETCD_QUEUE_STALL_MS, 300)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   app.add_option("--tplpath", tplpath, "ignored (the seed's template path; pages are built in)");
   app.add_option("--apibaseurl", apibaseurl, "ignored (the seed's self-call URL; not needed)");

@@ -40,6 +40,9 @@ struct TokenmgrConfig {
   // ETCD_COMPACT=auto: compact etcd every interval to the revision of one interval ago (issue 20).
   bool etcd_compact = true;
   int64_t etcd_compact_interval_s = 10;
+  // ETCD_QUEUE_STALL_MS: how long waiter keys of other replicas may stay at the head of the queue
+  // while the lock is free before this replica removes them (issue 19: their replica is cut off).
+  int64_t etcd_queue_stall_ms = 300;
   // The operator's console (issue 17): history bounds and how long a silent node stays listed.
   size_t events_max = 100000;                                    // EVENTS_MAX
   std::chrono::seconds events_max_age{std::chrono::hours(24 * 30)};  // EVENTS_MAX_AGE

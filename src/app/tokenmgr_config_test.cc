@@ -304,6 +304,28 @@ TEST(TokenmgrConfig, EtcdCompactionSettingsAreChecked) {
               {"ETCD_COMPACT_INTERVAL"});
 }
 
+TEST(TokenmgrConfig, EtcdQueueStallIs300MsByDefaultAndChecked) {
+  auto c = Parse({}, EtcdEnv("http://e:2379"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_queue_stall_ms, 300);
+  c = Parse({}, EtcdEnv("http://e:2379", {{"ETCD_QUEUE_STALL_MS", "1000"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_queue_stall_ms, 1000);
+  c = Parse({"--etcd-queue-stall-ms", "50"},
+            EtcdEnv("http://e:2379", {{"ETCD_QUEUE_STALL_MS", "1000"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_queue_stall_ms, 50);  // the flag wins
+  c = Parse({}, EtcdEnv("http://e:2379", {{"ETCD_QUEUE_STALL_MS", ""}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_queue_stall_ms, 300);  // empty = unset, as for every variable
+  ExpectError(Parse({"--etcd-queue-stall-ms", "49"}, EtcdEnv("http://e:2379")),
+              {"--etcd-queue-stall-ms", "at least 50"});
+  for (const char* bad : {"-1", "0.5", "300ms", "99999999999999999999", "600001", "3 00"}) {
+    ExpectError(Parse({}, EtcdEnv("http://e:2379", {{"ETCD_QUEUE_STALL_MS", bad}})),
+                {"ETCD_QUEUE_STALL_MS"});
+  }
+}
+
 }  // namespace
 }  // namespace lm::app
 

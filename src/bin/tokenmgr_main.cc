@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
          .tls = etcd_client.tls,
          .prefix = config->etcd_prefix,
          .timeout = etcd_client.timeout,
+         .queue_stall = std::chrono::milliseconds(config->etcd_queue_stall_ms),
          .maintenance = {
              .compact = config->etcd_compact,
              .compact_interval = std::chrono::seconds(config->etcd_compact_interval_s)}});

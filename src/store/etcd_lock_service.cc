@@ -671,7 +671,7 @@ void EtcdLockService::ChaseRelease(const EtcdRecord& rec, const ReleaseCall& cal
                [this, call, rec, a = std::weak_ptr<bool>(alive_)] {
                  if (!Alive(a)) return;
                  ++counters_.releases;
-                 mirror_->EraseGrant(rec.key);
+                 mirror_->EraseGrant(rec.key, rec.mod_revision);
                  Reply(call, Status::Ok());
                  Pump();
                });
@@ -729,7 +729,7 @@ void EtcdLockService::ReleaseCommit(EtcdRecord rec, ReleaseCall call, WaiterPtr 
   txn.failure = std::move(puts);
   lock::Seconds ttl = next ? next->ttl : lock::Seconds(0);
   ++releases_in_flight_;
-  ChaseRelease(rec, call);
+  if (retried) ChaseRelease(rec, call);  // ReleaseTxn chased the first try
   leases_->TxnOnLease(std::move(txn), handoff.lease, ttl,
                       [this, rec, call = std::move(call), handoff, taken, retried,
                        a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r,
@@ -785,7 +785,7 @@ void EtcdLockService::OnReleaseTxn(EtcdRecord rec, ReleaseCall call, const Grant
   }
   ++counters_.releases;
   leases_->Spare(lock::Seconds(rec.ttl_s), rec.lease);  // no key is bound to it any more
-  mirror_->EraseGrant(rec.key);
+  mirror_->EraseGrant(rec.key, rec.mod_revision);
   if (next) {
     bool handed = r->responses.size() > 1 && r->responses[1].succeeded;
     if (!handed) {
@@ -856,7 +856,8 @@ void EtcdLockService::OnRenewTxn(EtcdRecord rec, RenewCall call, int64_t lease_i
   ++counters_.renewals;
   leases_->Revoke(rec.lease);  // the key is bound to the new lease now
   const std::optional<EtcdRecord>& lock = mirror_->lock();
-  if (lock && lock->key == rec.key) {  // read-your-writes; the watch confirms it
+  if (lock && lock->key == rec.key && lock->mod_revision == rec.mod_revision) {
+    // Read-your-writes; the watch confirms it.
     EtcdRecord now = *lock;
     now.ttl_s = call.ttl.count();
     now.expires_ms = UnixMillis(time_.WallNow()) + duration_cast<Millis>(call.ttl).count();

@@ -126,8 +126,10 @@ struct EtcdStoreOptions {
   // How long the oldest waiter keys of other replicas may stay at the head of the queue while
   // the lock is free and this replica has a waiter behind them, before this replica removes
   // them (their replica is cut off, or they outlived their waiter). A replica that works
-  // grants its waiter within milliseconds of the lock becoming free.
-  std::chrono::milliseconds queue_stall{1000};
+  // grants its waiter within milliseconds of the lock becoming free. 300 ms (ETCD_QUEUE_STALL_MS):
+  // 1 s left the majority side of a partition that flaps every second with about a third of its
+  // rate (tests/partition, docs/operations.md "Network partitions").
+  std::chrono::milliseconds queue_stall{300};
   std::chrono::milliseconds probe_interval{1000};
   EtcdMaintenanceOptions maintenance;  // alarms and compaction (etcd_maintenance.h)
 };

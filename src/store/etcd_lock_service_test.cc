@@ -713,9 +713,9 @@ TEST_F(EtcdLockServiceTest, WaitersOfACutOffReplicaHoldTheQueueNoLongerThanTheSt
   auto [g, first, second] = HeldWithWaitersOnAThenB(a, b);
   a.client->SetUnavailable(true);  // a is cut off: its waiter key stays until its session ends
   ASSERT_TRUE(Release(b, g.id).ok());
-  Run(milliseconds(900));
+  Run(milliseconds(250));
   EXPECT_FALSE(second->done);  // a's key is still the head of the queue
-  Run(milliseconds(200));      // queue_stall (1 s) after the lock became free
+  Run(milliseconds(100));      // queue_stall (300 ms) after the lock became free
   ASSERT_TRUE(second->done);
   EXPECT_TRUE(second->value.ok()) << second->value.status().ToString();
   EXPECT_NE(b->StoreMetrics().find("tokenmgr_store_stalled_waiters_removed_total 1"),
@@ -811,6 +811,32 @@ TEST_F(EtcdLockServiceTest, AReleaseWhoseChaseDeletedTheKeyFirstIsAnsweredReleas
   EXPECT_EQ(out.code(), StatusCode::kInternal) << out.ToString();  // waits for the chase
   Run(milliseconds(300));
   EXPECT_TRUE(out.ok()) << out.ToString();  // released, not "not held"
+}
+
+TEST_F(EtcdLockServiceTest, AChasedReleaseAnsweredLateKeepsTheNextGrantOnTheSameKey) {
+  Replica &a = Open("a"), &b = Open("b");
+  lock::Grant g = MustGrant(a, "node-1", seconds(30));  // on lock/a
+  GrantAnswer next = Acquire(b, "node-2", seconds(10), seconds(60));
+  Run(milliseconds(10));
+  a.client->HoldTxns(true);  // the release's own txn is stuck in the network
+  Status out = Internal("not answered");
+  a->Release(g.id, [&](Status s) { out = s; });
+  Run(milliseconds(400));
+  a.client->HoldTxns(false);
+  a.client->SetAnswerDelay(milliseconds(200));  // the chase's answer comes late
+  Run(milliseconds(150));  // the chase deleted lock/a; b granted node-2 on lock/a again
+  ASSERT_TRUE(next->done);
+  ASSERT_TRUE(next->value.ok()) << next->value.status().ToString();
+  a.client->SetAnswerDelay(milliseconds(0));  // a's watch shows the new grant first
+  Run(milliseconds(0));
+  ASSERT_EQ(View(a).holder, "node-2");
+  Run(milliseconds(200));  // then the chase's answer, about the version it deleted
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  EXPECT_EQ(View(a).holder, "node-2");  // not the key's newer version
+  a.client->DeliverHeldTxns();
+  Run(milliseconds(100));
+  EXPECT_EQ(View(a).holder, "node-2");
+  EXPECT_EQ(View(b).holder, "node-2");
 }
 
 TEST_F(EtcdLockServiceTest, AReleaseIsChasedAlsoWhileItsHandoffWaitsForALease) {

@@ -292,12 +292,17 @@ void EtcdMirror::SetLockFromRange() {
 }
 
 void EtcdMirror::PutGrant(const EtcdRecord& rec) {
+  // The watch has shown this write already, and whatever came after it (e.g. its deletion).
+  if (rec.mod_revision <= revision_) return;
   lock_range_[rec.key] = rec;
   lock_ = rec;
 }
 
-void EtcdMirror::EraseGrant(const std::string& key) {
-  lock_range_.erase(key);
+void EtcdMirror::EraseGrant(const std::string& key, int64_t mod_revision) {
+  auto it = lock_range_.find(key);
+  // A newer version of the key (grant keys are reused): the watch showed a later grant.
+  if (it == lock_range_.end() || it->second.mod_revision > mod_revision) return;
+  lock_range_.erase(it);
   if (lock_ && lock_->key == key) SetLockFromRange();
 }
 

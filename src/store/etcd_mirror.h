@@ -98,9 +98,11 @@ class EtcdMirror {
 
   // Never fails: a value that is not a grant is a foreign record (logged once).
   EtcdRecord ParseRecord(const EtcdKv& kv);
-  // Read-your-writes of this replica (the watch confirms them).
+  // Read-your-writes of this replica (the watch confirms them): a write the watch has shown
+  // already is left to it, and a deletion of `key` at `mod_revision` (the version deleted) keeps
+  // a newer version of the key the watch showed.
   void PutGrant(const EtcdRecord& rec);
-  void EraseGrant(const std::string& key);
+  void EraseGrant(const std::string& key, int64_t mod_revision);
   void AddWaiter(int64_t revision, const std::string& key) { waiters_.insert({revision, key}); }
   void EraseWaiter(int64_t revision, const std::string& key) { waiters_.erase({revision, key}); }
   void NoteToken(uint64_t token) { last_token_ = std::max(last_token_, token); }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+
 #include <vector>
 
 namespace lm::store {
@@ -9,7 +11,7 @@ namespace lm::store {
 EtcdReleaseChase::EtcdReleaseChase(TimeSystem& time, boost::asio::any_io_executor executor,
                                    EtcdApi& etcd, std::chrono::milliseconds hedge,
                                    std::chrono::milliseconds retry)
-    : time_(time), etcd_(etcd), hedge_(hedge), retry_(retry) {
+    : time_(time), executor_(executor), etcd_(etcd), hedge_(hedge), retry_(retry) {
   timer_ = time_.CreateTimer(executor, [this] { Tick(); });
 }
 
@@ -18,6 +20,14 @@ void EtcdReleaseChase::Sent(const std::string& key, int64_t mod_revision, Steady
   if (stopped_) return;
   Entry& e = pending_[key];
   if (e.mod_revision != mod_revision) {
+    if (e.then) {
+      // The older version's own txn was answered "not applied" and waits for its chases; the key
+      // was re-created since, so that version is gone, by a chase or not: unknown. Posted: the
+      // caller is building a txn.
+      boost::asio::post(executor_, [then = std::move(e.then), a = std::weak_ptr<bool>(alive_)] {
+        if (!a.expired()) then(true);
+      });
+    }
     e = Entry{};
     e.mod_revision = mod_revision;
     e.due = time_.Now() + hedge_;

@@ -51,7 +51,9 @@ class EtcdReleaseChase {
 
   // The release txn deleting `key` at `mod_revision` is being sent (from when its version is
   // known: calls before the txn itself, e.g. for a handoff's lease, may stick too). Sent again
-  // for the same version (a retry of that release): the chase goes on as it was.
+  // for the same version (a retry of that release): the chase goes on as it was. Sent for a
+  // newer version of the key: the older one's chase ends, and a `then` it waits for runs (posted)
+  // with unknown = true.
   void Sent(const std::string& key, int64_t mod_revision, SteadyTime until,
             std::function<void()> released);
   // The release's own txn applied: nothing to chase.
@@ -86,6 +88,7 @@ class EtcdReleaseChase {
   void OnChase(const std::string& key, int64_t mod_revision, StatusOr<TxnResponse> r);
 
   TimeSystem& time_;
+  boost::asio::any_io_executor executor_;
   EtcdApi& etcd_;
   std::chrono::milliseconds hedge_, retry_;
   TimerPtr timer_;
