@@ -70,6 +70,7 @@ int RunAgent(const lm::app::HolderConfig& config, lm::license::Filesystem& fs,
                config.health_bind, *port, config.agent.report ? "on" : "off");
 
   std::thread io_thread([&] { io.run(); });
+  agent.StartFenceGuard();  // withdraws on time even while the agent waits for a hung pool
   auto agent_done = std::async(std::launch::async, [&] { agent.Run(); });
 
   sigset_t set = StopSignals();

@@ -49,7 +49,19 @@ Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient
                  .pod = config_.pod,
                  .version = config_.version,
                  .heartbeat = config_.heartbeat},
-                client, clock, &spool_) {
+                client, clock, &spool_),
+      guard_(clock, [this] {
+        // On the guard's thread, while this agent's thread may be stuck on the pool: host dir
+        // only. The agent's next step records the withdrawal (its state says fenced).
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          snap_.ready = false;
+        }
+        if (Status s = installer_.Withdraw(); !s.ok()) {
+          spdlog::error("fence guard: cannot remove the license files from {}: {}",
+                        config_.host_dir, s.message());
+        }
+      }) {
   started_unix_ms_ = UnixMillis(clock_.WallNow());
   last_step_done_ = clock_.Now();
 }
@@ -112,6 +124,9 @@ void Agent::Start() {
       claimed_at_ms_ = v.record->claimed_at_ms;
       installed_ = installed_license == name;
       last_confirmed_.reset();
+      // The files go when the claim was last confirmed a fence bound ago, also if the pool
+      // stops answering before the first Keep() (fence_guard.h).
+      guard_.Arm(clock_.Now() + std::chrono::milliseconds(fresh - std::max<int64_t>(0, age_ms)));
       spdlog::info("adopting this node's existing claim on '{}' (token {})", name, token_);
       Publish();
       return;
@@ -599,6 +614,7 @@ std::chrono::nanoseconds Agent::Acquire() {
   // shows as "claimed at"), not when the settle ended.
   claimed_at_ms_ = claimed_at;
   last_confirmed_ = asked_at;
+  guard_.Arm(asked_at + config_.FenceAfter());  // withdrawn by Withdraw(), which disarms it
   WriteHint(license_);
   spdlog::info("claimed license '{}' with token {}", license_, token_);
   StopWaiting(license_, "claimed");
@@ -620,8 +636,13 @@ std::chrono::nanoseconds Agent::Acquire() {
 }
 
 bool Agent::InstallHeld(const license::LicenseFiles& files) {
-  Status s = installer_.Install(license_, files);
-  if (s.ok()) s = installer_.WriteServersConf(config_.servers_conf);
+  Status s;
+  if (!guard_.UnlessFired([&] {
+        s = installer_.Install(license_, files);
+        if (s.ok()) s = installer_.WriteServersConf(config_.servers_conf);
+      })) {
+    return false;  // past the fence deadline: the next step withdraws (Keep)
+  }
   if (!s.ok()) {
     ++install_failures_;
     SetError("install of '" + license_ + "' into HOST_DIR " + config_.host_dir + " failed (" +
@@ -640,7 +661,7 @@ bool Agent::InstallHeld(const license::LicenseFiles& files) {
 }
 
 bool Agent::RemoveInstalled() {
-  if (Status s = installer_.Withdraw(); !s.ok()) {
+  if (Status s = guard_.Locked([&] { return installer_.Withdraw(); }); !s.ok()) {
     withdraw_pending_ = true;
     SetError("withdraw failed (files may remain in " + config_.host_dir +
              "; retrying every heartbeat): " + s.message());
@@ -663,6 +684,7 @@ void Agent::Withdraw(std::string_view reason, const std::string& why) {
   }
   Unlabel();  // the node label goes in the same step, before the files
   RemoveInstalled();
+  guard_.Disarm();
   {
     std::lock_guard<std::mutex> l(mu_);
     ++snap_.withdrawals;
@@ -715,6 +737,12 @@ bool Agent::FenceIfUnconfirmed() {
 }
 
 std::chrono::nanoseconds Agent::Keep() {
+  if (guard_.Fired()) {
+    Withdraw("self-fenced",
+             "the fence guard took the license off the host: this agent's thread was stuck "
+             "past the self-fence deadline (the pool did not answer?)");
+    return std::chrono::nanoseconds(0);
+  }
   if (last_confirmed_ && FenceIfUnconfirmed()) return std::chrono::nanoseconds(0);
   SteadyTime t0 = clock_.Now();
   ClaimView v = pool_.ReadClaim(license_);
@@ -760,6 +788,12 @@ std::chrono::nanoseconds Agent::Keep() {
       ++renewals_;
       // A renewal that took longer than a heartbeat (we were paused) proves nothing about t0.
       if (clock_.Now() - t0 < config_.heartbeat) last_confirmed_ = t0;
+      if (last_confirmed_ && !guard_.Arm(*last_confirmed_ + config_.FenceAfter())) {
+        Withdraw("self-fenced",
+                 "the fence guard took the license off the host while the renewal was in "
+                 "progress (it took past the self-fence deadline)");
+        return std::chrono::nanoseconds(0);
+      }
       std::lock_guard<std::mutex> l(mu_);
       ++snap_.renewals;
       snap_.degraded = false;

@@ -30,6 +30,7 @@
 #include "common/sleeper.h"
 #include "console/console.h"
 #include "holder/feature_file.h"
+#include "holder/fence_guard.h"
 #include "holder/reporter.h"
 #include "license/layout.h"
 #include "license/fs.h"
@@ -108,6 +109,11 @@ class Agent {
   std::chrono::nanoseconds Step();
   // Start(), then Step() and sleep until the sleeper is stopped.
   void Run();
+  // Starts the fence guard's thread (fence_guard.h), which reads the clock from another thread:
+  // for the real clock only (license-holder's main); tests drive CheckFenceGuard() instead.
+  void StartFenceGuard() { guard_.StartThread(); }
+  // What the guard's thread does, once, on the caller's thread; true if it withdrew.
+  bool CheckFenceGuard() { return guard_.Check(); }
   // On shutdown: with release_on_exit, gives the claim back and withdraws the files; otherwise
   // marks the claim as left to this node's next pod (claim and files stay).
   void OnExit();
@@ -229,6 +235,10 @@ class Agent {
   AgentSnapshot snap_;                  // Guarded by mu_
   SteadyTime last_step_done_;           // Guarded by mu_
   Histogram acquire_wait_{{0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600}};  // Guarded by mu_
+
+  // Takes the license off the host at the self-fence deadline when this agent's thread is stuck
+  // (a pool that blocks): armed while a confirmed license is installed. Last: destroyed first.
+  FenceGuard guard_;
 };
 
 std::string_view PhaseName(Phase p);

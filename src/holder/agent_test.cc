@@ -146,6 +146,41 @@ TEST_F(AgentTest, RestartAdoptsOwnClaimWithoutTouchingHostFiles) {
   EXPECT_LE(fs_.writes() - writes_before, 2);  // the claim renewal only, no reinstall
 }
 
+TEST_F(AgentTest, TheFenceGuardTakesTheLicenseOffWhileTheAgentIsStuck) {
+  auto a = Make("a");
+  Run({a.get()}, 2);  // last confirmed at 1 s: fence deadline 1 + (6 - 2 x 1) = 5 s
+  const std::string lic = a->Snapshot().license;
+  ASSERT_NE(Installed("a"), "");
+  // The agent's thread is stuck in a pool call (an NFS hard mount): no Step() from here.
+  clock_.Advance(seconds(2));
+  EXPECT_FALSE(a->CheckFenceGuard());
+  EXPECT_NE(Installed("a"), "");
+  clock_.Advance(seconds(1));
+  EXPECT_TRUE(a->CheckFenceGuard());  // what the guard's thread does at the deadline
+  EXPECT_EQ(Installed("a"), "");
+  EXPECT_FALSE(a->Snapshot().ready);
+  // The pool answers again: the agent records the withdrawal, then claims anew.
+  a->Step();
+  EXPECT_EQ(a->Snapshot().withdrawals, 1u);
+  EXPECT_EQ(a->Snapshot().phase, Phase::kAcquiring);
+  Run({a.get()}, 2);
+  EXPECT_TRUE(a->Snapshot().ready);
+  EXPECT_EQ(Installed("a"), "ID" + lic.substr(std::string("license").size()));
+}
+
+TEST_F(AgentTest, AnAdoptedClaimIsGuardedBeforeItsFirstRenewal) {
+  auto a = Make("a");
+  Run({a.get()}, 2);  // claim renewed at 1 s (wall clock), now 2 s
+  a.reset();
+  auto again = Make("a");  // adopts; its first Keep() would confirm, but the pool hangs
+  ASSERT_NE(Installed("a"), "");
+  clock_.Advance(milliseconds(2900));
+  EXPECT_FALSE(again->CheckFenceGuard());
+  clock_.Advance(milliseconds(100));  // 4 s after the claim's last renewal
+  EXPECT_TRUE(again->CheckFenceGuard());
+  EXPECT_EQ(Installed("a"), "");
+}
+
 TEST_F(AgentTest, RestartAfterALongOutageReclaimsUnderTheMutex) {
   auto a = Make("a");
   a->Step();

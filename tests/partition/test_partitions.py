@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -31,6 +32,10 @@ ETCD = ("e1", "e2", "e3")
 # Each replica lists its own member first: t1 talks to e1, t2 to e2, until they fail over.
 ENDPOINT_ORDER = {"t1": ("e1", "e2", "e3"), "t2": ("e2", "e3", "e1")}
 HOLDER_CUT = ("split", "heal-1", "isolate-t2-member")  # phases in which h1 cannot reach tokenmgr
+POOL_CUT = ("heal-2", "oneway-member>t1")  # phases in which h2 cannot reach the pool
+# h2's self-fence bound: its claim unconfirmed for CLAIM_TTL - 2 x heartbeat = 2 s, checked every
+# heartbeat (1 s); the rest is the 0.25 s sampling and a loaded box.
+POOL_CUT_WITHDRAW_S = 4.0
 
 
 def plan(lab):
@@ -149,27 +154,62 @@ def start_cluster(lab, wd):
     return tms
 
 
+class PoolMount:
+    """h2's view of the pool: a bind mount in h2's own mount namespace (`ip netns exec` gives
+    every process it starts one), as a node mounts the pool's volume. cut() takes it away from
+    h2 alone: unmounted there and its mount point removed, every access fails (ENOENT), as on
+    a node that lost its NFS server; h1 and the rest still see the pool. heal() mounts it
+    again. Nothing is mounted on the host: the mounts end with h2's namespace."""
+
+    def __init__(self, lab, pool, path):
+        self.lab, self.pool, self.path, self.pid = lab, pool, path, None
+
+    def command(self, cmd):
+        """`cmd` (h2's) preceded by the bind mount, in the mount namespace it will run in."""
+        return ["sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", self.pool,
+                self.path] + list(cmd)
+
+    def _in_h2(self, *cmd):
+        r = subprocess.run(["nsenter", "-t", str(self.pid), "-m"] + list(cmd),
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, f"{cmd} in h2's mount namespace: {r.stderr}"
+
+    def cut(self):
+        self._in_h2("umount", "-l", self.path)
+        os.rmdir(self.path)
+
+    def heal(self):
+        os.makedirs(self.path, exist_ok=True)
+        self._in_h2("mount", "--bind", self.pool, self.path)
+
+
 def start_holders(lab, wd, tms):
     pool = os.path.join(wd, "pool")
     procs.make_pool(pool, 3)
     holders = {}
+    h2_pool = PoolMount(lab, pool, os.path.join(wd, "h2", "pool"))
+    os.makedirs(h2_pool.path)
     for h, t in (("h1", "t1"), ("h2", "t2")):
         host_dir = os.path.join(wd, h, "etc-bitfusionio")
         os.makedirs(host_dir, exist_ok=True)
         env = base_env()
         env.update({
-            "NODE_NAME": h, "POD_NAME": f"flexdirect-{h}", "POOL_DIR": pool, "HOST_DIR": host_dir,
+            "NODE_NAME": h, "POD_NAME": f"flexdirect-{h}", "HOST_DIR": host_dir,
+            "POOL_DIR": h2_pool.path if h == "h2" else pool,
             "TOKENMGR_URL": tms[t] + "/api/token", "HEARTBEAT_SECONDS": "1",
             "CLAIM_TTL_SECONDS": "4", "SETTLE_MS": "200", "HEALTH_PORT": "0",
             "HEALTH_BIND": "127.0.0.1", "GPUTYPES": "K80_servers",
             "K80_servers_1": f"{netlab.SUBNET}.250:56001"})
         port_file = os.path.join(wd, f"{h}.port")
-        lab.spawn(h, [procs.binary("license-holder"), "--port-file", port_file],
-                  os.path.join(wd, f"{h}.log"), env=env)
+        cmd = [procs.binary("license-holder"), "--port-file", port_file]
+        p = lab.spawn(h, h2_pool.command(cmd) if h == "h2" else cmd,
+                      os.path.join(wd, f"{h}.log"), env=env)
+        if h == "h2":
+            h2_pool.pid = p.pid  # `ip netns exec` and sh exec: the holder's own pid
         holders[h] = host_dir
     procs.wait_for(lambda: all(procs.installed_license(d) for d in holders.values()),
                    timeout=60, interval=0.2, what="both holders installed a license")
-    return pool, holders
+    return pool, holders, h2_pool
 
 
 def holder_ready(lab, wd, h):
@@ -209,7 +249,7 @@ def scenario(lab, wd):
     for n in ETCD + ("t1", "t2", "c", "h1", "h2"):
         lab.add_node(n)
     tms = start_cluster(lab, wd)
-    pool, holders = start_holders(lab, wd, tms)
+    pool, holders, h2_pool = start_holders(lab, wd, tms)
     history, stop_file = os.path.join(wd, "history.jsonl"), os.path.join(wd, "STOP")
     phases_plan = plan(lab)
     budget = PHASE_S * (len(phases_plan) + 4) + 60
@@ -223,6 +263,8 @@ def scenario(lab, wd):
                    timeout=30, interval=0.2, what="a grant through each replica")
     r = Run()
     r.phases, r.holder_samples, r.wd, r.phase_walls = [], [], wd, []
+    r.h2_samples = []  # (phase, time, license installed on h2)
+    r.pool_cut_at = r.pool_healed_at = None
     nemesis = []  # (phase, action, began, done): CLOCK_MONOTONIC, as in the history
 
     def act(name, action, fn):
@@ -239,6 +281,12 @@ def scenario(lab, wd):
             act(name, "cut", apply)
         if name in HOLDER_CUT:
             lab.cut(["h1"], ["t1", "t2"])
+        if name == POOL_CUT[0]:
+            act(name, "pool cut from h2", h2_pool.cut)
+            r.pool_cut_at = time.monotonic()
+        if r.phases and r.phases[-1].name == POOL_CUT[-1]:
+            act(name, "pool back for h2", h2_pool.heal)
+            r.pool_healed_at = time.monotonic()
         end, next_flip, cut = start + PHASE_S, start + 1.0, True
         for _ in range(int(PHASE_S * 4) + 4):  # bounded: one step per 0.25 s
             now = time.monotonic()
@@ -246,6 +294,7 @@ def scenario(lab, wd):
                 break
             r.holder_samples.append((name, now, own_claim(pool, "h1"),
                                      procs.installed_license(holders["h1"])))
+            r.h2_samples.append((name, now, procs.installed_license(holders["h2"])))
             if flap and now >= next_flip:
                 act(name, "heal" if cut else "cut", lab.heal if cut else apply)
                 cut, next_flip = not cut, next_flip + 1.0
@@ -365,6 +414,29 @@ def test_holder_cut_off_from_tokenmgr_keeps_and_renews_its_license(run):
     # One renewal per 1 s heartbeat; allow for a slow pool and the sampling edges.
     assert renewals[-1] - renewals[0] >= span / 2, (renewals[0], renewals[-1], span)
     assert run.h1_ready_at_end
+
+
+def test_holder_cut_off_from_the_pool_self_fences_and_comes_back(run):
+    """h2 loses the pool (not the network) for two phases: within its self-fence bound it takes
+    its license off its host and installs none while the pool is gone; once the pool is back
+    it is licensed again. h1 and h2 never have one license installed at once."""
+    assert run.pool_cut_at and run.pool_healed_at
+    before = [lic for _, t, lic in run.h2_samples if t < run.pool_cut_at]
+    assert before and before[-1], "h2 had no license when its pool was cut"
+    cut = [(t, lic) for _, t, lic in run.h2_samples if run.pool_cut_at <= t < run.pool_healed_at]
+    gone = [t for t, lic in cut if lic is None]
+    assert gone, f"h2 kept its license through {run.pool_healed_at - run.pool_cut_at:.1f} s " \
+        "without its pool"
+    withdrew = gone[0] - run.pool_cut_at
+    assert withdrew <= POOL_CUT_WITHDRAW_S, f"h2 withdrew {withdrew:.1f} s after losing the pool"
+    assert all(lic is None for t, lic in cut if t >= gone[0]), \
+        "h2 installed a license while its pool was gone"
+    back = [t for _, t, lic in run.h2_samples if t >= run.pool_healed_at and lic]
+    assert back, "h2 was not licensed again after its pool came back"
+    print(f"h2 withdrew {withdrew:.1f} s after losing the pool, licensed again "
+          f"{back[0] - run.pool_healed_at:.1f} s after it came back")
+    for (_, t, _, lic1), (_, _, lic2) in zip(run.holder_samples, run.h2_samples):
+        assert not (lic1 and lic1 == lic2), f"h1 and h2 both had {lic1} installed at {t}"
 
 
 def test_both_replicas_serve_again_after_the_last_heal(run):
