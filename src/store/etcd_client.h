@@ -106,6 +106,9 @@ class EtcdClient {
   void Shutdown();
 
   const std::string& current_endpoint() const;
+  // Connections Shutdown() would close (in flight or kept alive): bounded by the calls in
+  // flight, however many calls a kept-alive connection served.
+  size_t tracked_connections() const { return busy_.size(); }
 
   struct Tls;  // the TLS context (opaque; Boost.Asio SSL over OpenSSL)
 
@@ -123,6 +126,8 @@ class EtcdClient {
                         const std::string& host,
                         std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   void Failed(size_t endpoint);
+  // Remembers `conn` for Shutdown(), once, and forgets connections that are gone.
+  void Track(const std::shared_ptr<Conn>& conn);
   // The member answered "no leader" (cut off from the others): moves on to the next endpoint;
   // with `retry`, sends the call there once, else fails it with `error`.
   void LeaderLost(size_t endpoint, std::string path, std::string body, JsonDone done, bool retry,
@@ -134,7 +139,7 @@ class EtcdClient {
   std::unique_ptr<Tls> tls_;  // set for https:// endpoints
   size_t current_ = 0;
   std::deque<std::shared_ptr<Conn>> idle_;
-  std::vector<std::weak_ptr<Conn>> busy_;
+  std::vector<std::weak_ptr<Conn>> busy_;  // each connection once (Track())
   std::shared_ptr<WatchStream> watch_;
   bool stopped_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -5,11 +5,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -232,6 +234,67 @@ TEST(EtcdClientFailover, EveryMemberRefusingFailsTheCallOnceNamingTheLast) {
 // What an etcd member cut off from the others answers a request that asks for a leader.
 constexpr char kNoLeader[] =
     R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})";
+
+// Answers every request of one kept-alive connection on 127.0.0.1 with `body`, from its own
+// thread, until the client closes it.
+class KeepAliveAnswers {
+ public:
+  explicit KeepAliveAnswers(std::string body)
+      : acceptor_(io_, {boost::asio::ip::address_v4::loopback(), 0}),
+        thread_([this, body = std::move(body)] {
+          boost::system::error_code ec;
+          boost::asio::ip::tcp::socket s(io_);
+          acceptor_.accept(s, ec);
+          std::string in;
+          while (!ec) {
+            size_t head = boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+            if (ec) break;
+            size_t length = 0;
+            if (size_t at = in.find("Content-Length: "); at != std::string::npos && at < head) {
+              length = std::stoul(in.substr(at + 16));
+            }
+            if (in.size() < head + length) {
+              boost::asio::read(s, boost::asio::dynamic_buffer(in),
+                                boost::asio::transfer_exactly(head + length - in.size()), ec);
+            }
+            in.erase(0, head + length);
+            std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+            boost::asio::write(s, boost::asio::buffer(out), ec);
+          }
+        }) {}
+  ~KeepAliveAnswers() {
+    boost::system::error_code ec;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket poke(io);  // wakes an accept() that never got its call
+    poke.connect({boost::asio::ip::address_v4::loopback(), port()}, ec);
+    poke.close(ec);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;  // last: starts after the fields it uses exist
+};
+
+TEST(EtcdClient, AKeptAliveConnectionIsTrackedOnceHoweverManyCallsItServes) {
+  KeepAliveAnswers etcd(R"({"header":{"revision":"7"}})");
+  boost::asio::io_context io;
+  auto client =
+      EtcdClient::Create(io, {.endpoints = {"http://127.0.0.1:" + std::to_string(etcd.port())}});
+  ASSERT_TRUE(client.ok());
+  for (int i = 0; i < 200; ++i) {
+    std::optional<StatusOr<nlohmann::json>> got;
+    (*client)->Call("/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; });
+    RunUntil(io, [&] { return got.has_value(); });
+    ASSERT_TRUE(got.has_value() && got->ok()) << i << ": "
+                                              << (got ? got->status().message() : "no answer");
+  }
+  EXPECT_EQ((*client)->tracked_connections(), 1u);  // one connection, kept alive
+  (*client)->Shutdown();
+}
 
 TEST(EtcdClientLeader, EveryCallAsksForAMemberWithALeader) {
   OneAnswer live(R"({"header":{"revision":"7"}})");
