@@ -252,7 +252,7 @@ def scenario(lab, wd):
     pool, holders, h2_pool = start_holders(lab, wd, tms)
     history, stop_file = os.path.join(wd, "history.jsonl"), os.path.join(wd, "STOP")
     phases_plan = plan(lab)
-    budget = PHASE_S * (len(phases_plan) + 4) + 60
+    budget = PHASE_S * (len(phases_plan) + 5) + 60
     clients = lab.spawn("c", [sys.executable, os.path.join(HERE, "clients.py"),
                               "--out", history, "--stop-file", stop_file, "--ttl", str(TTL),
                               "--max-seconds", str(budget)]
@@ -287,8 +287,12 @@ def scenario(lab, wd):
         if r.phases and r.phases[-1].name == POOL_CUT[-1]:
             act(name, "pool back for h2", h2_pool.heal)
             r.pool_healed_at = time.monotonic()
-        end, next_flip, cut = start + PHASE_S, start + 1.0, True
-        for _ in range(int(PHASE_S * 4) + 4):  # bounded: one step per 0.25 s
+        # A flapping phase runs twice as long (8 cut/heal cycles at the default 8 s): its rate
+        # depends on how many cuts catch the cut replica's client holding the lock (it stays
+        # held until the heal), so 4 cycles left a third of the runs near the target by chance.
+        length = PHASE_S * (2 if flap else 1)
+        end, next_flip, cut = start + length, start + 1.0, True
+        for _ in range(int(length * 4) + 4):  # bounded: one step per 0.25 s
             now = time.monotonic()
             if now >= end:
                 break
@@ -416,10 +420,12 @@ def test_holder_cut_off_from_tokenmgr_keeps_and_renews_its_license(run):
     assert run.h1_ready_at_end
 
 
-def test_holder_cut_off_from_the_pool_self_fences_and_comes_back(run):
-    """h2 loses the pool (not the network) for two phases: within its self-fence bound it takes
-    its license off its host and installs none while the pool is gone; once the pool is back
-    it is licensed again. h1 and h2 never have one license installed at once."""
+def test_holder_cut_off_from_the_pool_withdraws_and_comes_back(run):
+    """h2 loses the pool (its mount, not the network) for two phases: within its self-fence
+    bound it takes its license off its host (at once: the license is gone from where it looks)
+    and installs none while the pool is gone; once the pool is back it is licensed again. h1
+    and h2 never have one license installed at once. (A pool that hangs instead of failing:
+    tests/e2e/test_holder_pool_hang.py.)"""
     assert run.pool_cut_at and run.pool_healed_at
     before = [lic for _, t, lic in run.h2_samples if t < run.pool_cut_at]
     assert before and before[-1], "h2 had no license when its pool was cut"
