@@ -16,48 +16,10 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh "$@"
-for tool in etcd etcdctl; do
-  command -v "$tool" >/dev/null ||
-    { echo "bench: $tool not installed (apt-get install etcd-server etcd-client)" >&2; exit 2; }
-done
+require_etcd
 extra=()
 [ -n "${ROUNDS:-}" ] && extra+=(--rounds "$ROUNDS")
 [ -n "${ROUND_SECONDS:-}" ] && extra+=(--seconds "$ROUND_SECONDS")
-
-start_cluster() {  # size; sets endpoints, first_port, cluster_pids
-  local size=$1 initial="" i
-  local -a names=() cports=() pports=()
-  for ((i = 0; i < size; i++)); do
-    names+=("m$size-$i"); cports+=("$(free_port)"); pports+=("$(free_port)")
-    initial+="${initial:+,}m$size-$i=http://127.0.0.1:${pports[$i]}"
-  done
-  endpoints="" cluster_pids=()
-  for ((i = 0; i < size; i++)); do
-    local url="http://127.0.0.1:${cports[$i]}" dir="$work/etcd$size/${names[$i]}"
-    mkdir -p "$dir"
-    etcd --name "${names[$i]}" --data-dir "$dir/data" \
-      --listen-client-urls "$url" --advertise-client-urls "$url" \
-      --listen-peer-urls "http://127.0.0.1:${pports[$i]}" \
-      --initial-advertise-peer-urls "http://127.0.0.1:${pports[$i]}" \
-      --initial-cluster "$initial" --initial-cluster-token "bench-$size" --log-level warn \
-      >"$dir/etcd.log" 2>&1 &
-    pids+=("$!"); cluster_pids+=("$!")
-    endpoints+="${endpoints:+,}$url"
-  done
-  first_port=${cports[0]}
-  for ((i = 0; i < 200; i++)); do  # up to 10 s for a quorum
-    etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "bench: etcd cluster of $size did not become healthy; logs:" >&2
-  cat "$work"/etcd"$size"/*/etcd.log >&2
-  exit 1
-}
-
-stop_pids() {
-  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
-}
 
 echo "bench: $(etcd --version | head -1), tokenmgr $("$tokenmgr" --version)," \
      "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)" >&2
@@ -68,8 +30,7 @@ for size in 1 3; do
   start_tokenmgr "tm-etcd$size" --store etcd --etcd-endpoints "$endpoints" \
     --etcd-prefix /bench/tokenmgr/
   tm_etcd_pid=$tm_pid
-  await_ready "$tm_pid" "$work/tm-etcd$size/tokenmgr.log" \
-    "curl -fsS http://127.0.0.1:$tm_port/readyz >/dev/null 2>&1"
+  await_tokenmgr_ready "tm-etcd$size"
   older=()
   if [ "$size" = 1 ]; then
     older=(--etcdctl "$(command -v etcdctl)" --etcd-endpoints "$endpoints"

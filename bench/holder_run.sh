@@ -15,10 +15,19 @@
 # spawning and start-up are printed apart, as is the time from the first fork.
 # LM_STATIC_HOLDER=path/to/a/static/license-holder adds a memory row for that binary (20 processes;
 # the container image ships the static build).
+# STORE=etcd runs it all on a tokenmgr on STORE=etcd (its defaults) backed by a one-member etcd
+# this script starts on a free 127.0.0.1 port with its data dir under its temp dir (etcd and
+# etcdctl from PATH); the critical section, and so the lower bound, is measured on that
+# tokenmgr in the same run. Without STORE (or STORE=embedded): a memory-only tokenmgr.
 # Everything lives in one temp dir on local disk; every process is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+store="${STORE:-embedded}"
+case "$store" in
+  embedded|etcd) ;;
+  *) echo "bench: STORE must be 'embedded' or 'etcd', not '$store'" >&2; exit 2 ;;
+esac
 bench_driver=holder_bench
 # shellcheck source=bench/lib.sh
 source bench/lib.sh "$@"
@@ -57,11 +66,46 @@ hosts_root="${HOSTS_ROOT:-/dev/shm}"
 hosts="$(mktemp -d "$hosts_root/lm-hbench-hosts.XXXXXX")"
 cleanup_dirs+=("$hosts")
 
-# One memory-only tokenmgr for the whole run (see docs/benchmarks.md for why not --state-file).
-tm_max_connections=12000 start_tokenmgr tm --max-waiters 20000
+# The start barrier of `holder_bench procs` stops tokenmgr (SIGSTOP) while N holders spawn (a few
+# seconds at N = 500). On STORE=etcd its session lease (5 s, renewed every ~1.7 s) would expire
+# meanwhile, and every holder queued at the barrier would get 503 "lost the etcd session" at the
+# start (measured: a 3 s stop, all granted; an 8 s stop, all 503). That is the barrier's doing, not
+# the store's: while tokenmgr is stopped, this renews its leases as tokenmgr would (etcdctl, once
+# a second), except a lease a lock key is bound to (that would stretch a held lock; none is held
+# at the barrier); while it runs, it only reads the process state (5 times a second, no process
+# started).
+etcd_prefix=/bench/holders/
+keep_leases_while_stopped() {  # tokenmgr's pid; runs until that process is gone
+  local state id keys
+  while read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null; do
+    if [ "$state" != T ]; then sleep 0.2; continue; fi
+    for id in $(etcdctl --endpoints="$endpoints" lease list 2>/dev/null | sed 1d); do
+      keys="$(etcdctl --endpoints="$endpoints" lease timetolive --keys "$id" 2>/dev/null)" || continue
+      [[ "$keys" == *"${etcd_prefix}lock/"* ]] && continue
+      etcdctl --endpoints="$endpoints" lease keep-alive --once "$id" >/dev/null 2>&1 || true
+    done
+    sleep 1
+  done
+}
+
+# One memory-only tokenmgr for the whole run (see docs/benchmarks.md for why not --state-file),
+# or with STORE=etcd one on a one-member etcd.
+if [ "$store" = etcd ]; then
+  require_etcd
+  start_cluster 1
+  tm_max_connections=12000 start_tokenmgr tm --max-waiters 20000 --store etcd \
+    --etcd-endpoints "$endpoints" --etcd-prefix "$etcd_prefix"
+  await_tokenmgr_ready tm
+  store_desc="STORE=etcd, one etcd member ($(etcd --version | head -1)) at $endpoints"
+  keep_leases_while_stopped "$tm_pid" &
+  pids+=("$!")
+else
+  tm_max_connections=12000 start_tokenmgr tm --max-waiters 20000
+  store_desc="memory-only"
+fi
 port="$tm_port"
 
-echo "bench: tokenmgr $("$tokenmgr" --version) (memory-only) on 127.0.0.1:$port, $(nproc) CPUs," \
+echo "bench: tokenmgr $("$tokenmgr" --version) ($store_desc) on 127.0.0.1:$port, $(nproc) CPUs," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), settle ${settle} ms," \
      "pool under $work ($(stat -f -c %T "$work")), host dirs under $hosts ($(stat -f -c %T "$hosts"))" >&2
 
@@ -132,6 +176,10 @@ fi
 
 # 3. The table.
 echo
+if [ "$store" = etcd ]; then
+  echo "Store: tokenmgr on $store_desc (critical section and runs measured on it)."
+  echo
+fi
 echo "| Measurement | N | result | lower bound (N x critical section) | ratio | target | verdict | lower bound + one settle | ratio to that |"
 echo "|---|---:|---:|---:|---:|---|---|---:|---:|"
 while read -r kind how n rest; do
