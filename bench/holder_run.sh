@@ -52,8 +52,13 @@ fi
 
 # 5,000 simulated holders hold 5,000 long-poll connections (and tokenmgr the other ends);
 # 500 holder processes each need a few threads.
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 16384 ]; then
-  ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+# Each simulated holder's client has its own io_context (epoll, eventfd, timerfd) besides its
+# connection: about 4 descriptors each, so 5,000 need more than 20,000 (the driver aborted with
+# "epoll: Too many open files" at 20,000 on STORE=etcd). Root may raise the hard limit too.
+want_files=65536
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_files" ]; then
+  ulimit -Hn "$want_files" 2>/dev/null || true
+  ulimit -n "$want_files" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 fi
 echo "bench: open-file limit $(ulimit -n), process limit $(ulimit -u)" >&2
 
