@@ -50,12 +50,22 @@ Agent::Agent(AgentConfig config, license::Filesystem& fs, client::TokenmgrClient
                  .version = config_.version,
                  .heartbeat = config_.heartbeat},
                 client, clock, &spool_),
-      guard_(clock, [this] {
+      guard_(clock, [this](const std::string& name) {
         // On the guard's thread, while this agent's thread may be stuck on the pool: host dir
         // only. The agent's next step records the withdrawal (its state says fenced).
+        spdlog::warn("withdrawing license '{}' from {}: its claim was not confirmed for {} s and "
+                     "this agent is still waiting for the pool (it does not answer?); the fence "
+                     "guard takes it off now",
+                     name, config_.host_dir,
+                     duration_cast<std::chrono::seconds>(config_.FenceAfter()).count());
         {
           std::lock_guard<std::mutex> l(mu_);
           snap_.ready = false;
+        }
+        // The node label first, then the files, as Withdraw() does.
+        if (Status s = label_.Unlabel(); !s.ok()) {
+          spdlog::error("fence guard: cannot remove the node label {}: {}", label_.path(),
+                        s.message());
         }
         if (Status s = installer_.Withdraw(); !s.ok()) {
           spdlog::error("fence guard: cannot remove the license files from {}: {}",
@@ -126,7 +136,8 @@ void Agent::Start() {
       last_confirmed_.reset();
       // The files go when the claim was last confirmed a fence bound ago, also if the pool
       // stops answering before the first Keep() (fence_guard.h).
-      guard_.Arm(clock_.Now() + std::chrono::milliseconds(fresh - std::max<int64_t>(0, age_ms)));
+      guard_.Arm(clock_.Now() + std::chrono::milliseconds(fresh - std::max<int64_t>(0, age_ms)),
+                 name);
       spdlog::info("adopting this node's existing claim on '{}' (token {})", name, token_);
       Publish();
       return;
@@ -614,7 +625,8 @@ std::chrono::nanoseconds Agent::Acquire() {
   // shows as "claimed at"), not when the settle ended.
   claimed_at_ms_ = claimed_at;
   last_confirmed_ = asked_at;
-  guard_.Arm(asked_at + config_.FenceAfter());  // withdrawn by Withdraw(), which disarms it
+  // Withdraw() disarms it.
+  guard_.Arm(asked_at + config_.FenceAfter(), license_);
   WriteHint(license_);
   spdlog::info("claimed license '{}' with token {}", license_, token_);
   StopWaiting(license_, "claimed");
@@ -710,13 +722,16 @@ void Agent::SyncLabel() {
   // that stops (killed, paused) stops labelling its node by then even without removing the file.
   WallTime expiry = clock_.WallNow() +
                     duration_cast<WallTime::duration>(config_.claim_ttl - (now - *last_confirmed_));
-  if (Status s = label_.Label(expiry); !s.ok()) {
+  Status s;
+  // Not once the fence guard took the license off: the label goes with it (the guard's lock).
+  if (!guard_.UnlessFired([&] { s = label_.Label(expiry); })) return;
+  if (!s.ok()) {
     SetError("NFD_FEATURE_FILE " + label_.path() + ": cannot label the node: " + s.message());
   }
 }
 
 void Agent::Unlabel() {
-  if (Status s = label_.Unlabel(); !s.ok()) {
+  if (Status s = guard_.Locked([&] { return label_.Unlabel(); }); !s.ok()) {
     SetError("NFD_FEATURE_FILE " + label_.path() +
              ": cannot remove the node label (retrying every heartbeat): " + s.message());
   }
@@ -788,7 +803,7 @@ std::chrono::nanoseconds Agent::Keep() {
       ++renewals_;
       // A renewal that took longer than a heartbeat (we were paused) proves nothing about t0.
       if (clock_.Now() - t0 < config_.heartbeat) last_confirmed_ = t0;
-      if (last_confirmed_ && !guard_.Arm(*last_confirmed_ + config_.FenceAfter())) {
+      if (last_confirmed_ && !guard_.Arm(*last_confirmed_ + config_.FenceAfter(), license_)) {
         Withdraw("self-fenced",
                  "the fence guard took the license off the host while the renewal was in "
                  "progress (it took past the self-fence deadline)");

@@ -734,6 +734,21 @@ class LabelTest : public AgentTest {
   }
 };
 
+TEST_F(LabelTest, TheFenceGuardRemovesTheLabelWithTheLicense) {
+  auto a = MakeLabelled("a");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });
+  ASSERT_TRUE(HasLabel("a"));
+  clock_.Advance(seconds(4));  // the agent's thread is stuck: no step, the deadline passes
+  ASSERT_TRUE(a->CheckFenceGuard());
+  EXPECT_FALSE(HasLabel("a"));
+  EXPECT_EQ(Installed("a"), "");
+  a->Step();  // back: records the withdrawal; neither label nor license comes back with it
+  EXPECT_FALSE(HasLabel("a"));
+  EXPECT_EQ(Installed("a"), "");
+  StepChecking(*a, "a", [&] { return a->Snapshot().ready; });  // claimed anew, labelled anew
+  EXPECT_TRUE(HasLabel("a"));
+}
+
 TEST_F(LabelTest, AppearsWithTheConfirmedLicenseAndNeverClaimsMoreThanAClaimTtl) {
   auto a = MakeLabelled("a");
   EXPECT_FALSE(HasLabel("a"));

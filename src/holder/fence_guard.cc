@@ -1,13 +1,12 @@
 #include "holder/fence_guard.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
 
 namespace lm::holder {
 
-FenceGuard::FenceGuard(const Clock& clock, std::function<void()> withdraw)
+FenceGuard::FenceGuard(const Clock& clock,
+                       std::function<void(const std::string& name)> withdraw)
     : clock_(clock), withdraw_(std::move(withdraw)) {}
 
 FenceGuard::~FenceGuard() {
@@ -23,12 +22,13 @@ void FenceGuard::StartThread() {
   if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
 }
 
-bool FenceGuard::Arm(SteadyTime deadline) {
+bool FenceGuard::Arm(SteadyTime deadline, std::string name) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (fired_) return false;
     armed_ = true;
     deadline_ = deadline;
+    name_ = std::move(name);
   }
   cv_.notify_all();
   return true;
@@ -57,9 +57,7 @@ bool FenceGuard::CheckLocked() {
   if (!armed_ || clock_.Now() < deadline_) return false;
   armed_ = false;
   fired_ = true;
-  spdlog::warn("self-fence deadline passed while the agent was busy (a pool that does not "
-               "answer?): taking the license off the host now");
-  withdraw_();
+  withdraw_(name_);
   return true;
 }
 

@@ -3,9 +3,9 @@
 // unreachable blocks every call until the server answers again, and meanwhile the claim goes
 // stale and another node may take the license).
 //
-//   FenceGuard guard(clock, [&] { /* remove the license files from the host dir */ });
+//   FenceGuard guard(clock, [&](const std::string& name) { /* remove name's files from the host */ });
 //   guard.StartThread();                          // production only: the thread reads the clock
-//   guard.Arm(last_confirmed + fence_after);      // installed and confirmed: fence at this time
+//   guard.Arm(last_confirmed + fence_after, name);  // installed and confirmed: fence at this time
 //   guard.UnlessFired([&] { ...install the license into the host dir... });
 //   guard.Locked([&] { ...remove its files... });
 //   if (guard.Fired()) { ...the agent withdraws (idempotent) and Disarm()s... }
@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "common/clock.h"
@@ -33,7 +34,8 @@ namespace lm::holder {
 
 class FenceGuard {
  public:
-  FenceGuard(const Clock& clock, std::function<void()> withdraw);
+  // `withdraw` gets the name given to Arm() (what is installed, for its log line).
+  FenceGuard(const Clock& clock, std::function<void(const std::string& name)> withdraw);
   ~FenceGuard();
   FenceGuard(const FenceGuard&) = delete;
   FenceGuard& operator=(const FenceGuard&) = delete;
@@ -41,7 +43,7 @@ class FenceGuard {
   void StartThread();
   // Withdraw at `deadline` unless armed again later or disarmed. False (and not armed) if the
   // guard has fired and was not disarmed since: the license is off the host already.
-  bool Arm(SteadyTime deadline);
+  bool Arm(SteadyTime deadline, std::string name);
   // Nothing installed to guard (withdrawn, released, given back); clears Fired().
   void Disarm();
   bool Fired() const;
@@ -68,7 +70,8 @@ class FenceGuard {
   void Loop();
 
   const Clock& clock_;
-  std::function<void()> withdraw_;
+  std::function<void(const std::string& name)> withdraw_;
+  std::string name_;      // Guarded by mu_
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool armed_ = false;    // Guarded by mu_

@@ -17,9 +17,13 @@ using std::chrono::seconds;
 TEST(FenceGuard, WithdrawsOnceAtTheDeadlineAndRefusesToArmUntilDisarmed) {
   FakeClock clock;
   int withdrawn = 0;
-  FenceGuard guard(clock, [&] { ++withdrawn; });
+  std::string named;
+  FenceGuard guard(clock, [&](const std::string& name) {
+    ++withdrawn;
+    named = name;
+  });
   EXPECT_FALSE(guard.Check());  // not armed: nothing to do
-  ASSERT_TRUE(guard.Arm(clock.Now() + seconds(2)));
+  ASSERT_TRUE(guard.Arm(clock.Now() + seconds(2), "license1"));
   clock.Advance(milliseconds(1999));
   EXPECT_FALSE(guard.Check());
   EXPECT_FALSE(guard.Fired());
@@ -27,22 +31,23 @@ TEST(FenceGuard, WithdrawsOnceAtTheDeadlineAndRefusesToArmUntilDisarmed) {
   EXPECT_TRUE(guard.Check());
   EXPECT_TRUE(guard.Fired());
   EXPECT_EQ(withdrawn, 1);
+  EXPECT_EQ(named, "license1");  // for its log line
   clock.Advance(seconds(5));
   EXPECT_FALSE(guard.Check());  // once
   EXPECT_EQ(withdrawn, 1);
-  EXPECT_FALSE(guard.Arm(clock.Now() + seconds(2)));  // a late renewal cannot re-arm it
+  EXPECT_FALSE(guard.Arm(clock.Now() + seconds(2), "license1"));  // a late renewal cannot re-arm it
   guard.Disarm();
   EXPECT_FALSE(guard.Fired());
-  EXPECT_TRUE(guard.Arm(clock.Now() + seconds(2)));
+  EXPECT_TRUE(guard.Arm(clock.Now() + seconds(2), "license1"));
 }
 
 TEST(FenceGuard, ARenewalMovesTheDeadline) {
   FakeClock clock;
   int withdrawn = 0;
-  FenceGuard guard(clock, [&] { ++withdrawn; });
-  guard.Arm(clock.Now() + seconds(2));
+  FenceGuard guard(clock, [&](const std::string&) { ++withdrawn; });
+  guard.Arm(clock.Now() + seconds(2), "license1");
   clock.Advance(seconds(1));
-  guard.Arm(clock.Now() + seconds(2));
+  guard.Arm(clock.Now() + seconds(2), "license1");
   clock.Advance(milliseconds(1500));
   EXPECT_FALSE(guard.Check());
   guard.Disarm();
@@ -54,8 +59,8 @@ TEST(FenceGuard, ARenewalMovesTheDeadline) {
 TEST(FenceGuard, NoInstallAfterTheDeadline) {
   FakeClock clock;
   int withdrawn = 0, installed = 0;
-  FenceGuard guard(clock, [&] { ++withdrawn; });
-  guard.Arm(clock.Now() + seconds(2));
+  FenceGuard guard(clock, [&](const std::string&) { ++withdrawn; });
+  guard.Arm(clock.Now() + seconds(2), "license1");
   EXPECT_TRUE(guard.UnlessFired([&] { ++installed; }));
   clock.Advance(seconds(3));  // the thread has not run yet: the install fires it first
   EXPECT_FALSE(guard.UnlessFired([&] { ++installed; }));
@@ -66,9 +71,9 @@ TEST(FenceGuard, NoInstallAfterTheDeadline) {
 TEST(FenceGuard, ItsThreadWithdrawsWhileTheCallerIsStuck) {
   RealTimeSystem& clock = RealTimeSystem::Get();
   std::atomic<int> withdrawn{0};
-  FenceGuard guard(clock, [&] { ++withdrawn; });
+  FenceGuard guard(clock, [&](const std::string&) { ++withdrawn; });
   guard.StartThread();
-  guard.Arm(clock.Now() + milliseconds(50));
+  guard.Arm(clock.Now() + milliseconds(50), "license1");
   // The agent's thread would be blocked in a pool call here; nothing else calls the guard.
   const auto give_up = clock.Now() + seconds(10);
   while (withdrawn == 0 && clock.Now() < give_up) std::this_thread::sleep_for(milliseconds(5));
@@ -79,9 +84,9 @@ TEST(FenceGuard, ItsThreadWithdrawsWhileTheCallerIsStuck) {
 TEST(FenceGuard, StopsItsThreadWhenDestroyedWhileArmed) {
   std::atomic<int> withdrawn{0};
   {
-    FenceGuard guard(RealTimeSystem::Get(), [&] { ++withdrawn; });
+    FenceGuard guard(RealTimeSystem::Get(), [&](const std::string&) { ++withdrawn; });
     guard.StartThread();
-    guard.Arm(RealTimeSystem::Get().Now() + seconds(3600));
+    guard.Arm(RealTimeSystem::Get().Now() + seconds(3600), "license1");
   }  // joins at once, not in an hour
   EXPECT_EQ(withdrawn, 0);
 }
