@@ -3,8 +3,8 @@
 // /etc/kubernetes/node-feature-discovery/features.d/ (dot files ignored) and turns each line
 // `<name>=<value>` into a node label; a `# +expiry-time=<RFC3339>` line makes the features after
 // it expire at that time, which bounds the label of a holder killed without clean-up.
-// Not thread-safe: the agent calls it under its fence guard's lock (its loop thread, and the guard's
-// thread when it withdraws). All file access goes through Filesystem.
+// Not thread-safe: the agent calls it under its fence guard's lock (its loop thread, and the
+// guard's thread when it withdraws). All file access goes through Filesystem.
 //
 //   FeatureFile label(fs, "/etc/kubernetes/node-feature-discovery/features.d/bitfusion-license",
 //                     std::chrono::seconds(10));

@@ -3,7 +3,7 @@
 // unreachable blocks every call until the server answers again, and meanwhile the claim goes
 // stale and another node may take the license).
 //
-//   FenceGuard guard(clock, [&](const std::string& name) { /* remove name's files from the host */ });
+//   FenceGuard guard(clock, [&](const std::string& name) { /* take name off the host */ });
 //   guard.StartThread();                          // production only: the thread reads the clock
 //   guard.Arm(last_confirmed + fence_after, name);  // installed and confirmed: fence at this time
 //   guard.UnlessFired([&] { ...install the license into the host dir... });
@@ -14,8 +14,9 @@
 // - While armed, once the clock reaches the deadline, `withdraw` runs once, under the guard's
 //   lock, and the guard is fired: it stays so (Arm() refuses) until Disarm().
 // - Locked(f) and UnlessFired(f) run f under the same lock: the agent's own host-dir changes
-//   and the guard's withdrawal never interleave, and no install follows the guard's withdrawal. `withdraw` must not touch the pool (it may hang too), and f
-//   must not wait for the pool (the guard would wait behind it).
+//   and the guard's withdrawal never interleave, and no install follows the guard's
+//   withdrawal. `withdraw` must not touch the pool (it may hang too), and f must not wait for
+//   the pool (the guard would wait behind it).
 // - The thread (StartThread) wakes at the deadline, on Arm and Disarm, and at least every
 //   second; the destructor stops and joins it. Check() does what the thread does, once, on the
 //   caller's thread (tests with a fake clock start no thread).

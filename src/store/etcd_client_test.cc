@@ -141,6 +141,22 @@ uint16_t RefusingPort() {
   return a.local_endpoint().port();
 }
 
+// An HTTP/1.1 answer with a JSON body, as etcd's gateway sends it.
+std::string JsonAnswer(const std::string& status, const std::string& body) {
+  return "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Wakes a server thread that still waits in accept() on `port` (a call that never came): a
+// connection that sends nothing ends its read at once.
+void WakeAccept(uint16_t port) {
+  boost::system::error_code ec;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket poke(io);
+  poke.connect({boost::asio::ip::address_v4::loopback(), port}, ec);
+  poke.close(ec);
+}
+
 // Answers one HTTP request on 127.0.0.1 with `body` (and `status`), from its own thread.
 class OneAnswer {
  public:
@@ -158,20 +174,10 @@ class OneAnswer {
             std::lock_guard<std::mutex> lock(mu_);
             head_ = in;
           }
-          std::string out = "HTTP/1.1 " + status +
-                            "\r\nContent-Type: application/json\r\n"
-                            "Content-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-          boost::asio::write(s, boost::asio::buffer(out), ec);
+          boost::asio::write(s, boost::asio::buffer(JsonAnswer(status, body)), ec);
         }) {}
   ~OneAnswer() {
-    // Wakes the thread if it still waits in accept() (a call that never came): a connection
-    // that sends nothing ends its read at once.
-    boost::system::error_code ec;
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket poke(io);
-    poke.connect({boost::asio::ip::address_v4::loopback(), port()}, ec);
-    poke.close(ec);
+    WakeAccept(port());
     thread_.join();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
@@ -247,7 +253,8 @@ class KeepAliveAnswers {
           acceptor_.accept(s, ec);
           std::string in;
           while (!ec) {
-            size_t head = boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+            size_t head =
+                boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
             if (ec) break;
             size_t length = 0;
             if (size_t at = in.find("Content-Length: "); at != std::string::npos && at < head) {
@@ -258,17 +265,11 @@ class KeepAliveAnswers {
                                 boost::asio::transfer_exactly(head + length - in.size()), ec);
             }
             in.erase(0, head + length);
-            std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-            boost::asio::write(s, boost::asio::buffer(out), ec);
+            boost::asio::write(s, boost::asio::buffer(JsonAnswer("200 OK", body)), ec);
           }
         }) {}
   ~KeepAliveAnswers() {
-    boost::system::error_code ec;
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket poke(io);  // wakes an accept() that never got its call
-    poke.connect({boost::asio::ip::address_v4::loopback(), port()}, ec);
-    poke.close(ec);
+    WakeAccept(port());
     thread_.join();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
@@ -287,7 +288,8 @@ TEST(EtcdClient, AKeptAliveConnectionIsTrackedOnceHoweverManyCallsItServes) {
   ASSERT_TRUE(client.ok());
   for (int i = 0; i < 200; ++i) {
     std::optional<StatusOr<nlohmann::json>> got;
-    (*client)->Call("/v3/kv/range", {{"key", "a2V5"}}, [&](StatusOr<nlohmann::json> r) { got = r; });
+    (*client)->Call("/v3/kv/range", {{"key", "a2V5"}},
+                    [&](StatusOr<nlohmann::json> r) { got = r; });
     RunUntil(io, [&] { return got.has_value(); });
     ASSERT_TRUE(got.has_value() && got->ok()) << i << ": "
                                               << (got ? got->status().message() : "no answer");

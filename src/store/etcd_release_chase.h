@@ -16,8 +16,9 @@
 // Contract:
 // - A chase is a txn: mod revision of `key` == `mod_revision` -> delete `key`. It deletes
 //   exactly the version the release was about (a mod revision is never reused: a renewal or a
-//   re-creation of the key changes it, and grant keys are reused, lock/a and lock/b), so sending it any number of times, in any order with the release's own txn,
-//   deletes that version at most once and never anything else. It carries no handoff and no
+//   re-creation of the key changes it, and grant keys are reused, lock/a and lock/b), so
+//   sending it any number of times, in any order with the release's own txn, deletes that
+//   version at most once and never anything else. It carries no handoff and no
 //   waiter keys: those stay in the release's own txn.
 // - The first chase is sent `hedge` after the release was sent (Sent), then one every `retry`,
 //   at most kMaxInFlight unanswered at once, until: a chase is answered (applied: `released`
