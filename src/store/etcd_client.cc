@@ -1,21 +1,14 @@
 #include "store/etcd_client.h"
 
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <optional>
 
-#include "store/etcd_maintenance.h"
 #include "store/etcd_record.h"
 
 namespace lm::store {
@@ -27,22 +20,6 @@ using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 
 namespace {
-
-Status Transport(const std::string& endpoint, const std::string& what,
-                 const beast::error_code& ec) {
-  std::string text = "etcd " + endpoint + ": " + what + ": " + ec.message();
-  if (ec.category() == asio::error::get_ssl_category()) {
-    // Usually the other side refused our client certificate (an alert from etcd).
-    text += " (TLS: check the etcd CA, client certificate and key)";
-  }
-  return Unavailable(text);
-}
-
-bool IsIpAddress(const std::string& host) {
-  beast::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
 
 // Maps a gateway error body {"code": <grpc code>, "message": ...} to our codes.
 Status GatewayError(const std::string& endpoint, unsigned http_status, const std::string& body) {
@@ -62,16 +39,7 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
     }
     code = static_cast<int>(JsonInt(j, "code"));
   }
-  message = Printable(message);
-  std::string text =
-      "etcd " + endpoint + " answered " + std::to_string(http_status) + ": " + message;
-  if (code == 3) return Internal(text);  // InvalidArgument: our request was malformed
-  if (code == 5) return NotFound(text);  // e.g. a put on a lease that is gone: refused
-  if (code == 8 && message.find("space exceeded") != std::string::npos) {
-    // The quota alarm: every write is refused until an operator makes room (issue 20).
-    return Unavailable("etcd " + endpoint + ": " + EtcdMaintenance::kNoSpaceMessage);
-  }
-  return Unavailable(text);
+  return EtcdErrorStatus(endpoint, "answered " + std::to_string(http_status), code, message);
 }
 
 // Asks the member to refuse a request, and to end a watch, while it has no leader, instead of
@@ -81,16 +49,6 @@ Status GatewayError(const std::string& endpoint, unsigned http_status, const std
 template <class Request>
 void RequireLeader(Request& req) {
   req.set("Grpc-Metadata-hasleader", "true");
-}
-
-// A member cut off from the others answers "etcdserver: no leader" (with RequireLeader).
-bool NoLeader(std::string_view message) {
-  return message.find("etcdserver: no leader") != std::string_view::npos;
-}
-
-// An election ended the request in flight; the member itself works (it has a new leader).
-bool LeaderChanged(std::string_view message) {
-  return message.find("etcdserver: leader changed") != std::string_view::npos;
 }
 
 }  // namespace
@@ -153,105 +111,6 @@ std::string PrefixEnd(std::string prefix) {
   return std::string(1, '\0');  // the whole key space
 }
 
-StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url) {
-  std::string rest = url;
-  bool tls = false;
-  if (rest.rfind("https://", 0) == 0) {
-    rest = rest.substr(8);
-    tls = true;
-  } else if (rest.rfind("http://", 0) == 0) {
-    rest = rest.substr(7);
-  } else if (rest.find("://") != std::string::npos) {
-    return InvalidArgument("etcd endpoint '" + url + "' must be http:// or https://");
-  }
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  size_t colon = rest.rfind(':');
-  if (rest.empty() || colon == std::string::npos || colon == 0 || colon + 1 == rest.size() ||
-      rest.find('/') != std::string::npos) {
-    return InvalidArgument("etcd endpoint '" + url + "' must look like http(s)://host:port");
-  }
-  EtcdEndpoint e{rest.substr(0, colon), rest.substr(colon + 1), tls};
-  if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']') {
-    e.host = e.host.substr(1, e.host.size() - 2);
-  }
-  if (e.port.find_first_not_of("0123456789") != std::string::npos || e.port.size() > 5) {
-    return InvalidArgument("etcd endpoint '" + url + "': bad port");
-  }
-  return e;
-}
-
-struct EtcdClient::Tls {
-  asio::ssl::context ctx{asio::ssl::context::tls_client};
-};
-
-namespace {
-
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-// The TLS context for https:// endpoints: peer verification against `files.ca_file` (or the
-// system CAs), TLS 1.2 or newer, and the client certificate if given.
-StatusOr<std::unique_ptr<EtcdClient::Tls>> LoadTls(const EtcdTlsFiles& files) {
-  auto tls = std::make_unique<EtcdClient::Tls>();
-  asio::ssl::context& ctx = tls->ctx;
-  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                  asio::ssl::context::no_tlsv1_1);
-  ctx.set_verify_mode(asio::ssl::verify_peer);
-  beast::error_code ec;
-  if (files.ca_file.empty()) {
-    ctx.set_default_verify_paths(ec);
-    if (ec) return InvalidArgument("etcd TLS: cannot load the system CAs: " + ec.message());
-  } else {
-    ctx.load_verify_file(files.ca_file, ec);
-    if (ec) {
-      return InvalidArgument("etcd CA file '" + files.ca_file +
-                             "' is not a readable PEM certificate: " + ec.message());
-    }
-  }
-  if (files.cert_file.empty() != files.key_file.empty()) {
-    return InvalidArgument(
-        "etcd TLS: a client certificate needs its key and a key its certificate");
-  }
-  if (files.cert_file.empty()) return tls;
-  ctx.use_certificate_chain_file(files.cert_file, ec);
-  if (ec) {
-    return InvalidArgument("etcd client certificate '" + files.cert_file +
-                           "' is not a readable PEM certificate: " + ec.message());
-  }
-  ctx.use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
-  if (ec || SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
-    return InvalidArgument("etcd client key '" + files.key_file +
-                           "' is not a readable PEM key matching '" + files.cert_file + "'" +
-                           (ec ? ": " + ec.message() : std::string()));
-  }
-  return tls;
-}
-
-}  // namespace
-
-// One connection to one endpoint, plain or TLS. `With(f)` calls f with the stream to read and
-// write (so one code path serves both); `tcp()` is the socket underneath, for timeouts and close.
-struct EtcdClient::Conn {
-  Conn(asio::io_context& io, size_t ep, Tls* tls) : endpoint(ep) {
-    if (tls)
-      secure.emplace(io, tls->ctx);
-    else
-      plain.emplace(io);
-  }
-  beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
-  template <class F>
-  void With(F&& f) {
-    if (secure)
-      f(*secure);
-    else
-      f(*plain);
-  }
-  std::optional<beast::tcp_stream> plain;
-  std::optional<TlsStream> secure;
-  beast::flat_buffer buffer;
-  size_t endpoint;
-};
-
 struct EtcdClient::WatchStream {
   std::shared_ptr<Conn> conn;
   http::request<http::string_body> request;
@@ -280,34 +139,14 @@ struct EtcdClient::WatchStream {
 
 StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(asio::io_context& io,
                                                         EtcdClientOptions options) {
-  if (options.endpoints.empty()) return InvalidArgument("no etcd endpoints given");
-  std::vector<EtcdEndpoint> eps;
-  for (const std::string& url : options.endpoints) {
-    auto e = ParseEtcdEndpoint(url);
-    if (!e.ok()) return e.status();
-    if (!eps.empty() && e->tls != eps.front().tls) {
-      return InvalidArgument("etcd endpoints mix http:// and https://; use one scheme for all");
-    }
-    eps.push_back(*e);
-  }
-  const EtcdTlsFiles& f = options.tls;
-  bool files = !f.ca_file.empty() || !f.cert_file.empty() || !f.key_file.empty();
-  std::unique_ptr<Tls> tls;
-  if (eps.front().tls) {
-    auto loaded = LoadTls(f);
-    if (!loaded.ok()) return loaded.status();
-    tls = std::move(*loaded);
-  } else if (files) {
-    return InvalidArgument(
-        "etcd CA/certificate/key files are given but the endpoints are "
-        "http://; use https:// endpoints for TLS");
-  }
-  return std::unique_ptr<EtcdClient>(
-      new EtcdClient(io, std::move(options), std::move(eps), std::move(tls)));
+  auto targets = ParseEtcdTargets(options.endpoints, options.tls, /*http2=*/false);
+  if (!targets.ok()) return targets.status();
+  return std::unique_ptr<EtcdClient>(new EtcdClient(
+      io, std::move(options), std::move(targets->endpoints), std::move(targets->tls)));
 }
 
 EtcdClient::EtcdClient(asio::io_context& io, EtcdClientOptions options,
-                       std::vector<EtcdEndpoint> endpoints, std::unique_ptr<Tls> tls)
+                       std::vector<EtcdEndpoint> endpoints, std::unique_ptr<EtcdTls> tls)
     : io_(io),
       options_(std::move(options)),
       endpoints_(std::move(endpoints)),
@@ -338,57 +177,15 @@ void EtcdClient::LeaderLost(size_t endpoint, std::string path, std::string body,
 
 void EtcdClient::Connect(size_t endpoint,
                          std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
-  auto resolver = std::make_shared<tcp::resolver>(io_);
   auto conn = std::make_shared<Conn>(io_, endpoint, tls_.get());
-  const EtcdEndpoint& ep = endpoints_[endpoint];
-  std::string name = options_.endpoints[endpoint];
   Track(conn);
-  conn->tcp().expires_after(options_.timeout);
-  resolver->async_resolve(
-      ep.host, ep.port,
-      [this, resolver, conn, name, done = std::move(done), alive = std::weak_ptr<bool>(alive_)](
-          const beast::error_code& ec, tcp::resolver::results_type results) mutable {
-        if (alive.expired()) return;
-        if (stopped_) return done(Unavailable("etcd client stopped"));
-        if (ec) return done(Transport(name, "resolve", ec));
-        std::string host = endpoints_[conn->endpoint].host;
-        conn->tcp().async_connect(
-            results, [conn, name, host, done = std::move(done)](const beast::error_code& ec,
-                                                                const tcp::endpoint&) mutable {
-              if (ec) return done(Transport(name, "connect", ec));
-              conn->tcp().socket().set_option(tcp::no_delay(true));
-              if (!conn->secure) return done(conn);
-              Handshake(conn, name, host, std::move(done));
-            });
-      });
-}
-
-void EtcdClient::Handshake(std::shared_ptr<Conn> conn, const std::string& name,
-                           const std::string& host,
-                           std::function<void(StatusOr<std::shared_ptr<Conn>>)> done) {
-  // The server's certificate must name the host we dialled: an IP SAN for an IP address, a DNS
-  // name otherwise (also sent as SNI).
-  SSL* ssl = conn->secure->native_handle();
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  bool ip = IsIpAddress(host);
-  int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
-               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
-  if (set != 1 || (!ip && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1)) {
-    return done(Unavailable("etcd " + name + ": cannot set up TLS host verification"));
-  }
-  conn->secure->async_handshake(
-      asio::ssl::stream_base::client,
-      [conn, name, done = std::move(done)](const beast::error_code& ec) {
-        if (!ec) return done(conn);
-        long verify = SSL_get_verify_result(conn->secure->native_handle());
-        if (verify != X509_V_OK) {
-          return done(Unavailable("etcd " + name + ": TLS handshake: server certificate " +
-                                  "rejected: " + X509_verify_cert_error_string(verify) +
-                                  " (check the etcd CA file and the certificate's names)"));
-        }
-        done(Transport(name, "TLS handshake", ec));
-      });
+  ConnectEtcd(io_, conn, endpoints_[endpoint], options_.endpoints[endpoint], options_.timeout,
+              [this, done = std::move(done), alive = std::weak_ptr<bool>(alive_)](
+                  StatusOr<std::shared_ptr<Conn>> c) mutable {
+                if (alive.expired()) return;
+                if (stopped_) return done(Unavailable("etcd client stopped"));
+                done(std::move(c));
+              });
 }
 
 void EtcdClient::Call(std::string path, json body, JsonDone done, bool idempotent) {
@@ -459,7 +256,7 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
       return Call(std::move(path), json::parse(body), std::move(done), false);
     }
     Failed(conn->endpoint);
-    done(Transport(name, what, ec));
+    done(EtcdTransportError(name, what, ec));
   };
   auto on_read = [this, conn, res, done = std::move(done), fail, name, path, body, retry_left,
                   idempotent, alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
@@ -476,11 +273,11 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     }
     if (msg.result_int() != 200) {
       Status error = GatewayError(name, msg.result_int(), msg.body());
-      if (NoLeader(error.message())) {
+      if (EtcdNoLeader(error.message())) {
         return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
                           retry_left && idempotent, error);
       }
-      if (LeaderChanged(error.message()) && retry_left && idempotent) {
+      if (EtcdLeaderChanged(error.message()) && retry_left && idempotent) {
         // A read (nothing to apply) cut short by an election: read again, once, on the next
         // member (this one works, but may be the old leader cut off from the others).
         return LeaderLost(conn->endpoint, std::move(path), std::move(body), std::move(done),
@@ -543,7 +340,7 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
         if (!j.is_object()) continue;
         if (j.contains("error")) {
           std::string why = JsonString(JsonField(j, "error"), "message");
-          if (NoLeader(why) && !alive.expired()) Failed(ep);  // watch again elsewhere
+          if (EtcdNoLeader(why) && !alive.expired()) Failed(ep);  // watch again elsewhere
           w->Close(Unavailable("etcd watch: " + (why.empty() ? "?" : Printable(why))));
           break;
         }
@@ -567,7 +364,7 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
     w->conn->With([&](auto& stream) {
       http::async_write(stream, w->request, [w, name](const beast::error_code& ec, size_t) {
         if (w->closed) return;
-        if (ec) return w->Close(Transport(name, "watch write", ec));
+        if (ec) return w->Close(EtcdTransportError(name, "watch write", ec));
         // The header must come within the timeout; after that the stream may idle for ever
         // (liveness is checked separately by the caller's probes).
         w->read_loop = [w, name] {
@@ -575,7 +372,7 @@ void EtcdClient::Watch(json create_request, EventFn on_result, ClosedFn on_close
             http::async_read_some(
                 s, w->conn->buffer, w->parser, [w, name](const beast::error_code& ec, size_t) {
                   if (w->closed) return;
-                  if (ec) return w->Close(Transport(name, "watch read", ec));
+                  if (ec) return w->Close(EtcdTransportError(name, "watch read", ec));
                   if (w->parser.is_header_done()) {
                     if (w->parser.get().result_int() != 200 && w->parser.is_done()) {
                       return w->Close(

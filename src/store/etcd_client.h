@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/etcd_transport.h"
 
 namespace lm::store {
 
@@ -56,21 +57,6 @@ StatusOr<std::string> Base64Decode(std::string_view in);
 int64_t JsonInt(const nlohmann::json& j, const char* field);
 // The key just past every key with this prefix (etcd's range_end for a prefix).
 std::string PrefixEnd(std::string prefix);
-
-struct EtcdEndpoint {
-  std::string host;
-  std::string port;
-  bool tls = false;
-};
-// "http://host:port" or "https://host:port" (no scheme: http) -> endpoint.
-StatusOr<EtcdEndpoint> ParseEtcdEndpoint(const std::string& url);
-
-// PEM files for TLS to etcd; empty = unset.
-struct EtcdTlsFiles {
-  std::string ca_file;    // CAs that sign etcd's server certificate (empty: system CAs)
-  std::string cert_file;  // client certificate (with its chain), for --client-cert-auth
-  std::string key_file;   // its private key
-};
 
 struct EtcdClientOptions {
   std::vector<std::string> endpoints;  // http(s)://host:port, tried in order; one scheme for all
@@ -110,21 +96,16 @@ class EtcdClient {
   // flight, however many calls a kept-alive connection served.
   size_t tracked_connections() const { return busy_.size(); }
 
-  struct Tls;  // the TLS context (opaque; Boost.Asio SSL over OpenSSL)
-
  private:
-  struct Conn;
+  using Conn = EtcdConn;
   struct WatchStream;
   EtcdClient(boost::asio::io_context& io, EtcdClientOptions options,
-             std::vector<EtcdEndpoint> endpoints, std::unique_ptr<Tls> tls);
+             std::vector<EtcdEndpoint> endpoints, std::unique_ptr<EtcdTls> tls);
   void Send(std::shared_ptr<Conn> conn, std::string path, std::string body, JsonDone done,
             bool retry_left, bool idempotent);
   void Connect(size_t endpoint, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   // Connect() to the current endpoint, moving on to the next after a failure, `tries` in all.
   void ConnectAny(size_t tries, std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
-  static void Handshake(std::shared_ptr<Conn> conn, const std::string& name,
-                        const std::string& host,
-                        std::function<void(StatusOr<std::shared_ptr<Conn>>)> done);
   void Failed(size_t endpoint);
   // Remembers `conn` for Shutdown(), once, and forgets connections that are gone.
   void Track(const std::shared_ptr<Conn>& conn);
@@ -136,7 +117,7 @@ class EtcdClient {
   boost::asio::io_context& io_;
   EtcdClientOptions options_;
   std::vector<EtcdEndpoint> endpoints_;
-  std::unique_ptr<Tls> tls_;  // set for https:// endpoints
+  std::unique_ptr<EtcdTls> tls_;  // set for https:// endpoints
   size_t current_ = 0;
   std::deque<std::shared_ptr<Conn>> idle_;
   std::vector<std::weak_ptr<Conn>> busy_;  // each connection once (Track())
