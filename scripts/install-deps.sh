@@ -13,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 pkgs=(
   build-essential cmake ninja-build pkg-config curl ca-certificates bc
-  libboost1.81-dev libssl-dev
+  libboost1.81-dev libssl-dev libnghttp2-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-pytest
 )

@@ -43,6 +43,7 @@ Status ValidateBindAddress(const ConfigValue& v) {
 struct StoreFlags {
   std::optional<std::string> store, endpoints, prefix, timeout, cacert, cert, key;
   std::optional<std::string> compact, compact_interval;  // issue 20
+  std::optional<std::string> protocol;
   std::optional<std::string> queue_stall;                 // issue 19
 };
 
@@ -158,6 +159,11 @@ Status ParseStoreConfig(const StoreFlags& f, const EnvMap& env, TokenmgrConfig& 
     return InvalidArgument(cv.source + " must be 'auto' or 'off'");
   }
   c.etcd_compact = cv.Text("auto") == "auto";
+  ConfigValue proto = Pick(f.protocol, env, "ETCD_PROTOCOL", "--etcd-protocol");
+  if (proto.Text("grpc") != "grpc" && proto.Text("grpc") != "json") {
+    return InvalidArgument(proto.source + " must be 'grpc' or 'json'");
+  }
+  c.etcd_protocol = proto.Text("grpc");
   auto ci = Pick(f.compact_interval, env, "ETCD_COMPACT_INTERVAL", "--etcd-compact-interval")
                 .Number(24 * 3600, 10);
   if (!ci.ok()) return ci.status();
@@ -296,6 +302,8 @@ StatusOr<TokenmgrConfig> ParseTokenmgrConfig(int argc, const char* const* argv,
                  "PEM CA for https:// etcd; unset = system CAs (env ETCD_CACERT)");
   app.add_option("--etcd-cert", sf.cert, "PEM client certificate for etcd (env ETCD_CERT)");
   app.add_option("--etcd-key", sf.key, "PEM key of --etcd-cert (env ETCD_KEY)");
+  app.add_option("--etcd-protocol", sf.protocol,
+                 "grpc, or json: etcd's JSON gateway over HTTP/1.1 (env ETCD_PROTOCOL, grpc)");
   app.add_option("--etcd-compact", sf.compact,
                  "auto: compact etcd's history; off: leave it to etcd (env ETCD_COMPACT, auto)");
   app.add_option(

@@ -37,6 +37,9 @@ struct TokenmgrConfig {
   std::string etcd_cacert, etcd_cert, etcd_key;
   std::string etcd_prefix = "/tokenmgr/";
   int64_t etcd_timeout_ms = 2000;
+  // ETCD_PROTOCOL: "grpc" (default) or "json" (etcd's JSON gateway, for a proxy that passes only
+  // HTTP/1.1).
+  std::string etcd_protocol = "grpc";
   // ETCD_COMPACT=auto: compact etcd every interval to the revision of one interval ago (issue 20).
   bool etcd_compact = true;
   int64_t etcd_compact_interval_s = 10;

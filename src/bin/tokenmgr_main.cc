@@ -62,12 +62,15 @@ int main(int argc, char** argv) {
       .timeout = std::chrono::milliseconds(config->etcd_timeout_ms),
       .tls = {.ca_file = config->etcd_cacert,
               .cert_file = config->etcd_cert,
-              .key_file = config->etcd_key}};
+              .key_file = config->etcd_key},
+      .protocol = config->etcd_protocol == "json" ? store::EtcdProtocol::kJson
+                                                  : store::EtcdProtocol::kGrpc};
   if (config->store == "etcd") {
     auto etcd = store::EtcdLockService::Open(
         io, time, config->lock,
         {.endpoints = etcd_client.endpoints,
          .tls = etcd_client.tls,
+         .protocol = etcd_client.protocol,
          .prefix = config->etcd_prefix,
          .timeout = etcd_client.timeout,
          .queue_stall = std::chrono::milliseconds(config->etcd_queue_stall_ms),

@@ -58,13 +58,6 @@ int64_t JsonInt(const nlohmann::json& j, const char* field);
 // The key just past every key with this prefix (etcd's range_end for a prefix).
 std::string PrefixEnd(std::string prefix);
 
-struct EtcdClientOptions {
-  std::vector<std::string> endpoints;  // http(s)://host:port, tried in order; one scheme for all
-  std::chrono::milliseconds timeout{2000};
-  size_t max_idle_connections = 8;
-  EtcdTlsFiles tls;  // only with https:// endpoints
-};
-
 class EtcdClient {
  public:
   using JsonDone = std::function<void(StatusOr<nlohmann::json>)>;

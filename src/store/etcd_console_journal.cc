@@ -9,7 +9,7 @@
 
 #include "common/metrics_text.h"
 #include "common/strings.h"
-#include "store/etcd_gateway_api.h"
+#include "store/etcd_open.h"
 #include "store/etcd_maintenance.h"
 
 namespace lm::store {
@@ -44,10 +44,10 @@ StatusOr<std::unique_ptr<EtcdConsoleJournal>> EtcdConsoleJournal::Open(boost::as
                                                                        EtcdClientOptions client,
                                                                        EtcdConsoleOptions options) {
   if (options.prefix.empty()) return InvalidArgument("etcd key prefix must not be empty");
-  auto c = EtcdClient::Create(io, std::move(client));
-  if (!c.ok()) return c.status();
-  return std::make_unique<EtcdConsoleJournal>(
-      time, io.get_executor(), std::make_unique<EtcdGatewayApi>(std::move(*c)), std::move(options));
+  auto etcd = OpenEtcdApi(io, std::move(client));
+  if (!etcd.ok()) return etcd.status();
+  return std::make_unique<EtcdConsoleJournal>(time, io.get_executor(), std::move(*etcd),
+                                              std::move(options));
 }
 
 EtcdConsoleJournal::EtcdConsoleJournal(TimeSystem& time, boost::asio::any_io_executor executor,

@@ -9,7 +9,7 @@
 #include "common/metrics_text.h"
 #include "common/random.h"
 #include "common/strings.h"
-#include "store/etcd_gateway_api.h"
+#include "store/etcd_open.h"
 
 namespace lm::store {
 
@@ -33,11 +33,12 @@ StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Open(boost::asio::io
                                                                  lock::Options options,
                                                                  EtcdStoreOptions store) {
   if (store.prefix.empty()) return InvalidArgument("etcd key prefix must not be empty");
-  auto client = EtcdClient::Create(
-      io, {.endpoints = store.endpoints, .timeout = store.timeout, .tls = store.tls});
-  if (!client.ok()) return client.status();
-  return Create(io, time, options, std::move(store),
-                std::make_unique<EtcdGatewayApi>(std::move(*client)));
+  auto etcd = OpenEtcdApi(io, {.endpoints = store.endpoints,
+                               .timeout = store.timeout,
+                               .tls = store.tls,
+                               .protocol = store.protocol});
+  if (!etcd.ok()) return etcd.status();
+  return Create(io, time, options, std::move(store), std::move(*etcd));
 }
 
 StatusOr<std::unique_ptr<EtcdLockService>> EtcdLockService::Create(

@@ -120,6 +120,7 @@ namespace lm::store {
 struct EtcdStoreOptions {
   std::vector<std::string> endpoints;  // http(s)://host:port
   EtcdTlsFiles tls;                    // for https:// endpoints
+  EtcdProtocol protocol = EtcdProtocol::kGrpc;
   std::string prefix = "/tokenmgr/";
   std::chrono::milliseconds timeout{2000};
   lock::Seconds session_ttl{5};       // how long a dead replica's waiters block the queue

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -32,6 +33,18 @@ struct EtcdTlsFiles {
   std::string ca_file;    // CAs that sign etcd's server certificate (empty: system CAs)
   std::string cert_file;  // client certificate (with its chain), for --client-cert-auth
   std::string key_file;   // its private key
+};
+
+// How tokenmgr talks to etcd: gRPC over HTTP/2 (EtcdGrpcClient, the default) or etcd's JSON
+// gateway over HTTP/1.1 (EtcdClient; for a proxy in between that passes only HTTP/1.1).
+enum class EtcdProtocol { kGrpc, kJson };
+
+struct EtcdClientOptions {
+  std::vector<std::string> endpoints;  // http(s)://host:port, tried in order; one scheme for all
+  std::chrono::milliseconds timeout{2000};
+  size_t max_idle_connections = 8;  // kJson: kept-alive connections (kGrpc multiplexes one)
+  EtcdTlsFiles tls;                 // only with https:// endpoints
+  EtcdProtocol protocol = EtcdProtocol::kGrpc;
 };
 
 // The TLS context for https:// endpoints: peer verification against `files.ca_file` (or the
