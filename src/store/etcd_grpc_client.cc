@@ -327,40 +327,54 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
   static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
                            void* user_data) {
     Http2* self = Self(user_data);
-    std::shared_ptr<Stream> s = self->Find(stream_id);
-    if (!s) return 0;
-    self->streams_.erase(stream_id);
-    const std::string& name = self->name_;
-    if (error_code == NGHTTP2_REFUSED_STREAM) {
-      return self->End(s, Unavailable("etcd " + name + ": stream refused"), Outcome::kRefused),
-             0;
-    }
-    if (error_code != NGHTTP2_NO_ERROR) {
-      self->End(s,
-                Unavailable("etcd " + name + ": stream reset (" +
-                            nghttp2_http2_strerror(error_code) + ")"),
-                Outcome::kLost);
-    } else if (s->grpc_status == 0 && (s->answered || s->streaming)) {
-      self->End(s, Status::Ok(), Outcome::kAnswered);
-    } else if (s->grpc_status == 0) {
-      self->End(s, Unavailable("etcd " + name + " answered without a message"),
-                Outcome::kAnswered);
-    } else if (s->grpc_status > 0) {
-      self->End(s,
-                EtcdErrorStatus(name, "answered gRPC status " + std::to_string(s->grpc_status),
-                                s->grpc_status, s->grpc_message),
-                Outcome::kAnswered);
-    } else {
-      self->End(s,
-                Unavailable("etcd " + name + " answered HTTP " + std::to_string(s->http_status) +
-                            " without a gRPC status (not a gRPC server?)"),
-                Outcome::kLost);
-    }
+    if (std::shared_ptr<Stream> s = self->Find(stream_id)) self->Finish(s, error_code);
     return 0;
   }
 
-  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    if (frame->hd.type == NGHTTP2_GOAWAY) Self(user_data)->goaway_ = true;
+  // Ends `s` with what etcd said: the gRPC status of its trailers, or the HTTP/2 error.
+  void Finish(const std::shared_ptr<Stream>& s, uint32_t error_code) {
+    streams_.erase(s->id);
+    if (error_code == NGHTTP2_REFUSED_STREAM) {
+      return End(s, Unavailable("etcd " + name_ + ": stream refused"), Outcome::kRefused);
+    }
+    if (error_code != NGHTTP2_NO_ERROR) {
+      return End(s,
+                 Unavailable("etcd " + name_ + ": stream reset (" +
+                             nghttp2_http2_strerror(error_code) + ")"),
+                 Outcome::kLost);
+    }
+    if (s->grpc_status == 0 && (s->answered || s->streaming)) {
+      return End(s, Status::Ok(), Outcome::kAnswered);
+    }
+    if (s->grpc_status == 0) {
+      return End(s, Unavailable("etcd " + name_ + " answered without a message"),
+                 Outcome::kAnswered);
+    }
+    if (s->grpc_status > 0) {
+      return End(s,
+                 EtcdErrorStatus(name_, "answered gRPC status " + std::to_string(s->grpc_status),
+                                 s->grpc_status, s->grpc_message),
+                 Outcome::kAnswered);
+    }
+    End(s,
+        Unavailable("etcd " + name_ + " answered HTTP " + std::to_string(s->http_status) +
+                    " without a gRPC status (not a gRPC server?)"),
+        Outcome::kLost);
+  }
+
+  static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
+                         void* user_data) {
+    Http2* self = Self(user_data);
+    if (frame->hd.type == NGHTTP2_GOAWAY) self->goaway_ = true;
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      // etcd ended a stream we keep open (the watch): end it here too, with its status.
+      std::shared_ptr<Stream> s = self->Find(frame->hd.stream_id);
+      if (s && !s->half_close) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+        self->Finish(s, NGHTTP2_NO_ERROR);
+      }
+    }
     return 0;
   }
 
