@@ -304,6 +304,28 @@ TEST(TokenmgrConfig, EtcdCompactionSettingsAreChecked) {
               {"ETCD_COMPACT_INTERVAL"});
 }
 
+TEST(TokenmgrConfig, EtcdProtocolIsGrpcByDefaultJsonOnRequestAndChecked) {
+  auto c = Parse({}, EtcdEnv("http://e:2379"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_protocol, "grpc");
+  c = Parse({}, EtcdEnv("http://e:2379", {{"ETCD_PROTOCOL", "json"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_protocol, "json");
+  c = Parse({"--etcd-protocol", "grpc"}, EtcdEnv("http://e:2379", {{"ETCD_PROTOCOL", "json"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_protocol, "grpc");  // the flag wins
+  c = Parse({}, EtcdEnv("http://e:2379", {{"ETCD_PROTOCOL", ""}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etcd_protocol, "grpc");  // empty = unset
+  for (const std::string& bad :
+       std::vector<std::string>{"GRPC", "http", "grpc ", "h2", std::string(5000, 'j')}) {
+    ExpectError(Parse({}, EtcdEnv("http://e:2379", {{"ETCD_PROTOCOL", bad}})),
+                {"ETCD_PROTOCOL", "'grpc' or 'json'"});
+  }
+  ExpectError(Parse({"--etcd-protocol", "rest"}, EtcdEnv("http://e:2379")),
+              {"--etcd-protocol", "'grpc' or 'json'"});
+}
+
 TEST(TokenmgrConfig, EtcdQueueStallIs300MsByDefaultAndChecked) {
   auto c = Parse({}, EtcdEnv("http://e:2379"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();

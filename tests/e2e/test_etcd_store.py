@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 import procs
 from etcd_util import (EtcdCluster, etcd, eventually_status, lock, release, replicas,  # noqa: F401
                        status, wait_ready, wait_waiters)
@@ -158,8 +160,14 @@ def test_disconnected_waiter_leaves_the_queue_and_is_never_granted(etcd, replica
     assert release(b.port, g2["id"])[0] == 200
 
 
-def test_concurrent_clients_over_replicas_never_overlap(etcd, replicas):
-    reps = replicas(etcd)
+# gRPC (the default) and the JSON gateway (ETCD_PROTOCOL=json) side by side, as during a rolling
+# update from a tokenmgr that spoke only JSON: one lock, one order.
+@pytest.mark.parametrize("protocols", [("grpc",) * 3, ("json",) * 3, ("grpc", "json", "grpc")],
+                         ids=["grpc", "json", "mixed"])
+def test_concurrent_clients_over_replicas_never_overlap(etcd, replicas, protocols):
+    prefix = f"/tokenmgr-test/{uuid.uuid4()}/"
+    reps = [replicas(etcd, n=1, prefix=prefix, extra_env={"ETCD_PROTOCOL": p})[0]
+            for p in protocols]
     guard = threading.Lock()
     state = {"inside": None, "overlaps": 0, "grants": []}
     errors = []

@@ -3,6 +3,7 @@ certificates (--client-cert-auth), with a throw-away PKI made by the openssl CLI
 temp dir. Wrong CAs, foreign client certificates, names that do not match and keys that do not
 match are refused with a message saying so.
 """
+import base64
 import json
 import os
 
@@ -29,10 +30,13 @@ def start(tmp_path):
     """start(endpoints, ca, cert, key, ...) -> a started tokenmgr (port file written)."""
     started = []
 
-    def run(cluster, ca=None, cert=None, key=None, endpoints=None, prefix=None, expect_fail=False):
+    def run(cluster, ca=None, cert=None, key=None, endpoints=None, prefix=None, expect_fail=False,
+            protocol=None):
         wd = str(tmp_path / f"tm{len(started)}")
         os.makedirs(wd)
         env = etcd_env(cluster, prefix)
+        if protocol:
+            env["ETCD_PROTOCOL"] = protocol
         if endpoints:
             env["ETCD_ENDPOINTS"] = endpoints
         for var, path in (("ETCD_CACERT", ca), ("ETCD_CERT", cert), ("ETCD_KEY", key)):
@@ -50,10 +54,13 @@ def start(tmp_path):
     kill_all(started)
 
 
-def test_lock_renew_release_over_tls_with_client_certificates(tls_etcd, pki, start):
-    prefix = "/tokenmgr-tls/a/"
-    a, b = (start(tls_etcd, pki.ca, pki.client_cert, pki.client_key, prefix=prefix)
-            for _ in range(2))
+# gRPC over TLS needs ALPN "h2" (etcd serves gRPC only to clients that offer it); the JSON
+# gateway is plain HTTP/1.1 over TLS. One replica of each, sharing the lock.
+@pytest.mark.parametrize("protocols", [("grpc", "grpc"), ("json", "grpc")])
+def test_lock_renew_release_over_tls_with_client_certificates(tls_etcd, pki, start, protocols):
+    prefix = f"/tokenmgr-tls/{protocols[0]}/"
+    a, b = (start(tls_etcd, pki.ca, pki.client_cert, pki.client_key, prefix=prefix, protocol=p)
+            for p in protocols)
     assert tls_etcd.endpoints.startswith("https://127.0.0.1:")
     wait_ready(a.port)
     wait_ready(b.port)
@@ -71,10 +78,14 @@ def test_lock_renew_release_over_tls_with_client_certificates(tls_etcd, pki, sta
     s, g2 = lock(b.port, 0)
     assert s == 200 and g2["token"] > g["token"]
     # And the grant key really is in this etcd, under the prefix (read with the test's client
-    # cert): one key in [/tokenmgr-tls/a/lock/, /tokenmgr-tls/a/lock0).
-    kv = tls_etcd.members[0].call("/v3/kv/range", {"key": "L3Rva2VubWdyLXRscy9hL2xvY2sv",
-                                                   "range_end": "L3Rva2VubWdyLXRscy9hL2xvY2sw"})
+    # cert): one key in [<prefix>lock/, <prefix>lock0).
+    kv = tls_etcd.members[0].call("/v3/kv/range", {"key": b64(prefix + "lock/"),
+                                                   "range_end": b64(prefix + "lock0")})
     assert kv and kv.get("count") == "1", kv
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
 
 
 def _refused(t, needles):
