@@ -153,6 +153,7 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     }
     s->id = id;
     streams_[id] = s;
+    if (!reading_) Read();
     Flush();
   }
 
@@ -194,10 +195,15 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     return it == streams_.end() ? nullptr : it->second;
   }
 
+  // Reads while streams are open. An idle connection has no read pending, so it does not keep
+  // the io_context running (tokenmgr's shutdown ends when the io_context runs out of work);
+  // what etcd sent meanwhile (a GOAWAY) is read with the next stream's answer.
   void Read() {
+    reading_ = true;
     conn_->With([&](auto& stream) {
       stream.async_read_some(
           asio::buffer(rbuf_), [self = shared_from_this()](const beast::error_code& ec, size_t n) {
+            self->reading_ = false;
             if (self->dead_) return;
             if (ec) return self->Close(EtcdTransportError(self->name_, "read", ec));
             ssize_t rv = nghttp2_session_mem_recv(self->session_, self->rbuf_.data(), n);
@@ -206,7 +212,7 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
                   Unavailable("etcd " + self->name_ + ": HTTP/2: " + nghttp2_strerror(rv)));
             }
             self->Flush();
-            if (!self->dead_) self->Read();
+            if (!self->dead_ && !self->streams_.empty()) self->Read();
           });
     });
   }
@@ -394,6 +400,7 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
   std::array<uint8_t, 16384> rbuf_{};
   std::string wbuf_;
   bool writing_ = false;
+  bool reading_ = false;
   bool dead_ = false;
   bool goaway_ = false;
 };

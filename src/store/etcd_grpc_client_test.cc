@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "store/etcd_maintenance.h"
 
@@ -302,6 +303,31 @@ TEST_F(EtcdGrpcClientTest, CallsShareOneConnection) {
   }
   RunUntil([&] { return answered == 50; });
   EXPECT_EQ(s.connections, 1);
+}
+
+// tokenmgr stops when its io_context runs out of work: a kept connection must not hold it.
+TEST_F(EtcdGrpcClientTest, AnIdleConnectionKeepsNothingPending) {
+  auto server_io = std::make_unique<asio::io_context>();
+  std::optional<FakeGrpcServer> s;
+  s.emplace(*server_io, [](const Request&) { return Reply{.messages = {"ok"}}; });
+  std::thread server([&] {
+    auto guard = asio::make_work_guard(*server_io);
+    server_io->run();
+  });
+  auto c = Client({s->url()});
+  bool answered = false;
+  c->Call("/m", "x", [&](StatusOr<std::string> r) { answered = r.ok(); });
+  io_.run_for(5s);  // returns as soon as nothing is pending
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(io_.stopped()) << "the idle connection kept the io_context running";
+  io_.restart();
+  answered = false;
+  c->Call("/m", "x", [&](StatusOr<std::string> r) { answered = r.ok(); });  // reused
+  io_.run_for(5s);
+  EXPECT_TRUE(answered);
+  asio::post(*server_io, [&] { server_io->stop(); });
+  server.join();
+  EXPECT_EQ(s->connections, 1);
 }
 
 TEST_F(EtcdGrpcClientTest, GrpcStatusCodesMapToOurs) {
