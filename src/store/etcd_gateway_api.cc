@@ -1,7 +1,5 @@
 #include "store/etcd_gateway_api.h"
 
-#include <cctype>
-
 namespace lm::store {
 
 using json = nlohmann::json;
@@ -109,13 +107,7 @@ std::set<std::string> AlarmsFromStatus(const json& status) {
   if (!errors.is_array()) return alarms;
   for (const json& e : errors) {
     if (!e.is_string()) continue;
-    const std::string& text = e.get_ref<const std::string&>();
-    size_t at = text.find("alarm:");
-    if (at == std::string::npos) continue;  // e.g. "etcdserver: no leader"
-    at += 6;
-    size_t end = at;
-    while (end < text.size() && std::isalnum(static_cast<unsigned char>(text[end]))) ++end;
-    if (end > at) alarms.insert(text.substr(at, end - at));
+    if (auto alarm = AlarmName(e.get_ref<const std::string&>())) alarms.insert(*alarm);
   }
   return alarms;
 }

@@ -60,6 +60,14 @@ TEST(EtcdAlarms, ReadsAlarmNamesFromStatusErrors) {
   EXPECT_TRUE(AlarmsFromStatus(json{{"errors", "alarm:NOSPACE"}}).empty());  // not a list
 }
 
+TEST(EtcdAlarms, AlarmNameIsTheWordAfterAlarmColon) {
+  EXPECT_EQ(AlarmName("memberID:3319814642761637952 alarm:NOSPACE "), "NOSPACE");
+  EXPECT_EQ(AlarmName("alarm:CORRUPT"), "CORRUPT");
+  EXPECT_EQ(AlarmName("etcdserver: no leader"), std::nullopt);
+  EXPECT_EQ(AlarmName("alarm: NOSPACE"), std::nullopt);  // no name right after the colon
+  EXPECT_EQ(AlarmName(""), std::nullopt);
+}
+
 // On a fake etcd whose revision grows as the test writes; time is simulated.
 class EtcdMaintenanceTest : public ::testing::Test {
  protected:

@@ -1,5 +1,6 @@
 #include "store/etcd_record.h"
 
+#include <cctype>
 #include <charconv>
 
 #include "common/strings.h"
@@ -123,6 +124,18 @@ StatusOr<uint64_t> ParseEpochValue(std::string_view value) {
                            "' is not a decimal integer in 1..2^53 (no leading zeros)");
   }
   return v;
+}
+
+std::optional<std::string> AlarmName(std::string_view error_text) {
+  size_t at = error_text.find("alarm:");
+  if (at == std::string_view::npos) return std::nullopt;
+  at += 6;
+  size_t end = at;
+  while (end < error_text.size() && std::isalnum(static_cast<unsigned char>(error_text[end]))) {
+    ++end;
+  }
+  if (end == at) return std::nullopt;
+  return std::string(error_text.substr(at, end - at));
 }
 
 std::string Printable(std::string_view s) {

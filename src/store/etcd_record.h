@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -48,6 +49,11 @@ std::string SerializeGrantValue(const GrantValue& g);
 // The token epoch key's value: decimal microseconds, 1..2^53 (tokens stay exact in JSON
 // numbers), no leading zeros. INVALID_ARGUMENT otherwise.
 StatusOr<uint64_t> ParseEpochValue(std::string_view value);
+
+// The alarm one of etcd's status `errors` strings names ("memberID:1 alarm:NOSPACE " ->
+// "NOSPACE"), or nullopt when it names none (e.g. "etcdserver: no leader"). etcd 3.4 and newer
+// list active alarms there; the JSON gateway and the gRPC codec both read them with this rule.
+std::optional<std::string> AlarmName(std::string_view error_text);
 
 // Bytes of `s` safe to log: printable ASCII kept, others as \xNN, cut at 80 bytes.
 std::string Printable(std::string_view s);
