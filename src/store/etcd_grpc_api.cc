@@ -17,7 +17,7 @@ EtcdGrpcClient::BytesDone Decoded(EtcdApi::Done<T> done, Decode decode) {
   };
 }
 
-EtcdGrpcClient::BytesDone StatusOnly(EtcdApi::StatusDone done) {
+EtcdGrpcClient::BytesDone StatusOfAnswer(EtcdApi::StatusDone done) {
   return [done = std::move(done)](StatusOr<std::string> r) {
     if (done) done(r.status());
   };
@@ -37,7 +37,7 @@ void EtcdGrpcApi::DoTxn(Txn txn, Done<TxnResponse> done) {
 
 void EtcdGrpcApi::DeleteKey(std::string key, StatusDone done) {
   client_->Call("/etcdserverpb.KV/DeleteRange", proto::EncodeDeleteRange(key),
-                StatusOnly(std::move(done)));
+                StatusOfAnswer(std::move(done)));
 }
 
 void EtcdGrpcApi::LeaseGrant(int64_t ttl_s, Done<LeaseGrantResponse> done) {
@@ -53,7 +53,7 @@ void EtcdGrpcApi::LeaseKeepAlive(int64_t id, Done<int64_t> done) {
 
 void EtcdGrpcApi::LeaseRevoke(int64_t id, StatusDone done, bool retry) {
   client_->Call("/etcdserverpb.Lease/LeaseRevoke", proto::EncodeLeaseRevoke(id),
-                StatusOnly(std::move(done)), retry);
+                StatusOfAnswer(std::move(done)), retry);
 }
 
 void EtcdGrpcApi::Watch(WatchRequest request,
@@ -80,7 +80,7 @@ void EtcdGrpcApi::Watch(WatchRequest request,
 
 void EtcdGrpcApi::Compact(int64_t revision, StatusDone done) {
   client_->Call("/etcdserverpb.KV/Compact", proto::EncodeCompaction(revision),
-                StatusOnly(std::move(done)), /*idempotent=*/true);
+                StatusOfAnswer(std::move(done)), /*idempotent=*/true);
 }
 
 void EtcdGrpcApi::MemberStatus(Done<EtcdStatusResponse> done) {
