@@ -537,6 +537,7 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
                                          {7, "fragment", kVarint},
                                          {11, "events", kLen}};
   WatchResponse r;
+  int64_t compact_revision = 0;
   Status s = ParseMessage(bytes, "WatchResponse", kSpecs, [&](const Field& f) {
     switch (f.number) {
       case 1:
@@ -547,6 +548,9 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
       case 4:
         r.canceled = f.varint != 0;
         break;
+      case 5:
+        compact_revision = static_cast<int64_t>(f.varint);
+        break;
       case 6:
         r.cancel_reason.assign(f.bytes);
         break;
@@ -556,6 +560,12 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
     }
     return Status::Ok();
   });
+  // etcd 3.4 cancels a watch whose start revision was compacted with compact_revision set and
+  // no reason; say why, for the logs.
+  if (r.canceled && r.cancel_reason.empty() && compact_revision != 0) {
+    r.cancel_reason = "start revision compacted (etcd compacted up to revision " +
+                      std::to_string(compact_revision) + ")";
+  }
   return Answer(std::move(s), std::move(r));
 }
 
