@@ -1,6 +1,7 @@
 #include "store/etcd_proto.h"
 
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "store/etcd_record.h"
@@ -233,10 +234,10 @@ Status Prefixed(const std::string& where, const Status& s) {
   return InvalidArgument(where + ": " + s.message());
 }
 
-// Walks the fields of `message` (named `name` in errors), calling `on_field(number, field)`
-// for each field listed in `specs` and skipping the rest. INVALID_ARGUMENT "Name.field: why".
-template <size_t N, typename OnField>
-Status ParseMessage(std::string_view message, const char* name, const FieldSpec (&specs)[N],
+// Walks the fields of `message` (named `name` in errors), calling `on_field(field)` for each
+// field listed in `specs` and skipping the rest. INVALID_ARGUMENT "Name.field: why".
+template <typename OnField>
+Status ParseMessage(std::string_view message, const char* name, std::span<const FieldSpec> specs,
                     OnField&& on_field) {
   Reader r(message);
   while (!r.AtEnd()) {
@@ -271,8 +272,7 @@ Status ParseMessage(std::string_view message, const char* name, const FieldSpec 
 
 // A message whose fields are all unknown to us: checked for well-formedness only.
 Status CheckMessage(std::string_view message, const char* name) {
-  static constexpr FieldSpec kNone[] = {{0, "", kVarint}};  // field 0 never parses
-  return ParseMessage(message, name, kNone, [](const Field&) { return Status::Ok(); });
+  return ParseMessage(message, name, {}, [](const Field&) { return Status::Ok(); });
 }
 
 // ResponseHeader: merged into `revision`.
