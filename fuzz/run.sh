@@ -12,7 +12,8 @@ shift || true
 BUILD_DIR=${BUILD_DIR:-build/fuzz}
 WORK_DIR=${WORK_DIR:-$(mktemp -d /tmp/lm-fuzz.XXXXXX)}
 ALL=(http_server_fuzzer http_codec_fuzzer query_fuzzer claim_fuzzer state_file_fuzzer manifest_fuzzer
-     servers_conf_fuzzer lock_response_fuzzer http_url_fuzzer etcd_record_fuzzer console_fuzzer)
+     servers_conf_fuzzer lock_response_fuzzer http_url_fuzzer etcd_record_fuzzer etcd_proto_fuzzer
+     console_fuzzer)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 

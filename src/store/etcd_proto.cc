@@ -1,6 +1,7 @@
 #include "store/etcd_proto.h"
 
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "store/etcd_record.h"
@@ -233,10 +234,10 @@ Status Prefixed(const std::string& where, const Status& s) {
   return InvalidArgument(where + ": " + s.message());
 }
 
-// Walks the fields of `message` (named `name` in errors), calling `on_field(number, field)`
-// for each field listed in `specs` and skipping the rest. INVALID_ARGUMENT "Name.field: why".
-template <size_t N, typename OnField>
-Status ParseMessage(std::string_view message, const char* name, const FieldSpec (&specs)[N],
+// Walks the fields of `message` (named `name` in errors), calling `on_field(field)` for each
+// field listed in `specs` and skipping the rest. INVALID_ARGUMENT "Name.field: why".
+template <typename OnField>
+Status ParseMessage(std::string_view message, const char* name, std::span<const FieldSpec> specs,
                     OnField&& on_field) {
   Reader r(message);
   while (!r.AtEnd()) {
@@ -271,8 +272,7 @@ Status ParseMessage(std::string_view message, const char* name, const FieldSpec 
 
 // A message whose fields are all unknown to us: checked for well-formedness only.
 Status CheckMessage(std::string_view message, const char* name) {
-  static constexpr FieldSpec kNone[] = {{0, "", kVarint}};  // field 0 never parses
-  return ParseMessage(message, name, kNone, [](const Field&) { return Status::Ok(); });
+  return ParseMessage(message, name, {}, [](const Field&) { return Status::Ok(); });
 }
 
 // ResponseHeader: merged into `revision`.
@@ -537,6 +537,7 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
                                          {7, "fragment", kVarint},
                                          {11, "events", kLen}};
   WatchResponse r;
+  int64_t compact_revision = 0;
   Status s = ParseMessage(bytes, "WatchResponse", kSpecs, [&](const Field& f) {
     switch (f.number) {
       case 1:
@@ -547,6 +548,9 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
       case 4:
         r.canceled = f.varint != 0;
         break;
+      case 5:
+        compact_revision = static_cast<int64_t>(f.varint);
+        break;
       case 6:
         r.cancel_reason.assign(f.bytes);
         break;
@@ -556,6 +560,12 @@ StatusOr<WatchResponse> DecodeWatch(std::string_view bytes) {
     }
     return Status::Ok();
   });
+  // etcd 3.4 cancels a watch whose start revision was compacted with compact_revision set and
+  // no reason; say why, for the logs.
+  if (r.canceled && r.cancel_reason.empty() && compact_revision != 0) {
+    r.cancel_reason = "start revision compacted (etcd compacted up to revision " +
+                      std::to_string(compact_revision) + ")";
+  }
   return Answer(std::move(s), std::move(r));
 }
 

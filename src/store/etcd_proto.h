@@ -36,13 +36,17 @@ std::string EncodeCompaction(int64_t revision);                 // CompactionReq
 std::string EncodeStatus();                                     // StatusRequest (empty)
 
 // Answers. INVALID_ARGUMENT naming the message and field when the bytes are not a valid
-// encoding of it. The header's revision fills `revision`.
+// encoding of it. The header's revision fills `revision`. Protobuf's rules hold: no bytes at all
+// is the all-default message (revision 0), a scalar seen twice keeps the last, a message seen
+// twice is merged. Each element of a repeated field costs at least two input bytes, so memory
+// stays within a constant factor of the input.
 StatusOr<RangeResponse> DecodeRange(std::string_view bytes);
 StatusOr<TxnResponse> DecodeTxn(std::string_view bytes);
 // A LeaseGrantResponse whose `error` field is set is INTERNAL with that text.
 StatusOr<LeaseGrantResponse> DecodeLeaseGrant(std::string_view bytes);
 // LeaseKeepAliveResponse: the TTL (0 when the lease is gone).
 StatusOr<int64_t> DecodeLeaseKeepAlive(std::string_view bytes);
+// A watch canceled for compaction without a reason (etcd 3.4) gets one naming compact_revision.
 StatusOr<WatchResponse> DecodeWatch(std::string_view bytes);
 // StatusResponse: header revision, dbSize, dbSizeInUse, and the alarm names from `errors`
 // (e.g. "memberID:1 alarm:NOSPACE " -> "NOSPACE"; AlarmsFromStatus's rule, one home).

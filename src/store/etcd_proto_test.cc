@@ -308,6 +308,15 @@ TEST(EtcdProtoDecode, WatchAnswer) {
   EXPECT_EQ(canceled->cancel_reason, "mvcc: required revision has been compacted");
 }
 
+TEST(EtcdProtoDecode, WatchCanceledForCompactionWithoutReasonSaysWhy) {
+  // What etcd 3.4.23 sent (header without revision, canceled, compact_revision 4, no reason).
+  std::string bytes = Len(1, Int(1, 7) + Int(2, 8) + Int(4, 2)) + Int(4, 1) + Int(5, 4);
+  StatusOr<WatchResponse> w = DecodeWatch(bytes);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_TRUE(w->canceled);
+  EXPECT_EQ(w->cancel_reason, "start revision compacted (etcd compacted up to revision 4)");
+}
+
 TEST(EtcdProtoDecode, StatusAnswerReadsSizesAndAlarms) {
   std::string bytes = Header(12) + Len(2, "3.4.30") + Int(3, 1 << 20) + Int(4, 1) + Int(5, 9) +
                       Int(6, 2) + Int(7, 9) +
