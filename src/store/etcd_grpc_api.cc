@@ -23,16 +23,30 @@ EtcdGrpcClient::BytesDone StatusOfAnswer(EtcdApi::StatusDone done) {
   };
 }
 
+// A Range or Txn answer from etcd always carries the store's revision (at least 1); an empty
+// message decodes as all defaults (protobuf), which would read as "no keys" or "compare
+// failed". Such an answer is refused instead.
+template <typename T>
+StatusOr<T> WithRevision(StatusOr<T> r) {
+  if (r.ok() && r->revision <= 0) return InvalidArgument("no store revision in the answer");
+  return r;
+}
+
 }  // namespace
 
 void EtcdGrpcApi::Range(RangeRequest request, Done<RangeResponse> done) {
-  client_->Call("/etcdserverpb.KV/Range", proto::EncodeRange(request),
-                Decoded(std::move(done), proto::DecodeRange), /*idempotent=*/true);
+  client_->Call(
+      "/etcdserverpb.KV/Range", proto::EncodeRange(request),
+      Decoded(std::move(done),
+              [](std::string_view b) { return WithRevision(proto::DecodeRange(b)); }),
+      /*idempotent=*/true);
 }
 
 void EtcdGrpcApi::DoTxn(Txn txn, Done<TxnResponse> done) {
-  client_->Call("/etcdserverpb.KV/Txn", proto::EncodeTxn(txn),
-                Decoded(std::move(done), proto::DecodeTxn));
+  client_->Call(
+      "/etcdserverpb.KV/Txn", proto::EncodeTxn(txn),
+      Decoded(std::move(done),
+              [](std::string_view b) { return WithRevision(proto::DecodeTxn(b)); }));
 }
 
 void EtcdGrpcApi::DeleteKey(std::string key, StatusDone done) {

@@ -11,7 +11,9 @@
 #include <optional>
 #include <thread>
 
+#include "store/etcd_grpc_api.h"
 #include "store/etcd_maintenance.h"
+#include "store/etcd_proto.h"
 
 namespace lm::store {
 namespace {
@@ -537,6 +539,53 @@ TEST_F(EtcdGrpcClientTest, ShutdownFailsCallsInFlightOnceAndRefusesNewOnes) {
   io_.poll();
   EXPECT_EQ(got.size(), 4u);
   for (const Status& st : got) EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+}
+
+// EtcdGrpcApi on the same fake: what it does with answers it cannot trust.
+TEST_F(EtcdGrpcClientTest, ApiReadsATxnAnswerAndRefusesOneWithoutARevision) {
+  // TxnResponse{header{revision: 7}, succeeded: true}
+  const std::string good("\x0a\x02\x18\x07\x10\x01", 6);
+  for (const auto& [answer, ok] : std::vector<std::pair<std::string, bool>>{
+           {good, true}, {"", false}, {std::string("\x10\x01", 2), false}, {"\xff", false}}) {
+    FakeGrpcServer s(io_, [&](const Request& r) {
+      EXPECT_EQ(r.path, "/etcdserverpb.KV/Txn");
+      EXPECT_EQ(r.body, proto::EncodeTxn(Txn{.success = {Op::Put("k", "v")}}));
+      return Reply{.messages = {answer}};
+    });
+    EtcdGrpcApi api(Client({s.url()}));
+    std::optional<StatusOr<TxnResponse>> got;
+    api.DoTxn(Txn{.success = {Op::Put("k", "v")}}, [&](StatusOr<TxnResponse> r) { got = r; });
+    RunUntil([&] { return got.has_value(); });
+    ASSERT_EQ(got->ok(), ok) << got->status().message();
+    if (ok) {
+      EXPECT_TRUE((*got)->succeeded);
+      EXPECT_EQ((*got)->revision, 7);
+    } else {
+      // Not "the compare failed": the outcome of the write is unknown.
+      EXPECT_EQ(got->status().code(), StatusCode::kUnavailable);
+      EXPECT_NE(got->status().message().find("not understood"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(EtcdGrpcClientTest, ApiEndsAWatchWhoseAnswerCannotBeReadOnceAsInternal) {
+  // WatchResponse{header{revision: 3}, created: true}, then bytes that are no WatchResponse.
+  FakeGrpcServer s(io_, [](const Request&) {
+    return Reply{.messages = {std::string("\x0a\x02\x18\x03\x18\x01", 6), "\x0f\x0f"},
+                 .keep_open = true};
+  });
+  EtcdGrpcApi api(Client({s.url()}));
+  std::vector<WatchResponse> got;
+  std::vector<Status> closed;
+  api.Watch({.key = "/p/", .range_end = "/p0"}, [&](const WatchResponse& w) { got.push_back(w); },
+            [&](Status st) { closed.push_back(st); });
+  RunUntil([&] { return !closed.empty(); });
+  io_.run_for(100ms);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].created);
+  EXPECT_EQ(got[0].revision, 3);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].code(), StatusCode::kInternal) << closed[0].message();
 }
 
 }  // namespace
