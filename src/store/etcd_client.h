@@ -9,11 +9,10 @@
 //   (*etcd)->Call("/v3/kv/range", {{"key", Base64Encode("/tokenmgr/lock")}},
 //                 [](StatusOr<nlohmann::json> r) { ... });
 //
-// Why the JSON gateway and not gRPC: every etcd v3 server (Debian's etcd 3.4 included) serves
-// the gateway on its client port, so tokenmgr needs no grpc++/protobuf toolchain (not packaged
-// in a form we can link statically into the FROM-scratch image) and reuses the Beast/Asio stack
-// it already has. The cost is JSON and base64 on each call, which is small next to a raft round
-// trip; connections are kept alive, so there is no per-request TCP set-up.
+// Used with ETCD_PROTOCOL=json: every etcd v3 server serves the gateway on its client port, over
+// HTTP/1.1, so it passes proxies that do not speak HTTP/2. The default is gRPC (EtcdGrpcClient,
+// etcd_grpc_client.h), which costs etcd about a third of the CPU per request. Connections are kept
+// alive, so there is no per-request TCP set-up.
 //
 // TLS (https:// endpoints): the server's certificate must chain to `tls.ca_file` (or the system
 // CAs when it is empty) and name the endpoint's host (DNS name or IP address); `tls.cert_file` and

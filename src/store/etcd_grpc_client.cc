@@ -88,8 +88,9 @@ struct EtcdGrpcClient::Stream {
 class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
  public:
   Http2(asio::io_context& io, std::shared_ptr<EtcdConn> conn, std::string name,
-        std::string authority, bool tls)
-      : io_(io),
+        std::string authority, bool tls, int32_t first_stream_id)
+      : first_stream_id_(first_stream_id),
+        io_(io),
         conn_(std::move(conn)),
         name_(std::move(name)),
         authority_(std::move(authority)),
@@ -118,6 +119,7 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    if (first_stream_id_ > 1) nghttp2_session_set_next_stream_id(session_, first_stream_id_);
     Read();
     Flush();
     return Status::Ok();
@@ -148,11 +150,16 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     int32_t id =
         nghttp2_submit_request(session_, nullptr, headers, std::size(headers), &body, s.get());
     if (id < 0) {
+      // NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE above all: the next call takes a new connection.
+      goaway_ = true;
       return End(s, Unavailable("etcd " + name_ + ": HTTP/2: " + nghttp2_strerror(id)),
                  Outcome::kRefused);
     }
     s->id = id;
     streams_[id] = s;
+    // A connection has 2^30 client streams (odd ids up to 2^31 - 1): at 2,000 calls a second,
+    // six days. The last one drains it (its calls finish) and the next call opens a new one.
+    if (nghttp2_session_get_next_stream_id(session_) > uint32_t{INT32_MAX}) goaway_ = true;
     if (!reading_) Read();
     Flush();
   }
@@ -392,6 +399,7 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     return 0;
   }
 
+  int32_t first_stream_id_;
   asio::io_context& io_;
   std::shared_ptr<EtcdConn> conn_;
   std::string name_, authority_, scheme_;
@@ -479,7 +487,7 @@ void EtcdGrpcClient::Dial(size_t tries, ConnDone done) {
         bool v6 = e.host.find(':') != std::string::npos;
         auto h2 = std::make_shared<Http2>(io_, *c, options_.endpoints[ep],
                                           (v6 ? "[" + e.host + "]" : e.host) + ":" + e.port,
-                                          e.tls);
+                                          e.tls, first_stream_id_);
         if (Status st = h2->Start(); !st.ok()) return done(st);
         done(std::move(h2));
       });

@@ -75,6 +75,9 @@ class EtcdGrpcClient {
 
   const std::string& current_endpoint() const;
 
+  // Tests: new connections start at this stream id (odd, >= 1), to reach the last one quickly.
+  void set_first_stream_id_for_test(int32_t id) { first_stream_id_ = id; }
+
   class Http2;  // one HTTP/2 connection (etcd_grpc_client.cc)
   struct Stream;
 
@@ -101,6 +104,7 @@ class EtcdGrpcClient {
   std::vector<std::unique_ptr<Slot>> slots_;  // per endpoint
   std::vector<std::weak_ptr<EtcdConn>> dialling_;
   std::shared_ptr<WatchState> watch_;
+  int32_t first_stream_id_ = 1;
   bool stopped_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -307,6 +307,20 @@ TEST_F(EtcdGrpcClientTest, CallsShareOneConnection) {
   EXPECT_EQ(s.connections, 1);
 }
 
+// A connection runs out of stream ids after 2^30 calls (days at full rate): the last one drains
+// it and calls go on over a new one, none failing.
+TEST_F(EtcdGrpcClientTest, ACallWhenStreamIdsRunOutGoesOverANewConnection) {
+  FakeGrpcServer s(io_, [](const Request&) { return Reply{.messages = {"ok"}}; });
+  auto c = Client({s.url()});
+  c->set_first_stream_id_for_test(INT32_MAX - 4);  // 3 streams left: ...-4, ...-2, INT32_MAX
+  for (int i = 0; i < 5; ++i) {
+    auto r = CallOnce(*c, "/m");
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().message();
+  }
+  EXPECT_EQ(s.connections, 2);
+  EXPECT_EQ(s.requests.size(), 5u);
+}
+
 // tokenmgr stops when its io_context runs out of work: a kept connection must not hold it.
 TEST_F(EtcdGrpcClientTest, AnIdleConnectionKeepsNothingPending) {
   auto server_io = std::make_unique<asio::io_context>();
