@@ -1,5 +1,7 @@
 #include "store/etcd_lock_service.h"
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -343,8 +345,21 @@ void EtcdLockService::GrantTxn(WaiterPtr w, bool fast_path, bool retried, Taken 
   txn.compare = {Compare::Create(keys_.lock_key, CompareResult::kEqual, 0, lock_end),
                  Compare::Value(keys_.epoch_key, mirror_->epoch_raw())};
   if (fast_path) {
-    txn.compare.push_back(
-        Compare::Create(keys_.waiters_begin, CompareResult::kEqual, 0, waiters_end));
+    // Nobody queued. When this replica queues nobody else, its own key range holds only keys
+    // of waiters it is done with (deleted, or being deleted), which etcd would still read
+    // until the next compaction: after a busy spell, thousands. So only the other replicas'
+    // ranges are compared then; else the whole range (this replica's queue comes first).
+    bool own_queue = std::any_of(local_.begin(), local_.end(), [&](const auto& entry) {
+      return entry.second != w && !entry.second->finished;
+    });
+    if (own_queue) {
+      txn.compare.push_back(
+          Compare::Create(keys_.waiters_begin, CompareResult::kEqual, 0, waiters_end));
+    } else {
+      for (const auto& [begin, end] : OtherReplicasWaiterRanges()) {
+        txn.compare.push_back(Compare::Create(begin, CompareResult::kEqual, 0, end));
+      }
+    }
   } else {
     std::vector<Compare> older = NoOlderWaiterElsewhere(w->rev);
     txn.compare.insert(txn.compare.end(), older.begin(), older.end());
@@ -485,6 +500,12 @@ void EtcdLockService::FlushEnqueues() {
   });
 }
 
+std::array<std::pair<std::string, std::string>, 2> EtcdLockService::OtherReplicasWaiterRanges()
+    const {
+  return {{{keys_.waiters_begin, own_waiters_prefix_},
+           {PrefixEnd(own_waiters_prefix_), PrefixEnd(keys_.waiters_prefix)}}};
+}
+
 std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const {
   // The waiter range minus this replica's own keys: [begin, own) and [own end, end). Own waiters
   // are served in local order (OldestWaiter), so etcd need not read them for each grant. etcd
@@ -492,10 +513,7 @@ std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const 
   // is GREATER rev - 1 and needs a key. Which one holds, the mirror says; if it was behind, the
   // compare fails (no grant) and the watch brings the next try.
   std::vector<Compare> out;
-  const std::pair<std::string, std::string> ranges[] = {
-      {keys_.waiters_begin, own_waiters_prefix_},
-      {PrefixEnd(own_waiters_prefix_), PrefixEnd(keys_.waiters_prefix)}};
-  for (const auto& range : ranges) {
+  for (const auto& range : OtherReplicasWaiterRanges()) {
     const std::string& begin = range.first;  // not a structured binding: clang 14 cannot
     const std::string& end = range.second;   // capture one in the lambda (the fuzz build)
     bool any = std::any_of(mirror_->waiters().begin(), mirror_->waiters().end(),

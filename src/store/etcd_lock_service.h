@@ -31,7 +31,9 @@
 // Contract:
 // - Grant is a txn: lock range empty AND (no waiter at all | every waiter key of other
 //   replicas, and foreign ones, was created no earlier than ours), so waiters across all
-//   replicas are served in create-revision (arrival) order. A replica serves its own waiters in
+//   replicas are served in create-revision (arrival) order. "No waiter at all" leaves out this
+//   replica's own key range when it queues nobody (only keys of waiters it is done with are
+//   there, which etcd would read until the next compaction). A replica serves its own waiters in
 //   its local arrival order (waiters queued in one txn share a create revision), so its compares
 //   leave its own key range out: etcd reads every key of a range compare, and under contention
 //   this replica's own queue is most of them.
@@ -98,6 +100,7 @@
 //   mirror only picks which txn to try.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <map>
 #include <memory>
@@ -226,6 +229,8 @@ class EtcdLockService final : public lock::LockService {
                   bool lease_ok);
   // The compares of a grant to this replica's waiter created at `rev`: no waiter key of another
   // replica (or foreign) is older. This replica's own keys are left out (served in local order).
+  // The waiter range without this replica's own keys: [begin, own) and [own end, end).
+  std::array<std::pair<std::string, std::string>, 2> OtherReplicasWaiterRanges() const;
   std::vector<Compare> NoOlderWaiterElsewhere(int64_t rev) const;
   // The key of the next grant: lock/a, or lock/b after lock/a (a handoff deletes one and creates
   // the other in one txn). Deleted keys stay in etcd's index until compaction and every grant's

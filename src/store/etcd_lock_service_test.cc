@@ -300,6 +300,54 @@ TEST_F(EtcdLockServiceTest, AHandoffDoesNotMakeEtcdReadThisReplicasOwnQueue) {
   EXPECT_LE(etcd_.kvs_compared() - compared, 4);
 }
 
+TEST_F(EtcdLockServiceTest, AFastPathGrantDoesNotMakeEtcdReadThisReplicasServedQueue) {
+  // After a busy spell, etcd's index still holds the deleted waiter keys of this replica until
+  // the next compaction; "nobody queued" need not read them when this replica queues nobody.
+  Replica& a = Open();
+  lock::Grant first = MustGrant(a, "node-1");
+  std::vector<GrantAnswer> waiting;
+  for (int i = 0; i < 20; ++i) {
+    waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10), seconds(30)));
+  }
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 20u);
+  lock::Grant held = first;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Release(a, held.id).ok());
+    ASSERT_TRUE(waiting[i]->done && waiting[i]->value.ok()) << i;
+    held = *waiting[i]->value;
+  }
+  ASSERT_TRUE(Release(a, held.id).ok());
+  Run(milliseconds(10));
+  ASSERT_TRUE(WaiterKeys().empty());
+  const int64_t compared = etcd_.kvs_compared();
+  lock::Grant next = MustGrant(a, "node-2");
+  // The lock range, the epoch: not the 20 deleted waiter keys.
+  EXPECT_LE(etcd_.kvs_compared() - compared, 4);
+  ASSERT_TRUE(Release(a, next.id).ok());
+}
+
+TEST_F(EtcdLockServiceTest, AFastPathRequestDoesNotJumpThisReplicasOwnQueue) {
+  // The lock's lease ends while a's watch is silent: etcd has a free lock and a's own waiter
+  // queued. A request that does not wait must not take the lock past that waiter.
+  Replica& a = Open();
+  MustGrant(a, "node-1", seconds(1));
+  GrantAnswer queued = Acquire(a, "w", seconds(10), seconds(30));
+  Run(milliseconds(10));
+  ASSERT_EQ(WaiterKeys().size(), 1u);
+  etcd_.SilenceWatches(true);
+  Run(seconds(3));  // the lease (1 s + 1 s slack) ended
+  ASSERT_TRUE(Grants().empty());
+  GrantAnswer now = Acquire(a, "impatient", seconds(10), seconds(0));
+  Run(milliseconds(10));
+  ASSERT_TRUE(now->done);
+  EXPECT_FALSE(now->value.ok());
+  etcd_.SilenceWatches(false);
+  Run(milliseconds(100));
+  ASSERT_TRUE(queued->done);
+  EXPECT_TRUE(queued->value.ok()) << queued->value.status().ToString();
+}
+
 TEST_F(EtcdLockServiceTest, WaitersOnTwoReplicasAreServedInArrivalOrder) {
   Replica &a = Open("a"), &b = Open("b");
   ServedInArrivalOrder(a, b, /*a_blind=*/false);

@@ -73,7 +73,8 @@ class FakeEtcd {
   int compactions() const { return compactions_; }
   int status_calls() const { return status_calls_; }
   int64_t kvs_read() const { return kvs_read_; }  // keys returned by ranges (txn ranges too)
-  int64_t kvs_compared() const { return kvs_compared_; }  // keys txn compares read
+  // Keys txn compares read: live ones and, as etcd's index does until a compaction, deleted ones.
+  int64_t kvs_compared() const { return kvs_compared_; }
   int open_watches() const;
 
  private:
