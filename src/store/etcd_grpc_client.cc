@@ -174,6 +174,21 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
     Flush();
   }
 
+  // No new streams (calls in flight go on); the client's next call opens a new connection.
+  void Drain() { goaway_ = true; }
+
+  // `s` ran out of time: RST_STREAM to etcd, and it ends lost (it may have been applied). The
+  // connection drains.
+  void Expire(const std::shared_ptr<Stream>& s, Status why) {
+    if (s->ended) return;
+    goaway_ = true;
+    if (!dead_ && streams_.erase(s->id)) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+      Flush();
+    }
+    End(s, std::move(why), Outcome::kLost);
+  }
+
   // Closes the socket and ends every stream with `why`: refused if its request was never
   // sent, lost otherwise.
   void Close(const Status& why) {
@@ -460,6 +475,11 @@ const std::string& EtcdGrpcClient::current_endpoint() const {
 void EtcdGrpcClient::Post(std::function<void()> f) { asio::post(io_, std::move(f)); }
 
 void EtcdGrpcClient::Failed(size_t endpoint) {
+  // Calls in flight to it go on; new ones will not share its connection.
+  if (std::shared_ptr<Http2>& conn = slots_[endpoint]->conn) {
+    conn->Drain();
+    conn.reset();
+  }
   if (endpoint != current_) return;
   current_ = (current_ + 1) % endpoints_.size();
 }
@@ -567,11 +587,13 @@ void EtcdGrpcClient::Send(std::string method, std::shared_ptr<std::string> body,
     s->deadline->async_wait([weak = std::weak_ptr<Http2>(h2), s,
                              ms = options_.timeout.count()](const beast::error_code& ec) {
       if (ec || s->ended) return;
-      // The member or the path to it is stuck: every call on this connection would wait as
-      // long, so it is closed (its calls fail as lost) and later calls go elsewhere.
+      // The member or the path to it is stuck: this call fails (outcome unknown), later calls
+      // go to the next member over a new connection (Failed() drains this one), and the calls
+      // already in flight here keep their own deadlines: one stuck in a network cut (TCP
+      // retransmitting) still lands when the cut heals, as with a connection of its own.
       if (auto h = weak.lock()) {
-        h->Close(Unavailable("etcd " + h->name() + ": no answer within " + std::to_string(ms) +
-                             " ms"));
+        h->Expire(s, Unavailable("etcd " + h->name() + ": no answer within " +
+                                 std::to_string(ms) + " ms"));
       }
     });
     h2->Open(method, s);

@@ -19,9 +19,10 @@
 // - An endpoint that cannot be connected to is skipped for the next one, up to every endpoint
 //   once, for any call (nothing was sent). A stream the server refused unprocessed (GOAWAY,
 //   REFUSED_STREAM) is sent again once, for any call.
-// - A call that failed after it was sent (connection lost, no answer within `timeout`: the
-//   connection is then closed, failing the other calls on it) moves later calls to the next
-//   endpoint; `idempotent` calls are retried there once.
+// - A call that failed after it was sent (connection lost, no answer within `timeout`) moves
+//   later calls to the next endpoint, over a new connection; `idempotent` calls are retried
+//   there once. Other calls in flight on the old connection keep their own deadlines (one held
+//   up by a network cut still lands when it heals).
 // - Every request and the watch carry the gRPC metadata "hasleader": a member cut off from the
 //   others answers "no leader" at once (and ends its watch); later calls go to the next endpoint
 //   and an idempotent call is sent there once. A read answered "leader changed" is sent again

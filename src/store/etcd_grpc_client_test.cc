@@ -39,6 +39,7 @@ struct Reply {
   bool hang = false;           // never answer
   bool refuse = false;         // RST_STREAM REFUSED_STREAM (not processed)
   bool keep_open = false;      // send the messages, then leave the stream open
+  std::chrono::milliseconds delay{0};  // answer this much later
 };
 
 struct Request {
@@ -146,6 +147,21 @@ class FakeGrpcServer {
       server->requests.push_back(s->req);
       Reply r = server->handler_(s->req);
       if (r.hang) return;
+      if (r.delay.count() > 0) {
+        auto timer = std::make_shared<asio::steady_timer>(server->io_, r.delay);
+        r.delay = {};
+        timer->async_wait([self = shared_from_this(), timer, id, r](auto ec) {
+          if (ec || !self->sock.is_open()) return;
+          self->Respond(id, r);
+          self->Flush();
+        });
+        return;
+      }
+      Respond(id, r);
+    }
+
+    void Respond(int32_t id, const Reply& r) {
+      auto s = streams[id];
       if (r.refuse) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
         return;
@@ -435,7 +451,29 @@ TEST_F(EtcdGrpcClientTest, MembersThatRefuseConnectionsAreSkippedForAnyCall) {
   EXPECT_NE(f.status().message().find("connect"), std::string::npos) << f.status().message();
 }
 
-TEST_F(EtcdGrpcClientTest, NoAnswerWithinTheTimeoutFailsTheCallAndClosesTheConnection) {
+TEST_F(EtcdGrpcClientTest, ACallTimingOutLeavesTheOtherCallsOnItsConnectionTheirDeadlines) {
+  // A release stuck in a network cut must still land when the cut heals, even though a probe
+  // on the same connection timed out meanwhile.
+  FakeGrpcServer s(io_, [](const Request& r) {
+    return r.path == "/hang" ? Reply{.hang = true}
+                             : Reply{.messages = {"late"}, .delay = 150ms};
+  });
+  auto c = Client({s.url()}, 200ms);
+  std::optional<Status> hung;
+  std::optional<StatusOr<std::string>> slow;
+  c->Call("/hang", "x", [&](StatusOr<std::string> r) { hung = r.status(); });
+  asio::steady_timer later(io_, 100ms);  // sent 100 ms later: answered at 250, after the 200
+  later.async_wait([&](auto) {
+    c->Call("/slow", "x", [&](StatusOr<std::string> r) { slow = std::move(r); });
+  });
+  RunUntil([&] { return hung.has_value() && slow.has_value(); });
+  EXPECT_EQ(hung->code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(slow->ok()) << slow->status().message();
+  EXPECT_EQ(**slow, "late");
+  EXPECT_EQ(s.connections, 1);
+}
+
+TEST_F(EtcdGrpcClientTest, NoAnswerWithinTheTimeoutFailsTheCallAndLaterOnesUseANewConnection) {
   FakeGrpcServer s(io_, [](const Request&) { return Reply{.hang = true}; });
   auto c = Client({s.url()}, 200ms);
   auto t0 = std::chrono::steady_clock::now();
