@@ -67,6 +67,15 @@ class EtcdLockServiceTest : public ::testing::Test {
   // Moves simulated time forward, running every callback and timer that falls due.
   void Run(milliseconds d) { time_.AdvanceAndRun(d, io_); }
 
+  // `n` requests on `r` that wait (holders w0, w1, ...), queued once this returns.
+  std::vector<GrantAnswer> QueueWaiters(Replica& r, int n) {
+    std::vector<GrantAnswer> waiting;
+    for (int i = 0; i < n; ++i) {
+      waiting.push_back(Acquire(r, "w" + std::to_string(i), seconds(10), seconds(30)));
+    }
+    Run(milliseconds(10));
+    return waiting;
+  }
   GrantAnswer Acquire(Replica& r, const std::string& holder, seconds ttl = seconds(10),
                       seconds wait = seconds(0)) {
     auto a = std::make_shared<Answer<StatusOr<lock::Grant>>>();
@@ -287,11 +296,7 @@ TEST_F(EtcdLockServiceTest, AHandoffDoesNotMakeEtcdReadThisReplicasOwnQueue) {
   // waiters, which it serves in local order: the handoff's compares leave them out.
   Replica& a = Open();
   lock::Grant first = MustGrant(a, "node-1");
-  std::vector<GrantAnswer> waiting;
-  for (int i = 0; i < 20; ++i) {
-    waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10), seconds(30)));
-  }
-  Run(milliseconds(10));
+  std::vector<GrantAnswer> waiting = QueueWaiters(a, 20);
   ASSERT_EQ(WaiterKeys().size(), 20u);
   const int64_t compared = etcd_.kvs_compared();
   ASSERT_TRUE(Release(a, first.id).ok());
@@ -305,11 +310,7 @@ TEST_F(EtcdLockServiceTest, AFastPathGrantDoesNotMakeEtcdReadThisReplicasServedQ
   // the next compaction; "nobody queued" need not read them when this replica queues nobody.
   Replica& a = Open();
   lock::Grant first = MustGrant(a, "node-1");
-  std::vector<GrantAnswer> waiting;
-  for (int i = 0; i < 20; ++i) {
-    waiting.push_back(Acquire(a, "w" + std::to_string(i), seconds(10), seconds(30)));
-  }
-  Run(milliseconds(10));
+  std::vector<GrantAnswer> waiting = QueueWaiters(a, 20);
   ASSERT_EQ(WaiterKeys().size(), 20u);
   lock::Grant held = first;
   for (int i = 0; i < 20; ++i) {
