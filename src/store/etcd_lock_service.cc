@@ -201,8 +201,11 @@ lock::LockService::CancelFn EtcdLockService::Acquire(lock::AcquireRequest reques
     w->deadline->Arm(request.wait);
   }
   local_[w->local_id] = w;
-  if (!to_enqueue_.empty()) {
-    // Earlier waiters of this replica are about to be queued: go behind them.
+  if (!to_enqueue_.empty() || FastPathInFlight()) {
+    // Earlier requests of this replica are about to be queued, or one is taking the free lock
+    // (its txn in flight): go behind them. When many ask a free lock at once (holders started
+    // together), only the first tries the fast path; each other try would cost etcd a lease
+    // grant, a txn bound to fail and a lease revoke, all before the first handoff.
     if (w->deadline) {
       Enqueue(w);
     } else {
@@ -321,6 +324,7 @@ void EtcdLockService::OnGrantExpired(const EtcdRecord& rec) {
 // only take a free lock when nobody is queued; otherwise `w` must be the oldest waiter.
 void EtcdLockService::TryGrant(WaiterPtr w, bool fast_path, bool retried) {
   w->trying = true;
+  if (fast_path) fast_path_ = w;
   leases_->Take(w->ttl, [this, w, fast_path, retried,
                          a = std::weak_ptr<bool>(alive_)](StatusOr<Taken> lease) {
     if (!Alive(a)) return;
@@ -423,9 +427,18 @@ void EtcdLockService::Enqueue(WaiterPtr w) {
   session_->Ensure([this, w, a = std::weak_ptr<bool>(alive_)](Status s) {
     if (!Alive(a) || w->finished) return;
     if (!s.ok()) return Finish(w, Unavailable("lock store (etcd) unavailable: " + s.message()));
-    to_enqueue_.push_back(w);
+    // In arrival order: a fast-path request whose txn failed came before the requests queued
+    // while it was in flight (FlushEnqueues waits for its answer).
+    auto later = std::upper_bound(to_enqueue_.begin(), to_enqueue_.end(), w->local_id,
+                                  [](uint64_t id, const WaiterPtr& q) { return id < q->local_id; });
+    to_enqueue_.insert(later, w);
     ArmEnqueueFlush();
   });
+}
+
+bool EtcdLockService::FastPathInFlight() const {
+  WaiterPtr w = fast_path_.lock();
+  return w && w->trying && !w->finished;
 }
 
 void EtcdLockService::ArmEnqueueFlush() {
@@ -476,6 +489,11 @@ void EtcdLockService::Enqueued(const Enqueues& taken, int64_t revision) {
 }
 
 void EtcdLockService::FlushEnqueues() {
+  if (FastPathInFlight()) {
+    // Its request came first: if its txn fails, it queues ahead of these (Enqueue). Looked at
+    // again a batch later (a fast-path txn takes about one etcd write).
+    return ArmEnqueueFlush();
+  }
   auto taken = std::make_shared<Enqueues>();
   Txn txn;
   txn.success = TakeEnqueues(*taken);

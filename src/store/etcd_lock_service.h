@@ -255,7 +255,11 @@ class EtcdLockService final : public lock::LockService {
   // Arms enqueue_timer_ (kEnqueueBatch) if waiter keys wait to be written. The timer writes
   // them only while no release txn of this replica is in flight; else the answer re-arms it.
   void ArmEnqueueFlush();
+  // Writes the waiter keys still to be written, in one txn; waits (re-arms) while this
+  // replica's fast-path grant txn is in flight.
   void FlushEnqueues();
+  // A request of this replica is trying to take the free lock (its grant txn in flight).
+  bool FastPathInFlight() const;
   // The puts of the waiter keys still to be written, for a txn; moves their waiters to `taken`.
   std::vector<Op> TakeEnqueues(Enqueues& taken);
   // The txn that wrote the keys of `taken` applied at `revision`.
@@ -312,7 +316,8 @@ class EtcdLockService final : public lock::LockService {
   std::unique_ptr<EtcdReleaseChase> chase_;
 
   std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
-  std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet
+  std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet, by local id
+  std::weak_ptr<Waiter> fast_path_;      // the last request that tried the fast path
   bool enqueue_armed_ = false;           // enqueue_timer_ will flush them
   int releases_in_flight_ = 0;           // release txns sent, not answered yet
   static constexpr std::chrono::milliseconds kEnqueueBatch{5};
