@@ -19,8 +19,9 @@
 // Contract:
 // - AppendEvents numbers events in one txn: compare seq's mod revision, put seq and the events.
 //   A failed compare reads seq in the same txn (failure branch) and tries again, at most
-//   max_attempts times, then UNAVAILABLE. Calls queued while a txn is in flight go together in
-//   the next txn (at most kMaxEventsPerTxn events; a single call with more is INVALID_ARGUMENT).
+//   max_attempts times, then UNAVAILABLE. Calls within event_flush of the first one waiting,
+//   and calls queued while a txn is in flight, go together in the next txn (at most
+//   kMaxEventsPerTxn events; a single call with more is INVALID_ARGUMENT).
 //   So seqs are unique and gap-free across replicas and restarts.
 // - The sink gets events in ascending seq, each once: from the start-up read, the watch, and a
 //   successful append of this replica (read-your-writes). A seq above a missing lower one is
@@ -73,6 +74,7 @@ struct EtcdConsoleOptions {
   std::chrono::seconds gone_after{60};
   std::chrono::seconds node_retention{std::chrono::hours(24)};
   std::chrono::milliseconds node_flush{200};  // rows noted within this go in one txn
+  std::chrono::milliseconds event_flush{10};  // events appended within this too (0: at once)
 };
 
 class EtcdConsoleJournal final : public console::ConsoleJournal {
@@ -162,7 +164,7 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   std::unique_ptr<EtcdApi> etcd_;
   EtcdConsoleOptions options_;
   std::string root_, seq_key_, events_prefix_, cordon_prefix_, disable_prefix_, nodes_prefix_;
-  TimerPtr resync_timer_, hold_timer_, retention_timer_, node_timer_;
+  TimerPtr resync_timer_, hold_timer_, retention_timer_, node_timer_, event_timer_;
 
   // Numbering: the counter as last seen (value, mod revision).
   uint64_t counter_ = 0;
@@ -186,6 +188,7 @@ class EtcdConsoleJournal final : public console::ConsoleJournal {
   int failed_reads_ = 0;  // since the last sync (backoff, and fewer log lines)
 
   std::deque<Append> queue_;
+  size_t queued_events_ = 0;  // in queue_
   bool in_flight_ = false;
 
   // Node rows: what this replica wrote last (and when), what waits to be written, and when

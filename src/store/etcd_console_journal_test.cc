@@ -71,6 +71,7 @@ class EtcdConsoleJournalTest : public ::testing::Test {
     o.prefix = "/t/";
     o.limits = limits_;
     o.retention_interval = seconds(10);
+    o.event_flush = milliseconds(0);  // appends go at once; EventsWithinEventFlushShareOneTxn
     return o;
   }
   // A replica's journal, started and run until idle. Owned by the fixture.
@@ -144,6 +145,52 @@ TEST_F(EtcdConsoleJournalTest, ConcurrentAppendsOnTwoReplicasShareOneGapFreeNumb
   }
   EXPECT_EQ(etcd_.Get("/t/console/seq")->value, "80");
   EXPECT_EQ(EventKeys(), 80u);
+}
+
+TEST_F(EtcdConsoleJournalTest, EventsWithinEventFlushShareOneTxn) {
+  // 500 holders started together report an event each every few ms: a txn each cost etcd as
+  // much as the lock's handoffs. Appends within event_flush of the first go in one txn.
+  auto client = etcd_.NewClient("batching");
+  EtcdConsoleOptions o = Options();
+  o.event_flush = milliseconds(10);
+  EtcdConsoleJournal j(time_, io_.get_executor(), std::move(client), o);
+  RecordingSink sink;
+  j.Attach(&sink);
+  j.Start();
+  Run(milliseconds(0));
+  ASSERT_TRUE(j.synced());
+  const int txns = etcd_.txns();
+  std::vector<std::optional<Status>> answers(8);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    j.AppendEvents({Ev("n" + std::to_string(i))}, [&answers, i](Status s) { answers[i] = s; });
+    Run(milliseconds(1));
+  }
+  EXPECT_FALSE(answers[0].has_value());
+  EXPECT_EQ(etcd_.txns(), txns);
+  Run(milliseconds(2));  // 10 ms after the first
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i].has_value()) << i;
+    EXPECT_TRUE(answers[i]->ok()) << answers[i]->ToString();
+  }
+  EXPECT_EQ(etcd_.txns(), txns + 1);
+  EXPECT_EQ(EventKeys(), answers.size());
+  EXPECT_EQ(j.last_seq(), answers.size());
+  // A full batch does not wait.
+  std::vector<Event> full(EtcdConsoleJournal::kMaxEventsPerTxn, Ev("bulk"));
+  std::optional<Status> bulk;
+  j.AppendEvents(full, [&bulk](Status s) { bulk = s; });
+  Run(milliseconds(0));
+  ASSERT_TRUE(bulk.has_value());
+  EXPECT_TRUE(bulk->ok()) << bulk->ToString();
+  // Stopping fails what still waits; nothing is sent after.
+  std::optional<Status> late;
+  j.AppendEvents({Ev("late")}, [&late](Status s) { late = s; });
+  j.Stop();
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->code(), StatusCode::kUnavailable);
+  const int after = etcd_.txns();
+  Run(milliseconds(50));
+  EXPECT_EQ(etcd_.txns(), after);
 }
 
 TEST_F(EtcdConsoleJournalTest, AMarkSetOnOneReplicaIsSeenByTheOtherAndLiftedFromIt) {
