@@ -50,11 +50,10 @@ else
   procs_ns=(100 500); sim_ns=(5000); cs_runs=100; timeout=300
 fi
 
-# 5,000 simulated holders hold 5,000 long-poll connections (and tokenmgr the other ends);
-# 500 holder processes each need a few threads.
-# Each simulated holder's client has its own io_context (epoll, eventfd, timerfd) besides its
-# connection: about 4 descriptors each, so 5,000 need more than 20,000 (the driver aborted with
-# "epoll: Too many open files" at 20,000 on STORE=etcd). Root may raise the hard limit too.
+# 500 holder processes each need a few threads and descriptors; the simulated holders share one
+# HTTP client per worker thread (about 4 descriptors each: epoll, eventfd, timerfd, socket), and
+# tokenmgr holds the other ends. Root may raise the hard limit too; where it cannot (this sandbox:
+# 20,000, EPERM), the soft limit goes to the hard one.
 want_files=65536
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_files" ]; then
   ulimit -Hn "$want_files" 2>/dev/null || true
