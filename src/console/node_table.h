@@ -80,6 +80,7 @@ class NodeTable {
   const Clock& clock_;
   NodeOptions options_;
   std::map<std::string, Entry> nodes_;
+  SteadyTime oldest_seen_ = SteadyTime::max();  // <= every node's `seen` (Expire)
 };
 
 }  // namespace lm::console

@@ -63,6 +63,33 @@ TEST_F(NodeTableTest, SilentNodeIsGoneAfterTheTtlAndDroppedAfterRetention) {
   EXPECT_TRUE(nodes_.List().empty());
 }
 
+TEST_F(NodeTableTest, EachNodeIsDroppedExactlyARetentionAfterItWasLastSeen) {
+  // Expire skips its scan until the oldest `seen` can have expired; a node that reported again
+  // meanwhile must outlive the scan that drops the silent one, and go a retention after its
+  // own last report, not later.
+  ASSERT_TRUE(nodes_.Report(R("a", NodeState::kHeld, "l1")).ok());
+  ASSERT_TRUE(nodes_.Report(R("b", NodeState::kHeld, "l2")).ok());
+  clock_.Advance(1800s);
+  ASSERT_TRUE(nodes_.Report(R("a", NodeState::kHeld, "l1")).ok());
+  clock_.Advance(1799s);
+  EXPECT_EQ(nodes_.List().size(), 2u);
+  clock_.Advance(1s);  // b: a retention since its only report
+  auto rows = nodes_.List();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].node, "a");
+  clock_.Advance(1799s);
+  EXPECT_TRUE(nodes_.Get("a").has_value());
+  clock_.Advance(1s);
+  EXPECT_FALSE(nodes_.Get("a").has_value());
+  EXPECT_EQ(nodes_.size(), 0u);
+  // A new node after the table emptied is kept and dropped on its own time.
+  ASSERT_TRUE(nodes_.Report(R("c", NodeState::kWaiting)).ok());
+  clock_.Advance(3599s);
+  EXPECT_TRUE(nodes_.Get("c").has_value());
+  clock_.Advance(1s);
+  EXPECT_FALSE(nodes_.Get("c").has_value());
+}
+
 TEST_F(NodeTableTest, GoneIsDecidedOnTheMonotonicClockNotTheWallClock) {
   ASSERT_TRUE(nodes_.Report(R("n1", NodeState::kHeld, "l1")).ok());
   clock_.StepWall(24h);
@@ -124,6 +151,25 @@ TEST(NodeTableMerge, AnotherReplicasNewerRowIsTakenAndAgesFromItsLastSeen) {
   EXPECT_EQ(nodes.Get("n1")->state, NodeState::kHeld);
   clock.Advance(10s);  // 60 s since the other replica heard from it
   EXPECT_EQ(nodes.Get("n1")->state, NodeState::kGone);
+}
+
+TEST(NodeTableMerge, AMergedRowOlderThanEveryLocalReportIsDroppedOnItsOwnTime) {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  NodeTable nodes(clock, {.gone_after = 60s, .retention = 3600s});
+  ASSERT_TRUE(nodes.Report({.node = "local", .pod = "p", .state = NodeState::kHeld}).ok());
+  NodeRow row;
+  row.node = "n1";
+  row.pod = "pod-n1";
+  row.last_reported = NodeState::kHeld;
+  row.since = clock.WallNow() - 3000s;
+  row.last_seen = clock.WallNow() - 3000s;  // 600 s of its retention left
+  ASSERT_TRUE(nodes.Merge(row).ok());
+  clock.Advance(599s);
+  EXPECT_TRUE(nodes.Get("n1").has_value());
+  clock.Advance(1s);
+  EXPECT_FALSE(nodes.Get("n1").has_value());
+  EXPECT_TRUE(nodes.Get("local").has_value());
 }
 
 }  // namespace

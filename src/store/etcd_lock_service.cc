@@ -72,10 +72,19 @@ EtcdLockService::EtcdLockService(boost::asio::io_context& io, TimeSystem& time,
           .lost = [this] { FailAllWaiters(Unavailable("lost the etcd session; retry")); }});
   mirror_ = std::make_unique<EtcdMirror>(
       time_, ex, *etcd_, keys_,
-      EtcdMirror::Hooks{.synced = [this] { health_->Set(true, ""); },
+      EtcdMirror::Hooks{.synced =
+                            [this] {
+                              requeue_scan_ = true;  // a full read: no delete events for it
+                              health_->Set(true, "");
+                            },
                         .error = [this](const std::string& why) { health_->Set(false, why); },
                         .changed = [this] { Pump(); },
-                        .expired = [this](const EtcdRecord& rec) { OnGrantExpired(rec); }});
+                        .expired = [this](const EtcdRecord& rec) { OnGrantExpired(rec); },
+                        .waiter_deleted =
+                            [this](const std::string& key) {
+                              auto it = queued_keys_.find(key);
+                              if (it != queued_keys_.end()) removed_.push_back(it->second);
+                            }});
   health_ = std::make_unique<EtcdHealth>(
       time_, ex, *etcd_, keys_.lock_key, store_.probe_interval, store_.timeout,
       EtcdHealth::Hooks{.up = [this] { OnEtcdUp(); },
@@ -234,6 +243,7 @@ void EtcdLockService::Finish(const WaiterPtr& w, StatusOr<lock::Grant> result) {
   w->finished = true;
   if (w->deadline) w->deadline->Disarm();
   local_.erase(w->local_id);
+  Unqueue(*w);
   std::erase(to_enqueue_, w);
   if (!w->key.empty() && !result.ok()) {
     // Leave the queue now; if this fails the session lease removes the key later.
@@ -283,6 +293,7 @@ void EtcdLockService::Granted(const WaiterPtr& w, const std::string& key, const 
         std::chrono::duration<double>(time_.Now() - w->enqueued_at).count());
   }
   mirror_->NoteToken(token);
+  Unqueue(*w);
   if (w->rev) mirror_->EraseWaiter(w->rev, w->key);
   // Read-your-writes on this replica; the watch confirms it.
   EtcdRecord rec;
@@ -484,6 +495,7 @@ void EtcdLockService::Enqueued(const Enqueues& taken, int64_t revision) {
     }
     w->key = key;
     w->rev = revision;
+    Queued(*w);
     mirror_->AddWaiter(revision, key);
   }
 }
@@ -534,8 +546,7 @@ std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const 
   for (const auto& range : OtherReplicasWaiterRanges()) {
     const std::string& begin = range.first;  // not a structured binding: clang 14 cannot
     const std::string& end = range.second;   // capture one in the lambda (the fuzz build)
-    bool any = std::any_of(mirror_->waiters().begin(), mirror_->waiters().end(),
-                           [&](const auto& w) { return w.second >= begin && w.second < end; });
+    bool any = mirror_->AnyWaiterIn(begin, end);
     out.push_back(any ? Compare::Create(begin, CompareResult::kGreater, rev - 1, end)
                       : Compare::Create(begin, CompareResult::kEqual, 0, end));
   }
@@ -544,9 +555,7 @@ std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const 
 
 EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
   WaiterPtr best;
-  for (auto& [id, w] : local_) {
-    if (w->rev && !w->finished && (!best || w->rev < best->rev)) best = w;
-  }
+  if (!queued_.empty()) best = local_.at(queued_.begin()->second);
   const auto& waiters = mirror_->waiters();
   if (!best || (!waiters.empty() && waiters.begin()->first < best->rev)) return nullptr;
   return best;
@@ -565,29 +574,49 @@ void EtcdLockService::Pump() {
 }
 
 void EtcdLockService::RequeueRemoved() {
-  std::vector<WaiterPtr> removed;
-  for (auto& [id, w] : local_) {
-    if (w->rev && !w->trying && !w->finished && !mirror_->waiters().contains({w->rev, w->key})) {
-      removed.push_back(w);
+  // Only the waiters whose key the watch showed deleted (every one after a full read): looking
+  // at every queued waiter on each Pump() made 5,000 of them cost O(N^2).
+  std::vector<WaiterPtr> candidates;
+  if (requeue_scan_) {
+    requeue_scan_ = false;
+    removed_.clear();
+    for (auto& [id, w] : local_) candidates.push_back(w);
+  } else {
+    for (uint64_t id : std::exchange(removed_, {})) {
+      auto it = local_.find(id);
+      if (it != local_.end()) candidates.push_back(it->second);
     }
   }
-  for (WaiterPtr& w : removed) {
+  for (WaiterPtr& w : candidates) {
+    if (!w->rev || w->finished || mirror_->waiters().contains({w->rev, w->key})) continue;
+    if (w->trying) {  // its grant txn may be what deleted the key: look again once answered
+      removed_.push_back(w->local_id);
+      continue;
+    }
     spdlog::info("waiter '{}' lost its place in the etcd queue (removed by another replica as "
                  "stalled): queued again",
                  w->holder);
+    Unqueue(*w);
     w->key.clear();
     w->rev = 0;
     Enqueue(std::move(w));
   }
 }
 
+void EtcdLockService::Queued(const Waiter& w) {
+  queued_.insert({w.rev, w.local_id});
+  queued_keys_[w.key] = w.local_id;
+}
+
+void EtcdLockService::Unqueue(const Waiter& w) {
+  if (w.rev) queued_.erase({w.rev, w.local_id});
+  if (!w.key.empty()) queued_keys_.erase(w.key);
+}
+
 void EtcdLockService::WatchQueueHead(bool lock_free) {
   // This replica's oldest queued waiter, and the keys ahead of it (not foreign ones).
   std::vector<std::pair<int64_t, std::string>> head;
-  int64_t oldest = 0;
-  for (auto& [id, w] : local_) {
-    if (w->rev && !w->finished && (!oldest || w->rev < oldest)) oldest = w->rev;
-  }
+  const int64_t oldest = queued_.empty() ? 0 : queued_.begin()->first;
   if (lock_free && oldest) {
     for (const auto& [rev, key] : mirror_->waiters()) {
       if (rev >= oldest) break;

@@ -105,6 +105,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -218,6 +219,9 @@ class EtcdLockService final : public lock::LockService {
   // Queues again (at the back) this replica's waiters whose keys are gone from etcd while they
   // wait (another replica removed them as stalled): a grant compare needs the waiter's key.
   void RequeueRemoved();
+  // queued_ and queued_keys_: `w` is queued (its key written at w.rev) / no longer is.
+  void Queued(const Waiter& w);
+  void Unqueue(const Waiter& w);
   void RemoveStalledHead();
 
   // ---- grants ----
@@ -316,6 +320,12 @@ class EtcdLockService final : public lock::LockService {
   std::unique_ptr<EtcdReleaseChase> chase_;
 
   std::map<uint64_t, WaiterPtr> local_;  // this replica's waiters by local id
+  // Those of local_ whose key is written, neither granted nor finished: (rev, local id) and
+  // key -> local id. No per-event scan of local_ (thousands of waiters).
+  std::set<std::pair<int64_t, uint64_t>> queued_;
+  std::map<std::string, uint64_t> queued_keys_;
+  std::vector<uint64_t> removed_;  // of queued_: the watch showed their key deleted
+  bool requeue_scan_ = false;      // the mirror read everything again: look at every waiter
   std::vector<WaiterPtr> to_enqueue_;    // their waiter key not written yet, by local id
   std::weak_ptr<Waiter> fast_path_;      // the last request that tried the fast path
   bool enqueue_armed_ = false;           // enqueue_timer_ will flush them

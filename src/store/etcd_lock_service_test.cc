@@ -854,7 +854,10 @@ TEST_F(EtcdLockServiceTest, AWaiterWhoseKeyWasRemovedAsStalledQueuesAgainAndIsSe
   Run(milliseconds(1100));
   ASSERT_TRUE(second->done);  // b removed a's key and granted its own waiter
   ASSERT_TRUE(second->value.ok());
-  a.client->SilenceWatch(false);
+  ASSERT_TRUE(WaiterKeys().empty());
+  a.client->SilenceWatch(false);  // a's watch shows the deletion: a queues its waiter again
+  Run(milliseconds(20));
+  EXPECT_EQ(WaiterKeys().size(), 1u);  // visible to every replica's compares again
   ASSERT_TRUE(Release(b, second->value->id).ok());
   Run(milliseconds(100));
   ASSERT_TRUE(first->done);  // a's waiter was not lost

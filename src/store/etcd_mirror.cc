@@ -56,6 +56,7 @@ void EtcdMirror::OnRange(StatusOr<RangeResponse> r) {
   lock_.reset();
   lock_range_.clear();
   waiters_.clear();
+  waiter_revs_.clear();
   foreign_.clear();
   epoch_ = 0;
   epoch_mod_ = 0;
@@ -256,7 +257,9 @@ void EtcdMirror::ApplyLockRange(const EtcdKv& e, bool deleted) {
 void EtcdMirror::ApplyWaiter(const EtcdKv& e, bool deleted) {
   const std::string& key = e.key;
   if (deleted) {
-    std::erase_if(waiters_, [&](const auto& p) { return p.second == key; });
+    auto it = waiter_revs_.find(key);
+    if (it != waiter_revs_.end()) EraseWaiter(it->second, key);
+    if (hooks_.waiter_deleted) hooks_.waiter_deleted(key);
     return;
   }
   if (key < keys_.waiters_begin) {  // below the range our compares read: no effect on the queue
@@ -264,7 +267,7 @@ void EtcdMirror::ApplyWaiter(const EtcdKv& e, bool deleted) {
   }
   // etcd's compares order every key in the range, so the mirror keeps this one too (a
   // foreign key holds up the queue behind it until it is deleted or its lease ends).
-  waiters_.insert({e.create_revision, key});
+  AddWaiter(e.create_revision, key);
   nlohmann::json v = nlohmann::json::parse(e.value, nullptr, false);
   if (e.lease == 0 || e.value.size() > kMaxRecordValueBytes ||
       !ValidateLabel(JsonString(v, "holder"), "holder").ok()) {
@@ -273,6 +276,22 @@ void EtcdMirror::ApplyWaiter(const EtcdKv& e, bool deleted) {
                        "waiters queued after it wait until it is deleted");
   }
   ForgetForeign(key);
+}
+
+void EtcdMirror::AddWaiter(int64_t revision, const std::string& key) {
+  auto [it, inserted] = waiter_revs_.try_emplace(key, revision);
+  if (!inserted) {  // the key again (a put over it): one entry, at its create revision
+    waiters_.erase({it->second, key});
+    it->second = revision;
+  }
+  waiters_.insert({revision, key});
+}
+
+void EtcdMirror::EraseWaiter(int64_t revision, const std::string& key) {
+  auto it = waiter_revs_.find(key);
+  if (it == waiter_revs_.end() || it->second != revision) return;
+  waiters_.erase({revision, key});
+  waiter_revs_.erase(it);
 }
 
 void EtcdMirror::SetLockFromRange() {

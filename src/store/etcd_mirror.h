@@ -71,6 +71,8 @@ class EtcdMirror {
     // released too late). Seen by every replica's watch; not for a release this replica made
     // (EraseGrant forgets the key first). May be empty.
     std::function<void(const EtcdRecord&)> expired;
+    // The watch showed a waiter key deleted (before `changed`). May be empty.
+    std::function<void(const std::string& key)> waiter_deleted;
   };
   EtcdMirror(TimeSystem& time, boost::asio::any_io_executor executor, EtcdApi& etcd,
              const EtcdKeys& keys, Hooks hooks);
@@ -88,6 +90,11 @@ class EtcdMirror {
   // (create revision, key) of every key in the waiter range; one txn may create several keys
   // of one replica (same revision).
   const std::set<std::pair<int64_t, std::string>>& waiters() const { return waiters_; }
+  // Whether a waiter key k with begin <= k < end is known (by key order: no scan).
+  bool AnyWaiterIn(const std::string& begin, const std::string& end) const {
+    auto it = waiter_revs_.lower_bound(begin);
+    return it != waiter_revs_.end() && it->first < end;
+  }
   uint64_t epoch() const { return epoch_; }  // 0: none usable yet
   const std::string& epoch_raw() const { return epoch_raw_; }  // as stored (txns compare it)
   uint64_t last_token() const { return last_token_; }
@@ -103,8 +110,8 @@ class EtcdMirror {
   // a newer version of the key the watch showed.
   void PutGrant(const EtcdRecord& rec);
   void EraseGrant(const std::string& key, int64_t mod_revision);
-  void AddWaiter(int64_t revision, const std::string& key) { waiters_.insert({revision, key}); }
-  void EraseWaiter(int64_t revision, const std::string& key) { waiters_.erase({revision, key}); }
+  void AddWaiter(int64_t revision, const std::string& key);
+  void EraseWaiter(int64_t revision, const std::string& key);
   void NoteToken(uint64_t token) { last_token_ = std::max(last_token_, token); }
 
  private:
@@ -138,6 +145,9 @@ class EtcdMirror {
   std::map<std::string, std::string> foreign_;    // key -> why, present now
   std::set<std::pair<std::string, int64_t>> foreign_logged_;  // (key, mod revision) logged
   std::set<std::pair<int64_t, std::string>> waiters_;
+  // key -> create revision of every entry of waiters_: a deletion seen by the watch finds its
+  // entry without a scan (one per handoff; a scan made 5,000 queued waiters O(N^2)).
+  std::map<std::string, int64_t> waiter_revs_;
   uint64_t last_token_ = 0;
   int64_t revision_ = 0;
   std::string watch_member_;
