@@ -52,6 +52,13 @@ def rss_mib(pid):
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_jiffies():
+    """(steal, total) jiffies of the whole machine, from /proc/stat's `cpu` line."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    return fields[7], sum(fields)
+
+
 def sample(a):
     tm = http(f"http://127.0.0.1:{a.tm_port}/metrics")
     st = json.loads(http(f"http://127.0.0.1:{a.etcd_port}/v3/maintenance/status", b"{}"))
@@ -64,6 +71,7 @@ def sample(a):
         "db_in_use": int(st.get("dbSizeInUse", 0)),
         "tm_rss": rss_mib(a.tm_pid),
         "etcd_rss": rss_mib(a.etcd_pid),
+        "cpu": cpu_jiffies(),
         "compactions": {r: metric_labelled(tm, "tokenmgr_etcd_compactions_total", r)
                         for r in ("ok", "error")},
     }
@@ -87,12 +95,14 @@ def report(a, rows, bench_line):
           f"STORE=etcd (defaults: ETCD_COMPACT=auto, interval 10 s), {a.clients} clients "
           f"locking continuously for {a.minutes} min, a row every {a.interval} s\n")
     print("| interval | end (min) | grants/s | etcd revision | history kept (revisions) "
-          "| db file (MiB) | db in use (MiB) | tokenmgr RSS (MiB) | etcd RSS (MiB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| db file (MiB) | db in use (MiB) | tokenmgr RSS (MiB) | etcd RSS (MiB) "
+          "| CPU stolen by the host (%) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, r in enumerate(rows):
         print(f"| {i + 1} | {r['end_min']:.1f} | {r['rate']:.0f} | {r['revision']:,} "
               f"| {r['revision'] - int(r['compacted']):,} | {r['db'] / MIB:.2f} "
-              f"| {r['db_in_use'] / MIB:.2f} | {r['tm_rss']:.1f} | {r['etcd_rss']:.1f} |")
+              f"| {r['db_in_use'] / MIB:.2f} | {r['tm_rss']:.1f} | {r['etcd_rss']:.1f} "
+              f"| {r['steal']:.0f} |")
     first, last = rows[0], rows[-1]
     rate_ratio = last["rate"] / first["rate"] if first["rate"] else 0.0
     # The database reaches its plateau within the first minute or two (one to two compaction
@@ -128,6 +138,10 @@ def report(a, rows, bench_line):
               f"{last[who + '_rss']:.1f} | - | - |")
     comp = last["compactions"]
     print(f"| tokenmgr's compactions, ok / error | {comp['ok']:.0f} / {comp['error']:.0f} "
+          f"| - | - |")
+    print(f"| CPU stolen by the host (%), first interval / last (largest "
+          f"{max(r['steal'] for r in rows):.0f}): a VM's neighbours, not this run; a rate "
+          f"falling with it is the machine | {first['steal']:.0f} / {last['steal']:.0f} "
           f"| - | - |")
     print(f"| lock_bench over the whole run: {bench_line} | - | - | - |")
     print(f"\nVerdict: grants/s last/first {rate_ratio:.2f} ({last['rate']:.0f} / "
@@ -174,11 +188,16 @@ def main():
             dt = cur["t"] - prev["t"]
             cur["rate"] = (cur["grants"] - prev["grants"]) / dt
             cur["end_min"] = (cur["t"] - start) / 60
+            # A shared VM: time the hypervisor gave to others moves every rate here.
+            d_steal = cur["cpu"][0] - prev["cpu"][0]
+            d_total = cur["cpu"][1] - prev["cpu"][1]
+            cur["steal"] = 100.0 * d_steal / d_total if d_total else 0.0
             rows.append(cur)
             print(f"etcd_long: {cur['end_min']:.1f} min: {cur['rate']:.0f} grants/s, revision "
                   f"{cur['revision']:,} (compacted to {int(cur['compacted']):,}), db "
                   f"{cur['db'] / MIB:.2f} MiB ({cur['db_in_use'] / MIB:.2f} in use), tokenmgr "
-                  f"{cur['tm_rss']:.1f} MiB, etcd {cur['etcd_rss']:.1f} MiB",
+                  f"{cur['tm_rss']:.1f} MiB, etcd {cur['etcd_rss']:.1f} MiB, "
+                  f"CPU stolen by the host {cur['steal']:.0f} %",
                   file=sys.stderr, flush=True)
             prev = cur
         out, err = bench.communicate(timeout=120)
