@@ -555,7 +555,10 @@ std::vector<Compare> EtcdLockService::NoOlderWaiterElsewhere(int64_t rev) const 
 
 EtcdLockService::WaiterPtr EtcdLockService::OldestWaiter() const {
   WaiterPtr best;
-  if (!queued_.empty()) best = local_.at(queued_.begin()->second);
+  if (!queued_.empty()) {
+    auto it = local_.find(queued_.begin()->second);  // always there (Finish unqueues)
+    if (it != local_.end()) best = it->second;
+  }
   const auto& waiters = mirror_->waiters();
   if (!best || (!waiters.empty() && waiters.begin()->first < best->rev)) return nullptr;
   return best;
