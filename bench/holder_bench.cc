@@ -156,9 +156,9 @@ std::string TokenmgrUrl(const Args& a) {
 class TimingClient final : public client::TokenmgrClient {
  public:
   // `inner` serves the calls; `owned`, when set, is `inner` and lives as long as this client.
-  TimingClient(client::TokenmgrClient& inner, std::unique_ptr<client::HttpTokenmgrClient> owned,
-               std::function<uint64_t()> connections)
-      : inner_(inner), owned_(std::move(owned)), connections_(std::move(connections)) {}
+  explicit TimingClient(client::TokenmgrClient& inner,
+                        std::unique_ptr<client::TokenmgrClient> owned = nullptr)
+      : inner_(inner), owned_(std::move(owned)) {}
   StatusOr<client::LockGrant> Lock(std::chrono::seconds wait, std::chrono::seconds ttl,
                                    const std::string& holder) override {
     if (gate && !gate->load()) {
@@ -199,12 +199,10 @@ class TimingClient final : public client::TokenmgrClient {
   uint64_t grants = 0, wait_timeouts = 0, errors = 0;
   const std::atomic<bool>* gate = nullptr;  // while false, Lock answers "not granted" at once
   uint64_t gated = 0;
-  uint64_t connections() const { return connections_(); }
 
  private:
   client::TokenmgrClient& inner_;
-  std::unique_ptr<client::HttpTokenmgrClient> owned_;
-  std::function<uint64_t()> connections_;
+  std::unique_ptr<client::TokenmgrClient> owned_;
   std::optional<SteadyClock::time_point> granted_at_;
 };
 
@@ -216,8 +214,8 @@ std::unique_ptr<client::HttpTokenmgrClient> MakeHttpClient(const Args& a) {
 
 std::unique_ptr<TimingClient> MakeClient(const Args& a) {
   auto http = MakeHttpClient(a);
-  client::HttpTokenmgrClient* p = http.get();
-  return std::make_unique<TimingClient>(*p, std::move(http), [p] { return p->connections_opened(); });
+  client::TokenmgrClient& inner = *http;
+  return std::make_unique<TimingClient>(inner, std::move(http));
 }
 
 // The simulated agents' way to tokenmgr: one HttpTokenmgrClient per worker thread, made on the
@@ -248,10 +246,6 @@ class PerThreadClients final : public client::TokenmgrClient {
     uint64_t n = 0;
     for (auto& [thread, c] : clients_) n += c->connections_opened();
     return n;
-  }
-  size_t clients() {
-    std::lock_guard<std::mutex> l(mu_);
-    return clients_.size();
   }
 
  private:
@@ -694,7 +688,7 @@ int Sim(const Args& a) {
     h.node = "sim-" + std::to_string(i);
     h.host = a.Get("hosts", work + "/hosts") + "/" + h.node;
     MkdirP(h.host);
-    h.client = std::make_unique<TimingClient>(shared, nullptr, [] { return uint64_t{0}; });
+    h.client = std::make_unique<TimingClient>(shared);
     h.client->gate = &gate;
     h.sleeper = std::make_unique<RealSleeper>();
     h.agent = std::make_unique<holder::Agent>(
