@@ -152,6 +152,13 @@ class EtcdApi {
   // Linearizable reads (retried once on another member when one fails).
   virtual void Range(RangeRequest request, Done<RangeResponse> done) = 0;
   virtual void DoTxn(Txn txn, Done<TxnResponse> done) = 0;
+  // DoTxn, not queued behind calls stuck on a shared connection (a network cut that healed
+  // leaves those in the kernel's retransmit queue for up to seconds): gRPC sends it over a new
+  // connection of its own; clients that pick an idle or new connection per call anyway (the
+  // JSON gateway's) and fakes send it as DoTxn. Sent once.
+  virtual void DoTxnApart(Txn txn, Done<TxnResponse> done) {
+    DoTxn(std::move(txn), std::move(done));
+  }
   virtual void DeleteKey(std::string key, StatusDone done) = 0;
 
   virtual void LeaseGrant(int64_t ttl_s, Done<LeaseGrantResponse> done) = 0;

@@ -259,10 +259,15 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
     done(EtcdTransportError(name, what, ec));
   };
   auto on_read = [this, conn, res, done = std::move(done), fail, name, path, body, retry_left,
-                  idempotent, alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
-                                                                   size_t) mutable {
+                  idempotent, sent = std::chrono::steady_clock::now(),
+                  alive = std::weak_ptr<bool>(alive_)](const beast::error_code& ec,
+                                                       size_t) mutable {
     if (alive.expired()) return;
     if (ec) return fail("read", ec);
+    if (endpoints_.size() > 1 &&
+        EtcdAnsweredLate(std::chrono::steady_clock::now() - sent, options_.timeout)) {
+      Failed(conn->endpoint);  // later calls go to the next member; this one was answered
+    }
     auto& msg = res->get();
     if (msg.keep_alive() && !stopped_ && idle_.size() < options_.max_idle_connections) {
       conn->tcp().expires_never();

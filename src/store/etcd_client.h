@@ -70,7 +70,8 @@ class EtcdClient {
   // One unary call; `done` runs exactly once (UNAVAILABLE after Shutdown). An endpoint that
   // cannot be connected to is skipped for the next one, up to every endpoint once, for any
   // call (nothing was sent). A call that failed after it was sent moves later calls to the
-  // next endpoint; `idempotent` calls are retried there once.
+  // next endpoint; `idempotent` calls are retried there once. So does a call answered late
+  // (EtcdAnsweredLate: half the timeout or more), though it is not retried.
   void Call(std::string path, nlohmann::json body, JsonDone done, bool idempotent = false);
 
   // Opens a watch stream (POST /v3/watch with `create_request`) on the first endpoint, from the

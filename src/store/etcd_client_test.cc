@@ -157,12 +157,14 @@ void WakeAccept(uint16_t port) {
   poke.close(ec);
 }
 
-// Answers one HTTP request on 127.0.0.1 with `body` (and `status`), from its own thread.
+// Answers one HTTP request on 127.0.0.1 with `body` (and `status`), `delay` after reading it,
+// from its own thread.
 class OneAnswer {
  public:
-  explicit OneAnswer(std::string body, std::string status = "200 OK")
+  explicit OneAnswer(std::string body, std::string status = "200 OK",
+                     std::chrono::milliseconds delay = std::chrono::milliseconds(0))
       : acceptor_(io_, {boost::asio::ip::address_v4::loopback(), 0}),
-        thread_([this, body = std::move(body), status = std::move(status)] {
+        thread_([this, body = std::move(body), status = std::move(status), delay] {
           boost::system::error_code ec;
           boost::asio::ip::tcp::socket s(io_);
           acceptor_.accept(s, ec);
@@ -174,6 +176,7 @@ class OneAnswer {
             std::lock_guard<std::mutex> lock(mu_);
             head_ = in;
           }
+          std::this_thread::sleep_for(delay);  // how late the member answers, not a sync
           boost::asio::write(s, boost::asio::buffer(JsonAnswer(status, body)), ec);
         }) {}
   ~OneAnswer() {
@@ -380,6 +383,29 @@ TEST(EtcdClientLeader, AWriteRefusedForNoLeaderFailsButTheNextCallGoesElsewhere)
   EXPECT_NE(got->status().message().find("no leader"), std::string::npos);
   EXPECT_EQ((*client)->current_endpoint(), next);
   (*client)->Shutdown();
+}
+
+// A member behind a link that flaps answers every call, but late (each call waits for the heal
+// and TCP's retransmission): a call answered after half the timeout or more moves later calls
+// to the next member; one answered in time leaves them where they are.
+TEST(EtcdClientFailover, ACallAnsweredLateMovesLaterCallsToTheNextMember) {
+  for (auto [delay, moves] : {std::pair{std::chrono::milliseconds(130), true},
+                              std::pair{std::chrono::milliseconds(0), false}}) {
+    OneAnswer first(R"({"header":{"revision":"7"}})", "200 OK", delay);
+    auto url = [](uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); };
+    const std::string next = url(RefusingPort());
+    boost::asio::io_context io;
+    auto client = EtcdClient::Create(
+        io, {.endpoints = {url(first.port()), next}, .timeout = std::chrono::milliseconds(250)});
+    ASSERT_TRUE(client.ok());
+    std::optional<StatusOr<nlohmann::json>> got;
+    (*client)->Call("/v3/kv/put", {{"key", "a2V5"}},
+                    [&](StatusOr<nlohmann::json> r) { got = r; });
+    RunUntil(io, [&] { return got.has_value(); });
+    ASSERT_TRUE(got.has_value() && got->ok()) << (got ? got->status().message() : "no answer");
+    EXPECT_EQ((*client)->current_endpoint(), moves ? next : url(first.port())) << delay.count();
+    (*client)->Shutdown();
+  }
 }
 
 }  // namespace

@@ -49,6 +49,13 @@ void EtcdGrpcApi::DoTxn(Txn txn, Done<TxnResponse> done) {
               [](std::string_view b) { return WithRevision(proto::DecodeTxn(b)); }));
 }
 
+void EtcdGrpcApi::DoTxnApart(Txn txn, Done<TxnResponse> done) {
+  client_->CallApart(
+      "/etcdserverpb.KV/Txn", proto::EncodeTxn(txn),
+      Decoded(std::move(done),
+              [](std::string_view b) { return WithRevision(proto::DecodeTxn(b)); }));
+}
+
 void EtcdGrpcApi::DeleteKey(std::string key, StatusDone done) {
   client_->Call("/etcdserverpb.KV/DeleteRange", proto::EncodeDeleteRange(key),
                 StatusOfAnswer(std::move(done)));

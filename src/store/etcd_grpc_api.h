@@ -23,6 +23,7 @@ class EtcdGrpcApi final : public EtcdApi {
 
   void Range(RangeRequest request, Done<RangeResponse> done) override;
   void DoTxn(Txn txn, Done<TxnResponse> done) override;
+  void DoTxnApart(Txn txn, Done<TxnResponse> done) override;
   void DeleteKey(std::string key, StatusDone done) override;
   void LeaseGrant(int64_t ttl_s, Done<LeaseGrantResponse> done) override;
   void LeaseKeepAlive(int64_t id, Done<int64_t> done) override;

@@ -79,6 +79,7 @@ struct EtcdGrpcClient::Stream {
   std::function<void(std::string)> on_message;
   std::function<void(Status, Outcome, std::string answer)> on_end;
   std::unique_ptr<asio::steady_timer> deadline;
+  std::chrono::steady_clock::time_point opened;  // unary calls: when sent (EtcdAnsweredLate)
 };
 
 // One HTTP/2 connection: nghttp2 does the framing, HPACK and flow control; this class moves
@@ -428,6 +429,30 @@ class EtcdGrpcClient::Http2 : public std::enable_shared_from_this<Http2> {
   bool goaway_ = false;
 };
 
+namespace {
+
+// Opens `s` on `h2` with a deadline of `timeout` from now. The member or the path to it is
+// stuck when it passes: the call fails (outcome unknown) and the connection drains (later
+// calls go over a new one), while the calls already in flight on it keep their own deadlines:
+// one stuck in a network cut (TCP retransmitting) still lands when the cut heals.
+void OpenWithDeadline(asio::io_context& io, const std::shared_ptr<EtcdGrpcClient::Http2>& h2,
+                      const std::string& method, const std::shared_ptr<EtcdGrpcClient::Stream>& s,
+                      std::chrono::milliseconds timeout) {
+  s->opened = std::chrono::steady_clock::now();
+  s->deadline = std::make_unique<asio::steady_timer>(io, timeout);
+  s->deadline->async_wait([weak = std::weak_ptr<EtcdGrpcClient::Http2>(h2), s,
+                           ms = timeout.count()](const beast::error_code& ec) {
+    if (ec || s->ended) return;
+    if (auto h = weak.lock()) {
+      h->Expire(s, Unavailable("etcd " + h->name() + ": no answer within " +
+                               std::to_string(ms) + " ms"));
+    }
+  });
+  h2->Open(method, s);
+}
+
+}  // namespace
+
 struct EtcdGrpcClient::Slot {
   std::shared_ptr<Http2> conn;
   bool connecting = false;
@@ -482,6 +507,13 @@ void EtcdGrpcClient::Failed(size_t endpoint) {
   }
   if (endpoint != current_) return;
   current_ = (current_ + 1) % endpoints_.size();
+}
+
+void EtcdGrpcClient::AnsweredAfter(size_t endpoint, const Stream& s) {
+  if (endpoints_.size() > 1 && !stopped_ &&
+      EtcdAnsweredLate(std::chrono::steady_clock::now() - s.opened, options_.timeout)) {
+    Failed(endpoint);
+  }
 }
 
 void EtcdGrpcClient::Dial(size_t tries, ConnDone done) {
@@ -563,9 +595,13 @@ void EtcdGrpcClient::Send(std::string method, std::shared_ptr<std::string> body,
     auto s = std::make_shared<Stream>();
     s->out = *body;
     s->on_end = [this, ep, method, body, done = std::move(done), retry_left, idempotent,
-                 alive](Status st, Outcome outcome, std::string answer) mutable {
+                 alive, weak_s = std::weak_ptr<Stream>(s)](Status st, Outcome outcome,
+                                                          std::string answer) mutable {
       if (alive.expired()) return;
-      if (st.ok()) return done(std::move(answer));
+      if (st.ok()) {
+        if (auto s = weak_s.lock()) AnsweredAfter(ep, *s);
+        return done(std::move(answer));
+      }
       if (stopped_) return done(Unavailable("etcd client stopped"));
       bool again = false;
       if (outcome == Outcome::kRefused) {
@@ -583,20 +619,41 @@ void EtcdGrpcClient::Send(std::string method, std::shared_ptr<std::string> body,
                                            idempotent);
       done(std::move(st));
     };
-    s->deadline = std::make_unique<asio::steady_timer>(io_, options_.timeout);
-    s->deadline->async_wait([weak = std::weak_ptr<Http2>(h2), s,
-                             ms = options_.timeout.count()](const beast::error_code& ec) {
-      if (ec || s->ended) return;
-      // The member or the path to it is stuck: this call fails (outcome unknown), later calls
-      // go to the next member over a new connection (Failed() drains this one), and the calls
-      // already in flight here keep their own deadlines: one stuck in a network cut (TCP
-      // retransmitting) still lands when the cut heals, as with a connection of its own.
-      if (auto h = weak.lock()) {
-        h->Expire(s, Unavailable("etcd " + h->name() + ": no answer within " +
-                                 std::to_string(ms) + " ms"));
-      }
+    OpenWithDeadline(io_, h2, method, s, options_.timeout);
+  });
+}
+
+void EtcdGrpcClient::CallApart(std::string method, std::string request, BytesDone done) {
+  if (stopped_) {
+    return Post([done = std::move(done)] { done(Unavailable("etcd client stopped")); });
+  }
+  Post([this, method = std::move(method), body = Frame(request), done = std::move(done),
+        alive = std::weak_ptr<bool>(alive_)]() mutable {
+    if (alive.expired()) return;
+    if (stopped_) return done(Unavailable("etcd client stopped"));
+    Dial(1, [this, method = std::move(method), body = std::move(body), done = std::move(done),
+             alive](StatusOr<std::shared_ptr<Http2>> c) mutable {
+      if (alive.expired()) return;
+      if (!c.ok()) return done(c.status());
+      std::shared_ptr<Http2> h2 = *c;
+      std::erase_if(apart_, [](const std::weak_ptr<Http2>& w) { return w.expired(); });
+      apart_.push_back(h2);
+      auto s = std::make_shared<Stream>();
+      s->out = std::move(body);
+      s->on_end = [this, ep = h2->endpoint(), weak = std::weak_ptr<Http2>(h2),
+                   weak_s = std::weak_ptr<Stream>(s), done = std::move(done),
+                   alive](Status st, Outcome outcome, std::string answer) mutable {
+        if (auto h = weak.lock()) h->Close(Unavailable("etcd call done"));
+        if (alive.expired()) return;
+        if (st.ok()) {
+          if (auto s = weak_s.lock()) AnsweredAfter(ep, *s);
+          return done(std::move(answer));
+        }
+        if (!stopped_ && (outcome == Outcome::kLost || EtcdNoLeader(st.message()))) Failed(ep);
+        done(std::move(st));
+      };
+      OpenWithDeadline(io_, h2, method, s, options_.timeout);
     });
-    h2->Open(method, s);
   });
 }
 
@@ -665,6 +722,10 @@ void EtcdGrpcClient::Shutdown() {
     if (auto c = weak.lock()) c->Close();
   }
   dialling_.clear();
+  for (auto& weak : apart_) {
+    if (auto h = weak.lock()) h->Close(Unavailable("etcd client stopped"));
+  }
+  apart_.clear();
 }
 
 }  // namespace lm::store

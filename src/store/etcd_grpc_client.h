@@ -23,6 +23,8 @@
 //   later calls to the next endpoint, over a new connection; `idempotent` calls are retried
 //   there once. Other calls in flight on the old connection keep their own deadlines (one held
 //   up by a network cut still lands when it heals).
+// - A call answered late (half the timeout or more: EtcdAnsweredLate) moves later calls to the
+//   next endpoint too: a member behind a link that flaps answers every call, late.
 // - Every request and the watch carry the gRPC metadata "hasleader": a member cut off from the
 //   others answers "no leader" at once (and ends its watch); later calls go to the next endpoint
 //   and an idempotent call is sent there once. A read answered "leader changed" is sent again
@@ -62,6 +64,12 @@ class EtcdGrpcClient {
   // `done` gets the serialized answer. Also serves a bidi method used for one message each
   // way (LeaseKeepAlive): the request half-closes the stream and the first answer is kept.
   void Call(std::string method, std::string request, BytesDone done, bool idempotent = false);
+  // The same call on a new connection of its own to the current endpoint, closed once the call
+  // ends; sent once (no retry), and a failure moves later calls on as for Call(). For a call
+  // that must not queue behind calls stuck on the shared connection: after a network cut heals,
+  // those stay in the kernel's retransmit queue until its backoff timer fires (0.4 s, 0.8 s,
+  // 1.6 s ... after the cut began), while a new connection's handshake goes through at once.
+  void CallApart(std::string method, std::string request, BytesDone done);
 
   // Opens "/etcdserverpb.Watch/Watch" with `request` (a WatchRequest) on a connection of its
   // own, on the first endpoint from the current one on that accepts it. `on_message` gets every
@@ -95,6 +103,9 @@ class EtcdGrpcClient {
   // A new connection to the current endpoint, moving on like Shared().
   void Dial(size_t tries, ConnDone done);
   void Failed(size_t endpoint);
+  // A call to `endpoint` on `s` was answered: answered late (EtcdAnsweredLate), later calls go
+  // to the next endpoint.
+  void AnsweredAfter(size_t endpoint, const Stream& s);
   void Post(std::function<void()> f);
 
   boost::asio::io_context& io_;
@@ -104,6 +115,7 @@ class EtcdGrpcClient {
   size_t current_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;  // per endpoint
   std::vector<std::weak_ptr<EtcdConn>> dialling_;
+  std::vector<std::weak_ptr<Http2>> apart_;  // CallApart's connections, closed by Shutdown
   std::shared_ptr<WatchState> watch_;
   int32_t first_stream_id_ = 1;
   bool stopped_ = false;

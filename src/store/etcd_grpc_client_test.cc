@@ -61,6 +61,7 @@ class FakeGrpcServer {
     return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
   }
   int connections = 0;
+  int closed = 0;  // connections the client closed (end of stream on the socket)
   std::vector<Request> requests;
   // Ends every open stream with `reply`'s trailers (e.g. a watch ended by etcd).
   void EndOpenStreams(int grpc_status, std::string message) {
@@ -221,6 +222,7 @@ class FakeGrpcServer {
 
     void Read() {
       sock.async_read_some(asio::buffer(rbuf), [self = shared_from_this()](auto ec, size_t n) {
+        if (ec == asio::error::eof || ec == asio::error::connection_reset) ++self->server->closed;
         if (ec) return;
         if (nghttp2_session_mem_recv(self->session, self->rbuf.data(), n) < 0) {
           return self->sock.close();
@@ -487,6 +489,26 @@ TEST_F(EtcdGrpcClientTest, NoAnswerWithinTheTimeoutFailsTheCallAndLaterOnesUseAN
   EXPECT_EQ(s.connections, 2);
 }
 
+// A member behind a link that flaps answers every call, late: half the timeout or more moves
+// later calls to the next member (over a new connection); an answer in time leaves them.
+TEST_F(EtcdGrpcClientTest, ACallAnsweredLateMovesLaterCallsToTheNextMember) {
+  FakeGrpcServer a(io_, [](const Request& r) {
+    return Reply{.messages = {"a"}, .delay = r.path == "/late" ? 130ms : 0ms};
+  });
+  FakeGrpcServer b(io_, [](const Request&) { return Reply{.messages = {"b"}}; });
+  auto c = Client({a.url(), b.url()}, 250ms);
+  for (const char* path : {"/prompt", "/prompt", "/late"}) {
+    auto r = CallOnce(*c, path);
+    ASSERT_TRUE(r.ok()) << path << ": " << r.status().message();
+    EXPECT_EQ(*r, "a") << path;
+  }
+  EXPECT_EQ(a.connections, 1);
+  auto next = CallOnce(*c, "/prompt");
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(*next, "b");
+  EXPECT_EQ(c->current_endpoint(), b.url());
+}
+
 TEST_F(EtcdGrpcClientTest, AStreamRefusedUnprocessedIsSentAgainEvenForAWrite) {
   int n = 0;
   FakeGrpcServer s(io_, [&](const Request&) {
@@ -590,6 +612,61 @@ TEST_F(EtcdGrpcClientTest, ShutdownFailsCallsInFlightOnceAndRefusesNewOnes) {
   RunUntil([&] { return got.size() == 4; });
   io_.poll();
   EXPECT_EQ(got.size(), 4u);
+  for (const Status& st : got) EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+}
+
+// A release chase must not queue behind the release stuck on the shared connection (after a
+// network cut heals, TCP retransmits it only when its backoff timer fires): CallApart gets its
+// answer over a connection of its own, closes it, and the shared one goes on serving.
+TEST_F(EtcdGrpcClientTest, ACallApartIsAnsweredPastAStuckCallAndClosesItsConnection) {
+  FakeGrpcServer s(io_, [](const Request& r) {
+    return r.path == "/stuck" ? Reply{.hang = true} : Reply{.messages = {"ok:" + r.path}};
+  });
+  auto c = Client({s.url()});
+  std::optional<StatusOr<std::string>> stuck, apart;
+  c->Call("/stuck", "x", [&](StatusOr<std::string> r) { stuck = std::move(r); });
+  RunUntil([&] { return s.requests.size() == 1; });
+  c->CallApart("/chase", "x", [&](StatusOr<std::string> r) { apart = std::move(r); });
+  EXPECT_FALSE(apart.has_value());  // never inside the call
+  RunUntil([&] { return apart.has_value() && s.closed == 1; });
+  ASSERT_TRUE(apart->ok()) << apart->status().message();
+  EXPECT_EQ(**apart, "ok:/chase");
+  EXPECT_EQ(s.connections, 2);
+  EXPECT_FALSE(stuck.has_value());
+  auto later = CallOnce(*c, "/later");  // the shared connection, still up
+  ASSERT_TRUE(later.ok()) << later.status().message();
+  EXPECT_EQ(s.connections, 2);
+  EXPECT_EQ(s.closed, 1);
+}
+
+TEST_F(EtcdGrpcClientTest, ACallApartTimesOutFailsOverAndShutdownClosesItsConnection) {
+  FakeGrpcServer a(io_, [](const Request&) { return Reply{.hang = true}; });
+  bool b_hangs = false;
+  FakeGrpcServer b(io_, [&](const Request&) {
+    return b_hangs ? Reply{.hang = true} : Reply{.messages = {"b"}};
+  });
+  auto c = Client({a.url(), b.url()}, 200ms);
+  std::optional<StatusOr<std::string>> first;
+  c->CallApart("/chase", "x", [&](StatusOr<std::string> r) { first = std::move(r); });
+  RunUntil([&] { return first.has_value(); });
+  EXPECT_EQ(first->status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(first->status().message().find("no answer within 200 ms"), std::string::npos)
+      << first->status().message();
+  EXPECT_EQ(a.requests.size(), 1u);  // sent once: its outcome is unknown
+  RunUntil([&] { return a.closed == 1; });
+  auto next = CallOnce(*c, "/m");  // the member that did not answer is left
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(*next, "b");
+
+  b_hangs = true;
+  std::vector<Status> got;
+  c->CallApart("/chase", "x", [&](StatusOr<std::string> r) { got.push_back(r.status()); });
+  RunUntil([&] { return b.requests.size() == 2; });
+  c->Shutdown();
+  c->CallApart("/chase", "x", [&](StatusOr<std::string> r) { got.push_back(r.status()); });
+  RunUntil([&] { return got.size() == 2 && b.closed == 2; });
+  io_.poll();
+  ASSERT_EQ(got.size(), 2u);
   for (const Status& st : got) EXPECT_EQ(st.code(), StatusCode::kUnavailable);
 }
 

@@ -144,8 +144,8 @@ void EtcdMirror::Lost() {
 void EtcdMirror::FollowMember() {
   if (stopped_ || !synced_ || watch_member_ == etcd_.current_endpoint()) return;
   spdlog::warn(
-      "etcd watch on {} is left for {} (a call there failed; a watch there may be silent): "
-      "reading the store again",
+      "etcd watch on {} is left for {} (a call there failed or was answered late; a watch "
+      "there may be silent or late): reading the store again",
       watch_member_, etcd_.current_endpoint());
   // A full read, not a watch from revision_ + 1: what the silent watch missed may include
   // events below the revision its created answer named.

@@ -103,8 +103,9 @@ void EtcdReleaseChase::Chase(const std::string& key, Entry& e) {
   Txn txn;
   txn.compare = {Compare::Mod(key, CompareResult::kEqual, e.mod_revision)};
   txn.success = {Op::Delete(key)};
-  etcd_.DoTxn(std::move(txn), [this, key, rev = e.mod_revision,
-                               a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
+  // Apart: the release's own txn may be what is stuck on the shared connection.
+  etcd_.DoTxnApart(std::move(txn), [this, key, rev = e.mod_revision,
+                                    a = std::weak_ptr<bool>(alive_)](StatusOr<TxnResponse> r) {
     if (!a.expired()) OnChase(key, rev, std::move(r));
   });
 }

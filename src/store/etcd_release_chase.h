@@ -10,8 +10,10 @@
 // after the cut heals (exponential backoff: ~0.7 s later, or more), or time out with an unknown
 // outcome (e.g. during the election a heal causes). Either way the grant key stays, and with it
 // the lock, until its lease ends. So while a release is not answered, or after its outcome was
-// unknown, the same deletion is sent again as a txn of its own, each on whatever connection the
-// client picks (an idle one or a new one, not the stuck one).
+// unknown, the same deletion is sent again as a txn of its own, each on a connection that is
+// not the stuck one (EtcdApi::DoTxnApart: over gRPC a new connection per chase, whose
+// handshake goes through as soon as the cut heals; the JSON gateway's client picks an idle or
+// new connection for every call anyway).
 //
 // Contract:
 // - A chase is a txn: mod revision of `key` == `mod_revision` -> delete `key`. It deletes
