@@ -264,8 +264,8 @@ void EtcdClient::Send(std::shared_ptr<Conn> conn, std::string path, std::string 
                                                        size_t) mutable {
     if (alive.expired()) return;
     if (ec) return fail("read", ec);
-    if (endpoints_.size() > 1 &&
-        EtcdAnsweredLate(std::chrono::steady_clock::now() - sent, options_.timeout)) {
+    if (EtcdAnsweredLate(std::chrono::steady_clock::now() - sent, options_.timeout,
+                         endpoints_.size())) {
       Failed(conn->endpoint);  // later calls go to the next member; this one was answered
     }
     auto& msg = res->get();

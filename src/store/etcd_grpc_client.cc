@@ -15,6 +15,7 @@ namespace lm::store {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -79,7 +80,6 @@ struct EtcdGrpcClient::Stream {
   std::function<void(std::string)> on_message;
   std::function<void(Status, Outcome, std::string answer)> on_end;
   std::unique_ptr<asio::steady_timer> deadline;
-  std::chrono::steady_clock::time_point opened;  // unary calls: when sent (EtcdAnsweredLate)
 };
 
 // One HTTP/2 connection: nghttp2 does the framing, HPACK and flow control; this class moves
@@ -438,7 +438,6 @@ namespace {
 void OpenWithDeadline(asio::io_context& io, const std::shared_ptr<EtcdGrpcClient::Http2>& h2,
                       const std::string& method, const std::shared_ptr<EtcdGrpcClient::Stream>& s,
                       std::chrono::milliseconds timeout) {
-  s->opened = std::chrono::steady_clock::now();
   s->deadline = std::make_unique<asio::steady_timer>(io, timeout);
   s->deadline->async_wait([weak = std::weak_ptr<EtcdGrpcClient::Http2>(h2), s,
                            ms = timeout.count()](const beast::error_code& ec) {
@@ -509,9 +508,9 @@ void EtcdGrpcClient::Failed(size_t endpoint) {
   current_ = (current_ + 1) % endpoints_.size();
 }
 
-void EtcdGrpcClient::AnsweredAfter(size_t endpoint, const Stream& s) {
-  if (endpoints_.size() > 1 && !stopped_ &&
-      EtcdAnsweredLate(std::chrono::steady_clock::now() - s.opened, options_.timeout)) {
+void EtcdGrpcClient::AnsweredAfter(size_t endpoint, SteadyClock::time_point sent) {
+  if (!stopped_ &&
+      EtcdAnsweredLate(SteadyClock::now() - sent, options_.timeout, endpoints_.size())) {
     Failed(endpoint);
   }
 }
@@ -595,11 +594,11 @@ void EtcdGrpcClient::Send(std::string method, std::shared_ptr<std::string> body,
     auto s = std::make_shared<Stream>();
     s->out = *body;
     s->on_end = [this, ep, method, body, done = std::move(done), retry_left, idempotent,
-                 alive, weak_s = std::weak_ptr<Stream>(s)](Status st, Outcome outcome,
-                                                          std::string answer) mutable {
+                 alive, sent = SteadyClock::now()](Status st, Outcome outcome,
+                                                   std::string answer) mutable {
       if (alive.expired()) return;
       if (st.ok()) {
-        if (auto s = weak_s.lock()) AnsweredAfter(ep, *s);
+        AnsweredAfter(ep, sent);
         return done(std::move(answer));
       }
       if (stopped_) return done(Unavailable("etcd client stopped"));
@@ -641,12 +640,13 @@ void EtcdGrpcClient::CallApart(std::string method, std::string request, BytesDon
       auto s = std::make_shared<Stream>();
       s->out = std::move(body);
       s->on_end = [this, ep = h2->endpoint(), weak = std::weak_ptr<Http2>(h2),
-                   weak_s = std::weak_ptr<Stream>(s), done = std::move(done),
-                   alive](Status st, Outcome outcome, std::string answer) mutable {
+                   done = std::move(done), alive,
+                   sent = SteadyClock::now()](Status st, Outcome outcome,
+                                              std::string answer) mutable {
         if (auto h = weak.lock()) h->Close(Unavailable("etcd call done"));
         if (alive.expired()) return;
         if (st.ok()) {
-          if (auto s = weak_s.lock()) AnsweredAfter(ep, *s);
+          AnsweredAfter(ep, sent);
           return done(std::move(answer));
         }
         if (!stopped_ && (outcome == Outcome::kLost || EtcdNoLeader(st.message()))) Failed(ep);

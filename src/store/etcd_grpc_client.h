@@ -103,9 +103,9 @@ class EtcdGrpcClient {
   // A new connection to the current endpoint, moving on like Shared().
   void Dial(size_t tries, ConnDone done);
   void Failed(size_t endpoint);
-  // A call to `endpoint` on `s` was answered: answered late (EtcdAnsweredLate), later calls go
-  // to the next endpoint.
-  void AnsweredAfter(size_t endpoint, const Stream& s);
+  // A call to `endpoint` sent at `sent` was answered: answered late (EtcdAnsweredLate), later
+  // calls go to the next endpoint.
+  void AnsweredAfter(size_t endpoint, std::chrono::steady_clock::time_point sent);
   void Post(std::function<void()> f);
 
   boost::asio::io_context& io_;

@@ -115,14 +115,14 @@ Status EtcdErrorStatus(const std::string& endpoint, const std::string& answer, i
 bool EtcdNoLeader(std::string_view message);
 // An election ended the request in flight; the member itself works (it has a new leader).
 bool EtcdLeaderChanged(std::string_view message);
-// A call answered `took` after it was sent, half its `timeout` or more, went through a member
-// or a path that stalls: a link that flaps (each cut shorter than the timeout, so no call
-// fails, but every call sent in one waits for the heal and TCP's retransmission), or a member
-// between leaders. Both clients then send later calls to the next member, as after a failure,
-// though this one was answered (with one endpoint nothing changes).
+// Whether a call answered `took` after it was sent moves later calls to the next of
+// `endpoints`: half its `timeout` or more went through a member or a path that stalls (a link
+// that flaps: each cut shorter than the timeout, so no call fails, but every call sent in one
+// waits for the heal and TCP's retransmission; or a member between leaders). Both clients then
+// move on as after a failure, though this call was answered. With one endpoint, never.
 inline bool EtcdAnsweredLate(std::chrono::steady_clock::duration took,
-                             std::chrono::milliseconds timeout) {
-  return took >= timeout / 2;
+                             std::chrono::milliseconds timeout, size_t endpoints) {
+  return endpoints > 1 && took >= timeout / 2;
 }
 
 }  // namespace lm::store

@@ -24,7 +24,23 @@ grant (also from the phase's start and to its end), the time from a heal to each
 grant, readiness (share of /readyz polls answered 200) and failed lock calls by status.
 """
 import heapq
+import json
+import os
 from dataclasses import dataclass, field
+
+
+def read_history(path):
+    """The clients' history (history.jsonl): one event per line; none when the file is missing."""
+    events = []
+    if not os.path.exists(path):
+        return events
+    with open(path) as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass  # a line cut short when the clients were killed
+    return events
 
 
 @dataclass

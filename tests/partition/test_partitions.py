@@ -110,19 +110,6 @@ def netlab_etcd():
     pytest.skip("etcd not installed (Debian package etcd-server)")
 
 
-def read_history(path):
-    events = []
-    if not os.path.exists(path):
-        return events
-    with open(path) as f:
-        for line in f:
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass  # a line cut short when the clients were killed
-    return events
-
-
 def base_env():
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")}
@@ -258,7 +245,7 @@ def scenario(lab, wd):
                               "--max-seconds", str(budget)]
                         + [a for t, u in tms.items() for a in ("--replica", f"{t}={u}")],
                         os.path.join(wd, "clients.log"), env=base_env())
-    procs.wait_for(lambda: {e["r"] for e in read_history(history)
+    procs.wait_for(lambda: {e["r"] for e in checker.read_history(history)
                             if e["k"] == "lock" and e["s"] == 200} == set(tms),
                    timeout=30, interval=0.2, what="a grant through each replica")
     r = Run()
@@ -310,7 +297,7 @@ def scenario(lab, wd):
     with open(stop_file, "w"):
         pass
     clients.wait(timeout=30)
-    r.events = read_history(history)
+    r.events = checker.read_history(history)
     r.stats = checker.phase_stats(r.events, r.phases, sorted(tms))
     r.safety = checker.check_safety(r.events, TTL)
     dump = lab.run("c", [sys.executable, os.path.join(HERE, "clients.py"), "--etcd-lock-history",

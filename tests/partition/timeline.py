@@ -13,18 +13,13 @@ import json
 import os
 import sys
 
+import checker
+
 
 def load(workdir):
     with open(os.path.join(workdir, "nemesis.json")) as f:
         nemesis = json.load(f)
-    events = []
-    with open(os.path.join(workdir, "history.jsonl")) as f:
-        for line in f:
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass  # a line cut short when the clients were stopped
-    return nemesis, events
+    return nemesis, checker.read_history(os.path.join(workdir, "history.jsonl"))
 
 
 def timeline(nemesis, events, phase, bucket):
@@ -62,6 +57,8 @@ def main():
     except (OSError, ValueError) as e:
         ap.error(f"{a.workdir} is not a partition run's directory (nemesis.json, history.jsonl): "
                  f"{e}")
+    if not events:
+        ap.error(f"{a.workdir}: no clients' history (history.jsonl missing or empty)")
     print(timeline(nemesis, events, a.phase, a.bucket))
     return 0
 
